@@ -1,0 +1,314 @@
+/**
+ * Kafka wire primitives: a bounds-checked reader and a growable writer for the
+ * protocol's big-endian integers, varints, strings, bytes, arrays and tagged fields
+ * (classic and "compact"/flexible encodings). Every read past the end throws
+ * `WireError`, which the connection turns into "close this connection".
+ */
+
+export class WireError extends Error {
+  override name = "WireError";
+}
+
+const textDecoder = new TextDecoder("utf-8", { fatal: false });
+const textEncoder = new TextEncoder();
+
+/** Reads Kafka primitives from a byte buffer; throws WireError on truncation. */
+export class Reader {
+  readonly buf: Uint8Array;
+  private readonly view: DataView;
+  offset: number;
+  readonly end: number;
+
+  constructor(buf: Uint8Array, offset = 0, end = buf.length) {
+    this.buf = buf;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.offset = offset;
+    this.end = end;
+  }
+
+  get remaining(): number {
+    return this.end - this.offset;
+  }
+
+  private need(n: number): number {
+    if (n < 0 || this.offset + n > this.end) {
+      throw new WireError(`truncated: need ${n} bytes at ${this.offset}, have ${this.remaining}`);
+    }
+    const at = this.offset;
+    this.offset += n;
+    return at;
+  }
+
+  int8(): number {
+    return this.view.getInt8(this.need(1));
+  }
+  uint8(): number {
+    return this.view.getUint8(this.need(1));
+  }
+  bool(): boolean {
+    return this.int8() !== 0;
+  }
+  int16(): number {
+    return this.view.getInt16(this.need(2));
+  }
+  int32(): number {
+    return this.view.getInt32(this.need(4));
+  }
+  uint32(): number {
+    return this.view.getUint32(this.need(4));
+  }
+  int64(): bigint {
+    return this.view.getBigInt64(this.need(8));
+  }
+  /** int64 as a JS number (offsets and timestamps fit in 2^53). */
+  int64n(): number {
+    return Number(this.int64());
+  }
+
+  /** Unsigned LEB128 varint (up to 32 bits). */
+  uvarint(): number {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (shift > 28) throw new WireError("varint too long");
+      const b = this.uint8();
+      result |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result >>> 0;
+      shift += 7;
+    }
+  }
+  /** Zigzag varint (32 bits). */
+  varint(): number {
+    const u = this.uvarint();
+    return (u >>> 1) ^ -(u & 1);
+  }
+  /** Zigzag varlong (64 bits) as a number. */
+  varlong(): number {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (shift > 63n) throw new WireError("varlong too long");
+      const b = this.uint8();
+      result |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) break;
+      shift += 7n;
+    }
+    return Number((result >> 1n) ^ -(result & 1n));
+  }
+
+  raw(n: number): Uint8Array {
+    const at = this.need(n);
+    return this.buf.subarray(at, at + n);
+  }
+
+  string(): string {
+    const len = this.int16();
+    if (len < 0) throw new WireError("null where a string is required");
+    return textDecoder.decode(this.raw(len));
+  }
+  nullableString(): string | null {
+    const len = this.int16();
+    return len < 0 ? null : textDecoder.decode(this.raw(len));
+  }
+  compactString(): string {
+    const s = this.compactNullableString();
+    if (s === null) throw new WireError("null where a string is required");
+    return s;
+  }
+  compactNullableString(): string | null {
+    const len = this.uvarint() - 1;
+    return len < 0 ? null : textDecoder.decode(this.raw(len));
+  }
+  bytes(): Uint8Array {
+    const b = this.nullableBytes();
+    if (b === null) throw new WireError("null where bytes are required");
+    return b;
+  }
+  nullableBytes(): Uint8Array | null {
+    const len = this.int32();
+    return len < 0 ? null : this.raw(len);
+  }
+  compactBytes(): Uint8Array {
+    const b = this.compactNullableBytes();
+    if (b === null) throw new WireError("null where bytes are required");
+    return b;
+  }
+  compactNullableBytes(): Uint8Array | null {
+    const len = this.uvarint() - 1;
+    return len < 0 ? null : this.raw(len);
+  }
+  uuid(): Uint8Array {
+    return this.raw(16);
+  }
+
+  /** Classic array (int32 length, -1 = null → []). */
+  array<T>(item: (r: Reader) => T): T[] {
+    const n = this.int32();
+    return this.items(n, item);
+  }
+  /** Compact array (uvarint length+1, 0 = null → []). */
+  compactArray<T>(item: (r: Reader) => T): T[] {
+    const n = this.uvarint() - 1;
+    return this.items(n, item);
+  }
+  private items<T>(n: number, item: (r: Reader) => T): T[] {
+    if (n <= 0) return [];
+    // Every item takes at least one byte, so a count above what is left is a lie.
+    if (n > this.remaining) throw new WireError(`array of ${n} items with ${this.remaining} bytes left`);
+    const out: T[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = item(this);
+    return out;
+  }
+
+  /** Skips a tagged-field section (flexible versions). */
+  taggedFields(): void {
+    const n = this.uvarint();
+    for (let i = 0; i < n; i++) {
+      this.uvarint(); // tag
+      const size = this.uvarint();
+      this.raw(size);
+    }
+  }
+}
+
+/** Writes Kafka primitives into a growing buffer. */
+export class Writer {
+  private buf: Uint8Array;
+  private view: DataView;
+  offset = 0;
+
+  constructor(initial = 256) {
+    this.buf = new Uint8Array(initial);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private ensure(n: number): number {
+    const need = this.offset + n;
+    if (need > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < need) size *= 2;
+      const next = new Uint8Array(size);
+      next.set(this.buf.subarray(0, this.offset));
+      this.buf = next;
+      this.view = new DataView(next.buffer);
+    }
+    const at = this.offset;
+    this.offset += n;
+    return at;
+  }
+
+  int8(v: number): this {
+    this.view.setInt8(this.ensure(1), v);
+    return this;
+  }
+  bool(v: boolean): this {
+    return this.int8(v ? 1 : 0);
+  }
+  int16(v: number): this {
+    this.view.setInt16(this.ensure(2), v);
+    return this;
+  }
+  int32(v: number): this {
+    this.view.setInt32(this.ensure(4), v);
+    return this;
+  }
+  uint32(v: number): this {
+    this.view.setUint32(this.ensure(4), v);
+    return this;
+  }
+  int64(v: bigint | number): this {
+    this.view.setBigInt64(this.ensure(8), typeof v === "bigint" ? v : BigInt(v));
+    return this;
+  }
+  uvarint(v: number): this {
+    let u = v >>> 0;
+    while (u >= 0x80) {
+      this.buf[this.ensure(1)] = (u & 0x7f) | 0x80;
+      u >>>= 7;
+    }
+    this.buf[this.ensure(1)] = u;
+    return this;
+  }
+  varint(v: number): this {
+    return this.uvarint(((v << 1) ^ (v >> 31)) >>> 0);
+  }
+  varlong(v: number | bigint): this {
+    const b = BigInt(v);
+    let u = BigInt.asUintN(64, (b << 1n) ^ (b >> 63n));
+    while (u >= 0x80n) {
+      this.buf[this.ensure(1)] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.buf[this.ensure(1)] = Number(u);
+    return this;
+  }
+  raw(bytes: Uint8Array): this {
+    this.buf.set(bytes, this.ensure(bytes.length));
+    return this;
+  }
+
+  string(s: string): this {
+    const b = textEncoder.encode(s);
+    return this.int16(b.length).raw(b);
+  }
+  nullableString(s: string | null | undefined): this {
+    return s == null ? this.int16(-1) : this.string(s);
+  }
+  compactString(s: string): this {
+    const b = textEncoder.encode(s);
+    return this.uvarint(b.length + 1).raw(b);
+  }
+  compactNullableString(s: string | null | undefined): this {
+    return s == null ? this.uvarint(0) : this.compactString(s);
+  }
+  bytes(b: Uint8Array): this {
+    return this.int32(b.length).raw(b);
+  }
+  nullableBytes(b: Uint8Array | null | undefined): this {
+    return b == null ? this.int32(-1) : this.bytes(b);
+  }
+  compactBytes(b: Uint8Array): this {
+    return this.uvarint(b.length + 1).raw(b);
+  }
+  compactNullableBytes(b: Uint8Array | null | undefined): this {
+    return b == null ? this.uvarint(0) : this.compactBytes(b);
+  }
+  uuid(b: Uint8Array): this {
+    return this.raw(b);
+  }
+
+  array<T>(items: readonly T[], item: (w: Writer, v: T) => void): this {
+    this.int32(items.length);
+    for (const v of items) item(this, v);
+    return this;
+  }
+  nullableArray<T>(items: readonly T[] | null, item: (w: Writer, v: T) => void): this {
+    if (items === null) return this.int32(-1);
+    return this.array(items, item);
+  }
+  compactArray<T>(items: readonly T[], item: (w: Writer, v: T) => void): this {
+    this.uvarint(items.length + 1);
+    for (const v of items) item(this, v);
+    return this;
+  }
+  /** An empty tagged-field section. */
+  taggedFields(): this {
+    return this.uvarint(0);
+  }
+
+  /** Reserves an int32 to be patched later (e.g. a size prefix); returns its position. */
+  reserveInt32(): number {
+    return this.ensure(4);
+  }
+  patchInt32(at: number, v: number): void {
+    this.view.setInt32(at, v);
+  }
+  patchUint32(at: number, v: number): void {
+    this.view.setUint32(at, v);
+  }
+
+  /** The written bytes (a view; copy before reusing the writer). */
+  bytesView(): Uint8Array {
+    return this.buf.subarray(0, this.offset);
+  }
+}

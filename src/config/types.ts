@@ -1,0 +1,219 @@
+/**
+ * The gateway's typed configuration: what the zilla.yaml loader produces after it has
+ * interpolated, validated and resolved the binding graph. Shapes follow Zilla's
+ * `grpc-kafka` proxy and `kafka-grpc` remote_server bindings (routes with `when`/`with`,
+ * options), so the loader only translates names.
+ */
+
+/** `acks` as written in config; produce maps none|leader_only|in_sync_replicas → 0|1|-1. */
+export type Acks = "none" | "leader_only" | "in_sync_replicas";
+
+/** The header names used for the correlation contract (SPEC §2, §3). */
+export interface CorrelationHeaders {
+  service: string; // default "zilla:service"
+  method: string; // default "zilla:method"
+  correlationId: string; // default "zilla:correlation-id"
+  replyTo: string; // default "zilla:reply-to"
+}
+
+export interface TlsClientOptions {
+  /** PEM trust anchors; absent = the runtime's default CAs. */
+  ca?: string[];
+  /** Client certificate and key (PEM), for mutual TLS. */
+  cert?: string;
+  key?: string;
+  sni?: string;
+  alpn?: string[];
+  /** Accept any server certificate (tests only). */
+  insecure?: boolean;
+}
+
+export interface SaslOptions {
+  mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+  username: string;
+  password: string;
+}
+
+/** The `kafka` client binding. */
+export interface KafkaClientConfig {
+  servers: string[]; // "host:port"
+  clientId?: string;
+  sasl?: SaslOptions;
+  tls?: TlsClientOptions;
+}
+
+/** One listening socket of the north front door (tcp server + optional tls server). */
+export interface NorthListener {
+  host: string;
+  port: number;
+  tls?: {
+    cert: string; // PEM chain
+    key: string; // PEM
+    sni?: string[];
+    alpn?: string[]; // default ["h2"]
+  };
+}
+
+export interface AccessControl {
+  policy: "same-origin" | "cross-origin";
+  allow?: {
+    origins?: string[];
+    methods?: string[];
+    headers?: string[];
+    credentials?: boolean;
+  };
+  maxAgeSeconds?: number;
+  expose?: { headers?: string[] };
+}
+
+/** `grpc-kafka` route `when` item: every given field must match. */
+export interface GrpcKafkaWhen {
+  /** "package.Service/Method" or "package.Service/*". */
+  method?: string;
+  /** Request metadata that must be present with exactly this value. */
+  metadata?: Record<string, string>;
+}
+
+export interface ProduceWith {
+  capability: "produce";
+  topic: string;
+  acks?: Acks; // default in_sync_replicas
+  key?: string;
+  /** Extra headers, in config order (names are written, values are hashed). */
+  overrides?: Record<string, string>;
+  /** Reply topic; absent = oneway. */
+  replyTo?: string;
+}
+
+export interface FetchFilter {
+  key?: string;
+  headers?: Record<string, string>;
+}
+
+export interface FetchWith {
+  capability: "fetch";
+  topic: string;
+  filters?: FetchFilter[];
+}
+
+export interface GrpcKafkaRoute {
+  /** Any item matching selects the route; an empty list matches everything. */
+  when: GrpcKafkaWhen[];
+  with: ProduceWith | FetchWith;
+}
+
+export interface GrpcKafkaOptions {
+  idempotency: { metadata: string }; // default "idempotency-key"
+  correlation: { headers: CorrelationHeaders };
+  reliability: { field: number; metadata: string }; // default 32767, "last-message-id"
+  /** Reply timeout applied when the client sets no deadline (SPEC §8.7). */
+  defaultTimeoutMs: number;
+  /** Largest accepted request or reply message, bytes. */
+  maxMessageBytes: number;
+}
+
+/** The north pipeline: tcp/tls/http/grpc servers in front of one grpc-kafka proxy. */
+export interface NorthConfig {
+  /** The grpc-kafka binding's name (used in logs and metrics). */
+  binding: string;
+  listeners: NorthListener[];
+  accessControl?: AccessControl;
+  /** Full names of the services served (e.g. "grpc.examples.echo.Echo"); must be in gen/. */
+  services: string[];
+  /** grpc server routes: methods the grpc server forwards at all. Empty = every method of `services`. */
+  methods?: string[];
+  routes: GrpcKafkaRoute[];
+  options: GrpcKafkaOptions;
+}
+
+/** `kafka-grpc` route `when` item. */
+export interface KafkaGrpcWhen {
+  topic: string;
+  replyTo: string;
+  key?: string;
+  headers?: Record<string, string>;
+  /** "package.Service/Method" or "package.Service/*". */
+  method?: string;
+}
+
+export interface KafkaGrpcRoute {
+  when: KafkaGrpcWhen[];
+  with: {
+    scheme: "http" | "https";
+    /** "host:port" of the upstream gRPC server. */
+    authority: string;
+    tls?: TlsClientOptions;
+  };
+}
+
+export interface KafkaGrpcOptions {
+  acks: Acks; // default in_sync_replicas
+  idempotency: { metadata: string };
+  correlation: { headers: CorrelationHeaders };
+  /** How long a finished reply is kept for replay (SPEC §8.4). */
+  idempotencyWindowMs: number;
+  /** Upstream calls in flight at once; consumption pauses at the bound. */
+  maxConcurrentCalls: number;
+  retry: { initialBackoffMs: number; maxBackoffMs: number };
+  /** Upstream deadline used when a request carries no zilla:deadline. */
+  defaultTimeoutMs: number;
+}
+
+/** The west pipeline: one kafka-grpc remote_server. */
+export interface WestConfig {
+  binding: string;
+  routes: KafkaGrpcRoute[];
+  options: KafkaGrpcOptions;
+}
+
+export interface GatewayConfig {
+  /** The namespace (zilla.yaml `name`). */
+  name: string;
+  kafka: KafkaClientConfig;
+  north: NorthConfig[];
+  west: WestConfig[];
+  logLevel?: "debug" | "info" | "warn" | "error";
+}
+
+export const defaultCorrelationHeaders: CorrelationHeaders = {
+  service: "zilla:service",
+  method: "zilla:method",
+  correlationId: "zilla:correlation-id",
+  replyTo: "zilla:reply-to",
+};
+
+/** grpc-kafka options with every default filled in. */
+export function defaultGrpcKafkaOptions(): GrpcKafkaOptions {
+  return {
+    idempotency: { metadata: "idempotency-key" },
+    correlation: { headers: { ...defaultCorrelationHeaders } },
+    reliability: { field: 32767, metadata: "last-message-id" },
+    defaultTimeoutMs: 30_000,
+    maxMessageBytes: 4 * 1024 * 1024,
+  };
+}
+
+/** kafka-grpc options with every default filled in. */
+export function defaultKafkaGrpcOptions(): KafkaGrpcOptions {
+  return {
+    acks: "in_sync_replicas",
+    idempotency: { metadata: "idempotency-key" },
+    correlation: { headers: { ...defaultCorrelationHeaders } },
+    idempotencyWindowMs: 5 * 60_000,
+    maxConcurrentCalls: 1024,
+    retry: { initialBackoffMs: 50, maxBackoffMs: 2_000 },
+    defaultTimeoutMs: 30_000,
+  };
+}
+
+/** Kafka's numeric acks for a config `acks`. */
+export function acksToNumber(acks: Acks | undefined): -1 | 0 | 1 {
+  switch (acks) {
+    case "none":
+      return 0;
+    case "leader_only":
+      return 1;
+    default:
+      return -1;
+  }
+}

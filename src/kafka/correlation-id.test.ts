@@ -1,0 +1,81 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { defaultCorrelationHeaders } from "../config/types.ts";
+import { correlationHashInput, createCorrelationId } from "./correlation-id.ts";
+
+const md5 = (s: string) => createHash("md5").update(s, "utf8").digest("hex");
+const headers = defaultCorrelationHeaders;
+
+describe("correlation id (SPEC §3 vectors)", () => {
+  const vectors: [string, string, string | undefined, string[], string, string][] = [
+    [
+      "example.EchoService",
+      "EchoUnary",
+      "responses",
+      ["test"],
+      "zilla:serviceexample.EchoServicezilla:methodEchoUnaryzilla:reply-toresponsestest",
+      "479f2c3fb58bc3f04bbe15440a657670",
+    ],
+    [
+      "example.EchoService",
+      "EchoClientStream",
+      "responses",
+      ["test"],
+      "zilla:serviceexample.EchoServicezilla:methodEchoClientStreamzilla:reply-toresponsestest",
+      "97e816c79fb6624b7d221026cc36107c",
+    ],
+    [
+      "example.EchoService",
+      "EchoServerStream",
+      "responses",
+      ["test"],
+      "zilla:serviceexample.EchoServicezilla:methodEchoServerStreamzilla:reply-toresponsestest",
+      "08085616660359db13a42b81ed633c5d",
+    ],
+    [
+      "example.EchoService",
+      "EchoBidiStream",
+      "responses",
+      ["test"],
+      "zilla:serviceexample.EchoServicezilla:methodEchoBidiStreamzilla:reply-toresponsestest",
+      "14f43bae85c2ce394c9bd81ff6fa9d77",
+    ],
+    [
+      "grpc.examples.echo.Echo",
+      "BidirectionalStreamingEcho",
+      "echo-responses",
+      [],
+      "zilla:servicegrpc.examples.echo.Echozilla:methodBidirectionalStreamingEchozilla:reply-toecho-responses",
+      "46ae5cdb4b46cbb367cbad0bea36a56f",
+    ],
+    ["grpc.examples.echo.Echo", "UnaryEcho", undefined, [], "", "d41d8cd98f00b204e9800998ecf8427e"],
+  ];
+
+  for (const [service, method, replyTo, overrideValues, hashInput, digest] of vectors) {
+    it(`${service}/${method} → ${digest}`, () => {
+      const input = { service, method, replyTo, overrideValues, headers };
+      expect(correlationHashInput(input)).toBe(hashInput);
+      expect(md5(hashInput)).toBe(digest);
+      expect(createCorrelationId({ ...input, idempotencyKey: "key-1" })).toBe(`key-1-${digest}`);
+    });
+  }
+
+  it("is stable for the same idempotency key and route", () => {
+    const input = { service: "a.B", method: "C", replyTo: "r", headers, idempotencyKey: "k" };
+    expect(createCorrelationId(input)).toBe(createCorrelationId(input));
+  });
+
+  it("uses a random v4 UUID prefix without an idempotency key", () => {
+    const input = { service: "a.B", method: "C", replyTo: "r", headers };
+    const a = createCorrelationId(input);
+    const b = createCorrelationId(input);
+    expect(a).not.toBe(b);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-[0-9a-f]{32}$/);
+  });
+
+  it("hashes the configured header names, not the defaults", () => {
+    const renamed = { ...headers, service: "x:svc" };
+    const input = { service: "a.B", method: "C", replyTo: "r", headers: renamed };
+    expect(correlationHashInput(input)).toBe("x:svca.Bzilla:methodCzilla:reply-tor");
+  });
+});

@@ -1,0 +1,33 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { CorrelationHeaders } from "../config/types.ts";
+
+export interface CorrelationInput {
+  /** The request's idempotency key metadata, if it sent one. */
+  idempotencyKey?: string | undefined;
+  service: string;
+  method: string;
+  /** The route's reply topic; absent for oneway routes. */
+  replyTo?: string | undefined;
+  /** The route's override values, in config order (names are not hashed). */
+  overrideValues?: readonly string[] | undefined;
+  headers: CorrelationHeaders;
+}
+
+/** The text SPEC §3 hashes: header names and values of the route, then override values. */
+export function correlationHashInput(input: CorrelationInput): string {
+  let text = "";
+  if (input.replyTo !== undefined) {
+    text += input.headers.service + input.service;
+    text += input.headers.method + input.method;
+    text += input.headers.replyTo + input.replyTo;
+  }
+  for (const value of input.overrideValues ?? []) text += value;
+  return text;
+}
+
+/** `prefix-md5hex(hashInput)`; prefix is the idempotency key, else a random v4 UUID (SPEC §3). */
+export function createCorrelationId(input: CorrelationInput): string {
+  const prefix = input.idempotencyKey ?? randomUUID();
+  const digest = createHash("md5").update(correlationHashInput(input), "utf8").digest("hex");
+  return `${prefix}-${digest}`;
+}

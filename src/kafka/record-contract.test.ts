@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+import { defaultCorrelationHeaders as names } from "../config/types.ts";
+import {
+  isRequestMetadata,
+  parseReplyHeaders,
+  parseRequestHeaders,
+  replyEndHeaders,
+  replyHeaders,
+  requestHeaders,
+  requestKey,
+} from "./record-contract.ts";
+
+const produce = {
+  capability: "produce" as const,
+  topic: "echo-requests",
+  replyTo: "echo-responses",
+  overrides: { "x-tenant": "acme", "x-b": "2" },
+};
+
+describe("request records (SPEC §2)", () => {
+  it("writes overrides, correlation headers, deadline, then metadata, in order", () => {
+    const headers = requestHeaders({
+      route: produce,
+      names,
+      service: "grpc.examples.echo.Echo",
+      method: "UnaryEcho",
+      correlationId: "c-1",
+      deadlineMs: 1700000000123.7,
+      metadata: [
+        [":path", "/x"],
+        ["te", "trailers"],
+        ["content-type", "application/grpc"],
+        ["grpc-timeout", "1S"],
+        ["grpc-accept-encoding", "gzip"],
+        ["user-agent", "x"],
+        ["service-name", "y"],
+        ["X-Custom", "v"],
+        ["trace-bin", "AAEC"],
+        ["idempotency-key", "k"],
+      ],
+    });
+    expect(headers).toEqual([
+      ["x-tenant", "acme"],
+      ["x-b", "2"],
+      ["zilla:service", "grpc.examples.echo.Echo"],
+      ["zilla:method", "UnaryEcho"],
+      ["zilla:reply-to", "echo-responses"],
+      ["zilla:correlation-id", "c-1"],
+      ["zilla:deadline", "1700000000123"],
+      ["meta:x-custom", "v"],
+      ["meta:trace-bin", "AAEC"],
+      ["meta:idempotency-key", "k"],
+    ]);
+  });
+
+  it("oneway routes carry only overrides and metadata", () => {
+    const headers = requestHeaders({
+      route: { capability: "produce", topic: "t", overrides: { a: "1" } },
+      names,
+      service: "s.S",
+      method: "M",
+      correlationId: "c",
+      deadlineMs: 5,
+      metadata: [["k", "v"]],
+    });
+    expect(headers).toEqual([
+      ["a", "1"],
+      ["meta:k", "v"],
+    ]);
+  });
+
+  it("never copies grpc-* headers (SPEC §8.1)", () => {
+    expect(isRequestMetadata("grpc-timeout")).toBe(false);
+    expect(isRequestMetadata("grpc-trace-bin")).toBe(false);
+    expect(isRequestMetadata("custom-bin")).toBe(true);
+  });
+
+  it("keys by route key, else correlation id", () => {
+    expect(requestKey(produce, "c")).toBe("c");
+    expect(requestKey({ ...produce, key: "fixed" }, "c")).toBe("fixed");
+  });
+
+  it("parses what it writes", () => {
+    const parsed = parseRequestHeaders(
+      [
+        ["zilla:service", "s.S"],
+        ["zilla:method", "M"],
+        ["zilla:reply-to", "r"],
+        ["zilla:correlation-id", "c"],
+        ["zilla:deadline", "123"],
+        ["meta:a", "1"],
+        ["meta:b-bin", "AA=="],
+      ],
+      names,
+    );
+    expect(parsed).toMatchObject({
+      service: "s.S",
+      method: "M",
+      replyTo: "r",
+      correlationId: "c",
+      deadlineMs: 123,
+      metadata: [
+        ["a", "1"],
+        ["b-bin", "AA=="],
+      ],
+    });
+  });
+});
+
+describe("reply records (SPEC §4)", () => {
+  it("puts the correlation id first, then response metadata", () => {
+    expect(replyHeaders(names, "c", [["x", "1"], ["grpc-status", "0"], ["content-type", "a"]])).toEqual([
+      ["zilla:correlation-id", "c"],
+      ["meta:x", "1"],
+    ]);
+  });
+
+  it("ends with status and message", () => {
+    expect(replyEndHeaders(names, "c", 5, "not found")).toEqual([
+      ["zilla:correlation-id", "c"],
+      ["zilla:status", "5"],
+      ["zilla:message", "not found"],
+    ]);
+    expect(replyEndHeaders(names, "c", 0)).toEqual([
+      ["zilla:correlation-id", "c"],
+      ["zilla:status", "0"],
+    ]);
+  });
+
+  it("parses status, message and metadata", () => {
+    expect(
+      parseReplyHeaders(
+        [
+          ["zilla:correlation-id", "c"],
+          ["zilla:status", "9"],
+          ["zilla:message", "m"],
+          ["meta:k", "v"],
+        ],
+        names,
+      ),
+    ).toEqual({ correlationId: "c", status: 9, message: "m", metadata: [["k", "v"]] });
+    expect(parseReplyHeaders([["zilla:status", "banana"]], names).status).toBe(2);
+  });
+});

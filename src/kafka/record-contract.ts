@@ -1,0 +1,188 @@
+/**
+ * The record contract between north and west (SPEC §2, §4, §8): which headers a request
+ * or reply record carries, in which order, and how to read them back. Pure functions over
+ * plain header lists; the Kafka client lives elsewhere.
+ */
+import type { CorrelationHeaders, ProduceWith } from "../config/types.ts";
+import { DEADLINE, MESSAGE, META_PREFIX, STATUS } from "./header-names.ts";
+
+/** One Kafka header; values are UTF-8 text in this contract. */
+export type RecordHeader = readonly [name: string, value: string];
+
+/** A record as the contract sees it; `value: null` is a tombstone. */
+export interface ContractRecord {
+  key: string | null;
+  value: Uint8Array | null;
+  headers: RecordHeader[];
+}
+
+/**
+ * Request headers that are transport, not metadata, and so never become `meta:*`
+ * (SPEC §2 lists the gRPC ones; the Connect, gRPC-Web and browser ones are the same kind
+ * for the other protocols of the front door, so a browser call writes the same record).
+ */
+const transportHeaders = new Set([
+  "te",
+  "content-type",
+  "user-agent",
+  "service-name",
+  "host",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "accept",
+  "accept-encoding",
+  "accept-language",
+  "content-encoding",
+  "origin",
+  "referer",
+  "x-grpc-web",
+  "x-user-agent",
+]);
+
+/** Whether a request header is gRPC metadata to carry as `meta:<name>` (SPEC §2, §8.1). */
+export function isRequestMetadata(name: string): boolean {
+  const n = name.toLowerCase();
+  if (n.startsWith(":") || transportHeaders.has(n)) return false;
+  if (n.startsWith("grpc-") || n.startsWith("connect-") || n.startsWith("sec-")) return false;
+  if (n.startsWith("access-control-")) return false;
+  return true;
+}
+
+/** Response metadata that is transport, not the upstream's own metadata. */
+export function isResponseMetadata(name: string): boolean {
+  const n = name.toLowerCase();
+  if (n.startsWith(":") || n.startsWith("grpc-") || n.startsWith("connect-")) return false;
+  return !transportHeaders.has(n) && n !== "date" && n !== "server" && n !== "vary";
+}
+
+/** `meta:<name>` headers for the metadata entries that are metadata (names lower-cased). */
+export function metadataHeaders(metadata: Iterable<readonly [string, string]>): RecordHeader[] {
+  const out: RecordHeader[] = [];
+  for (const [name, value] of metadata) {
+    if (isRequestMetadata(name)) out.push([META_PREFIX + name.toLowerCase(), value]);
+  }
+  return out;
+}
+
+export interface RequestHeadersInput {
+  route: ProduceWith;
+  names: CorrelationHeaders;
+  service: string;
+  method: string;
+  correlationId: string;
+  /** Absolute deadline, epoch ms (SPEC §8.2). */
+  deadlineMs?: number | undefined;
+  metadata: Iterable<readonly [string, string]>;
+}
+
+/** The headers of every request record of a call, in contract order (SPEC §2). */
+export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
+  const out: RecordHeader[] = [];
+  for (const [name, value] of Object.entries(input.route.overrides ?? {})) out.push([name, value]);
+  if (input.route.replyTo !== undefined) {
+    out.push([input.names.service, input.service]);
+    out.push([input.names.method, input.method]);
+    out.push([input.names.replyTo, input.route.replyTo]);
+    out.push([input.names.correlationId, input.correlationId]);
+    if (input.deadlineMs !== undefined) out.push([DEADLINE, String(Math.floor(input.deadlineMs))]);
+  }
+  out.push(...metadataHeaders(input.metadata));
+  return out;
+}
+
+/** The key of every request record of a call: the route's key, else the correlation id. */
+export function requestKey(route: ProduceWith, correlationId: string): string {
+  return route.key ?? correlationId;
+}
+
+/** What west reads off a request record. */
+export interface ParsedRequest {
+  service?: string;
+  method?: string;
+  replyTo?: string;
+  correlationId?: string;
+  deadlineMs?: number;
+  /** Metadata entries from `meta:*` headers, names without the prefix, in record order. */
+  metadata: [string, string][];
+  /** Every header, for route matching on `headers`. */
+  headers: RecordHeader[];
+}
+
+/** Reads a request record's headers (SPEC §2); unknown headers are kept in `headers`. */
+export function parseRequestHeaders(
+  headers: readonly RecordHeader[],
+  names: CorrelationHeaders,
+): ParsedRequest {
+  const parsed: ParsedRequest = { metadata: [], headers: [...headers] };
+  for (const [name, value] of headers) {
+    if (name === names.service) parsed.service = value;
+    else if (name === names.method) parsed.method = value;
+    else if (name === names.replyTo) parsed.replyTo = value;
+    else if (name === names.correlationId) parsed.correlationId = value;
+    else if (name === DEADLINE) {
+      const ms = Number(value);
+      if (Number.isFinite(ms) && ms > 0) parsed.deadlineMs = ms;
+    } else if (name.startsWith(META_PREFIX)) {
+      parsed.metadata.push([name.slice(META_PREFIX.length), value]);
+    }
+  }
+  return parsed;
+}
+
+/** Headers of a reply message record: the correlation id, then the response metadata. */
+export function replyHeaders(
+  names: CorrelationHeaders,
+  correlationId: string,
+  metadata: Iterable<readonly [string, string]> = [],
+): RecordHeader[] {
+  const out: RecordHeader[] = [[names.correlationId, correlationId]];
+  for (const [name, value] of metadata) {
+    if (isResponseMetadata(name)) out.push([META_PREFIX + name.toLowerCase(), value]);
+  }
+  return out;
+}
+
+/** Headers of a reply's end tombstone: correlation id, status and optional message (SPEC §4). */
+export function replyEndHeaders(
+  names: CorrelationHeaders,
+  correlationId: string,
+  code: number,
+  message?: string,
+  metadata: Iterable<readonly [string, string]> = [],
+): RecordHeader[] {
+  const out = replyHeaders(names, correlationId, metadata);
+  out.splice(1, 0, [STATUS, String(code)]);
+  if (message) out.splice(2, 0, [MESSAGE, message]);
+  return out;
+}
+
+/** What north reads off a reply record. */
+export interface ParsedReply {
+  correlationId?: string;
+  /** Present on the end tombstone; absent = OK (SPEC §5). */
+  status?: number;
+  message?: string;
+  metadata: [string, string][];
+}
+
+/** Reads a reply record's headers (SPEC §4). */
+export function parseReplyHeaders(
+  headers: readonly RecordHeader[],
+  names: CorrelationHeaders,
+): ParsedReply {
+  const parsed: ParsedReply = { metadata: [] };
+  for (const [name, value] of headers) {
+    if (name === names.correlationId) parsed.correlationId = value;
+    else if (name === STATUS) {
+      const code = Number(value);
+      parsed.status = Number.isInteger(code) && code >= 0 && code <= 16 ? code : 2;
+    } else if (name === MESSAGE) parsed.message = value;
+    else if (name.startsWith(META_PREFIX)) {
+      parsed.metadata.push([name.slice(META_PREFIX.length), value]);
+    }
+  }
+  return parsed;
+}
