@@ -22,7 +22,8 @@ export const defaultGenDir = new URL("../gen/", import.meta.url);
 /** A registry over the given file descriptors. */
 export function createServiceRegistry(files: Iterable<DescFile>): ServiceRegistry {
   const services = new Map<string, DescService>();
-  for (const file of files) for (const service of file.services) services.set(service.typeName, service);
+  for (const file of files)
+    for (const service of file.services) services.set(service.typeName, service);
   return {
     services,
     method(path) {
@@ -33,7 +34,9 @@ export function createServiceRegistry(files: Iterable<DescFile>): ServiceRegistr
       const [serviceName, methodName] = splitMethodPath(pattern);
       const service = services.get(serviceName);
       if (!service) return [];
-      return methodName === "*" ? [...service.methods] : service.methods.filter((m) => m.name === methodName);
+      return methodName === "*"
+        ? [...service.methods]
+        : service.methods.filter((m) => m.name === methodName);
     },
   };
 }

@@ -47,8 +47,12 @@ export interface NorthListener {
   host: string;
   port: number;
   tls?: {
-    cert: string; // PEM chain
-    key: string; // PEM
+    /** PEM certificate chain and key, or a PKCS#12 keystore with its password. */
+    cert?: string;
+    key?: string;
+    pfx?: Uint8Array;
+    passphrase?: string;
+    /** Server names accepted (SNI); absent = any. */
     sni?: string[];
     alpn?: string[]; // default ["h2"]
   };

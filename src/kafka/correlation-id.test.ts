@@ -70,7 +70,9 @@ describe("correlation id (SPEC §3 vectors)", () => {
     const a = createCorrelationId(input);
     const b = createCorrelationId(input);
     expect(a).not.toBe(b);
-    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-[0-9a-f]{32}$/);
+    expect(a).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-[0-9a-f]{32}$/,
+    );
   });
 
   it("hashes the configured header names, not the defaults", () => {

@@ -109,7 +109,13 @@ describe("request records (SPEC §2)", () => {
 
 describe("reply records (SPEC §4)", () => {
   it("puts the correlation id first, then response metadata", () => {
-    expect(replyHeaders(names, "c", [["x", "1"], ["grpc-status", "0"], ["content-type", "a"]])).toEqual([
+    expect(
+      replyHeaders(names, "c", [
+        ["x", "1"],
+        ["grpc-status", "0"],
+        ["content-type", "a"],
+      ]),
+    ).toEqual([
       ["zilla:correlation-id", "c"],
       ["meta:x", "1"],
     ]);

@@ -27,6 +27,8 @@ export interface RequestContext {
   /** Set by a fault hook: answer with this Kafka error code wherever the response has one. */
   injectedError?: number;
   broker: BrokerInfo;
+  /** Aborted when the connection closes or the broker stops (ends long waits early). */
+  signal?: AbortSignal;
 }
 
 /** Writes a response body. */
@@ -40,8 +42,14 @@ export interface ApiHandler {
   maxVersion: number;
   /** First version that uses the flexible encoding (Infinity if none supported). */
   firstFlexibleVersion: number;
-  /** Reads the body from `req` (positioned after the request header) and answers. */
-  handle(req: Reader, ctx: RequestContext): ResponseBody | Promise<ResponseBody>;
+  /**
+   * Reads the body from `req` (positioned after the request header) and answers; `null`
+   * means "send no response at all" (Produce with acks=0).
+   */
+  handle(
+    req: Reader,
+    ctx: RequestContext,
+  ): ResponseBody | null | Promise<ResponseBody | null>;
 }
 
 /** Kafka error codes used by the broker. */
@@ -62,6 +70,7 @@ export const ErrorCode = {
   INVALID_TOPIC_EXCEPTION: 17,
   RECORD_LIST_TOO_LARGE: 18,
   NOT_ENOUGH_REPLICAS: 19,
+  INVALID_REQUIRED_ACKS: 21,
   ILLEGAL_GENERATION: 22,
   INCONSISTENT_GROUP_PROTOCOL: 23,
   INVALID_GROUP_ID: 24,

@@ -1,0 +1,88 @@
+/**
+ * The gateway's Kafka connection (kafkajs is imported only under src/kafka/): a client
+ * factory from the typed `kafka` binding config, and the conversion between the record
+ * contract's header lists and kafkajs messages.
+ */
+import {
+  type IHeaders,
+  Kafka,
+  type KafkaConfig,
+  logLevel,
+  type Message,
+  Partitioners,
+} from "kafkajs";
+import type { KafkaClientConfig } from "../config/types.ts";
+import type { Logger } from "../ops/logger.ts";
+import type { ContractRecord, RecordHeader } from "./record-contract.ts";
+
+export type { Kafka } from "kafkajs";
+
+/** A kafkajs client for the configured cluster, logging through `logger`. */
+export function createKafka(
+  config: KafkaClientConfig,
+  logger: Logger,
+  clientId = "zilla-gateway",
+): Kafka {
+  const kafkaConfig: KafkaConfig = {
+    clientId: config.clientId ?? clientId,
+    brokers: config.servers,
+    connectionTimeout: 3_000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5_000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => {
+      const { message, ...rest } = entry.log;
+      const fields = { component: "kafkajs", namespace: entry.namespace, ...rest };
+      if (entry.level <= logLevel.ERROR) logger.error(message, fields);
+      else if (entry.level <= logLevel.WARN) logger.warn(message, fields);
+      else logger.debug(message, fields);
+    },
+  };
+  if (config.sasl) {
+    const { mechanism, username, password } = config.sasl;
+    kafkaConfig.sasl = { mechanism, username, password } as KafkaConfig["sasl"];
+  }
+  if (config.tls) {
+    kafkaConfig.ssl = {
+      ...(config.tls.ca ? { ca: config.tls.ca } : {}),
+      ...(config.tls.cert ? { cert: config.tls.cert } : {}),
+      ...(config.tls.key ? { key: config.tls.key } : {}),
+      ...(config.tls.sni ? { servername: config.tls.sni } : {}),
+      rejectUnauthorized: !config.tls.insecure,
+    };
+  }
+  return new Kafka(kafkaConfig);
+}
+
+/** kafkajs' Java-compatible murmur2 partitioner (SPEC §2: Kafka's standard partitioning). */
+export const createPartitioner = Partitioners.DefaultPartitioner;
+
+/** A contract record as a kafkajs message (header order preserved; repeated names grouped). */
+export function toKafkaMessage(record: ContractRecord, timestamp = Date.now()): Message {
+  const headers: IHeaders = {};
+  for (const [name, value] of record.headers) {
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  return {
+    key: record.key,
+    value:
+      record.value === null
+        ? null
+        : Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength),
+    headers,
+    timestamp: String(timestamp),
+  };
+}
+
+/** kafkajs' decoded headers as the contract's ordered header list (values as UTF-8 text). */
+export function headersFromKafka(headers: IHeaders | undefined): RecordHeader[] {
+  const out: RecordHeader[] = [];
+  if (!headers) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) out.push([name, v.toString()]);
+  }
+  return out;
+}
