@@ -26,6 +26,9 @@ export interface TlsClientOptions {
   alpn?: string[];
   /** Accept any server certificate (tests only). */
   insecure?: boolean;
+  /** Client certificate and key as a PKCS#12 keystore (a vault's `keys` store), for mutual TLS. */
+  pfx?: Uint8Array;
+  passphrase?: string;
 }
 
 export interface SaslOptions {
@@ -147,6 +150,8 @@ export interface KafkaGrpcRoute {
     /** "host:port" of the upstream gRPC server. */
     authority: string;
     tls?: TlsClientOptions;
+    /** Where to connect, when the tcp client names a host:port other than `authority`; else `authority`. */
+    connect?: { host: string; port: number };
   };
 }
 
@@ -177,7 +182,43 @@ export interface GatewayConfig {
   north: NorthConfig[];
   west: WestConfig[];
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** zilla.yaml `telemetry`, when written. */
+  telemetry?: TelemetryConfig;
 }
+
+/** zilla.yaml `telemetry`: attributes, metric names and exporters, as written (defaults filled). */
+export interface TelemetryConfig {
+  attributes: Record<string, string>;
+  /** Metric names, e.g. "grpc.duration", "stream.opens.received". */
+  metrics: string[];
+  exporters: TelemetryExporter[];
+  /** Per binding `telemetry.metrics` (names or patterns such as "grpc.*"), by binding name. */
+  bindings: Record<string, string[]>;
+}
+
+export type TelemetryExporter =
+  | { name: string; type: "stdout" }
+  | {
+      name: string;
+      type: "prometheus";
+      endpoints: Array<{ scheme: "http"; port: number; path: string }>; // path default "/metrics"
+    }
+  | {
+      name: string;
+      type: "otlp";
+      intervalSeconds: number; // default 30
+      signals: Array<"metrics" | "logs">; // default both
+      endpoint: {
+        protocol: "http";
+        /** Base URL, e.g. "http://otel-collector:4318". */
+        location: string;
+        metricsPath: string; // default "/v1/metrics"
+        logsPath: string; // default "/v1/logs"
+      };
+      /** `credentials.headers.authorization`, sent as the Authorization header. */
+      authorization?: string;
+      tls?: TlsClientOptions;
+    };
 
 export const defaultCorrelationHeaders: CorrelationHeaders = {
   service: "zilla:service",

@@ -1,0 +1,90 @@
+/**
+ * zilla.yaml text → a plain tree, plus where each path was written, so that errors found
+ * later (by path) can still point at a line and column.
+ */
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { type ConfigError, childPath } from "./config-error.ts";
+
+export interface Position {
+  line: number;
+  column: number;
+}
+
+export type YamlSource =
+  | { ok: true; value: unknown; positions: Map<string, Position> }
+  | { ok: false; errors: ConfigError[] };
+
+/** Parses YAML; a syntax error is reported as `<fileName>:<line>:<column>`. */
+export function parseYamlSource(text: string, fileName: string): YamlSource {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    // One mistake often trips several checks on the same line: the first says it best.
+    const errors: ConfigError[] = [];
+    const lines = new Set<number>();
+    for (const e of doc.errors) {
+      const { line, col } = lineCounter.linePos(e.pos[0]);
+      if (lines.has(line)) continue;
+      lines.add(line);
+      const what = e.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
+      errors.push({
+        path: `${fileName}:${line}:${col}`,
+        message: `${what}: ${e.message}; fix the file at this line`,
+        line,
+        column: col,
+      });
+    }
+    return { ok: false, errors };
+  }
+  const positions = new Map<string, Position>();
+  const at = (offset: number): Position => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const walk = (node: unknown, path: string): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const p = childPath(path, key);
+        const keyNode = pair.key as Node | null;
+        const range = keyNode?.range ?? (pair.value as Node | null)?.range;
+        if (range) positions.set(p, at(range[0]));
+        walk(pair.value, p);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => {
+        const p = childPath(path, i);
+        const range = (item as Node | null)?.range;
+        if (range) positions.set(p, at(range[0]));
+        walk(item, p);
+      });
+    }
+  };
+  positions.set("", { line: 1, column: 1 });
+  walk(doc.contents, "");
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    // Only alias bombs and similar resource limits get here: the syntax was already accepted.
+    return {
+      ok: false,
+      errors: [
+        { path: `${fileName}:1:1`, message: `cannot read the YAML: ${(err as Error).message}` },
+      ],
+    };
+  }
+  return { ok: true, value, positions };
+}
+
+/** The position of `path`, or of its nearest written ancestor. */
+export function positionOf(positions: Map<string, Position>, path: string): Position | undefined {
+  let p = path;
+  for (;;) {
+    const found = positions.get(p);
+    if (found) return found;
+    const cut = Math.max(p.lastIndexOf("."), p.lastIndexOf("["));
+    if (cut <= 0) return positions.get("");
+    p = p.slice(0, cut);
+  }
+}
