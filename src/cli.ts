@@ -20,7 +20,7 @@ import { formatConfigErrors, formatPipelines } from "./config/format-pipelines.t
 import { loadConfig } from "./config/load-config.ts";
 import { createSelfSignedCertificate } from "./config/self-signed.ts";
 import type { GatewayConfig } from "./config/types.ts";
-import { type Gateway, startGateway } from "./gateway.ts";
+import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
 import { createOpsApp } from "./ops/ops-app.ts";
 import { loadServiceRegistry } from "./service-registry.ts";
@@ -148,7 +148,7 @@ async function startAll(config: GatewayConfig, values: Options, logger: Logger):
   const fallback = getRequestListener(app.fetch) as unknown as Parameters<
     typeof startGateway
   >[1]["fallback"];
-  gateway = await startGateway(config, { logger, ...(fallback ? { fallback } : {}) });
+  gateway = await startGateway(config, { logger, fallback });
   const opsPort = Number(values["ops-port"] ?? 7190);
   let ops: Server | undefined;
   if (opsPort > 0) {

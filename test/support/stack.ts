@@ -5,7 +5,7 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Kafka, logLevel } from "kafkajs";
-import { EchoService } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import {
   defaultGrpcKafkaOptions,
@@ -43,7 +43,7 @@ export interface Stack {
   /** http://127.0.0.1:PORT of the first north listener. */
   northUrl: string;
   /** A Connect gRPC client for the echo service through north. */
-  client: Client<typeof EchoService>;
+  client: Client<typeof Echo>;
   /** A kafkajs client on the stack's broker, for reading and writing records directly. */
   kafka: Kafka;
   close(): Promise<void>;
@@ -117,8 +117,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const port = gateway.north[0]?.ports[0] ?? 0;
   const northUrl = `http://127.0.0.1:${port}`;
   const client = createClient(
-    EchoService,
-    createGrpcTransport({ baseUrl: northUrl, httpVersion: "2" }),
+    Echo,
+    createGrpcTransport({ baseUrl: northUrl }),
   );
   const kafka = new Kafka({
     clientId: "test",

@@ -1,0 +1,742 @@
+/**
+ * West, the remote server (SPEC §4, §6, §8): a consumer-group member that turns request
+ * records into upstream gRPC calls and the calls' responses into reply records.
+ *
+ * Per correlation id there is one call: records with that id are its request messages in
+ * record order, the first tombstone is the request's end (half-close). A tombstone after
+ * the end is the caller's cancel or deadline (north writes one more), and aborts the call.
+ * A request whose id is already running after its end joins it (SPEC §8.4); a request
+ * whose id finished within the idempotency window gets the stored reply again.
+ *
+ * Offsets are committed only once every record below the commit point has had its reply
+ * acknowledged by Kafka (see commit-tracker.ts), so a crash re-delivers instead of losing.
+ */
+import type { Empty } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import type { KafkaGrpcRoute, WestConfig } from "../config/types.ts";
+import {
+  type ConsumedRecord,
+  type GroupConsumer,
+  isRebalancing,
+  startGroupConsumer,
+  type TopicPartition,
+} from "../kafka/group-consumer.ts";
+import type { Kafka } from "../kafka/kafka-client.ts";
+import {
+  type ContractRecord,
+  type ParsedRequest,
+  parseRequestHeaders,
+  replyEndHeaders,
+  replyHeaders,
+} from "../kafka/record-contract.ts";
+import { type ReplyProducer, startReplyProducer } from "../kafka/reply-producer.ts";
+import type { Logger } from "../ops/logger.ts";
+import type { ServiceRegistry } from "../service-registry.ts";
+import {
+  createPartitionTracker,
+  type OffsetSpan,
+  type PartitionTracker,
+} from "./commit-tracker.ts";
+import { createReplyStore } from "./reply-store.ts";
+import {
+  callUpstream,
+  createUpstreamPool,
+  messageFromBytes,
+  type UpstreamResult,
+} from "./upstream-client.ts";
+import { matchWestRoute, westTopics } from "./west-routes.ts";
+
+export interface West {
+  /** Stops consuming, lets calls in flight finish for `graceMs`, commits, leaves the group. */
+  close(graceMs?: number): Promise<void>;
+  /**
+   * Stops as a killed process would: no more replies, no commit. The group still sees a
+   * clean leave, so tests need not wait for a session timeout. For crash scenarios only.
+   */
+  crash(): Promise<void>;
+}
+
+/** Knobs with production defaults; tests shorten the group's timings. */
+export interface WestTuning {
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  rebalanceTimeoutMs?: number;
+  /** How often done offsets are committed when no call finishes (default 1 s). */
+  commitIntervalMs?: number;
+  /** How long calls may finish when partitions are revoked (default 2 s). */
+  rebalanceGraceMs?: number;
+  /** How long `close()` lets calls finish (default 5 s). */
+  closeGraceMs?: number;
+  /** Bounds of the idempotency store (defaults 10 000 replies, 64 MiB). */
+  storeMaxEntries?: number;
+  storeMaxBytes?: number;
+  /**
+   * How long a finished call waits for its request's end tombstone before its offsets may
+   * be committed anyway (the caller's gateway may be gone; default 30 s).
+   */
+  requestTailGraceMs?: number;
+}
+
+export interface StartWestOptions {
+  config: WestConfig;
+  /** The config's `name`; the group id is `zilla:<namespace>-<binding>`. */
+  namespace: string;
+  kafka: Kafka;
+  /** Not needed for calls: messages pass through as bytes (see upstream-client.ts). */
+  registry: ServiceRegistry;
+  logger: Logger;
+  tuning?: WestTuning;
+}
+
+interface SpanRef {
+  tracker: PartitionTracker;
+  span: OffsetSpan;
+}
+
+/** Where a call's latest record was, to tell a re-delivery from a new record. */
+interface Position {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+interface RunningCall {
+  id: string;
+  replyTo: string;
+  route: KafkaGrpcRoute;
+  parsed: ParsedRequest;
+  position: Position;
+  spans: SpanRef[];
+  /** Request messages in order; kept for a retry until the upstream answered. */
+  messages: (Empty | undefined)[];
+  answered: boolean;
+  requestEnded: boolean;
+  waiters: Set<() => void>;
+  abort: AbortController;
+  /** Set when the call must end with this status whatever the upstream says. */
+  failure?: { code: Code; message: string };
+  /** Closing or crashing: end without a reply, leave the records uncommitted. */
+  abandoned: boolean;
+  /** The reply so far, kept for replays; undefined once too large to keep. */
+  reply: ContractRecord[] | undefined;
+  replyCount: number;
+  replyBytes: number;
+  /** A reply record's batch failed (kafkajs gave up): the reply may have a gap. */
+  sendFailed: boolean;
+  /** A duplicate request's records arrived after this call's request end. */
+  duplicateOpen: boolean;
+  duplicateNeedsReplay: boolean;
+  /** Duplicates whose waiters may have missed part of the reply: answer them again. */
+  replays: number;
+  done: Promise<void>;
+}
+
+interface FinishedCall {
+  id: string;
+  replyTo: string;
+  /** Undefined when the reply was too large to keep: a duplicate is then executed again. */
+  reply: ContractRecord[] | undefined;
+  position: Position;
+  finishedAt: number;
+  requestEnded: boolean;
+  /** The call's own spans, still open while its request has not ended. */
+  tail: SpanRef[];
+  duplicateOpen: boolean;
+  duplicate: SpanRef[];
+}
+
+const noServiceMessage = "request record has no service or method header";
+
+/** Starts west and resolves once its consumer group has given it an assignment. */
+export async function startWest(opts: StartWestOptions): Promise<West> {
+  const { config, kafka } = opts;
+  const options = config.options;
+  const names = options.correlation.headers;
+  const tuning = opts.tuning ?? {};
+  const logger = opts.logger.child({ binding: config.binding });
+  const groupId = `zilla:${opts.namespace}-${config.binding}`;
+  const heartbeatIntervalMs = tuning.heartbeatIntervalMs ?? 3_000;
+  const windowMs = options.idempotencyWindowMs;
+  const tailGraceMs = tuning.requestTailGraceMs ?? 30_000;
+  const storeMaxBytes = tuning.storeMaxBytes ?? 64 * 1024 * 1024;
+
+  const pool = createUpstreamPool();
+  const producer: ReplyProducer = await startReplyProducer(kafka, { acks: options.acks, logger });
+  const trackers = new Map<string, PartitionTracker>();
+  const committed = new Map<string, bigint>();
+  let assigned: TopicPartition[] = [];
+  const calls = new Map<string, RunningCall>();
+  const openTails = new Set<FinishedCall>();
+  const store = createReplyStore<FinishedCall>({
+    // Kept at least a while even without a window, so a call that finished before its
+    // request's end still recognises its own late records.
+    retentionMs: Math.max(windowMs, tailGraceMs),
+    maxEntries: tuning.storeMaxEntries ?? 10_000,
+    maxBytes: storeMaxBytes,
+    onEvict: (_id, value) => {
+      const entry = value as FinishedCall;
+      openTails.delete(entry);
+      completeSpans(entry.tail);
+      completeSpans(entry.duplicate);
+    },
+  });
+  let closing = false;
+  let crashed = false;
+
+  // ---- concurrency bound -------------------------------------------------------------
+  let active = 0;
+  let slotWaiter: (() => void) | undefined;
+  const acquireSlot = async (keepAlive: () => Promise<void>): Promise<boolean> => {
+    while (active >= options.maxConcurrentCalls) {
+      if (closing) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, heartbeatIntervalMs);
+        function wake() {
+          clearTimeout(timer);
+          slotWaiter = undefined;
+          resolve();
+        }
+        slotWaiter = wake;
+      });
+      if (closing) return false;
+      await keepAlive();
+    }
+    active++;
+    return true;
+  };
+  const releaseSlot = () => {
+    active--;
+    slotWaiter?.();
+  };
+
+  // ---- commits -----------------------------------------------------------------------
+  let consumer: GroupConsumer | undefined;
+  let commitRunning: Promise<void> = Promise.resolve();
+  let commitQueued: Promise<void> | undefined;
+  let commitScheduled = false;
+
+  const doCommit = async () => {
+    if (!consumer || crashed) return;
+    const offsets: { topic: string; partition: number; offset: bigint }[] = [];
+    for (const tp of assigned) {
+      const key = tpKey(tp);
+      const tracker = trackers.get(key);
+      if (!tracker) continue;
+      const cut = tracker.committable();
+      if (cut > (committed.get(key) ?? -1n)) offsets.push({ ...tp, offset: cut });
+    }
+    if (offsets.length === 0) return;
+    try {
+      await consumer.commit(offsets);
+      for (const o of offsets) {
+        const key = tpKey(o);
+        committed.set(key, o.offset);
+        trackers.get(key)?.release(o.offset);
+      }
+    } catch (err) {
+      // A commit refused mid-rebalance is retried by the next one; nothing is lost.
+      logger.debug("offset commit failed", { error: err });
+    }
+  };
+  /** Commits everything done so far; resolves once that commit was answered. */
+  const commitNow = (): Promise<void> => {
+    if (commitQueued) return commitQueued;
+    const queued = commitRunning.then(() => {
+      commitQueued = undefined;
+      commitRunning = doCommit();
+      return commitRunning;
+    });
+    commitQueued = queued;
+    return queued;
+  };
+  const scheduleCommit = () => {
+    if (commitScheduled) return;
+    commitScheduled = true;
+    setImmediate(() => {
+      commitScheduled = false;
+      void commitNow();
+    });
+  };
+
+  function completeSpans(spans: SpanRef[]) {
+    for (const ref of spans) ref.span.done = true;
+    if (spans.length > 0) scheduleCommit();
+  }
+
+  /** Adds a record to the spans of one call (one span per partition tracker). */
+  function attach(spans: SpanRef[], tracker: PartitionTracker, offset: bigint) {
+    const ref = spans.find((s) => s.tracker === tracker && !s.span.done);
+    if (ref) tracker.extend(ref.span, offset);
+    else spans.push({ tracker, span: tracker.open(offset) });
+  }
+
+  function trackerFor(tp: TopicPartition): PartitionTracker {
+    const key = tpKey(tp);
+    let tracker = trackers.get(key);
+    if (!tracker) {
+      tracker = createPartitionTracker();
+      trackers.set(key, tracker);
+    }
+    return tracker;
+  }
+
+  // ---- replies -----------------------------------------------------------------------
+  /** Produces records until Kafka acknowledges them; false if west stopped first. */
+  const produceReliably = async (topic: string, records: ContractRecord[]): Promise<boolean> => {
+    let backoffMs = 100;
+    for (;;) {
+      if (crashed) return false;
+      try {
+        await producer.send(topic, records);
+        return true;
+      } catch (err) {
+        if (closing) return false;
+        logger.warn("reply produce failed, retrying", { topic, error: err });
+        await new Promise((r) => setTimeout(r, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, 5_000);
+      }
+    }
+  };
+
+  /** Keeps a reply record for replays, unless the reply outgrew what the store may hold. */
+  const keepReply = (call: RunningCall, record: ContractRecord) => {
+    call.replyCount++;
+    call.replyBytes += recordBytes(record);
+    if (call.replyBytes > storeMaxBytes) call.reply = undefined;
+    else call.reply?.push(record);
+  };
+
+  const emitReply = (call: RunningCall, bytes: Uint8Array, header: Headers | undefined) => {
+    if (call.abandoned) return;
+    const record: ContractRecord = {
+      key: call.id,
+      value: bytes,
+      headers: replyHeaders(names, call.id, header ? headerEntries(header) : []),
+    };
+    keepReply(call, record);
+    // Batches go out in order, so awaiting the end record later covers this one too.
+    producer.send(call.replyTo, [record]).catch(() => {
+      call.sendFailed = true;
+    });
+  };
+
+  /** Writes a kept reply again; false if west stopped first (or nothing was kept). */
+  const replay = async (replyTo: string, reply: ContractRecord[] | undefined, id: string) => {
+    if (!reply) {
+      logger.warn("reply too large to write again", { correlationId: id });
+      return true;
+    }
+    return produceReliably(replyTo, reply);
+  };
+
+  const finish = async (call: RunningCall, result: UpstreamResult) => {
+    const code = call.failure?.code ?? result.code;
+    const message = call.failure?.message ?? result.message;
+    const metadata = [
+      ...(result.header ? headerEntries(result.header) : []),
+      ...headerEntries(result.trailer),
+    ];
+    const end: ContractRecord = {
+      key: call.id,
+      value: null,
+      headers: replyEndHeaders(names, call.id, code, message, metadata),
+    };
+    keepReply(call, end);
+    try {
+      await producer.send(call.replyTo, [end]);
+    } catch {
+      call.sendFailed = true;
+    }
+    if (call.sendFailed) {
+      // Part of the reply may be missing: write it whole again rather than leave a gap.
+      const whole = call.reply ?? [end];
+      if (!(await produceReliably(call.replyTo, whole))) return abandon(call);
+    }
+    for (let i = 0; i < call.replays; i++) {
+      if (!(await replay(call.replyTo, call.reply, call.id))) return abandon(call);
+    }
+    logger.debug("call finished", { correlationId: call.id, code });
+    const entry: FinishedCall = {
+      id: call.id,
+      replyTo: call.replyTo,
+      reply: call.reply,
+      position: call.position,
+      finishedAt: Date.now(),
+      requestEnded: call.requestEnded,
+      tail: [],
+      duplicateOpen: call.duplicateOpen,
+      duplicate: [],
+    };
+    calls.delete(call.id);
+    if (call.requestEnded) completeSpans(call.spans);
+    else {
+      entry.tail = call.spans;
+      openTails.add(entry);
+    }
+    store.put(call.id, entry, call.reply ? call.replyBytes : 0);
+  };
+
+  const abandon = (call: RunningCall) => {
+    calls.delete(call.id);
+  };
+
+  // ---- calls -------------------------------------------------------------------------
+  const wake = (call: RunningCall) => {
+    for (const w of call.waiters) w();
+    call.waiters.clear();
+  };
+
+  async function* requestStream(call: RunningCall): AsyncIterable<Empty> {
+    let next = 0;
+    for (;;) {
+      while (next < call.messages.length) {
+        const message = call.messages[next] as Empty;
+        // Once the upstream answered there is no retry left to resend for.
+        if (call.answered) call.messages[next] = undefined;
+        next++;
+        yield message;
+      }
+      if (call.requestEnded || call.abort.signal.aborted) return;
+      await new Promise<void>((resolve) => call.waiters.add(resolve));
+    }
+  }
+
+  const addMessage = (call: RunningCall, value: Uint8Array) => {
+    try {
+      call.messages.push(messageFromBytes(value));
+    } catch {
+      call.failure ??= { code: Code.Internal, message: "request message is not valid protobuf" };
+      call.abort.abort();
+    }
+    wake(call);
+  };
+
+  const run = async (call: RunningCall, deadlineMs: number) => {
+    const parsed = call.parsed;
+    const result = await callUpstream({
+      transport: pool.transportFor(call.route.with),
+      service: parsed.service as string,
+      method: parsed.method as string,
+      metadata: parsed.metadata,
+      deadlineMs,
+      signal: call.abort.signal,
+      requests: () => requestStream(call),
+      onAnswered: () => {
+        call.answered = true;
+      },
+      retry: options.retry,
+      onMessage: (bytes, header) => emitReply(call, bytes, header),
+    });
+    if (call.abandoned) return abandon(call);
+    await finish(call, result);
+  };
+
+  /** Creates the call for a new correlation id; `immediate` answers without upstream. */
+  const startCall = (
+    record: ConsumedRecord,
+    tracker: PartitionTracker,
+    parsed: ParsedRequest,
+    route: KafkaGrpcRoute,
+    immediate?: { code: Code; message: string },
+  ): RunningCall => {
+    const call: RunningCall = {
+      id: parsed.correlationId as string,
+      replyTo: parsed.replyTo as string,
+      route,
+      parsed,
+      position: positionOf(record),
+      spans: [],
+      messages: [],
+      answered: false,
+      requestEnded: false,
+      waiters: new Set(),
+      abort: new AbortController(),
+      abandoned: false,
+      reply: [],
+      replyCount: 0,
+      replyBytes: 0,
+      sendFailed: false,
+      duplicateOpen: false,
+      duplicateNeedsReplay: false,
+      replays: 0,
+      done: Promise.resolve(),
+    };
+    calls.set(call.id, call);
+    attach(call.spans, tracker, record.offset);
+    if (record.value === null) call.requestEnded = true;
+    else if (!immediate) addMessage(call, record.value);
+    if (immediate) {
+      call.done = finish(call, {
+        code: immediate.code,
+        message: immediate.message,
+        trailer: new Headers(),
+        attempts: 0,
+      });
+    } else {
+      const deadlineMs = parsed.deadlineMs ?? Date.now() + options.defaultTimeoutMs;
+      call.done = run(call, deadlineMs).finally(releaseSlot);
+    }
+    call.done.catch((err) =>
+      logger.error("call failed unexpectedly", { correlationId: call.id, error: err }),
+    );
+    return call;
+  };
+
+  /** A further record of a running call. */
+  const onRunningRecord = (
+    call: RunningCall,
+    tracker: PartitionTracker,
+    record: ConsumedRecord,
+  ) => {
+    const redelivered = isRedelivery(call.position, record);
+    attach(call.spans, tracker, record.offset);
+    if (redelivered) return;
+    call.position = positionOf(record);
+    if (!call.requestEnded) {
+      if (record.value === null) {
+        call.requestEnded = true;
+        wake(call);
+      } else addMessage(call, record.value);
+      return;
+    }
+    if (record.value !== null) {
+      // A duplicate request (same idempotency key) joins this call; its messages are not
+      // sent upstream. Its caller saw every reply record if none had been written yet.
+      if (!call.duplicateOpen) {
+        call.duplicateOpen = true;
+        call.duplicateNeedsReplay = call.replyCount > 0;
+      }
+    } else if (call.duplicateOpen) {
+      call.duplicateOpen = false;
+      if (call.duplicateNeedsReplay) call.replays++;
+    } else {
+      logger.debug("request cancelled by its caller", { correlationId: call.id });
+      call.failure ??= { code: Code.Canceled, message: "cancelled by the caller" };
+      call.abort.abort();
+      wake(call);
+    }
+  };
+
+  /** A record whose id has a finished call; false when it should start a new call. */
+  const onFinishedRecord = (
+    entry: FinishedCall,
+    tracker: PartitionTracker,
+    record: ConsumedRecord,
+  ): boolean => {
+    if (isRedelivery(entry.position, record)) {
+      tracker.open(record.offset).done = true;
+      scheduleCommit();
+      return true;
+    }
+    if (!entry.requestEnded) {
+      // The rest of the call's own request: the upstream answered before it ended.
+      entry.position = positionOf(record);
+      attach(entry.tail, tracker, record.offset);
+      if (record.value === null) {
+        entry.requestEnded = true;
+        openTails.delete(entry);
+        completeSpans(entry.tail);
+      }
+      return true;
+    }
+    if (!entry.duplicateOpen && (!entry.reply || Date.now() >= entry.finishedAt + windowMs)) {
+      store.delete(entry.id);
+      return false;
+    }
+    entry.position = positionOf(record);
+    attach(entry.duplicate, tracker, record.offset);
+    if (record.value !== null) {
+      entry.duplicateOpen = true;
+      return true;
+    }
+    entry.duplicateOpen = false;
+    const spans = entry.duplicate;
+    entry.duplicate = [];
+    logger.debug("duplicate request answered from the idempotency store", {
+      correlationId: entry.id,
+    });
+    void replay(entry.replyTo, entry.reply, entry.id).then((ok) => {
+      if (ok) completeSpans(spans);
+    });
+    return true;
+  };
+
+  /** A record done with at once (skipped): it only moves the commit point. */
+  const skip = (tracker: PartitionTracker, record: ConsumedRecord, reason: string) => {
+    tracker.open(record.offset).done = true;
+    scheduleCommit();
+    logger.debug("request record skipped", {
+      reason,
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+    });
+  };
+
+  const handleRecord = async (record: ConsumedRecord, keepAlive: () => Promise<void>) => {
+    if (closing) return;
+    const tracker = trackerFor(record);
+    if (tracker.seen(record.offset)) return;
+    const parsed = parseRequestHeaders(record.headers, names);
+    const id = parsed.correlationId;
+    if (id === undefined) return skip(tracker, record, "no correlation id");
+
+    const running = calls.get(id);
+    if (running) return onRunningRecord(running, tracker, record);
+    const finished = store.get(id);
+    if (finished && onFinishedRecord(finished, tracker, record)) return;
+
+    const routeInput = { ...parsed, topic: record.topic, key: record.key };
+    if (parsed.service === undefined || parsed.method === undefined) {
+      const route = matchWestRoute(config.routes, routeInput, true);
+      if (!route) return skip(tracker, record, "no route");
+      startCall(record, tracker, parsed, route, { code: Code.Internal, message: noServiceMessage });
+      return;
+    }
+    const route = matchWestRoute(config.routes, routeInput);
+    if (!route) return skip(tracker, record, "no route");
+    if (!(await acquireSlot(keepAlive))) return;
+    if (parsed.deadlineMs !== undefined && parsed.deadlineMs <= Date.now()) {
+      releaseSlot();
+      startCall(record, tracker, parsed, route, {
+        code: Code.DeadlineExceeded,
+        message: "deadline expired before the upstream call",
+      });
+      return;
+    }
+    startCall(record, tracker, parsed, route);
+  };
+
+  // ---- group membership --------------------------------------------------------------
+  const waitForCalls = async (ms: number) => {
+    if (calls.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...calls.values()].map((c) => c.done)),
+      new Promise((r) => {
+        timer = setTimeout(r, ms);
+      }),
+    ]);
+    clearTimeout(timer);
+  };
+
+  consumer = await startGroupConsumer(kafka, {
+    groupId,
+    topics: westTopics(config.routes),
+    logger,
+    sessionTimeoutMs: tuning.sessionTimeoutMs,
+    heartbeatIntervalMs,
+    rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
+    async onRecord(record, keepAlive) {
+      try {
+        await handleRecord(record, keepAlive);
+      } catch (err) {
+        if (isRebalancing(err) || (err instanceof Error && err.name.startsWith("KafkaJS"))) {
+          throw err;
+        }
+        logger.error("request record failed", {
+          topic: record.topic,
+          offset: record.offset,
+          error: err,
+        });
+      }
+    },
+    async onRebalancing(canWait) {
+      if (canWait) await waitForCalls(tuning.rebalanceGraceMs ?? 2_000);
+      await commitNow();
+    },
+    onAssignment(assignment) {
+      const keep = new Set(assignment.map(tpKey));
+      for (const key of [...trackers.keys()]) {
+        // A revoked partition's calls still answer, but its offsets are the new owner's.
+        if (!keep.has(key)) {
+          trackers.delete(key);
+          committed.delete(key);
+        }
+      }
+      assigned = assignment;
+      logger.info("west assignment", { groupId, partitions: assignment.map(tpKey) });
+      scheduleCommit();
+    },
+  });
+
+  const ticker = setInterval(() => {
+    const now = Date.now();
+    for (const entry of openTails) {
+      if (now - entry.finishedAt < tailGraceMs) continue;
+      entry.requestEnded = true;
+      openTails.delete(entry);
+      completeSpans(entry.tail);
+    }
+    store.sweep();
+    void commitNow();
+  }, tuning.commitIntervalMs ?? 1_000);
+  ticker.unref?.();
+
+  const stopAll = async () => {
+    clearInterval(ticker);
+    await consumer?.close().catch((err) => logger.warn("consumer close failed", { error: err }));
+    await producer.close().catch((err) => logger.warn("producer close failed", { error: err }));
+    pool.close();
+  };
+
+  return {
+    async close(graceMs = tuning.closeGraceMs ?? 5_000) {
+      if (closing) return;
+      closing = true;
+      consumer?.pause();
+      slotWaiter?.();
+      await waitForCalls(graceMs);
+      for (const call of calls.values()) {
+        call.abandoned = true;
+        call.abort.abort();
+        wake(call);
+      }
+      await waitForCalls(1_000);
+      await commitNow();
+      await stopAll();
+    },
+    async crash() {
+      closing = true;
+      crashed = true;
+      consumer?.pause();
+      slotWaiter?.();
+      for (const call of calls.values()) {
+        call.abandoned = true;
+        call.abort.abort();
+        wake(call);
+      }
+      await stopAll();
+    },
+  };
+}
+
+function tpKey(tp: TopicPartition): string {
+  return `${tp.topic}/${tp.partition}`;
+}
+
+function positionOf(record: ConsumedRecord): Position {
+  return { topic: record.topic, partition: record.partition, offset: record.offset };
+}
+
+function isRedelivery(last: Position, record: ConsumedRecord): boolean {
+  return (
+    last.topic === record.topic &&
+    last.partition === record.partition &&
+    record.offset <= last.offset
+  );
+}
+
+function headerEntries(headers: Headers): [string, string][] {
+  const out: [string, string][] = [];
+  headers.forEach((value, name) => {
+    out.push([name, value]);
+  });
+  return out;
+}
+
+function recordBytes(record: ContractRecord): number {
+  let n = (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
+  for (const [name, value] of record.headers) n += name.length + value.length;
+  return n;
+}

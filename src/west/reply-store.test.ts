@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { createReplyStore } from "./reply-store.ts";
+
+describe("createReplyStore", () => {
+  it("keeps an entry for its retention time only", () => {
+    let t = 1000;
+    const evicted: string[] = [];
+    const store = createReplyStore<string>({
+      retentionMs: 100,
+      maxEntries: 10,
+      maxBytes: 1000,
+      now: () => t,
+      onEvict: (id) => evicted.push(id),
+    });
+    store.put("a", "reply-a", 10);
+    t += 99;
+    expect(store.get("a")).toBe("reply-a");
+    t += 1;
+    expect(store.get("a")).toBeUndefined();
+    expect(evicted).toEqual(["a"]);
+    expect(store.bytes).toBe(0);
+  });
+
+  it("evicts the oldest entries beyond maxEntries and maxBytes", () => {
+    const evicted: string[] = [];
+    const store = createReplyStore<number>({
+      retentionMs: 60_000,
+      maxEntries: 2,
+      maxBytes: 100,
+      onEvict: (id) => evicted.push(id),
+    });
+    store.put("a", 1, 10);
+    store.put("b", 2, 10);
+    store.put("c", 3, 10);
+    expect(evicted).toEqual(["a"]);
+    expect(store.size).toBe(2);
+    store.put("d", 4, 95);
+    expect(evicted).toEqual(["a", "b", "c"]);
+    expect(store.get("d")).toBe(4);
+    expect(store.bytes).toBe(95);
+  });
+
+  it("replaces an entry without evicting it and sweeps expired ones", () => {
+    let t = 0;
+    const evicted: string[] = [];
+    const store = createReplyStore<string>({
+      retentionMs: 10,
+      maxEntries: 10,
+      maxBytes: 100,
+      now: () => t,
+      onEvict: (id) => evicted.push(id),
+    });
+    store.put("a", "1", 5);
+    store.put("a", "2", 7);
+    expect(store.bytes).toBe(7);
+    expect(evicted).toEqual([]);
+    store.put("b", "3", 1);
+    t = 10;
+    store.sweep();
+    expect(store.size).toBe(0);
+    expect(evicted).toEqual(["a", "b"]);
+  });
+});

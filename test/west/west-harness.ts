@@ -1,0 +1,275 @@
+/**
+ * Drives west the way north would, over real sockets: the embedded broker, the echo
+ * upstream, request records written by a kafkajs producer with the record contract, and
+ * reply records read back by a kafkajs consumer.
+ */
+import { randomUUID } from "node:crypto";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type Admin, type Consumer, Kafka, logLevel, type Producer } from "kafkajs";
+import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import {
+  defaultCorrelationHeaders,
+  defaultKafkaGrpcOptions,
+  type ProduceWith,
+  type WestConfig,
+} from "../../src/config/types.ts";
+import { STATUS } from "../../src/kafka/header-names.ts";
+import { createKafka, createPartitioner, toKafkaMessage } from "../../src/kafka/kafka-client.ts";
+import {
+  type ContractRecord,
+  parseReplyHeaders,
+  type RecordHeader,
+  requestHeaders,
+} from "../../src/kafka/record-contract.ts";
+import { createLogger, silentLogger } from "../../src/ops/logger.ts";
+import { loadServiceRegistry } from "../../src/service-registry.ts";
+import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
+import { startWest, type West, type WestTuning } from "../../src/west/remote-server.ts";
+
+export const requestTopic = "echo-requests";
+export const replyTopic = "echo-responses";
+export const service = "grpc.examples.echo.Echo";
+export const namespace = "example";
+export const binding = "west_kafka_grpc_remote_server";
+export const groupId = `zilla:${namespace}-${binding}`;
+
+const logger = process.env.GATEWAY_TEST_LOG ? createLogger("debug") : silentLogger;
+
+/** Group timings short enough that joins and rebalances take well under a second. */
+export const fastTuning: WestTuning = {
+  sessionTimeoutMs: 6_000,
+  heartbeatIntervalMs: 200,
+  rebalanceTimeoutMs: 10_000,
+  commitIntervalMs: 200,
+  closeGraceMs: 2_000,
+};
+
+/** The protobuf bytes of EchoRequest{message}. */
+export function echoBytes(message: string): Uint8Array {
+  return toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }));
+}
+
+/** The text of an EchoResponse's bytes. */
+export function echoText(bytes: Uint8Array | null): string {
+  return bytes === null ? "" : fromBinary(EchoResponseSchema, bytes).message;
+}
+
+/** West's config for one upstream: every echo method, the example's topics. */
+export function westConfig(authority: string, change?: (c: WestConfig) => void): WestConfig {
+  const config: WestConfig = {
+    binding,
+    routes: [
+      {
+        when: [{ topic: requestTopic, replyTo: replyTopic, method: `${service}/*` }],
+        with: { scheme: "http", authority },
+      },
+    ],
+    options: { ...defaultKafkaGrpcOptions(), acks: "leader_only" },
+  };
+  change?.(config);
+  return config;
+}
+
+export interface ReplyRecord {
+  key: string | null;
+  value: Uint8Array | null;
+  headers: RecordHeader[];
+  partition: number;
+}
+
+export interface RequestSpec {
+  id?: string;
+  method?: string;
+  /** Message texts (EchoRequest) or raw bytes. */
+  messages?: (string | Uint8Array)[];
+  /** Write the end tombstone (default true). */
+  end?: boolean;
+  deadlineMs?: number;
+  metadata?: [string, string][];
+}
+
+/** A broker with the request and reply topics, a kafkajs client and a reply reader. */
+export interface WestBench {
+  broker: Broker;
+  kafka: Kafka;
+  admin: Admin;
+  /** Reply records by correlation id, in partition order. */
+  replies: Map<string, ReplyRecord[]>;
+  startWest(authority: string, change?: (c: WestConfig) => void): Promise<West>;
+  /** Writes a call's request records exactly as north would; returns its correlation id. */
+  request(spec: RequestSpec): Promise<string>;
+  /** Writes raw records to the request topic. */
+  produce(records: ContractRecord[]): Promise<void>;
+  /** Waits until `id` has `ends` reply tombstones; returns its reply records. */
+  reply(id: string, ends?: number, timeoutMs?: number): Promise<ReplyRecord[]>;
+  /** The group's committed offset of a request partition ("-1" when none). */
+  committed(partition?: number): Promise<bigint>;
+  close(): Promise<void>;
+}
+
+/** Starts a broker whose topics have `partitions` partitions, and the reply reader. */
+export async function startWestBench(partitions = 3): Promise<WestBench> {
+  const broker = await startBroker({ port: 0, defaultPartitions: partitions });
+  broker.createTopic(requestTopic, partitions);
+  broker.createTopic(replyTopic, partitions);
+  const kafka = new Kafka({
+    clientId: "west-test",
+    brokers: [broker.bootstrap],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1_000 },
+  });
+  const westKafka = createKafka({ servers: [broker.bootstrap] }, logger, "west-under-test");
+  const registry = await loadServiceRegistry();
+  const producer: Producer = kafka.producer({ createPartitioner });
+  const admin = kafka.admin();
+  const reader: Consumer = kafka.consumer({
+    groupId: `reply-reader-${randomUUID()}`,
+    heartbeatInterval: 200,
+    maxWaitTimeInMs: 100,
+  });
+  await Promise.all([producer.connect(), admin.connect(), reader.connect()]);
+  const replies = new Map<string, ReplyRecord[]>();
+  const listeners = new Set<() => void>();
+  await reader.subscribe({ topic: replyTopic, fromBeginning: true });
+  await reader.run({
+    eachMessage: async ({ partition, message }) => {
+      const headers: RecordHeader[] = [];
+      for (const [name, value] of Object.entries(message.headers ?? {})) {
+        for (const v of Array.isArray(value) ? value : [value]) {
+          if (v !== undefined) headers.push([name, v.toString()]);
+        }
+      }
+      const id = message.key?.toString() ?? "";
+      const list = replies.get(id) ?? [];
+      list.push({
+        key: message.key?.toString() ?? null,
+        value: message.value ? new Uint8Array(message.value) : null,
+        headers,
+        partition,
+      });
+      replies.set(id, list);
+      for (const l of listeners) l();
+    },
+  });
+  const wests: West[] = [];
+
+  const produce = async (records: ContractRecord[]) => {
+    await producer.send({
+      topic: requestTopic,
+      acks: -1,
+      messages: records.map((r) => toKafkaMessage(r)),
+    });
+  };
+
+  return {
+    broker,
+    kafka,
+    admin,
+    replies,
+    async startWest(authority, change) {
+      const west = await startWest({
+        config: westConfig(authority, change),
+        namespace,
+        kafka: westKafka,
+        registry,
+        logger,
+        tuning: fastTuning,
+      });
+      wests.push(west);
+      return west;
+    },
+    async request(spec) {
+      const id = spec.id ?? `${randomUUID()}-test`;
+      const route: ProduceWith = {
+        capability: "produce",
+        topic: requestTopic,
+        replyTo: replyTopic,
+      };
+      const headers = requestHeaders({
+        route,
+        names: defaultCorrelationHeaders,
+        service,
+        method: spec.method ?? "UnaryEcho",
+        correlationId: id,
+        deadlineMs: spec.deadlineMs,
+        metadata: spec.metadata ?? [],
+      });
+      const records: ContractRecord[] = (spec.messages ?? []).map((m) => ({
+        key: id,
+        value: typeof m === "string" ? echoBytes(m) : m,
+        headers,
+      }));
+      if (spec.end ?? true) records.push({ key: id, value: null, headers });
+      await produce(records);
+      return id;
+    },
+    produce,
+    reply(id, ends = 1, timeoutMs = 20_000) {
+      const ended = () =>
+        (replies.get(id) ?? []).filter((r) => r.value === null && hasStatus(r)).length >= ends;
+      if (ended()) return Promise.resolve(replies.get(id) ?? []);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`no reply ${ends} for ${id} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        function check() {
+          if (!ended()) return;
+          clearTimeout(timer);
+          listeners.delete(check);
+          resolve(replies.get(id) ?? []);
+        }
+        listeners.add(check);
+      });
+    },
+    async committed(partition = 0) {
+      const [topic] = await admin.fetchOffsets({ groupId, topics: [requestTopic] });
+      const entry = topic?.partitions.find((p) => p.partition === partition);
+      return BigInt(entry?.offset ?? "-1");
+    },
+    async close() {
+      await Promise.allSettled(wests.map((w) => w.close(500)));
+      await Promise.allSettled([reader.disconnect(), producer.disconnect(), admin.disconnect()]);
+      await broker.close();
+    },
+  };
+}
+
+function hasStatus(record: ReplyRecord): boolean {
+  return record.headers.some(([name]) => name === STATUS);
+}
+
+/** Status code and message of a reply's last tombstone. */
+export function endOf(records: ReplyRecord[]): { status?: number; message?: string } {
+  const end = records.filter((r) => r.value === null).at(-1);
+  if (!end) return {};
+  const parsed = parseReplyHeaders(end.headers, defaultCorrelationHeaders);
+  return {
+    ...(parsed.status !== undefined ? { status: parsed.status } : {}),
+    ...(parsed.message !== undefined ? { message: parsed.message } : {}),
+  };
+}
+
+/** Starts an echo server, or one on a port that is free now (for "upstream down" cases). */
+export async function freePort(): Promise<number> {
+  const probe = await startEchoServer();
+  const port = probe.port;
+  await probe.close();
+  return port;
+}
+
+/** Polls until `check` holds. */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export { type EchoServer, startEchoServer };
