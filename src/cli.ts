@@ -145,9 +145,9 @@ async function startAll(config: GatewayConfig, values: Options, logger: Logger):
   const started = Date.now();
   let gateway: Gateway | undefined;
   const app = createOpsApp({ ready: () => gateway !== undefined });
-  const fallback = getRequestListener(app.fetch) as unknown as Parameters<
-    typeof startGateway
-  >[1]["fallback"];
+  const fallback = getRequestListener(app.fetch) as unknown as NonNullable<
+    StartGatewayOptions["fallback"]
+  >;
   gateway = await startGateway(config, { logger, fallback });
   const opsPort = Number(values["ops-port"] ?? 7190);
   let ops: Server | undefined;

@@ -46,10 +46,7 @@ export interface ApiHandler {
    * Reads the body from `req` (positioned after the request header) and answers; `null`
    * means "send no response at all" (Produce with acks=0).
    */
-  handle(
-    req: Reader,
-    ctx: RequestContext,
-  ): ResponseBody | null | Promise<ResponseBody | null>;
+  handle(req: Reader, ctx: RequestContext): ResponseBody | null | Promise<ResponseBody | null>;
 }
 
 /** Kafka error codes used by the broker. */
@@ -92,6 +89,7 @@ export const ErrorCode = {
   NON_EMPTY_GROUP: 68,
   GROUP_ID_NOT_FOUND: 69,
   MEMBER_ID_REQUIRED: 79,
+  INVALID_RECORD: 87,
   UNSTABLE_OFFSET_COMMIT: 88,
 } as const;
 

@@ -154,7 +154,8 @@ export class Reader {
   private items<T>(n: number, item: (r: Reader) => T): T[] {
     if (n <= 0) return [];
     // Every item takes at least one byte, so a count above what is left is a lie.
-    if (n > this.remaining) throw new WireError(`array of ${n} items with ${this.remaining} bytes left`);
+    if (n > this.remaining)
+      throw new WireError(`array of ${n} items with ${this.remaining} bytes left`);
     const out: T[] = new Array(n);
     for (let i = 0; i < n; i++) out[i] = item(this);
     return out;
@@ -171,17 +172,28 @@ export class Reader {
   }
 }
 
+/** Below this size, `rawRef` copies: a reference costs more than copying a few bytes. */
+const MIN_REF_BYTES = 512;
+
 /** Writes Kafka primitives into a growing buffer. */
 export class Writer {
   private buf: Uint8Array;
   private view: DataView;
+  /** Position in the own buffer (bytes appended by `rawRef` are not counted; see `length`). */
   offset = 0;
+  /** Byte arrays appended by reference, each with the own-buffer position it follows. */
+  private refs: { at: number; bytes: Uint8Array }[] | null = null;
+  private refBytes = 0;
 
   constructor(initial = 256) {
     this.buf = new Uint8Array(initial);
     this.view = new DataView(this.buf.buffer);
   }
 
+  /**
+   * Makes room for `n` bytes and returns where they go. Callers must call this before
+   * reading `this.buf`/`this.view`: it may replace both.
+   */
   private ensure(n: number): number {
     const need = this.offset + n;
     if (need > this.buf.length) {
@@ -198,35 +210,42 @@ export class Writer {
   }
 
   int8(v: number): this {
-    this.view.setInt8(this.ensure(1), v);
+    const at = this.ensure(1);
+    this.view.setInt8(at, v);
     return this;
   }
   bool(v: boolean): this {
     return this.int8(v ? 1 : 0);
   }
   int16(v: number): this {
-    this.view.setInt16(this.ensure(2), v);
+    const at = this.ensure(2);
+    this.view.setInt16(at, v);
     return this;
   }
   int32(v: number): this {
-    this.view.setInt32(this.ensure(4), v);
+    const at = this.ensure(4);
+    this.view.setInt32(at, v);
     return this;
   }
   uint32(v: number): this {
-    this.view.setUint32(this.ensure(4), v);
+    const at = this.ensure(4);
+    this.view.setUint32(at, v);
     return this;
   }
   int64(v: bigint | number): this {
-    this.view.setBigInt64(this.ensure(8), typeof v === "bigint" ? v : BigInt(v));
+    const at = this.ensure(8);
+    this.view.setBigInt64(at, typeof v === "bigint" ? v : BigInt(v));
     return this;
   }
   uvarint(v: number): this {
     let u = v >>> 0;
     while (u >= 0x80) {
-      this.buf[this.ensure(1)] = (u & 0x7f) | 0x80;
+      const at = this.ensure(1);
+      this.buf[at] = (u & 0x7f) | 0x80;
       u >>>= 7;
     }
-    this.buf[this.ensure(1)] = u;
+    const at = this.ensure(1);
+    this.buf[at] = u;
     return this;
   }
   varint(v: number): this {
@@ -236,14 +255,17 @@ export class Writer {
     const b = BigInt(v);
     let u = BigInt.asUintN(64, (b << 1n) ^ (b >> 63n));
     while (u >= 0x80n) {
-      this.buf[this.ensure(1)] = Number(u & 0x7fn) | 0x80;
+      const at = this.ensure(1);
+      this.buf[at] = Number(u & 0x7fn) | 0x80;
       u >>= 7n;
     }
-    this.buf[this.ensure(1)] = Number(u);
+    const at = this.ensure(1);
+    this.buf[at] = Number(u);
     return this;
   }
   raw(bytes: Uint8Array): this {
-    this.buf.set(bytes, this.ensure(bytes.length));
+    const at = this.ensure(bytes.length);
+    this.buf.set(bytes, at);
     return this;
   }
 
@@ -307,8 +329,47 @@ export class Writer {
     this.view.setUint32(at, v);
   }
 
-  /** The written bytes (a view; copy before reusing the writer). */
+  /**
+   * Appends bytes without copying them (large record batches in Fetch responses): the
+   * caller must not change them until the response has been written out.
+   */
+  rawRef(bytes: Uint8Array): this {
+    if (bytes.length < MIN_REF_BYTES) return this.raw(bytes);
+    if (this.refs === null) this.refs = [];
+    this.refs.push({ at: this.offset, bytes });
+    this.refBytes += bytes.length;
+    return this;
+  }
+
+  /** Total bytes written, including those appended by reference. */
+  get length(): number {
+    return this.offset + this.refBytes;
+  }
+
+  /** The written bytes as views in order, without copying (for vectored socket writes). */
+  segments(): Uint8Array[] {
+    const refs = this.refs;
+    if (refs === null) return [this.buf.subarray(0, this.offset)];
+    const out: Uint8Array[] = [];
+    let from = 0;
+    for (const ref of refs) {
+      if (ref.at > from) out.push(this.buf.subarray(from, ref.at));
+      out.push(ref.bytes);
+      from = ref.at;
+    }
+    if (this.offset > from) out.push(this.buf.subarray(from, this.offset));
+    return out;
+  }
+
+  /** The written bytes (a view unless `rawRef` was used; copy before reusing the writer). */
   bytesView(): Uint8Array {
-    return this.buf.subarray(0, this.offset);
+    if (this.refs === null) return this.buf.subarray(0, this.offset);
+    const out = new Uint8Array(this.length);
+    let at = 0;
+    for (const segment of this.segments()) {
+      out.set(segment, at);
+      at += segment.length;
+    }
+    return out;
   }
 }
