@@ -17,7 +17,9 @@ export function createOpsApp(state: OpsState): Hono {
   app.get("/healthz", (c) => c.text("ok\n"));
   app.get("/readyz", (c) => (state.ready() ? c.text("ready\n") : c.text("not ready\n", 503)));
   app.get("/metrics", (c) =>
-    c.body(state.metrics?.() ?? "", 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+    c.body(state.metrics?.() ?? "", 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    }),
   );
   app.notFound((c) => c.text("not found\n", 404));
   return app;

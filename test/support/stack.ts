@@ -116,10 +116,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
   const port = gateway.north[0]?.ports[0] ?? 0;
   const northUrl = `http://127.0.0.1:${port}`;
-  const client = createClient(
-    Echo,
-    createGrpcTransport({ baseUrl: northUrl }),
-  );
+  const client = createClient(Echo, createGrpcTransport({ baseUrl: northUrl }));
   const kafka = new Kafka({
     clientId: "test",
     brokers: [broker.bootstrap],
