@@ -1,0 +1,443 @@
+/**
+ * Fetch capability scenarios (SPEC §7) over real sockets: embedded broker, kafkajs
+ * producers, a gRPC server backed by the capability, Connect gRPC clients.
+ */
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Kafka, logLevel } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { type FanoutMessage, FanoutMessageSchema } from "../../gen/example/fanout_pb.ts";
+import { defaultGrpcKafkaOptions, type FetchFilter } from "../../src/config/types.ts";
+import { createKafka } from "../../src/kafka/kafka-client.ts";
+import { createTopicFanout } from "../../src/kafka/topic-fanout.ts";
+import { createFetchCapability } from "../../src/north/fetch/fetch-capability.ts";
+import { silentLogger } from "../../src/ops/logger.ts";
+import {
+  eventually,
+  type FetchHarness,
+  filtersHeader,
+  messageIdPositions,
+  messageIdText,
+  openStream,
+  recordValue,
+  startFetchHarness,
+  topicHeader,
+} from "./fetch-harness.ts";
+
+let harness: FetchHarness;
+
+beforeAll(async () => {
+  harness = await startFetchHarness({ idleCloseMs: 300 });
+});
+
+afterAll(async () => {
+  await harness?.close();
+});
+
+const headersFor = (
+  topic: string,
+  filters?: FetchFilter[],
+  extra: Record<string, string> = {},
+) => ({
+  [topicHeader]: topic,
+  ...(filters ? { [filtersHeader]: JSON.stringify(filters) } : {}),
+  ...extra,
+});
+
+/** Records `p<partition>-<i>` for i in [from, to) on each partition. */
+function records(partitions: number, from: number, to: number) {
+  const out: Array<{ partition: number; value: Buffer }> = [];
+  for (let i = from; i < to; i++) {
+    for (let p = 0; p < partitions; p++)
+      out.push({ partition: p, value: recordValue(`p${p}-${i}`) });
+  }
+  return out;
+}
+
+/** Message texts grouped by partition (from the `p<n>-` prefix), in arrival order. */
+function byPartition(messages: FanoutMessage[]): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const m of messages) {
+    const partition = Number(/^p(\d+)-/.exec(m.message)?.[1]);
+    out.set(partition, [...(out.get(partition) ?? []), m.message]);
+  }
+  return out;
+}
+
+const range = (p: number, from: number, to: number) =>
+  Array.from({ length: to - from }, (_, i) => `p${p}-${from + i}`);
+
+describe("fetch", () => {
+  test("fetch.unfiltered", async () => {
+    const topic = "fetch-unfiltered";
+    harness.createTopic(topic, 3);
+    await harness.produce(topic, records(3, 0, 4));
+    const stream = openStream(harness.client(), headersFor(topic));
+    try {
+      await stream.waitFor(12);
+      // Produced after the call started (and after the client half-closed its request).
+      await harness.produce(topic, records(3, 4, 8));
+      const messages = await stream.waitFor(24);
+      const grouped = byPartition(messages);
+      for (let p = 0; p < 3; p++) expect(grouped.get(p)).toEqual(range(p, 0, 8));
+      // Every message id covers all three partitions; its own partition is past the record.
+      for (const m of messages) {
+        const positions = messageIdPositions(m);
+        const [, partition, index] = /^p(\d+)-(\d+)$/.exec(m.message) ?? [];
+        expect([...positions.keys()].sort()).toEqual([0, 1, 2]);
+        expect(positions.get(Number(partition))).toBe(Number(index) + 1);
+      }
+      // Nothing else arrives.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(stream.messages).toHaveLength(24);
+    } finally {
+      stream.cancel();
+      await stream.ended;
+    }
+  });
+
+  test("fetch.filtered.key", async () => {
+    const topic = "fetch-filtered-key";
+    harness.createTopic(topic, 2);
+    const keys = ["a", "b", "a", "ab", "", "a"];
+    await harness.produce(
+      topic,
+      keys.map((key, i) => ({
+        key,
+        partition: i % 2,
+        value: recordValue(`p${i % 2}-${i}-${key}`),
+      })),
+    );
+    await harness.produce(topic, [{ partition: 0, value: recordValue("p0-nokey") }]);
+    const stream = openStream(harness.client(), headersFor(topic, [{ key: "a" }]));
+    try {
+      await stream.waitFor(3);
+      await harness.produce(topic, [
+        { key: "b", partition: 1, value: recordValue("p1-late-b") },
+        { key: "a", partition: 1, value: recordValue("p1-late-a") },
+      ]);
+      const messages = await stream.waitFor(4);
+      const texts = messages.map((m) => m.message);
+      expect(texts.filter((t) => t.startsWith("p0-"))).toEqual(["p0-0-a", "p0-2-a"]);
+      expect(texts.filter((t) => t.startsWith("p1-"))).toEqual(["p1-5-a", "p1-late-a"]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(stream.messages).toHaveLength(4);
+      // Skipped records still move the position: the last id is past the late "b" record.
+      expect(messageIdPositions(messages[3] as FanoutMessage).get(1)).toBe(5);
+    } finally {
+      stream.cancel();
+      await stream.ended;
+    }
+  });
+
+  test("fetch.filtered.headers", async () => {
+    const topic = "fetch-filtered-headers";
+    harness.createTopic(topic, 1);
+    await harness.produce(topic, [
+      { value: recordValue("p0-both"), headers: { kind: "good", tier: "1" } },
+      { value: recordValue("p0-one"), headers: { kind: "good" } },
+      { value: recordValue("p0-wrong"), headers: { kind: "good", tier: "2" } },
+      { value: recordValue("p0-none") },
+      { value: recordValue("p0-extra"), headers: { tier: "1", kind: "good", more: "x" } },
+    ]);
+    const stream = openStream(
+      harness.client(),
+      headersFor(topic, [{ headers: { kind: "good", tier: "1" } }]),
+    );
+    try {
+      const messages = await stream.waitFor(2);
+      expect(messages.map((m) => m.message)).toEqual(["p0-both", "p0-extra"]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(stream.messages).toHaveLength(2);
+    } finally {
+      stream.cancel();
+      await stream.ended;
+    }
+  });
+
+  test("fetch.filters.or", async () => {
+    const topic = "fetch-filters-or";
+    harness.createTopic(topic, 1);
+    await harness.produce(topic, [
+      { key: "a", value: recordValue("p0-key-a") },
+      { key: "b", value: recordValue("p0-key-b") },
+      { key: "b", value: recordValue("p0-header"), headers: { h: "1" } },
+      { key: "c", value: recordValue("p0-header-2"), headers: { h: "2" } },
+      { key: "a", value: recordValue("p0-both"), headers: { h: "1" } },
+    ]);
+    const stream = openStream(
+      harness.client(),
+      headersFor(topic, [{ key: "a" }, { headers: { h: "1" } }]),
+    );
+    try {
+      const messages = await stream.waitFor(3);
+      expect(messages.map((m) => m.message)).toEqual(["p0-key-a", "p0-header", "p0-both"]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(stream.messages).toHaveLength(3);
+    } finally {
+      stream.cancel();
+      await stream.ended;
+    }
+  });
+
+  test("fetch.reject.request.body", async () => {
+    const topic = "fetch-reject";
+    harness.createTopic(topic, 1);
+    await harness.produce(topic, [{ value: recordValue("p0-0") }]);
+    // An Empty carrying a field: the request message is not empty.
+    const request = create(EmptySchema);
+    request.$unknown = [{ no: 1, wireType: 2, data: Uint8Array.of(1, 0x41) }];
+    const stream = openStream(harness.client(), headersFor(topic), request);
+    const error = await stream.ended;
+    expect(error?.code).toBe(Code.Aborted);
+    expect(stream.messages).toHaveLength(0);
+  });
+
+  test("fetch.resume.last.message.id", async () => {
+    const topic = "fetch-resume";
+    harness.createTopic(topic, 3);
+    await harness.produce(topic, records(3, 0, 10));
+    // Disconnects mid-stream, after 13 of the 30 records.
+    const first = openStream(harness.client(), headersFor(topic), {}, 13);
+    await first.ended;
+    const seen = [...first.messages];
+    expect(seen).toHaveLength(13);
+    const last = seen[seen.length - 1] as FanoutMessage;
+    // Records written while no call was open must not be lost.
+    await harness.produce(topic, records(3, 10, 15));
+    const second = openStream(
+      harness.client(),
+      headersFor(topic, undefined, { "last-message-id": messageIdText(last) }),
+    );
+    try {
+      const expectedRest = 45 - seen.length;
+      await second.waitFor(expectedRest);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(second.messages).toHaveLength(expectedRest);
+      const all = [...seen, ...second.messages].map((m) => m.message);
+      expect(new Set(all).size).toBe(all.length); // nothing repeated
+      const grouped = byPartition([...seen, ...second.messages]);
+      for (let p = 0; p < 3; p++) expect(grouped.get(p)).toEqual(range(p, 0, 15)); // nothing lost
+      // The resumed positions were inside the shared ring: no reader of its own was needed.
+      expect(harness.capability.stats().catchUpReadersStarted).toBe(0);
+    } finally {
+      second.cancel();
+      await second.ended;
+    }
+  });
+
+  test("fetch.message.id.vectors", async () => {
+    const topic = "fetch-vectors";
+    harness.createTopic(topic, 1);
+    await harness.produce(
+      topic,
+      [0, 1, 2, 3].map((i) => ({ value: recordValue(`p0-${i}`) })),
+    );
+    const stream = openStream(harness.client(), headersFor(topic));
+    const messages = await stream.waitFor(4);
+    stream.cancel();
+    await stream.ended;
+    // The second record's id is SPEC §7's vector: partition 0, next offset 2.
+    expect(messageIdText(messages[1] as FanoutMessage)).toBe("AQIABA");
+    expect(messageIdText(messages[0] as FanoutMessage)).toBe("AQIAAg");
+    // Resuming from the vector starts at offset 2.
+    const resumed = openStream(
+      harness.client(),
+      headersFor(topic, undefined, { "last-message-id": "AQIABA" }),
+    );
+    try {
+      const rest = await resumed.waitFor(2);
+      expect(rest.map((m) => m.message)).toEqual(["p0-2", "p0-3"]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(resumed.messages).toHaveLength(2);
+    } finally {
+      resumed.cancel();
+      await resumed.ended;
+    }
+  });
+
+  test("fetch.invalid.message.id", async () => {
+    const topic = "fetch-invalid-id";
+    harness.createTopic(topic, 2);
+    await harness.produce(topic, records(2, 0, 3));
+    for (const bad of ["not a message id!", "AgIABA", "AQIABAAA"]) {
+      const stream = openStream(
+        harness.client(),
+        headersFor(topic, undefined, { "last-message-id": bad }),
+      );
+      try {
+        const grouped = byPartition(await stream.waitFor(6));
+        for (let p = 0; p < 2; p++) expect(grouped.get(p), bad).toEqual(range(p, 0, 3));
+      } finally {
+        stream.cancel();
+        await stream.ended;
+      }
+    }
+  });
+
+  test("fetch.client.cancel", async () => {
+    const topic = "fetch-cancel";
+    harness.createTopic(topic, 2);
+    await harness.produce(topic, records(2, 0, 2));
+    const topicStats = () => harness.capability.stats().topics.find((t) => t.topic === topic);
+    const streams = Array.from({ length: 5 }, () =>
+      openStream(harness.client(), headersFor(topic)),
+    );
+    await Promise.all(streams.map((s) => s.waitFor(4)));
+    expect(topicStats()?.subscriptions).toBe(5);
+    for (const s of streams.slice(0, 3)) s.cancel();
+    await Promise.all(streams.slice(0, 3).map((s) => s.ended));
+    await eventually(() => topicStats()?.subscriptions === 2, 10_000, "3 calls released");
+    // The remaining calls are unaffected.
+    await harness.produce(topic, records(2, 2, 3));
+    for (const s of streams.slice(3)) await s.waitFor(6);
+    for (const s of streams.slice(3)) s.cancel();
+    await Promise.all(streams.map((s) => s.ended));
+    await eventually(() => topicStats()?.subscriptions !== 2, 10_000, "all calls released");
+    expect((await harness.listGroups()).filter((g) => g.includes(topic))).toHaveLength(1);
+    // With no calls left, the topic's shared reader closes after its idle time (300 ms here)
+    // and deletes its consumer group.
+    await eventually(() => topicStats() === undefined, 10_000, "the shared reader closed");
+    const deadline = Date.now() + 10_000;
+    while ((await harness.listGroups()).some((g) => g.includes(topic)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await harness.listGroups()).filter((g) => g.includes(topic))).toEqual([]);
+  });
+
+  test("fetch.catch.up.beyond.ring", async () => {
+    // A call starting further back than the ring holds catches up with its own reader.
+    const small = await startFetchHarness({ maxLagRecords: 20, idleCloseMs: 300 });
+    try {
+      const topic = "fetch-catch-up";
+      small.createTopic(topic, 3);
+      await small.produce(topic, records(3, 0, 60));
+      const stream = openStream(small.client(), headersFor(topic));
+      try {
+        await stream.waitFor(180);
+        expect(small.capability.stats().catchUpReadersStarted).toBe(1);
+        const stats = () => small.capability.stats().topics.find((t) => t.topic === topic);
+        // Caught up: the call joined the live edge and its own reader is gone.
+        await eventually(() => stats()?.catchUpReaders === 0, 10_000, "catch-up reader closed");
+        // Its consumer group is deleted once it is gone.
+        const catchUpGroups = async () =>
+          (await small.listGroups()).filter((g) => g.includes(`${topic}-catch-up`));
+        const deadline = Date.now() + 10_000;
+        while ((await catchUpGroups()).length > 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(await catchUpGroups()).toEqual([]);
+        expect(stats()?.ringRecords).toBeLessThanOrEqual(60);
+        await small.produce(topic, records(3, 60, 70));
+        const grouped = byPartition(await stream.waitFor(210));
+        for (let p = 0; p < 3; p++) expect(grouped.get(p)).toEqual(range(p, 0, 70));
+      } finally {
+        stream.cancel();
+        await stream.ended;
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
+  test("fetch.kafka.unavailable", async () => {
+    // No broker behind this address: the call fails with UNAVAILABLE, so clients retry.
+    const kafka = new Kafka({
+      brokers: ["127.0.0.1:1"],
+      retry: { retries: 1, initialRetryTime: 50 },
+      logLevel: logLevel.NOTHING,
+    });
+    const capability = createFetchCapability({
+      kafka,
+      logger: silentLogger,
+      options: defaultGrpcKafkaOptions(),
+    });
+    try {
+      const stream = capability.stream({
+        route: { capability: "fetch", topic: "t" },
+        request: new Uint8Array(0),
+        metadata: new Headers(),
+        signal: new AbortController().signal,
+      });
+      const error = await (async () => {
+        for await (const _ of stream) return undefined;
+      })().catch((e: unknown) => e);
+      expect(ConnectError.from(error).code).toBe(Code.Unavailable);
+    } finally {
+      await capability.close();
+    }
+  });
+
+  test("fetch.catch.up.backpressure", async () => {
+    // A catch-up reader buffers at most a few records for a call that reads slowly, and
+    // hands the call over to the live edge while records keep arriving.
+    const topic = "fetch-catch-up-pressure";
+    harness.createTopic(topic, 2);
+    // Small produce calls, so that record batches are small.
+    for (let i = 0; i < 150; i += 5) await harness.produce(topic, records(2, i, i + 5));
+    const fanout = createTopicFanout({
+      kafka: createKafka({ servers: [harness.broker.bootstrap] }, silentLogger),
+      logger: silentLogger,
+      maxLagRecords: 20,
+      catchUpBufferRecords: 8,
+      catchUpFetchBytes: 256, // about one small batch per fetch
+      idleCloseMs: 100,
+    });
+    const controller = new AbortController();
+    try {
+      const subscription = await fanout.subscribe(topic, { signal: controller.signal });
+      const seen: string[] = [];
+      let maxBuffered = 0;
+      while (seen.length < 400) {
+        const record = await subscription.next();
+        if (record === undefined) throw new Error("subscription ended");
+        seen.push(fromBinary(FanoutMessageSchema, record.value ?? new Uint8Array()).message);
+        // Slow at first: unpaused, the reader would buffer the whole backlog meanwhile.
+        if (seen.length < 100) await new Promise((r) => setTimeout(r, 10));
+        if (seen.length % 50 === 0) {
+          // Keep producing while this call is still catching up.
+          if (seen.length <= 100)
+            await harness.produce(
+              topic,
+              records(2, 150 + seen.length / 2 - 25, 150 + seen.length / 2),
+            );
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const buffered = fanout.stats().topics[0]?.catchUpBufferedRecords ?? 0;
+        maxBuffered = Math.max(maxBuffered, buffered);
+      }
+      const grouped = new Map<number, string[]>();
+      for (const text of seen) {
+        const p = Number(/^p(\d+)-/.exec(text)?.[1]);
+        grouped.set(p, [...(grouped.get(p) ?? []), text]);
+      }
+      for (let p = 0; p < 2; p++) expect(grouped.get(p)).toEqual(range(p, 0, 200));
+      expect(fanout.stats().catchUpReadersStarted).toBe(1);
+      await eventually(() => fanout.stats().topics[0]?.catchUpReaders === 0, 10_000, "joined");
+      // The bound per partition plus what the fetches in flight bring; not the 300 behind.
+      expect(maxBuffered).toBeGreaterThan(0);
+      expect(maxBuffered).toBeLessThanOrEqual(120);
+    } finally {
+      controller.abort();
+      await fanout.close();
+    }
+  });
+
+  test("fetch.server.stop", async () => {
+    const own = await startFetchHarness();
+    const topic = "fetch-stop";
+    own.createTopic(topic, 1);
+    await own.produce(topic, [{ value: recordValue("p0-0") }]);
+    const stream = openStream(own.client(), headersFor(topic));
+    try {
+      await stream.waitFor(1);
+      await own.capability.close();
+      const error = await stream.ended;
+      // Ended, so that the client resumes elsewhere: UNAVAILABLE, not a clean end.
+      expect(error?.code).toBe(Code.Unavailable);
+    } finally {
+      await own.close();
+    }
+  });
+});
