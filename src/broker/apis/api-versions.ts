@@ -1,0 +1,53 @@
+/**
+ * ApiVersions (v0-v3): the APIs and version ranges this broker serves. A request for a
+ * version we lack gets the v0-format answer with UNSUPPORTED_VERSION and the full list,
+ * so the client can retry with a version from it (librdkafka starts with v3).
+ */
+import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
+import type { Writer } from "../protocol/wire.ts";
+
+/** The v0 response body: error code and the classic array of ranges. */
+export function writeApiVersionsV0(
+  w: Writer,
+  errorCode: number,
+  handlers: readonly ApiHandler[],
+): void {
+  w.int16(errorCode);
+  w.array(handlers, (w, h) => {
+    w.int16(h.apiKey).int16(h.minVersion).int16(h.maxVersion);
+  });
+}
+
+/** The ApiVersions handler; `handlers` returns every API served, itself included. */
+export function createApiVersionsHandler(handlers: () => readonly ApiHandler[]): ApiHandler {
+  return {
+    apiKey: ApiKey.ApiVersions,
+    name: "ApiVersions",
+    minVersion: 0,
+    maxVersion: 3,
+    firstFlexibleVersion: 3,
+    handle(req, ctx) {
+      if (ctx.apiVersion >= 3) {
+        req.compactString(); // client software name
+        req.compactString(); // client software version
+        req.taggedFields();
+      }
+      const errorCode = ctx.injectedError ?? ErrorCode.NONE;
+      const list = [...handlers()].sort((a, b) => a.apiKey - b.apiKey);
+      const version = ctx.apiVersion;
+      return (w) => {
+        if (version < 3) {
+          writeApiVersionsV0(w, errorCode, list);
+          if (version >= 1) w.int32(0); // throttle time
+          return;
+        }
+        w.int16(errorCode);
+        w.compactArray(list, (w, h) => {
+          w.int16(h.apiKey).int16(h.minVersion).int16(h.maxVersion).taggedFields();
+        });
+        w.int32(0); // throttle time
+        w.taggedFields();
+      };
+    },
+  };
+}

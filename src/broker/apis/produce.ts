@@ -1,0 +1,127 @@
+/**
+ * Produce (v3-v8): checks each record batch's header (magic, length, CRC-32C), copies the
+ * batch once into the log with a broker-assigned base offset, and applies idempotent-producer
+ * sequence checks. acks=0 gets no response at all, as with Kafka.
+ */
+import type { BrokerState } from "../broker-state.ts";
+import type { PartitionLog } from "../log/partition-log.ts";
+import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
+import {
+  BatchError,
+  type BatchHeader,
+  isTransactionalOrControl,
+  parseBatchHeader,
+} from "../protocol/record-batch.ts";
+import type { Reader } from "../protocol/wire.ts";
+
+interface PartitionResult {
+  index: number;
+  errorCode: number;
+  baseOffset: number;
+  logStartOffset: number;
+}
+
+interface TopicResult {
+  name: string;
+  partitions: PartitionResult[];
+}
+
+interface PartitionData {
+  index: number;
+  records: Uint8Array | null;
+}
+
+function readTopic(r: Reader): { name: string; partitions: PartitionData[] } {
+  const name = r.string();
+  const partitions = r.array((p) => ({ index: p.int32(), records: p.nullableBytes() }));
+  return { name, partitions };
+}
+
+function failed(index: number, errorCode: number): PartitionResult {
+  return { index, errorCode, baseOffset: -1, logStartOffset: -1 };
+}
+
+/** Validates every batch of a partition's record set, then appends them in order. */
+function appendRecords(log: PartitionLog, index: number, records: Uint8Array): PartitionResult {
+  const headers: BatchHeader[] = [];
+  const starts: number[] = [];
+  try {
+    for (let at = 0; at < records.length; ) {
+      const header = parseBatchHeader(records, at);
+      if (isTransactionalOrControl(header)) return failed(index, ErrorCode.INVALID_RECORD);
+      headers.push(header);
+      starts.push(at);
+      at += header.sizeBytes;
+    }
+  } catch (err) {
+    if (err instanceof BatchError) return failed(index, ErrorCode.CORRUPT_MESSAGE);
+    throw err;
+  }
+  if (headers.length === 0) return failed(index, ErrorCode.CORRUPT_MESSAGE);
+  let firstOffset = -1;
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i] as BatchHeader;
+    const start = starts[i] as number;
+    // The one copy of the batch: the log must not pin the socket chunk it arrived in.
+    const batch = new Uint8Array(header.sizeBytes);
+    batch.set(records.subarray(start, start + header.sizeBytes));
+    const result = log.append(batch, header);
+    if (result.errorCode !== ErrorCode.NONE) return failed(index, result.errorCode);
+    if (i === 0) firstOffset = result.baseOffset;
+  }
+  return {
+    index,
+    errorCode: ErrorCode.NONE,
+    baseOffset: firstOffset,
+    logStartOffset: log.logStartOffset,
+  };
+}
+
+/** The Produce handler. */
+export function createProduceHandler(state: BrokerState): ApiHandler {
+  return {
+    apiKey: ApiKey.Produce,
+    name: "Produce",
+    minVersion: 3,
+    maxVersion: 8,
+    firstFlexibleVersion: 9,
+    handle(req, ctx) {
+      req.nullableString(); // transactional id
+      const acks = req.int16();
+      req.int32(); // timeout
+      // Parse the whole request before appending anything: a truncated request must not
+      // leave half of its partitions written.
+      const topics = req.array(readTopic);
+      const injected = ctx.injectedError;
+      const validAcks = acks === 0 || acks === 1 || acks === -1;
+      const results: TopicResult[] = topics.map((topic) => ({
+        name: topic.name,
+        partitions: topic.partitions.map(({ index, records }) => {
+          if (injected !== undefined) return failed(index, injected);
+          if (!validAcks) return failed(index, ErrorCode.INVALID_REQUIRED_ACKS);
+          const log = state.topics.partition(topic.name, index);
+          if (log === undefined) return failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+          if (records === null) return failed(index, ErrorCode.CORRUPT_MESSAGE);
+          return appendRecords(log, index, records);
+        }),
+      }));
+      if (acks === 0) return null;
+      const version = ctx.apiVersion;
+      return (w) => {
+        w.array(results, (w, topic) => {
+          w.string(topic.name);
+          w.array(topic.partitions, (w, p) => {
+            w.int32(p.index).int16(p.errorCode).int64(p.baseOffset);
+            w.int64(-1); // log append time: topics use CreateTime
+            if (version >= 5) w.int64(p.logStartOffset);
+            if (version >= 8) {
+              w.int32(0); // record errors
+              w.nullableString(null); // error message
+            }
+          });
+        });
+        w.int32(0); // throttle time
+      };
+    },
+  };
+}

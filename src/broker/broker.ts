@@ -1,0 +1,187 @@
+/**
+ * The embedded, single-node, Kafka-wire-compatible broker: in-memory topics, served over
+ * real TCP to real Kafka clients (kafkajs, librdkafka). For tests, benchmarks and the
+ * gateway's embedded default.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
+import { createApiVersionsHandler } from "./apis/api-versions.ts";
+import { createCreateTopicsHandler } from "./apis/create-topics.ts";
+import { createDeleteTopicsHandler } from "./apis/delete-topics.ts";
+import { createFetchHandler } from "./apis/fetch.ts";
+import { createInitProducerIdHandler } from "./apis/init-producer-id.ts";
+import { createListOffsetsHandler } from "./apis/list-offsets.ts";
+import { createMetadataHandler } from "./apis/metadata.ts";
+import { createProduceHandler } from "./apis/produce.ts";
+import { BrokerConnection } from "./broker-connection.ts";
+import { type BrokerFaults, FaultState } from "./broker-faults.ts";
+import { type BrokerState, createTopicLogged } from "./broker-state.ts";
+import { createDispatcher } from "./dispatcher.ts";
+import { createGroupCoordinator } from "./group-coordinator.ts";
+import { TopicStore, validateTopicName } from "./log/topic-store.ts";
+import type { ApiHandler, BrokerInfo } from "./protocol/api.ts";
+
+/** How to run the broker; every field is optional. */
+export interface BrokerOptions {
+  /** TCP port; 0 (the default) picks a free one. */
+  port?: number;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
+  nodeId?: number;
+  /** Partitions of auto-created topics (default 1). */
+  defaultPartitions?: number;
+  /** Create unknown topics when a client asks for their metadata (default true). */
+  autoCreateTopics?: boolean;
+  /** Per-partition size limit; whole batches are dropped from the head beyond it. */
+  retentionBytes?: number;
+  /** Per-partition age limit (by append time). */
+  retentionMs?: number;
+  /** Passed to the group coordinator (default 0). */
+  initialRebalanceDelayMs?: number;
+  log?: (line: string) => void;
+}
+
+/** A running broker. */
+export interface Broker {
+  /** "host:port", for client configs. */
+  bootstrap: string;
+  host: string;
+  port: number;
+  close(): Promise<void>;
+  faults: BrokerFaults;
+  /** Creates a topic directly (tests); does nothing if it already exists. */
+  createTopic(name: string, partitions: number): void;
+}
+
+/** Age retention is checked this often at most (and at least once per quarter limit). */
+const MAX_RETENTION_CHECK_MS = 1000;
+const MIN_RETENTION_CHECK_MS = 10;
+
+/** Clients connect to the advertised address; a wildcard listen address is not one. */
+function advertisedHost(host: string): string {
+  return host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+}
+
+/** A cluster id in Kafka's form: 16 random bytes as unpadded base64url (22 characters). */
+function newClusterId(): string {
+  const hex = randomUUID().replaceAll("-", "");
+  return Buffer.from(hex, "hex").toString("base64url");
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      const address = server.address();
+      resolve(typeof address === "object" && address !== null ? address.port : port);
+    });
+  });
+}
+
+/** Starts a broker listening on `host:port`; resolves once it accepts connections. */
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
+  const host = options.host ?? "127.0.0.1";
+  const log = options.log ?? (() => {});
+  const defaultPartitions = options.defaultPartitions ?? 1;
+  if (!Number.isInteger(defaultPartitions) || defaultPartitions < 1) {
+    throw new RangeError(`defaultPartitions must be a positive integer, got ${defaultPartitions}`);
+  }
+  const topics = new TopicStore({
+    retentionBytes: options.retentionBytes,
+    retentionMs: options.retentionMs,
+  });
+  const state: BrokerState = {
+    topics,
+    defaultPartitions,
+    autoCreateTopics: options.autoCreateTopics ?? true,
+    nextProducerId: 1000,
+    log,
+  };
+
+  const connections = new Set<BrokerConnection>();
+  const sockets = new Set<Socket>();
+  const faults = new FaultState({
+    dropConnections: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    pausedChanged: () => {
+      for (const connection of connections) connection.pausedChanged();
+    },
+  });
+
+  const server = createServer();
+  const port = await listen(server, options.port ?? 0, host);
+  const info: BrokerInfo = {
+    nodeId: options.nodeId ?? 1,
+    host: advertisedHost(host),
+    port,
+    clusterId: newClusterId(),
+  };
+
+  const handlers: ApiHandler[] = [
+    createProduceHandler(state),
+    createFetchHandler(state),
+    createListOffsetsHandler(state),
+    createMetadataHandler(state),
+    createCreateTopicsHandler(state),
+    createDeleteTopicsHandler(state),
+    createInitProducerIdHandler(state),
+  ];
+  const coordinator = createGroupCoordinator({
+    initialRebalanceDelayMs: options.initialRebalanceDelayMs ?? 0,
+    partitionExists: (topic, partition) => topics.partition(topic, partition) !== undefined,
+    topicPartitions: (topic) => topics.get(topic)?.partitions.length,
+  });
+  handlers.push(...coordinator.handlers);
+  handlers.push(createApiVersionsHandler(() => handlers));
+  const dispatcher = createDispatcher(handlers, info, faults, log);
+  const connectionHost = { dispatcher, faults, log };
+
+  let nextConnectionId = 1;
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    const connection = new BrokerConnection(socket, nextConnectionId++, connectionHost, () => {
+      sockets.delete(socket);
+      connections.delete(connection);
+    });
+    connections.add(connection);
+  });
+
+  let retentionTimer: ReturnType<typeof setInterval> | undefined;
+  if (options.retentionMs !== undefined) {
+    const every = Math.min(
+      MAX_RETENTION_CHECK_MS,
+      Math.max(MIN_RETENTION_CHECK_MS, options.retentionMs / 4),
+    );
+    retentionTimer = setInterval(() => topics.enforceRetention(), every);
+    retentionTimer.unref();
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    bootstrap: `${info.host}:${port}`,
+    host: info.host,
+    port,
+    faults,
+    createTopic(name, partitions) {
+      const illegal = validateTopicName(name);
+      if (illegal !== null) throw new Error(illegal);
+      if (!Number.isInteger(partitions) || partitions < 1) {
+        throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
+      }
+      if (topics.get(name) === undefined) createTopicLogged(state, name, partitions);
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        clearInterval(retentionTimer);
+        coordinator.close();
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+        topics.close();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * One partition's log, in memory: record batches stored as received (one copy each), with
+ * broker-assigned base offsets, a time index, retention by size and age, idempotent-producer
+ * checks, and wake-ups for fetches long-polling on new data.
+ */
+import { ErrorCode } from "../protocol/api.ts";
+import { type BatchHeader, setBatchBaseOffset } from "../protocol/record-batch.ts";
+import { ProducerSequences } from "./producer-sequences.ts";
+
+/** A batch in the log. */
+export interface StoredBatch {
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  /** Largest maxTimestamp up to and including this batch: never decreases, so searchable. */
+  timeIndex: number;
+  /** Broker clock at append; age retention uses it so client clocks cannot expire fresh data. */
+  appendTimeMs: number;
+  bytes: Uint8Array;
+}
+
+/** Outcome of an append: the offset of the batch's first record, or an error code. */
+export interface AppendResult {
+  errorCode: number;
+  baseOffset: number;
+}
+
+/** Limits for one partition; absent means unlimited. */
+export interface RetentionLimits {
+  retentionBytes?: number;
+  retentionMs?: number;
+}
+
+/** The batches a read returned and their total size. */
+export interface ReadResult {
+  batches: Uint8Array[];
+  sizeBytes: number;
+}
+
+const EMPTY_READ: ReadResult = { batches: [], sizeBytes: 0 };
+/** Dropped head entries are compacted away once there are this many. */
+const COMPACT_AFTER = 1024;
+
+/** The in-memory log of one topic partition. */
+export class PartitionLog {
+  readonly topic: string;
+  readonly partition: number;
+  /** Offset of the first record still held. */
+  logStartOffset = 0;
+  /** Offset the next record gets; every record below it is committed (single replica). */
+  highWatermark = 0;
+  /** Bytes held, batch headers included. */
+  sizeBytes = 0;
+  /** Set when the topic is deleted; waiters are woken so their fetches can answer. */
+  closed = false;
+
+  private readonly limits: RetentionLimits;
+  private readonly now: () => number;
+  private readonly sequences = new ProducerSequences();
+  private batches: (StoredBatch | undefined)[] = [];
+  /** Index of the first live batch in `batches` (retention drops from the head). */
+  private head = 0;
+  private readonly waiters = new Set<() => void>();
+  private notifyScheduled = false;
+
+  constructor(topic: string, partition: number, limits: RetentionLimits = {}, now = Date.now) {
+    this.topic = topic;
+    this.partition = partition;
+    this.limits = limits;
+    this.now = now;
+  }
+
+  /** Number of batches held. */
+  get batchCount(): number {
+    return this.batches.length - this.head;
+  }
+
+  /**
+   * Appends a checked batch that the log may keep (the caller hands over ownership of
+   * `batch`); rewrites its base offset. A retried idempotent batch is not appended again:
+   * the answer is its original offset.
+   */
+  append(batch: Uint8Array, header: BatchHeader): AppendResult {
+    const verdict = this.sequences.check(header);
+    if (verdict.kind === "error") return { errorCode: verdict.errorCode, baseOffset: -1 };
+    if (verdict.kind === "duplicate") {
+      return { errorCode: ErrorCode.NONE, baseOffset: verdict.baseOffset };
+    }
+    const baseOffset = this.highWatermark;
+    setBatchBaseOffset(batch, baseOffset);
+    const previous = this.batches[this.batches.length - 1];
+    const timeIndex =
+      previous !== undefined && this.batchCount > 0
+        ? Math.max(previous.timeIndex, header.maxTimestamp)
+        : header.maxTimestamp;
+    this.batches.push({
+      baseOffset,
+      lastOffset: baseOffset + header.lastOffsetDelta,
+      maxTimestamp: header.maxTimestamp,
+      timeIndex,
+      appendTimeMs: this.now(),
+      bytes: batch,
+    });
+    this.highWatermark = baseOffset + header.lastOffsetDelta + 1;
+    this.sizeBytes += batch.length;
+    this.sequences.record(header, baseOffset);
+    this.enforceRetention();
+    this.scheduleNotify();
+    return { errorCode: ErrorCode.NONE, baseOffset };
+  }
+
+  /**
+   * Reads whole batches starting with the one that holds `offset`, while they fit in
+   * `maxBytes`; with `minOneBatch` the first batch comes even when it alone is bigger, so a
+   * client always makes progress. `offset` must lie in [logStartOffset, highWatermark].
+   */
+  read(offset: number, maxBytes: number, minOneBatch: boolean): ReadResult {
+    let index = this.indexOf(offset);
+    if (index < 0) return EMPTY_READ;
+    const batches: Uint8Array[] = [];
+    let sizeBytes = 0;
+    for (; index < this.batches.length; index++) {
+      const bytes = (this.batches[index] as StoredBatch).bytes;
+      if (sizeBytes + bytes.length > maxBytes && !(minOneBatch && batches.length === 0)) break;
+      batches.push(bytes);
+      sizeBytes += bytes.length;
+    }
+    return batches.length === 0 ? EMPTY_READ : { batches, sizeBytes };
+  }
+
+  /** Bytes from the batch holding `offset` to the end of the log (for MinBytes checks). */
+  bytesFrom(offset: number): number {
+    const index = this.indexOf(offset);
+    if (index < 0) return 0;
+    let total = 0;
+    for (let i = index; i < this.batches.length; i++) {
+      total += (this.batches[i] as StoredBatch).bytes.length;
+    }
+    return total;
+  }
+
+  /**
+   * The first batch whose max timestamp is at or after `timestamp`: its base offset and max
+   * timestamp, or null when every batch is older.
+   */
+  offsetForTimestamp(timestamp: number): { offset: number; timestamp: number } | null {
+    let lo = this.head;
+    let hi = this.batches.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.batches[mid] as StoredBatch).timeIndex < timestamp) lo = mid + 1;
+      else hi = mid;
+    }
+    const found = this.batches[lo];
+    return found === undefined ? null : { offset: found.baseOffset, timestamp: found.maxTimestamp };
+  }
+
+  /** Drops whole batches from the head that exceed the size or age limit. */
+  enforceRetention(now = this.now()): void {
+    const { retentionBytes, retentionMs } = this.limits;
+    let dropped = false;
+    if (retentionMs !== undefined) {
+      const cutoff = now - retentionMs;
+      for (;;) {
+        const first = this.batches[this.head];
+        if (first === undefined || first.appendTimeMs >= cutoff) break;
+        this.dropHead();
+        dropped = true;
+      }
+    }
+    if (retentionBytes !== undefined) {
+      // Keep the newest batch, like Kafka never deleting the active segment by size.
+      while (this.sizeBytes > retentionBytes && this.batchCount > 1) {
+        this.dropHead();
+        dropped = true;
+      }
+    }
+    if (dropped && this.head >= COMPACT_AFTER && this.head * 2 >= this.batches.length) {
+      this.batches = this.batches.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Calls `waiter` (on a later microtask) after every append until removed. */
+  addWaiter(waiter: () => void): void {
+    this.waiters.add(waiter);
+  }
+
+  removeWaiter(waiter: () => void): void {
+    this.waiters.delete(waiter);
+  }
+
+  /** Marks the log deleted and wakes its waiters. */
+  close(): void {
+    this.closed = true;
+    this.scheduleNotify();
+  }
+
+  private dropHead(): void {
+    const first = this.batches[this.head] as StoredBatch;
+    this.sizeBytes -= first.bytes.length;
+    // Release the bytes now; the slot itself is reclaimed by the next compaction.
+    this.batches[this.head] = undefined;
+    this.head++;
+    const next = this.batches[this.head];
+    this.logStartOffset = next === undefined ? this.highWatermark : next.baseOffset;
+    if (this.head === this.batches.length) {
+      this.batches = [];
+      this.head = 0;
+    }
+  }
+
+  /** Index of the batch holding `offset`, or -1 when none does (offset at or past the end). */
+  private indexOf(offset: number): number {
+    if (offset < this.logStartOffset || offset >= this.highWatermark) return -1;
+    let lo = this.head;
+    let hi = this.batches.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if ((this.batches[mid] as StoredBatch).baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const batch = this.batches[lo];
+    return batch !== undefined && batch.lastOffset >= offset ? lo : -1;
+  }
+
+  /** Wakes waiters once per microtask, however many batches a request appended. */
+  private scheduleNotify(): void {
+    if (this.notifyScheduled || this.waiters.size === 0) return;
+    this.notifyScheduled = true;
+    queueMicrotask(() => {
+      this.notifyScheduled = false;
+      for (const waiter of [...this.waiters]) waiter();
+    });
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The broker's topics: name → partition logs. All in memory; deleting a topic closes its
+ * logs so fetches waiting on them answer at once.
+ */
+import { PartitionLog, type RetentionLimits } from "./partition-log.ts";
+
+/** A topic and its partition logs (index = partition id). */
+export interface Topic {
+  name: string;
+  partitions: PartitionLog[];
+}
+
+const MAX_TOPIC_NAME = 249;
+const LEGAL_TOPIC_NAME = /^[a-zA-Z0-9._-]+$/;
+
+/** Kafka's topic-name rules; returns why the name is illegal, or null when it is fine. */
+export function validateTopicName(name: string): string | null {
+  if (name.length === 0) return "Topic name is illegal, it can't be empty";
+  if (name === "." || name === "..") return `Topic name cannot be "." or ".."`;
+  if (name.length > MAX_TOPIC_NAME) {
+    return `Topic name is illegal, it can't be longer than ${MAX_TOPIC_NAME} characters`;
+  }
+  if (!LEGAL_TOPIC_NAME.test(name)) {
+    return `Topic name "${name}" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'`;
+  }
+  return null;
+}
+
+/** Every topic of one broker. */
+export class TopicStore {
+  private readonly topics = new Map<string, Topic>();
+  private readonly limits: RetentionLimits;
+  private readonly now: () => number;
+
+  constructor(limits: RetentionLimits = {}, now = Date.now) {
+    this.limits = limits;
+    this.now = now;
+  }
+
+  get(name: string): Topic | undefined {
+    return this.topics.get(name);
+  }
+
+  /** The log of one partition, or undefined when the topic or partition does not exist. */
+  partition(topic: string, partition: number): PartitionLog | undefined {
+    return this.topics.get(topic)?.partitions[partition];
+  }
+
+  /** Creates a topic; the caller has checked that the name is legal and free. */
+  create(name: string, partitionCount: number): Topic {
+    const partitions: PartitionLog[] = [];
+    for (let i = 0; i < partitionCount; i++) {
+      partitions.push(new PartitionLog(name, i, this.limits, this.now));
+    }
+    const topic = { name, partitions };
+    this.topics.set(name, topic);
+    return topic;
+  }
+
+  /** Deletes a topic; false when it did not exist. */
+  delete(name: string): boolean {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return false;
+    this.topics.delete(name);
+    for (const log of topic.partitions) log.close();
+    return true;
+  }
+
+  all(): IterableIterator<Topic> {
+    return this.topics.values();
+  }
+
+  /** Applies age retention to every partition (size retention already runs on append). */
+  enforceRetention(): void {
+    const now = this.now();
+    for (const topic of this.topics.values()) {
+      for (const log of topic.partitions) log.enforceRetention(now);
+    }
+  }
+
+  /** Closes every log (broker shutdown). */
+  close(): void {
+    for (const topic of this.topics.values()) {
+      for (const log of topic.partitions) log.close();
+    }
+    this.topics.clear();
+  }
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { Reader, WireError, Writer } from "./wire.ts";
+
+describe("Writer", () => {
+  it("keeps every value when the buffer grows mid-write", () => {
+    const w = new Writer(1);
+    const big = new Uint8Array(1000).fill(9);
+    w.int8(1).int16(2).int32(3).int64(4n).uvarint(300).varint(-5).varlong(-6).raw(big).string("s");
+    const r = new Reader(w.bytesView());
+    expect([
+      r.int8(),
+      r.int16(),
+      r.int32(),
+      r.int64(),
+      r.uvarint(),
+      r.varint(),
+      r.varlong(),
+    ]).toEqual([1, 2, 3, 4n, 300, -5, -6]);
+    expect(r.raw(1000)).toEqual(big);
+    expect(r.string()).toBe("s");
+    expect(r.remaining).toBe(0);
+  });
+
+  it("appends large arrays by reference and small ones by copy", () => {
+    const w = new Writer(16);
+    const large = new Uint8Array(4096).fill(1);
+    const small = new Uint8Array(8).fill(2);
+    const sizeAt = w.reserveInt32();
+    w.int16(7).rawRef(large).int16(8).rawRef(small).rawRef(large);
+    w.patchInt32(sizeAt, w.length - 4);
+    const segments = w.segments();
+    expect(segments.filter((s) => s === large)).toHaveLength(2);
+    expect(w.length).toBe(4 + 2 + 4096 + 2 + 8 + 4096);
+    const joined = w.bytesView();
+    expect(joined.length).toBe(w.length);
+    const r = new Reader(joined);
+    expect(r.int32()).toBe(w.length - 4);
+    expect(r.int16()).toBe(7);
+    expect(r.raw(4096)).toEqual(large);
+    expect(r.int16()).toBe(8);
+    expect(r.raw(8)).toEqual(small);
+    expect(r.raw(4096)).toEqual(large);
+  });
+});
+
+describe("Reader", () => {
+  it("throws WireError on truncation and on impossible array counts", () => {
+    expect(() => new Reader(new Uint8Array(3)).int32()).toThrow(WireError);
+    const w = new Writer().int32(1000);
+    expect(() => new Reader(w.bytesView()).array((r) => r.int8())).toThrow(WireError);
+  });
+});
