@@ -1,0 +1,156 @@
+import type { Kafka, Producer } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { type Broker, startBroker } from "../broker/broker.ts";
+import { silentLogger } from "../ops/logger.ts";
+import { createKafka } from "./kafka-client.ts";
+import { type ReplyRecord, startReplyReader } from "./reply-reader.ts";
+
+const topic = "replies";
+let broker: Broker;
+let kafka: Kafka;
+let producer: Producer;
+
+beforeAll(async () => {
+  broker = await startBroker({ port: 0 });
+  broker.createTopic(topic, 4);
+  kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "reply-reader-test");
+  producer = kafka.producer();
+  await producer.connect();
+});
+
+afterAll(async () => {
+  await producer?.disconnect();
+  await broker?.close();
+});
+
+/** Produces one reply record per (partition, id); `end` makes it a tombstone. */
+function produce(partition: number, id: string, end = false, t = topic) {
+  return producer.send({
+    topic: t,
+    acks: 1,
+    messages: [
+      {
+        partition,
+        key: id,
+        value: end ? null : `for ${id}`,
+        headers: { "zilla:correlation-id": id, ...(end ? { "zilla:status": "0" } : {}) },
+      },
+    ],
+  });
+}
+
+/** A waiter that collects records and resolves once `count` arrived. */
+function collector(count: number) {
+  const records: ReplyRecord[] = [];
+  let done: () => void = () => {};
+  const complete = new Promise<void>((resolve) => (done = resolve));
+  return {
+    records,
+    complete,
+    waiter: {
+      onRecord(r: ReplyRecord) {
+        records.push(r);
+        if (records.length === count) done();
+      },
+      onFailure() {},
+    },
+  };
+}
+
+describe("startReplyReader", () => {
+  test("reads every partition from the position at start, dispatching by correlation id", async () => {
+    // Replies produced before the reader starts are history: nobody can wait for them.
+    await produce(0, "old");
+    const reader = await startReplyReader({
+      kafka,
+      logger: silentLogger,
+      topics: [topic],
+      correlationIdHeader: "zilla:correlation-id",
+    });
+    try {
+      const a = collector(2);
+      const b = collector(1);
+      const c = collector(1);
+      reader.register("a", a.waiter);
+      reader.register("b", b.waiter);
+      reader.register("c", c.waiter);
+      expect(reader.waiting).toBe(3);
+      // Produced right after start resolved, on every partition: none may be missed.
+      await produce(3, "a");
+      await produce(1, "b", true);
+      await produce(2, "nobody");
+      await produce(0, "c", true);
+      await produce(3, "a", true);
+      await Promise.all([a.complete, b.complete, c.complete]);
+      expect(a.records.map((r) => r.value === null)).toEqual([false, true]);
+      expect(Buffer.from(a.records[0]?.value ?? []).toString()).toBe("for a");
+      expect(a.records[1]?.headers).toContainEqual(["zilla:status", "0"]);
+      expect(b.records.map((r) => r.partition)).toEqual([1]);
+      expect(c.records.map((r) => r.partition)).toEqual([0]);
+      // "nobody" was read and dropped; "old" was never read at all.
+      await waitUntil(() => reader.dropped >= 1);
+      expect(reader.dropped).toBe(1);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test("calls sharing a correlation id all get the reply; unregister stops delivery", async () => {
+    const reader = await startReplyReader({
+      kafka,
+      logger: silentLogger,
+      topics: [topic],
+      correlationIdHeader: "zilla:correlation-id",
+    });
+    try {
+      const first = collector(2);
+      const second = collector(2);
+      const gone = collector(1);
+      reader.register("shared", first.waiter);
+      reader.register("shared", second.waiter);
+      reader.register("shared", gone.waiter)();
+      expect(reader.waiting).toBe(2);
+      await produce(2, "shared");
+      await produce(2, "shared", true);
+      await Promise.all([first.complete, second.complete]);
+      expect(second.records.map((r) => r.offset)).toEqual(first.records.map((r) => r.offset));
+      expect(gone.records).toHaveLength(0);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test("creates missing reply topics and deletes its group on close", async () => {
+    const reader = await startReplyReader({
+      kafka,
+      logger: silentLogger,
+      topics: ["replies-created-on-start"],
+      correlationIdHeader: "zilla:correlation-id",
+    });
+    const c = collector(1);
+    reader.register("x", c.waiter);
+    await produce(0, "x", false, "replies-created-on-start");
+    await c.complete;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      expect((await admin.listGroups()).groups.map((g) => g.groupId)).toContain(reader.groupId);
+      let failure: Error | undefined;
+      reader.register("late", { onRecord() {}, onFailure: (e) => (failure = e) });
+      await reader.close();
+      // Waiters still registered learn that no reply will come.
+      expect(failure?.message).toMatch(/closed/);
+      expect((await admin.listGroups()).groups.map((g) => g.groupId)).not.toContain(reader.groupId);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
+
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,135 @@
+import { Kafka, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, logLevel } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { type Broker, startBroker } from "../broker/broker.ts";
+import { silentLogger } from "../ops/logger.ts";
+import { createKafka } from "./kafka-client.ts";
+import type { ContractRecord } from "./record-contract.ts";
+import { createRequestProducer, ProduceError, produceErrorFrom } from "./request-producer.ts";
+
+let broker: Broker;
+let kafka: Kafka;
+
+beforeAll(async () => {
+  broker = await startBroker({ port: 0, defaultPartitions: 4 });
+  broker.createTopic("requests", 4);
+  kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "request-producer-test");
+});
+
+afterAll(async () => {
+  await broker?.close();
+});
+
+const record = (key: string, text: string | null): ContractRecord => ({
+  key,
+  value: text === null ? null : new TextEncoder().encode(text),
+  headers: [["h", key]],
+});
+
+/** Every record of `topic`, read from the beginning. */
+async function readAll(topic: string, expected: number) {
+  const consumer = kafka.consumer({ groupId: `read-${Math.random()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const out: Array<{ partition: number; key: string; value: string | null }> = [];
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        out.push({
+          partition,
+          key: message.key?.toString() ?? "",
+          value: message.value === null ? null : message.value.toString(),
+        });
+        if (out.length === expected) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  return out;
+}
+
+describe("createRequestProducer", () => {
+  test("concurrent calls share batches and keep each call's order", async () => {
+    const producer = await createRequestProducer({ kafka, logger: silentLogger });
+    const calls = 50;
+    const sends: Promise<void>[] = [];
+    for (let step = 0; step < 3; step++) {
+      for (let c = 0; c < calls; c++) {
+        sends.push(producer.send("requests", 1, record(`call-${c}`, step < 2 ? `m${step}` : null)));
+      }
+    }
+    await Promise.all(sends);
+    // 150 records from one turn of the event loop leave together, not one request each.
+    expect(producer.batches).toBeLessThanOrEqual(2);
+    expect(producer.pending).toBe(0);
+    await producer.close();
+
+    const records = await readAll("requests", calls * 3);
+    for (let c = 0; c < calls; c++) {
+      const mine = records.filter((r) => r.key === `call-${c}`);
+      expect(mine.map((r) => r.value)).toEqual(["m0", "m1", null]);
+      expect(new Set(mine.map((r) => r.partition)).size).toBe(1);
+    }
+  });
+
+  test("records queued while a batch is in flight leave in the next one, in order", async () => {
+    broker.createTopic("requests-pipelined", 1);
+    const producer = await createRequestProducer({ kafka, logger: silentLogger });
+    const first = producer.send("requests-pipelined", -1, record("k", "a"));
+    await new Promise((r) => setImmediate(r)); // the first batch is now in flight
+    const rest = ["b", "c", "d"].map((v) =>
+      producer.send("requests-pipelined", -1, record("k", v)),
+    );
+    await Promise.all([first, ...rest]);
+    expect(producer.batches).toBe(2);
+    await producer.close();
+    expect((await readAll("requests-pipelined", 4)).map((r) => r.value)).toEqual([
+      "a",
+      "b",
+      "c",
+      "d",
+    ]);
+  });
+
+  test("a batch never exceeds maxBatchBytes (unless one record does)", async () => {
+    broker.createTopic("requests-sized", 1);
+    const producer = await createRequestProducer({
+      kafka,
+      logger: silentLogger,
+      maxBatchBytes: 2_000,
+    });
+    const big = "x".repeat(900);
+    await Promise.all(
+      Array.from({ length: 6 }, () => producer.send("requests-sized", 1, record("k", big))),
+    );
+    expect(producer.batches).toBe(3);
+    await producer.close();
+  });
+
+  test("an unreachable cluster is reported as such", async () => {
+    const doomed = await startBroker({ port: 0 });
+    const shortRetry = new Kafka({
+      brokers: [doomed.bootstrap],
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 1, initialRetryTime: 50, maxRetryTime: 100 },
+      connectionTimeout: 500,
+    });
+    const producer = await createRequestProducer({ kafka: shortRetry, logger: silentLogger });
+    await doomed.close();
+    const error = await producer.send("gone", 1, record("k", "v")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProduceError);
+    expect((error as ProduceError).unreachable).toBe(true);
+    await producer.close();
+  });
+
+  test("produceErrorFrom looks through retry wrappers", () => {
+    const connection = new KafkaJSConnectionError("Connection error: ECONNREFUSED");
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(connection, {
+      retryCount: 5,
+      retryTime: 100,
+    });
+    expect(produceErrorFrom(wrapped).unreachable).toBe(true);
+    const refused = new Error("MESSAGE_TOO_LARGE");
+    expect(produceErrorFrom(refused).unreachable).toBe(false);
+    expect(produceErrorFrom(refused).message).toBe("MESSAGE_TOO_LARGE");
+  });
+});

@@ -1,0 +1,225 @@
+/**
+ * North's Kafka producer for request records. Records from concurrent calls are gathered
+ * into one kafkajs `sendBatch` per scheduler turn and acks level, with at most one batch in
+ * flight per acks level: the next batch leaves when the previous one is acknowledged, so the
+ * records of one call (one topic, one key, one partition) reach Kafka in the order they were
+ * queued even when kafkajs retries a batch. No timer sits on the path: a lone call's records
+ * leave on the next turn of the event loop.
+ */
+import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
+import type { Logger } from "../ops/logger.ts";
+import { createPartitioner, toKafkaMessage } from "./kafka-client.ts";
+import type { ContractRecord } from "./record-contract.ts";
+
+export type AcksNumber = -1 | 0 | 1;
+
+/** Why a produce failed, in terms the gRPC side can map to a status code. */
+export class ProduceError extends Error {
+  /** True when the cluster could not be reached (connection refused, closed, timed out). */
+  readonly unreachable: boolean;
+
+  constructor(message: string, unreachable: boolean, cause?: unknown) {
+    super(message, { cause });
+    this.name = "ProduceError";
+    this.unreachable = unreachable;
+  }
+}
+
+export interface RequestProducer {
+  /** Queues one record; resolves once Kafka acknowledged the batch holding it. */
+  send(topic: string, acks: AcksNumber, record: ContractRecord): Promise<void>;
+  /** Records queued or in flight, over every acks level. */
+  readonly pending: number;
+  /** Batches sent so far (one kafkajs sendBatch each). */
+  readonly batches: number;
+  /** Waits for queued records, then disconnects. */
+  close(): Promise<void>;
+}
+
+export interface RequestProducerOptions {
+  kafka: Kafka;
+  logger: Logger;
+  /** Upper bound of one batch's payload, bytes (Kafka's default max.message.bytes is ~1 MB). */
+  maxBatchBytes?: number;
+  /** How long the broker may take to acknowledge a batch. */
+  ackTimeoutMs?: number;
+}
+
+interface QueuedRecord {
+  topic: string;
+  message: Message;
+  bytes: number;
+  resolve: () => void;
+  reject: (error: ProduceError) => void;
+}
+
+/** One acks level: its queue and whether a batch of it is in flight. */
+interface Lane {
+  acks: AcksNumber;
+  queue: QueuedRecord[];
+  /** Index of the first record still queued (avoids shifting long arrays). */
+  head: number;
+  inFlight: boolean;
+  scheduled: boolean;
+}
+
+// setImmediate lets every call woken by one socket read queue its records before the flush;
+// runtimes without it still flush without a timer.
+const schedule: (fn: () => void) => void =
+  typeof setImmediate === "function" ? (fn) => setImmediate(fn) : queueMicrotask;
+
+/** Connects a batching producer for request records. */
+export async function createRequestProducer(
+  options: RequestProducerOptions,
+): Promise<RequestProducer> {
+  const maxBatchBytes = options.maxBatchBytes ?? 900_000;
+  const ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+  const producer: Producer = options.kafka.producer({
+    createPartitioner,
+    allowAutoTopicCreation: true,
+    idempotent: false,
+  });
+  try {
+    await producer.connect();
+  } catch (error) {
+    throw produceErrorFrom(error);
+  }
+
+  const lanes = new Map<AcksNumber, Lane>();
+  let pending = 0;
+  let batches = 0;
+  let closed = false;
+  let drained: (() => void) | undefined;
+
+  const laneFor = (acks: AcksNumber): Lane => {
+    let lane = lanes.get(acks);
+    if (!lane) {
+      lane = { acks, queue: [], head: 0, inFlight: false, scheduled: false };
+      lanes.set(acks, lane);
+    }
+    return lane;
+  };
+
+  const flush = (lane: Lane) => {
+    lane.scheduled = false;
+    if (lane.inFlight || lane.head >= lane.queue.length) return;
+    const batch = takeBatch(lane, maxBatchBytes);
+    lane.inFlight = true;
+    batches++;
+    producer
+      .sendBatch({ acks: lane.acks, timeout: ackTimeoutMs, topicMessages: groupByTopic(batch) })
+      .then(
+        () => {
+          for (const r of batch) r.resolve();
+        },
+        (error: unknown) => {
+          const failure = produceErrorFrom(error);
+          options.logger.warn("request produce failed", {
+            records: batch.length,
+            error: failure.message,
+            unreachable: failure.unreachable,
+          });
+          for (const r of batch) r.reject(failure);
+        },
+      )
+      .finally(() => {
+        lane.inFlight = false;
+        pending -= batch.length;
+        if (lane.head < lane.queue.length) flush(lane);
+        else if (pending === 0) drained?.();
+      });
+  };
+
+  return {
+    get pending() {
+      return pending;
+    },
+    get batches() {
+      return batches;
+    },
+    send(topic, acks, record) {
+      if (closed) return Promise.reject(new ProduceError("producer is closed", false));
+      const message = toKafkaMessage(record);
+      return new Promise<void>((resolve, reject) => {
+        const lane = laneFor(acks);
+        lane.queue.push({ topic, message, bytes: recordBytes(record), resolve, reject });
+        pending++;
+        if (!lane.inFlight && !lane.scheduled) {
+          lane.scheduled = true;
+          schedule(() => flush(lane));
+        }
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (pending > 0) await new Promise<void>((resolve) => (drained = resolve));
+      await producer.disconnect().catch(() => {});
+    },
+  };
+}
+
+/** Takes queued records from the head of the lane up to `maxBytes` (at least one). */
+function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
+  let bytes = 0;
+  let end = lane.head;
+  while (end < lane.queue.length) {
+    const next = lane.queue[end] as QueuedRecord;
+    if (end > lane.head && bytes + next.bytes > maxBytes) break;
+    bytes += next.bytes;
+    end++;
+  }
+  const batch = lane.queue.slice(lane.head, end);
+  if (end >= lane.queue.length) {
+    lane.queue = [];
+    lane.head = 0;
+  } else {
+    lane.head = end;
+  }
+  return batch;
+}
+
+/** kafkajs' batch shape; order within each topic is queue order. */
+function groupByTopic(batch: readonly QueuedRecord[]): TopicMessages[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const r of batch) {
+    const list = byTopic.get(r.topic);
+    if (list) list.push(r.message);
+    else byTopic.set(r.topic, [r.message]);
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+/** Approximate encoded size, to keep one batch under the broker's message size limit. */
+function recordBytes(record: ContractRecord): number {
+  let bytes = 70 + (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
+  for (const [name, value] of record.headers) bytes += name.length + value.length + 4;
+  return bytes;
+}
+
+// kafkajs error names that mean "the cluster could not be reached" rather than "Kafka refused".
+const unreachableNames = new Set([
+  "KafkaJSConnectionError",
+  "KafkaJSConnectionClosedError",
+  "KafkaJSBrokerNotFound",
+  "KafkaJSRequestTimeoutError",
+  "KafkaJSNoBrokerAvailableError",
+  "KafkaJSLockTimeout",
+]);
+
+/** A kafkajs failure as a ProduceError, looking through retry wrappers for the first cause. */
+export function produceErrorFrom(error: unknown): ProduceError {
+  if (error instanceof ProduceError) return error;
+  let unreachable = false;
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
+    if (unreachableNames.has(current.name)) unreachable = true;
+    // ECONNREFUSED and friends surface as plain Node errors inside kafkajs wrappers.
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NOTFOUND)/.test(code))
+      unreachable = true;
+    current = current.cause ?? (current as { originalError?: unknown }).originalError;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new ProduceError(message, unreachable, error);
+}

@@ -1,0 +1,417 @@
+/**
+ * The native path for plain gRPC (`application/grpc`, protobuf) over HTTP/2: the request's
+ * length-prefixed messages go to Kafka as they are, byte for byte, and reply records go back
+ * the same way, straight on the HTTP/2 stream. No decode/encode and no per-call pipeline of
+ * generators: a pending call is its stream plus a few small objects. Everything else
+ * (gRPC-Web, Connect, gRPC+JSON, fetch routes) is left to connect-es (method-handlers.ts).
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { promisify } from "node:util";
+import { gunzip, inflate } from "node:zlib";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import type { GrpcKafkaRoute } from "../config/types.ts";
+import { isResponseMetadata } from "../kafka/record-contract.ts";
+import {
+  encodeGrpcMessage,
+  FrameTooLargeError,
+  GrpcFrameReader,
+  grpcFrame,
+  isGrpcProtoContentType,
+  parseGrpcTimeout,
+} from "./grpc-wire.ts";
+import { noRouteError } from "./north-error.ts";
+import {
+  type CallDeps,
+  type GrpcStatus,
+  type MetadataEntries,
+  type ProduceCall,
+  type ProduceCallInit,
+  type ReplySink,
+  startProduceCall,
+  statusOk,
+} from "./produce-call.ts";
+import { matchRoute } from "./route-match.ts";
+
+export interface GrpcStreamHandlerOptions {
+  /** Served methods by request path ("/pkg.Service/Method"). */
+  methods: ReadonlyMap<string, DescMethod>;
+  routes: readonly GrpcKafkaRoute[];
+  deps: CallDeps;
+}
+
+/** Serves one HTTP/2 stream; returns false when it is not a call this path serves. */
+export type GrpcStreamHandler = (
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+) => boolean;
+
+type Decompress = (bytes: Uint8Array, maxBytes: number) => Promise<Uint8Array>;
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+// maxOutputLength stops a small compressed message from inflating past the message limit.
+const decompressors: Record<string, Decompress> = {
+  gzip: (bytes, maxBytes) => gunzipAsync(bytes, { maxOutputLength: Math.max(1, maxBytes) }),
+  deflate: (bytes, maxBytes) => inflateAsync(bytes, { maxOutputLength: Math.max(1, maxBytes) }),
+};
+
+/** Creates the native gRPC stream handler. */
+export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): GrpcStreamHandler {
+  const { methods, routes, deps } = options;
+  return (stream, headers, rawHeaders) => {
+    if (headers[":method"] !== "POST" || !isGrpcProtoContentType(headers["content-type"])) {
+      return false;
+    }
+    const path = (headers[":path"] ?? "").split("?", 1)[0] ?? "";
+    const method = methods.get(path);
+    if (!method) {
+      respondStatus(stream, Code.Unimplemented, `unknown method ${path}`);
+      return true;
+    }
+    const route = matchRoute(routes, path.slice(1), {
+      get: (name) => headerValue(headers, name) ?? null,
+    });
+    if (!route) {
+      respondStatus(stream, Code.Internal, noRouteError(path.slice(1)).rawMessage);
+      return true;
+    }
+    // Fetch routes stream Kafka topics; connect-es serves them (method-handlers.ts).
+    if (route.with.capability !== "produce") return false;
+    const encoding = headerValue(headers, "grpc-encoding") ?? "identity";
+    if (encoding !== "identity" && decompressors[encoding] === undefined) {
+      respondStatus(stream, Code.Unimplemented, `unsupported grpc-encoding ${encoding}`, {
+        "grpc-accept-encoding": "gzip, deflate, identity",
+      });
+      return true;
+    }
+    const timeoutMs = parseGrpcTimeout(headerValue(headers, "grpc-timeout"));
+    if (Number.isNaN(timeoutMs)) {
+      respondStatus(stream, Code.InvalidArgument, "malformed grpc-timeout");
+      return true;
+    }
+    new NativeGrpcCall(stream, method, encoding, {
+      deps,
+      route: route.with,
+      service: method.parent.typeName,
+      method: method.name,
+      metadata: metadataFromRawHeaders(rawHeaders),
+      timeoutMs,
+    });
+    return true;
+  };
+}
+
+/** The call's stream listeners are shared functions; the stream leads them to its call. */
+const callOfStream = Symbol("northGrpcCall");
+type CallStream = ServerHttp2Stream & { [callOfStream]?: NativeGrpcCall };
+
+function onStreamData(this: CallStream, chunk: Uint8Array): void {
+  this[callOfStream]?.onData(chunk);
+}
+
+function onStreamEnd(this: CallStream): void {
+  this[callOfStream]?.onEnd();
+}
+
+function onStreamClose(this: CallStream): void {
+  this[callOfStream]?.onClose();
+}
+
+function onStreamWantTrailers(this: CallStream): void {
+  this[callOfStream]?.onWantTrailers();
+}
+
+/**
+ * One call on one HTTP/2 stream: frames in, frames and trailers out. Listeners are shared
+ * functions and the call keeps no closures, so a pending call is this object, its produce
+ * call and the stream.
+ */
+class NativeGrpcCall implements ReplySink {
+  private readonly stream: CallStream;
+  private readonly frames: GrpcFrameReader;
+  /** What starts the produce call; dropped once it has. */
+  private init: Omit<ProduceCallInit, "sink"> | undefined;
+  private readonly decompress: Decompress | undefined;
+  private readonly maxMessageBytes: number;
+  /** Unary and server-streaming requests carry exactly one message. */
+  private readonly singleRequest: boolean;
+  /** Unary and client-streaming replies carry exactly one message. */
+  private readonly singleReply: boolean;
+  private call: ProduceCall | undefined;
+  private messagesIn = 0;
+  /** Orders decompressed messages behind each other. */
+  private inflating: Promise<void> | undefined;
+  private heldRequest: Uint8Array | undefined;
+  private heldReply: Uint8Array | undefined;
+  private headersSent = false;
+  private ended = false;
+  private trailers: OutgoingHttpHeaders | undefined;
+
+  constructor(
+    stream: ServerHttp2Stream,
+    method: DescMethod,
+    encoding: string,
+    init: Omit<ProduceCallInit, "sink">,
+  ) {
+    this.stream = stream;
+    this.init = init;
+    this.maxMessageBytes = init.deps.options.maxMessageBytes;
+    this.frames = new GrpcFrameReader(this.maxMessageBytes);
+    this.decompress = decompressors[encoding];
+    const kind = method.methodKind;
+    this.singleRequest = kind === "unary" || kind === "server_streaming";
+    this.singleReply = kind === "unary" || kind === "client_streaming";
+    // A streaming request is a call from the start (replies may come before any message);
+    // a single-message request becomes one at its half-close, with its one message.
+    if (!this.singleRequest) this.call = this.start();
+    this.stream[callOfStream] = this;
+    stream.on("data", onStreamData);
+    stream.on("end", onStreamEnd);
+    stream.on("close", onStreamClose);
+    stream.on("error", ignore);
+  }
+
+  private start(): ProduceCall {
+    const init = this.init as Omit<ProduceCallInit, "sink">;
+    this.init = undefined;
+    return startProduceCall({ ...init, sink: this });
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.ended) return;
+    let frames: ReturnType<GrpcFrameReader["push"]>;
+    try {
+      frames = this.frames.push(chunk);
+    } catch (error) {
+      if (error instanceof FrameTooLargeError) {
+        this.abort(Code.ResourceExhausted, error.message);
+        return;
+      }
+      throw error;
+    }
+    for (const frame of frames) {
+      if (!frame.compressed) {
+        if (this.inflating) {
+          const bytes = frame.bytes;
+          this.inflating = this.inflating.then(() => this.deliver(bytes));
+        } else this.deliver(frame.bytes);
+        continue;
+      }
+      const decompress = this.decompress;
+      if (!decompress) {
+        this.abort(Code.Internal, "compressed message without grpc-encoding");
+        return;
+      }
+      const compressed = frame.bytes;
+      this.inflating = (this.inflating ?? Promise.resolve()).then(async () => {
+        let bytes: Uint8Array;
+        try {
+          bytes = await decompress(compressed, this.maxMessageBytes);
+        } catch (error) {
+          if (error instanceof RangeError) {
+            this.abort(Code.ResourceExhausted, `message exceeds ${this.maxMessageBytes} bytes`);
+          } else {
+            this.abort(Code.Internal, "message could not be decompressed");
+          }
+          return;
+        }
+        this.deliver(bytes);
+      });
+    }
+  }
+
+  onEnd(): void {
+    if (this.inflating) void this.inflating.then(() => this.halfClose());
+    else this.halfClose();
+  }
+
+  private halfClose(): void {
+    if (this.ended) return;
+    if (this.frames.buffered > 0) {
+      this.abort(Code.Internal, "request ended inside a message");
+      return;
+    }
+    if (this.singleRequest) {
+      const request = this.heldRequest;
+      if (request === undefined) {
+        this.abort(Code.Unimplemented, "protocol error: missing input message");
+        return;
+      }
+      this.heldRequest = undefined;
+      this.call = this.start();
+      this.call.message(request);
+    }
+    this.call?.halfClose();
+  }
+
+  onClose(): void {
+    // The stream closed before the call ended: the client cancelled or the connection died.
+    if (!this.ended) this.abort(Code.Canceled, "call cancelled by the client");
+    this.stream[callOfStream] = undefined;
+  }
+
+  private deliver(bytes: Uint8Array): void {
+    if (this.ended) return;
+    this.messagesIn++;
+    if (this.singleRequest) {
+      if (this.messagesIn > 1) {
+        this.abort(Code.Unimplemented, "protocol error: received extra input message");
+        return;
+      }
+      // Held until the half-close, so the message and the end marker leave together and
+      // sit next to each other in the partition: a consumer with a bound on calls in flight
+      // never has to read past other calls to find this one's end.
+      this.heldRequest = bytes;
+      return;
+    }
+    this.call ??= this.start();
+    this.call.message(bytes);
+  }
+
+  private abort(code: Code, message: string): void {
+    if (this.call) this.call.abort(code, message);
+    else this.end(code, message, []);
+  }
+
+  headers(metadata: MetadataEntries): void {
+    if (this.headersSent || this.ended || this.stream.closed) return;
+    this.headersSent = true;
+    const headers = outgoingMetadata(metadata);
+    headers[":status"] = 200;
+    headers["content-type"] = "application/grpc";
+    try {
+      this.stream.respond(headers, { waitForTrailers: true });
+      this.stream.once("wantTrailers", onStreamWantTrailers);
+    } catch {
+      this.stream.close(0x2);
+    }
+  }
+
+  message(bytes: Uint8Array): void {
+    if (this.ended) return;
+    if (this.singleReply) {
+      if (this.heldReply !== undefined) {
+        this.abort(Code.Internal, "reply has more than one message");
+        return;
+      }
+      // Held until the status: a unary reply is one message and then OK, or an error alone.
+      this.heldReply = bytes;
+      return;
+    }
+    this.write(bytes);
+  }
+
+  end(code: GrpcStatus, message: string, trailers: MetadataEntries): void {
+    if (this.ended) return;
+    if (code === statusOk && this.singleReply) {
+      if (this.heldReply === undefined) {
+        code = Code.Internal;
+        message = "reply ended without a message";
+      } else {
+        this.write(this.heldReply);
+      }
+    }
+    this.ended = true;
+    this.heldReply = undefined;
+    const stream = this.stream;
+    if (stream.closed || stream.destroyed) return;
+    // Anything the client still sends is of no use now.
+    stream.resume();
+    const status = outgoingMetadata(trailers);
+    status["grpc-status"] = String(code);
+    if (message !== "") status["grpc-message"] = encodeGrpcMessage(message);
+    if (!this.headersSent) {
+      // Trailers-only: the status rides on the one HEADERS frame.
+      respondStatusHeaders(stream, status);
+      return;
+    }
+    this.trailers = status;
+    stream.end();
+  }
+
+  private write(bytes: Uint8Array): void {
+    if (!this.headersSent) this.headers([]);
+    if (!this.stream.closed) this.stream.write(grpcFrame(bytes));
+  }
+
+  onWantTrailers(): void {
+    try {
+      this.stream.sendTrailers(this.trailers ?? { "grpc-status": String(statusOk) });
+    } catch {
+      this.stream.close(0x2);
+    }
+  }
+}
+
+function ignore(): void {}
+
+/** A request header's value; repeated entries joined as HTTP does. */
+function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name.toLowerCase()];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** Flat `rawHeaders` ([name, value, ...]) as entries, in received order. */
+export function metadataFromRawHeaders(raw: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    out.push([(raw[i] as string).toLowerCase(), raw[i + 1] as string]);
+  }
+  return out;
+}
+
+// HTTP/2 forbids connection-specific fields; a token is what a field name may be.
+const connectionFields = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "host",
+]);
+const tokenPattern = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+const valuePattern = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Reply metadata as HTTP/2 fields, leaving out what HTTP/2 cannot carry or gRPC owns. */
+function outgoingMetadata(metadata: MetadataEntries): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [rawName, value] of metadata) {
+    const name = rawName.toLowerCase();
+    if (!isResponseMetadata(name) || connectionFields.has(name) || !tokenPattern.test(name))
+      continue;
+    if (!valuePattern.test(value)) continue;
+    const existing = out[name];
+    if (existing === undefined) out[name] = value;
+    else out[name] = Array.isArray(existing) ? [...existing, value] : [String(existing), value];
+  }
+  return out;
+}
+
+/** Answers a call with a status only (trailers-only response). */
+function respondStatus(
+  stream: ServerHttp2Stream,
+  code: Code,
+  message: string,
+  extra: OutgoingHttpHeaders = {},
+): void {
+  stream.on("error", ignore);
+  stream.resume();
+  respondStatusHeaders(stream, {
+    ...extra,
+    "grpc-status": String(code),
+    "grpc-message": encodeGrpcMessage(message),
+  });
+}
+
+function respondStatusHeaders(stream: ServerHttp2Stream, status: OutgoingHttpHeaders): void {
+  try {
+    stream.respond(
+      { ...status, ":status": 200, "content-type": "application/grpc" },
+      { endStream: true },
+    );
+  } catch {
+    stream.close(0x2);
+  }
+}

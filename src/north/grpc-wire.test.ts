@@ -1,0 +1,82 @@
+import { describe, expect, test } from "vitest";
+import {
+  encodeGrpcMessage,
+  FrameTooLargeError,
+  GrpcFrameReader,
+  grpcFrame,
+  isGrpcProtoContentType,
+  parseGrpcTimeout,
+} from "./grpc-wire.ts";
+
+describe("isGrpcProtoContentType", () => {
+  test("gRPC with protobuf only", () => {
+    expect(isGrpcProtoContentType("application/grpc")).toBe(true);
+    expect(isGrpcProtoContentType("application/grpc+proto")).toBe(true);
+    expect(isGrpcProtoContentType("Application/GRPC; charset=utf-8")).toBe(true);
+    expect(isGrpcProtoContentType("application/grpc+json")).toBe(false);
+    expect(isGrpcProtoContentType("application/grpc-web+proto")).toBe(false);
+    expect(isGrpcProtoContentType("application/proto")).toBe(false);
+    expect(isGrpcProtoContentType(undefined)).toBe(false);
+  });
+});
+
+describe("parseGrpcTimeout", () => {
+  test("every unit", () => {
+    expect(parseGrpcTimeout("2H")).toBe(7_200_000);
+    expect(parseGrpcTimeout("3M")).toBe(180_000);
+    expect(parseGrpcTimeout("4S")).toBe(4_000);
+    expect(parseGrpcTimeout("300m")).toBe(300);
+    expect(parseGrpcTimeout("1500u")).toBe(1.5);
+    expect(parseGrpcTimeout("2000000n")).toBe(2);
+  });
+
+  test("absent is undefined, malformed is NaN", () => {
+    expect(parseGrpcTimeout(undefined)).toBeUndefined();
+    expect(parseGrpcTimeout("123456789S")).toBeNaN(); // more than 8 digits
+    expect(parseGrpcTimeout("10")).toBeNaN();
+    expect(parseGrpcTimeout("1.5S")).toBeNaN();
+    expect(parseGrpcTimeout("-1S")).toBeNaN();
+  });
+});
+
+describe("GrpcFrameReader", () => {
+  const bytes = (...values: number[]) => new Uint8Array(values);
+
+  test("messages split across chunks and several in one chunk", () => {
+    const reader = new GrpcFrameReader(100);
+    const body = new Uint8Array([
+      ...grpcFrame(bytes(1, 2, 3)),
+      ...grpcFrame(bytes()),
+      ...grpcFrame(bytes(9)),
+    ]);
+    expect(reader.push(body.subarray(0, 4))).toEqual([]);
+    expect(reader.buffered).toBe(4);
+    const first = reader.push(body.subarray(4, 12));
+    expect(first.map((f) => [...f.bytes])).toEqual([[1, 2, 3]]);
+    const rest = reader.push(body.subarray(12));
+    expect(rest.map((f) => [...f.bytes])).toEqual([[], [9]]);
+    expect(reader.buffered).toBe(0);
+  });
+
+  test("the compressed flag is reported", () => {
+    const reader = new GrpcFrameReader(100);
+    const frame = grpcFrame(bytes(7));
+    frame[0] = 1;
+    expect(reader.push(frame)).toEqual([{ compressed: true, bytes: bytes(7) }]);
+  });
+
+  test("a message over the limit is refused from its prefix alone", () => {
+    const reader = new GrpcFrameReader(10);
+    const prefix = new Uint8Array(5);
+    new DataView(prefix.buffer).setUint32(1, 11);
+    expect(() => reader.push(prefix)).toThrow(FrameTooLargeError);
+  });
+});
+
+describe("encodeGrpcMessage", () => {
+  test("printable ASCII stays, the rest and % are percent-encoded as UTF-8", () => {
+    expect(encodeGrpcMessage("not ready yet")).toBe("not ready yet");
+    expect(encodeGrpcMessage("100% done")).toBe("100%25 done");
+    expect(encodeGrpcMessage("café\n")).toBe("caf%C3%A9%0A");
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * gRPC over HTTP/2 wire details for the native gRPC path (the gRPC protocol spec,
+ * PROTOCOL-HTTP2.md): content types, `grpc-timeout`, length-prefixed message frames and
+ * `grpc-message` encoding. Pure functions, no sockets.
+ */
+
+/** Whether a content type is gRPC with protobuf messages (`application/grpc[+proto][;...]`). */
+export function isGrpcProtoContentType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const base = contentType.split(";", 1)[0]?.trim().toLowerCase();
+  return base === "application/grpc" || base === "application/grpc+proto";
+}
+
+const timeoutUnitsMs: Record<string, number> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1_000,
+  m: 1,
+  u: 0.001,
+  n: 0.000_001,
+};
+
+/**
+ * `grpc-timeout` in milliseconds: undefined when absent, NaN when malformed
+ * (at most 8 digits and one unit letter: H, M, S, m, u, n).
+ */
+export function parseGrpcTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!match) return Number.NaN;
+  return Number(match[1]) * (timeoutUnitsMs[match[2] as string] as number);
+}
+
+/** One length-prefixed message as read off the request body. */
+export interface GrpcFrame {
+  compressed: boolean;
+  bytes: Uint8Array;
+}
+
+/** Too large a message: the call must end with RESOURCE_EXHAUSTED. */
+export class FrameTooLargeError extends Error {
+  readonly length: number;
+
+  constructor(length: number, max: number) {
+    super(`message of ${length} bytes exceeds ${max}`);
+    this.name = "FrameTooLargeError";
+    this.length = length;
+  }
+}
+
+/** Splits a gRPC request body, chunk by chunk, into its length-prefixed messages. */
+export class GrpcFrameReader {
+  private readonly maxBytes: number;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Bytes of an incomplete message held back. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
+  /** The messages completed by this chunk; throws FrameTooLargeError on an oversized one. */
+  push(chunk: Uint8Array): GrpcFrame[] {
+    let data = chunk;
+    if (this.pendingBytes > 0) {
+      data = concat(this.pending, this.pendingBytes, chunk);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    const frames: GrpcFrame[] = [];
+    let at = 0;
+    while (data.byteLength - at >= 5) {
+      const view = new DataView(data.buffer, data.byteOffset + at, 5);
+      const length = view.getUint32(1);
+      if (length > this.maxBytes) throw new FrameTooLargeError(length, this.maxBytes);
+      if (data.byteLength - at - 5 < length) break;
+      frames.push({
+        compressed: (view.getUint8(0) & 1) === 1,
+        bytes: data.subarray(at + 5, at + 5 + length),
+      });
+      at += 5 + length;
+    }
+    if (at < data.byteLength) {
+      this.pending.push(data.subarray(at));
+      this.pendingBytes = data.byteLength - at;
+    }
+    return frames;
+  }
+}
+
+function concat(parts: Uint8Array[], partsBytes: number, last: Uint8Array): Uint8Array {
+  const out = new Uint8Array(partsBytes + last.byteLength);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  out.set(last, at);
+  return out;
+}
+
+/** One uncompressed length-prefixed message. */
+export function grpcFrame(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + bytes.byteLength);
+  new DataView(out.buffer).setUint32(1, bytes.byteLength);
+  out.set(bytes, 5);
+  return out;
+}
+
+/** `grpc-message` text: percent-encodes what the spec does not allow as is (and `%`). */
+export function encodeGrpcMessage(message: string): string {
+  let plain = true;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return message;
+  let out = "";
+  for (const byte of new TextEncoder().encode(message)) {
+    out +=
+      byte < 0x20 || byte > 0x7e || byte === 0x25
+        ? `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
+        : String.fromCharCode(byte);
+  }
+  return out;
+}

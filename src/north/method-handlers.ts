@@ -1,0 +1,203 @@
+/**
+ * connect-es handlers for every served method: the path for gRPC-Web, Connect (binary and
+ * JSON) and fetch routes (plain gRPC has a leaner path, grpc-stream-handler.ts). connect-es
+ * decodes the request into the generated message; the handler re-encodes it with `toBinary`
+ * (unknown fields kept), so every protocol writes the same request record. All four
+ * streaming kinds run through the same call; only the shape at the edge differs.
+ */
+import { type DescMethod, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextKey,
+  type HandlerContext,
+  type MethodImpl,
+} from "@connectrpc/connect";
+import type { FetchWith, GrpcKafkaRoute, ProduceWith } from "../config/types.ts";
+import type { FetchCapability } from "./fetch/fetch-capability.ts";
+import { connectErrorFromAbort, noRouteError } from "./north-error.ts";
+import {
+  type CallDeps,
+  type MetadataEntries,
+  type ReplySink,
+  startProduceCall,
+  statusOk,
+} from "./produce-call.ts";
+import { createReplyQueue } from "./reply-queue.ts";
+import { matchRoute } from "./route-match.ts";
+
+/**
+ * Request metadata in the order received, set by the server adapter from the raw request
+ * headers (connect-es' `Headers` would sort names and join repeated entries).
+ */
+export const rawMetadataKey = createContextKey<MetadataEntries | undefined>(undefined, {
+  description: "request metadata entries in received order",
+});
+
+export interface MethodHandlersOptions {
+  methods: readonly DescMethod[];
+  routes: readonly GrpcKafkaRoute[];
+  deps: CallDeps;
+  /** Serves `capability: fetch` routes; absent when no route has one. */
+  fetch: FetchCapability | undefined;
+}
+
+/** Registers a handler for each method on the router. */
+export function registerMethodHandlers(router: ConnectRouter, options: MethodHandlersOptions) {
+  for (const method of options.methods) {
+    router.rpc(method, createMethodImpl(method, options) as never);
+  }
+}
+
+function createMethodImpl(
+  method: DescMethod,
+  options: MethodHandlersOptions,
+): MethodImpl<DescMethod> {
+  const path = `${method.parent.typeName}/${method.name}`;
+
+  async function* call(requests: AsyncIterable<Message>, ctx: HandlerContext) {
+    const route = matchRoute(options.routes, path, ctx.requestHeader);
+    if (!route) throw noRouteError(path);
+    if (route.with.capability === "fetch") {
+      yield* fetchCall(route.with, requests, ctx);
+      return;
+    }
+    yield* produceCall(route.with, requests, ctx);
+  }
+
+  async function* produceCall(
+    route: ProduceWith,
+    requests: AsyncIterable<Message>,
+    ctx: HandlerContext,
+  ): AsyncGenerator<Message> {
+    const replies = createReplyQueue<Uint8Array>();
+    const sink: ReplySink = {
+      headers(metadata) {
+        appendMetadata(ctx.responseHeader, metadata);
+      },
+      message(bytes) {
+        replies.push(bytes);
+      },
+      end(code, message, trailers) {
+        if (code === statusOk) {
+          appendMetadata(ctx.responseTrailer, trailers);
+          replies.close();
+        } else {
+          replies.fail(new ConnectError(message, code, appendMetadata(new Headers(), trailers)));
+        }
+      },
+    };
+    const call = startProduceCall({
+      deps: options.deps,
+      route,
+      service: method.parent.typeName,
+      method: method.name,
+      metadata: ctx.values.get(rawMetadataKey) ?? headerEntries(ctx.requestHeader),
+      timeoutMs: ctx.timeoutMs(),
+      sink,
+    });
+    const onAbort = () => {
+      const error = connectErrorFromAbort(ctx.signal.reason);
+      call.abort(error.code, error.rawMessage);
+    };
+    ctx.signal.addEventListener("abort", onAbort);
+    // Requests are pumped on their own, so replies stream while the request is still open.
+    void (async () => {
+      try {
+        for await (const message of requests) call.message(toBinary(method.input, message));
+        call.halfClose();
+      } catch (error) {
+        // The request stream broke (too large, reset, malformed): the call cannot go on.
+        const failure = ConnectError.from(error);
+        call.abort(failure.code, failure.rawMessage);
+      }
+    })();
+    try {
+      for (;;) {
+        const bytes = await replies.next();
+        if (bytes === undefined) return;
+        yield fromBinary(method.output, bytes);
+      }
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      // A consumer that stops reading early (client gone) ends the call too.
+      call.abort(Code.Canceled, "call ended by the server side");
+    }
+  }
+
+  async function* fetchCall(
+    route: FetchWith,
+    requests: AsyncIterable<Message>,
+    ctx: HandlerContext,
+  ): AsyncGenerator<Message> {
+    if (!options.fetch) throw new ConnectError(`${path}: fetch is not served`, Code.Internal);
+    // A fetch takes one (normally empty) request message; its bytes go to the capability.
+    let request = new Uint8Array(0);
+    for await (const message of requests) {
+      request = toBinary(method.input, message);
+      break;
+    }
+    const stream = options.fetch.stream({
+      route,
+      request,
+      metadata: ctx.requestHeader,
+      signal: ctx.signal,
+    });
+    // The message id rides as an unknown field, which protobuf-es keeps when re-encoding.
+    for await (const bytes of stream) yield fromBinary(method.output, bytes);
+  }
+
+  switch (method.methodKind) {
+    case "unary":
+      return (async (request: Message, ctx: HandlerContext) =>
+        single(call(once(request), ctx), path)) as MethodImpl<DescMethod>;
+    case "server_streaming":
+      return ((request: Message, ctx: HandlerContext) =>
+        call(once(request), ctx)) as MethodImpl<DescMethod>;
+    case "client_streaming":
+      return (async (requests: AsyncIterable<Message>, ctx: HandlerContext) =>
+        single(call(requests, ctx), path)) as MethodImpl<DescMethod>;
+    case "bidi_streaming":
+      return call as MethodImpl<DescMethod>;
+  }
+}
+
+async function* once(message: Message): AsyncGenerator<Message> {
+  yield message;
+}
+
+/** The one response message of a unary or client-streaming call, read to the end. */
+async function single(responses: AsyncGenerator<Message>, path: string): Promise<Message> {
+  let first: Message | undefined;
+  for await (const message of responses) {
+    if (first !== undefined) {
+      throw new ConnectError(`${path}: reply has more than one message`, Code.Internal);
+    }
+    first = message;
+  }
+  if (first === undefined) {
+    throw new ConnectError(`${path}: reply ended without a message`, Code.Internal);
+  }
+  return first;
+}
+
+/** Adds metadata entries to headers, skipping names HTTP cannot carry. */
+function appendMetadata(target: Headers, metadata: MetadataEntries): Headers {
+  for (const [name, value] of metadata) {
+    try {
+      target.append(name, value);
+    } catch {
+      // An invalid header name or value from a foreign producer; the rest still goes out.
+    }
+  }
+  return target;
+}
+
+function headerEntries(headers: Headers): [string, string][] {
+  const out: [string, string][] = [];
+  headers.forEach((value, name) => {
+    out.push([name, value]);
+  });
+  return out;
+}

@@ -1,0 +1,314 @@
+/**
+ * NORTH, the gRPC front door (SPEC §5): serves the configured services on every listener,
+ * turns each call into request records and answers it from the reply records. Plain gRPC
+ * takes the native path (grpc-stream-handler.ts, bytes through, no per-call pipeline);
+ * gRPC-Web, Connect, gRPC+JSON, browsers (CORS) and fetch routes go through connect-es
+ * (method-handlers.ts). Both run the same call (produce-call.ts). It accepts no call
+ * before its reply reader is positioned, so no reply can be missed.
+ */
+import { setMaxListeners } from "node:events";
+import type http2 from "node:http2";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { NorthConfig } from "../config/types.ts";
+import type { Kafka } from "../kafka/kafka-client.ts";
+import { type ReplyReader, startReplyReader } from "../kafka/reply-reader.ts";
+import { createRequestProducer, type RequestProducer } from "../kafka/request-producer.ts";
+import type { Logger } from "../ops/logger.ts";
+import { methodMatches, type ServiceRegistry } from "../service-registry.ts";
+import { corsDecision, exposeAll } from "./cors.ts";
+import { createFetchCapability, type FetchCapability } from "./fetch/fetch-capability.ts";
+import { createGrpcStreamHandler, metadataFromRawHeaders } from "./grpc-stream-handler.ts";
+import { rawMetadataKey, registerMethodHandlers } from "./method-handlers.ts";
+import {
+  type BoundListener,
+  listenNorth,
+  type NorthHandlers,
+  type NorthRequestHandler,
+} from "./north-listener.ts";
+import type { CallDeps, ProduceCall } from "./produce-call.ts";
+
+export interface North {
+  /** Bound ports, in listener order. */
+  ports: number[];
+  /** Stops accepting, lets calls finish for up to `graceMs`, cancels the rest, disconnects. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface StartNorthOptions {
+  config: NorthConfig;
+  kafka: Kafka;
+  registry: ServiceRegistry;
+  logger: Logger;
+  /** Serves requests for paths that are not gRPC methods (health, metrics, ...). */
+  fallback?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+}
+
+/** connect-node's request handler type (not exported by name). */
+type NodeHandlerFn = NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>;
+
+const defaultGraceMs = 5_000;
+// After the grace period, cancelled calls get this long to write their trailers.
+const cancelFlushMs = 1_000;
+
+/** Starts north: producer, reply reader (positioned), then the listeners. */
+export async function startNorth(opts: StartNorthOptions): Promise<North> {
+  const { config, kafka, logger } = opts;
+  const log = logger.child({ binding: config.binding });
+  const methods = servedMethods(config, opts.registry);
+  const replyTopics = [
+    ...new Set(
+      config.routes.flatMap((r) =>
+        r.with.capability === "produce" && r.with.replyTo !== undefined ? [r.with.replyTo] : [],
+      ),
+    ),
+  ];
+
+  const producer = await createRequestProducer({ kafka, logger: log });
+  let reader: ReplyReader | undefined;
+  try {
+    if (replyTopics.length > 0) {
+      reader = await startReplyReader({
+        kafka,
+        logger: log,
+        topics: replyTopics,
+        correlationIdHeader: config.options.correlation.headers.correlationId,
+        maxMessageBytes: config.options.maxMessageBytes,
+      });
+    }
+  } catch (error) {
+    await producer.close();
+    throw error;
+  }
+
+  const fetch: FetchCapability | undefined = config.routes.some(
+    (r) => r.with.capability === "fetch",
+  )
+    ? createFetchCapability({ kafka, logger: log, options: config.options })
+    : undefined;
+
+  const deps: CallDeps = {
+    producer,
+    reader,
+    options: config.options,
+    logger: log,
+    active: new Set<ProduceCall>(),
+  };
+  const calls = createCallCounter();
+  const shutdown = new AbortController();
+  // connect-es links every call's signal to this one: one listener per call in flight.
+  setMaxListeners(0, shutdown.signal);
+  const connectHandler = connectNodeAdapter({
+    routes: (router) =>
+      registerMethodHandlers(router, { methods, routes: config.routes, deps, fetch }),
+    fallback: unknownPathFallback(opts.fallback),
+    readMaxBytes: config.options.maxMessageBytes,
+    writeMaxBytes: config.options.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+    contextValues: (req) =>
+      createContextValues().set(rawMetadataKey, metadataFromRawHeaders(req.rawHeaders)),
+  }) as NorthRequestHandler;
+  const grpcHandler = createGrpcStreamHandler({
+    methods: new Map(methods.map((m) => [`/${m.parent.typeName}/${m.name}`, m])),
+    routes: config.routes,
+    deps,
+  });
+  const accessControl = config.accessControl;
+  // A call counts until its stream or response is closed (trailers written or reset), so
+  // close() does not cut responses that are still being written.
+  const handlers: NorthHandlers = {
+    stream(stream, headers, rawHeaders) {
+      if (headers.origin !== undefined) return false; // browsers: CORS applies (request path)
+      if (!grpcHandler(stream, headers, rawHeaders)) return false;
+      stream.once("close", calls.begin());
+      return true;
+    },
+    request(req, res) {
+      res.once("close", calls.begin());
+      if (headersWithCors(accessControl, req, res)) connectHandler(req, res);
+    },
+  };
+
+  const listeners: BoundListener[] = [];
+  try {
+    for (const listener of config.listeners) {
+      listeners.push(await listenNorth(listener, handlers, log));
+    }
+  } catch (error) {
+    for (const l of listeners) l.destroy();
+    await fetch?.close();
+    await stopKafka(producer, reader);
+    throw error;
+  }
+  const ports = listeners.map((l) => l.port);
+  log.info("north listening", { ports, methods: methods.length, replyTopics });
+
+  let closing: Promise<void> | undefined;
+  return {
+    ports,
+    close(graceMs = defaultGraceMs) {
+      closing ??= (async () => {
+        for (const l of listeners) l.stopAccepting();
+        // Fetch streams only end when the server stops: end them now (UNAVAILABLE, resumable).
+        const fetchClosed = fetch?.close();
+        if (!(await calls.idle(graceMs))) {
+          log.warn("cancelling calls still open after the grace period", { calls: calls.active });
+          for (const call of [...deps.active])
+            call.abort(Code.Unavailable, "server is shutting down");
+          shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+          await calls.idle(cancelFlushMs);
+        }
+        for (const l of listeners) l.destroy();
+        await fetchClosed;
+        await stopKafka(producer, reader);
+        log.info("north closed", { dropped: reader?.dropped ?? 0 });
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The methods served: those of `config.services`, narrowed by `config.methods` if given. */
+function servedMethods(config: NorthConfig, registry: ServiceRegistry): DescMethod[] {
+  const methods: DescMethod[] = [];
+  for (const name of config.services) {
+    const service = registry.services.get(name);
+    if (!service) {
+      throw new Error(
+        `north ${config.binding}: service ${name} is not in gen/; add its proto and run buf generate`,
+      );
+    }
+    for (const method of service.methods) {
+      const path = `${service.typeName}/${method.name}`;
+      if (!config.methods?.length || config.methods.some((p) => methodMatches(p, path))) {
+        methods.push(method);
+      }
+    }
+  }
+  return methods;
+}
+
+/** Producer first, so queued tombstones of cancelled calls still leave. */
+async function stopKafka(producer: RequestProducer, reader: ReplyReader | undefined) {
+  await producer.close();
+  await reader?.close();
+}
+
+interface CallCounter {
+  /** Marks a request started; the returned function marks it finished. */
+  begin(): () => void;
+  readonly active: number;
+  /** Resolves true once no call is active, or false after `timeoutMs`. */
+  idle(timeoutMs: number): Promise<boolean>;
+}
+
+function createCallCounter(): CallCounter {
+  let active = 0;
+  const idleWaiters = new Set<() => void>();
+  return {
+    get active() {
+      return active;
+    },
+    begin() {
+      active++;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        active--;
+        if (active === 0) for (const wake of [...idleWaiters]) wake();
+      };
+    },
+    idle(timeoutMs) {
+      if (active === 0) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          idleWaiters.delete(wake);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          idleWaiters.delete(wake);
+          resolve(false);
+        }, timeoutMs);
+        idleWaiters.add(wake);
+      });
+    },
+  };
+}
+
+/**
+ * Paths that are no served method: a gRPC or gRPC-Web request gets a proper UNIMPLEMENTED
+ * status (trailers-only), anything else goes to the fallback (Connect clients read its 404
+ * as unimplemented too).
+ */
+function unknownPathFallback(fallback: StartNorthOptions["fallback"]): NodeHandlerFn {
+  return (req, res) => {
+    const contentType = req.headers["content-type"] ?? "";
+    if (contentType.startsWith("application/grpc")) {
+      const path = (req.url ?? "").split("?", 1)[0] ?? "";
+      res.writeHead(200, {
+        "content-type": contentType.startsWith("application/grpc-web")
+          ? "application/grpc-web+proto"
+          : "application/grpc",
+        "grpc-status": String(Code.Unimplemented),
+        "grpc-message": encodeURIComponent(`unknown method ${path}`),
+      });
+      res.end();
+      return;
+    }
+    if (fallback) {
+      // HTTP/1.1 requests arrive as IncomingMessage/ServerResponse, which share this API.
+      fallback(req as http2.Http2ServerRequest, res as unknown as http2.Http2ServerResponse);
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  };
+}
+
+/**
+ * Applies the CORS policy (SPEC: http binding access-control) to a request: answers
+ * preflights and refusals itself (false), else adds the CORS response headers (true).
+ */
+function headersWithCors(
+  policy: NorthConfig["accessControl"],
+  req: Parameters<NodeHandlerFn>[0],
+  res: Parameters<NodeHandlerFn>[1],
+): boolean {
+  if (req.headers.origin === undefined) return true;
+  const authority = req.headers[":authority"] ?? req.headers.host;
+  const decision = corsDecision(
+    policy,
+    (req.method ?? "GET").toUpperCase(),
+    req.headers,
+    Array.isArray(authority) ? authority[0] : authority,
+  );
+  if (decision.kind === "refuse") {
+    res.writeHead(decision.status, { "content-type": "text/plain" });
+    res.end(decision.reason);
+    return false;
+  }
+  if (decision.kind === "preflight") {
+    res.writeHead(decision.status, decision.headers);
+    res.end();
+    return false;
+  }
+  for (const [name, value] of Object.entries(decision.headers)) {
+    if (value !== undefined) res.setHeader(name, value as string | string[]);
+  }
+  if (decision.headers["access-control-allow-origin"] !== undefined && !policy?.expose?.headers) {
+    // Without a configured list, browsers may read every header the call sends back.
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => unknown;
+    (res as { writeHead: (...args: unknown[]) => unknown }).writeHead = (...args: unknown[]) => {
+      const names = [...res.getHeaderNames()];
+      const extra = args.find((a) => typeof a === "object" && a !== null && !Array.isArray(a));
+      if (extra) names.push(...Object.keys(extra));
+      const exposed = exposeAll(names);
+      if (exposed !== "") res.setHeader("access-control-expose-headers", exposed);
+      return writeHead(...args);
+    };
+  }
+  return true;
+}

@@ -1,0 +1,321 @@
+/**
+ * One gRPC call over a `produce` route (SPEC §2–§5, §8), independent of the wire protocol:
+ * request messages (bytes) become request records as they arrive; reply records become
+ * response headers, messages and the final status as they arrive, whatever the method's
+ * streaming kind. The protocol side feeds `message`/`halfClose`/`abort` and receives the
+ * reply through a `ReplySink`. Event-driven rather than async iterators, so a pending call
+ * holds a few small objects, not a pipeline of suspended generators.
+ */
+import { Code } from "@connectrpc/connect";
+import { acksToNumber, type GrpcKafkaOptions, type ProduceWith } from "../config/types.ts";
+import { createCorrelationId } from "../kafka/correlation-id.ts";
+import {
+  type ContractRecord,
+  isResponseMetadata,
+  parseReplyHeaders,
+  type RecordHeader,
+  requestHeaders,
+  requestKey,
+} from "../kafka/record-contract.ts";
+import type { ReplyReader, ReplyRecord, ReplyWaiter } from "../kafka/reply-reader.ts";
+import type { AcksNumber, RequestProducer } from "../kafka/request-producer.ts";
+import type { Logger } from "../ops/logger.ts";
+import {
+  connectErrorFromProduce,
+  connectErrorFromReader,
+  replyTimeoutError,
+} from "./north-error.ts";
+
+export type MetadataEntries = ReadonlyArray<readonly [string, string]>;
+
+/** gRPC's OK, which connect-es' `Code` leaves out (it only lists errors). */
+export const statusOk = 0;
+/** A gRPC status code: OK or one of connect-es' error codes. */
+export type GrpcStatus = Code | typeof statusOk;
+
+/** Where a call's reply goes; the protocol side writes it to the wire. */
+export interface ReplySink {
+  /** Response metadata, once, before the first message (not called when the reply has none). */
+  headers(metadata: MetadataEntries): void;
+  /** One response message (protobuf bytes). */
+  message(bytes: Uint8Array): void;
+  /** The call ended with this gRPC status (0 = OK); called exactly once, last. */
+  end(code: GrpcStatus, message: string, trailers: MetadataEntries): void;
+}
+
+/** The request side of a running call. */
+export interface ProduceCall {
+  readonly correlationId: string;
+  /** One request message (protobuf bytes). */
+  message(bytes: Uint8Array): void;
+  /** The client half-closed: no more messages. */
+  halfClose(): void;
+  /** Ends the call now with this status (client gone, protocol error, shutdown). */
+  abort(code: Code, message: string): void;
+}
+
+/** What every call of one north instance shares. */
+export interface CallDeps {
+  producer: RequestProducer;
+  /** Absent when no route has a reply topic. */
+  reader: ReplyReader | undefined;
+  options: GrpcKafkaOptions;
+  logger: Logger;
+  /** Calls in progress, so that shutdown can end them. */
+  active: Set<ProduceCall>;
+}
+
+export interface ProduceCallInit {
+  deps: CallDeps;
+  route: ProduceWith;
+  /** Full service name, e.g. "grpc.examples.echo.Echo". */
+  service: string;
+  /** Simple method name, e.g. "UnaryEcho". */
+  method: string;
+  /** Request metadata entries in the order received (non-metadata headers are filtered here). */
+  metadata: MetadataEntries;
+  /** The client's deadline, if it set one. */
+  timeoutMs: number | undefined;
+  sink: ReplySink;
+}
+
+const empty = new Uint8Array(0);
+
+/** Starts a call: registers for its reply (request/reply routes) before anything is produced. */
+export function startProduceCall(init: ProduceCallInit): ProduceCall {
+  const call = init.route.replyTo === undefined ? new OnewayCall(init) : new RequestReplyCall(init);
+  init.deps.active.add(call);
+  return call;
+}
+
+/** The identity and headers every record of a call carries (SPEC §2, §3). */
+class RecordTemplate {
+  readonly correlationId: string;
+  readonly topic: string;
+  readonly acks: AcksNumber;
+  private readonly key: string;
+  private readonly headers: RecordHeader[];
+
+  constructor(init: ProduceCallInit) {
+    const { deps, route } = init;
+    const names = deps.options.correlation.headers;
+    this.correlationId = createCorrelationId({
+      idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
+      service: init.service,
+      method: init.method,
+      replyTo: route.replyTo,
+      overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
+      headers: names,
+    });
+    this.headers = requestHeaders({
+      route,
+      names,
+      service: init.service,
+      method: init.method,
+      correlationId: this.correlationId,
+      deadlineMs: init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs,
+      metadata: init.metadata,
+    });
+    this.key = requestKey(route, this.correlationId);
+    this.topic = route.topic;
+    this.acks = acksToNumber(route.acks);
+  }
+
+  record(value: Uint8Array | null): ContractRecord {
+    return { key: this.key, value, headers: this.headers };
+  }
+}
+
+/** The first value of the idempotency metadata entry, if the request has one. */
+function idempotencyKey(metadata: MetadataEntries, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [n, v] of metadata) if (n.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/**
+ * Request/reply: every request stream ends with exactly one tombstone, whether the client
+ * half-closed, cancelled, ran out of time, or the reply ended first.
+ */
+class RequestReplyCall implements ProduceCall, ReplyWaiter {
+  readonly correlationId: string;
+  private readonly deps: CallDeps;
+  private readonly template: RecordTemplate;
+  private readonly sink: ReplySink;
+  private readonly unregister: () => void;
+  private readonly timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private requestEnded = false;
+  private headersSent = false;
+  private finished = false;
+
+  constructor(init: ProduceCallInit) {
+    this.deps = init.deps;
+    this.sink = init.sink;
+    this.template = new RecordTemplate(init);
+    this.correlationId = this.template.correlationId;
+    const reader = init.deps.reader;
+    // Registered before the first record leaves, so even an instant reply finds its call.
+    this.unregister = reader ? reader.register(this.correlationId, this) : () => {};
+    // The client's deadline, else SPEC §8.7's default, so waiters cannot pile up.
+    const defaultMs = init.deps.options.defaultTimeoutMs;
+    if (init.timeoutMs !== undefined) {
+      this.timer = setTimeout(callTimedOut, timerMs(init.timeoutMs), this, -1);
+    } else if (defaultMs > 0) {
+      this.timer = setTimeout(callTimedOut, timerMs(defaultMs), this, defaultMs);
+    }
+    if (!reader) queueMicrotask(() => this.finish(Code.Internal, "no reply reader for this route"));
+  }
+
+  message(bytes: Uint8Array): void {
+    if (!this.requestEnded) this.produce(bytes);
+  }
+
+  halfClose(): void {
+    this.endRequest();
+  }
+
+  abort(code: Code, message: string): void {
+    this.finish(code, message);
+  }
+
+  onRecord(reply: ReplyRecord): void {
+    if (this.finished) return;
+    const parsed = parseReplyHeaders(reply.headers, this.deps.options.correlation.headers);
+    if (reply.value === null) {
+      const trailers = parsed.metadata.filter(([name]) => isResponseMetadata(name));
+      this.finish(parsed.status ?? statusOk, parsed.message ?? "", trailers);
+      return;
+    }
+    if (reply.value.byteLength > this.deps.options.maxMessageBytes) {
+      this.finish(
+        Code.ResourceExhausted,
+        `reply message of ${reply.value.byteLength} bytes exceeds ${this.deps.options.maxMessageBytes}`,
+      );
+      return;
+    }
+    if (!this.headersSent) {
+      this.headersSent = true;
+      // Headers leave with the first message, so the first record's metadata is the headers.
+      this.sink.headers(parsed.metadata.filter(([name]) => isResponseMetadata(name)));
+    }
+    this.sink.message(reply.value);
+  }
+
+  onFailure(error: Error): void {
+    const failure = connectErrorFromReader(error);
+    this.finish(failure.code, failure.rawMessage);
+  }
+
+  private produce(value: Uint8Array | null): void {
+    const { producer } = this.deps;
+    const t = this.template;
+    producer.send(t.topic, t.acks, t.record(value)).catch((error: unknown) => {
+      const failure = connectErrorFromProduce(error);
+      this.finish(failure.code, failure.rawMessage);
+    });
+  }
+
+  private endRequest(): void {
+    if (this.requestEnded) return;
+    this.requestEnded = true;
+    this.produce(null);
+  }
+
+  /** `defaultMs` >= 0: the default reply timeout ran out; -1: the client's deadline did. */
+  timedOut(defaultMs: number): void {
+    if (defaultMs >= 0) {
+      const error = replyTimeoutError(defaultMs);
+      this.finish(error.code, error.rawMessage);
+    } else {
+      this.finish(Code.DeadlineExceeded, "deadline exceeded");
+    }
+  }
+
+  private finish(code: GrpcStatus, message: string, trailers: MetadataEntries = []): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.unregister();
+    this.deps.active.delete(this);
+    this.endRequest();
+    if (code !== statusOk && this.deps.logger.enabled("debug")) {
+      this.deps.logger.debug("call ended", { correlationId: this.correlationId, code, message });
+    }
+    this.sink.end(code, message, trailers);
+  }
+}
+
+/** A delay setTimeout takes as is (it turns anything above 2^31-1 ms into 1 ms). */
+function timerMs(ms: number): number {
+  return Math.min(Math.max(0, ms), 2_147_483_647);
+}
+
+// A module function rather than a closure per call: pending calls hold as little as possible.
+function callTimedOut(call: RequestReplyCall, defaultMs: number): void {
+  call.timedOut(defaultMs);
+}
+
+/** Oneway (no reply-to): produce every message; after half-close, one empty message and OK. */
+class OnewayCall implements ProduceCall {
+  readonly correlationId: string;
+  private readonly deps: CallDeps;
+  private readonly template: RecordTemplate;
+  private readonly sink: ReplySink;
+  private readonly timer: ReturnType<typeof setTimeout> | undefined;
+  private unacked = 0;
+  private halfClosed = false;
+  private finished = false;
+
+  constructor(init: ProduceCallInit) {
+    this.deps = init.deps;
+    this.sink = init.sink;
+    this.template = new RecordTemplate(init);
+    this.correlationId = this.template.correlationId;
+    this.timer =
+      init.timeoutMs !== undefined
+        ? setTimeout(
+            () => this.finish(Code.DeadlineExceeded, "deadline exceeded"),
+            timerMs(init.timeoutMs),
+          )
+        : undefined;
+  }
+
+  message(bytes: Uint8Array): void {
+    if (this.finished || this.halfClosed) return;
+    const t = this.template;
+    this.unacked++;
+    this.deps.producer.send(t.topic, t.acks, t.record(bytes)).then(
+      () => {
+        this.unacked--;
+        this.answerIfDone();
+      },
+      (error: unknown) => {
+        const failure = connectErrorFromProduce(error);
+        this.finish(failure.code, failure.rawMessage);
+      },
+    );
+  }
+
+  halfClose(): void {
+    this.halfClosed = true;
+    this.answerIfDone();
+  }
+
+  abort(code: Code, message: string): void {
+    this.finish(code, message);
+  }
+
+  private answerIfDone(): void {
+    if (!this.halfClosed || this.unacked > 0 || this.finished) return;
+    this.sink.message(empty);
+    this.finish(statusOk, "");
+  }
+
+  private finish(code: GrpcStatus, message: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.deps.active.delete(this);
+    this.sink.end(code, message, []);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Which grpc-kafka route serves a call (SPEC §5): the first route with a `when` item whose
+ * method pattern and metadata all match; a route with no `when` items matches every call.
+ */
+import type { GrpcKafkaRoute, GrpcKafkaWhen } from "../config/types.ts";
+import { methodMatches } from "../service-registry.ts";
+
+/** Request metadata as route matching reads it: one value per lower-case name. */
+export interface MetadataLookup {
+  get(name: string): string | null;
+}
+
+/** The first route matching `path` ("pkg.Service/Method") and the request metadata. */
+export function matchRoute(
+  routes: readonly GrpcKafkaRoute[],
+  path: string,
+  metadata: MetadataLookup,
+): GrpcKafkaRoute | undefined {
+  return routes.find(
+    (route) =>
+      route.when.length === 0 || route.when.some((when) => whenMatches(when, path, metadata)),
+  );
+}
+
+function whenMatches(when: GrpcKafkaWhen, path: string, metadata: MetadataLookup): boolean {
+  if (when.method !== undefined && !methodMatches(when.method, path)) return false;
+  for (const [name, value] of Object.entries(when.metadata ?? {})) {
+    if (metadata.get(name.toLowerCase()) !== value) return false;
+  }
+  return true;
+}
