@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Scenario tests start brokers and servers on loopback; files run in parallel forks.
     pool: "forks",
-    reporters: ["default"],
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
