@@ -1,0 +1,157 @@
+/** The results as text tables for the terminal, and as Markdown for bench/README.md. */
+import type { BenchResults, PointFigures, ScenarioResult } from "./results.ts";
+
+type Row = string[];
+
+/** Right-aligned columns (the first left-aligned) separated by two spaces. */
+export function textTable(head: Row, rows: Row[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: Row) =>
+    r
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/** A GitHub Markdown table, numeric columns right-aligned. */
+export function markdownTable(head: Row, rows: Row[]): string {
+  const align = head.map((_, i) => (i === 0 ? ":---" : "---:"));
+  return [head, align, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+export function num(value: number | null | undefined, digits = 1): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "n/a";
+  return value.toFixed(digits);
+}
+
+export function bytes(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "n/a";
+  const abs = Math.abs(value);
+  if (abs >= 2 ** 20) return `${(value / 2 ** 20).toFixed(1)} MiB`;
+  if (abs >= 1024) return `${(value / 1024).toFixed(2)} KiB`;
+  return `${Math.round(value)} B`;
+}
+
+function rate(p: PointFigures | undefined): string {
+  return p ? Math.round(p.callsPerS).toString() : "n/a";
+}
+
+const scenarioHead: Row = [
+  "conc",
+  "gw calls/s",
+  "gw p50",
+  "gw p99",
+  "floor calls/s",
+  "floor p50",
+  "floor p99",
+  "direct calls/s",
+  "direct p50",
+  "direct p99",
+  "gw÷floor",
+  "gw−floor p50",
+  "gw CPU s/1k",
+  "floor CPU s/1k",
+  "failed g/f/d",
+];
+
+function scenarioRows(scenario: ScenarioResult): Row[] {
+  return scenario.points.map((p) => [
+    String(p.concurrency),
+    rate(p.gateway),
+    num(p.gateway?.p50Ms, 2),
+    num(p.gateway?.p99Ms, 2),
+    rate(p.floor),
+    num(p.floor?.p50Ms, 2),
+    num(p.floor?.p99Ms, 2),
+    rate(p.direct),
+    num(p.direct?.p50Ms, 2),
+    num(p.direct?.p99Ms, 2),
+    p.gatewayToFloorCallsRatio === undefined ? "n/a" : `${num(p.gatewayToFloorCallsRatio, 2)}×`,
+    p.gatewayP50AddedMs === undefined
+      ? "n/a"
+      : `${p.gatewayP50AddedMs >= 0 ? "+" : ""}${num(p.gatewayP50AddedMs, 2)}`,
+    num(p.gateway?.cpuSecondsPer1kCalls, 3),
+    num(p.floor?.cpuSecondsPer1kCalls, 3),
+    [p.gateway, p.floor, p.direct].map((f) => (f ? String(f.failed) : "-")).join("/"),
+  ]);
+}
+
+const targetHead: Row = ["target", "goal", "measured", "result"];
+
+function targetRows(results: BenchResults): Row[] {
+  return results.targets.map((t) => [
+    t.name,
+    t.goal,
+    t.value,
+    t.pass === null ? "n/a" : t.pass ? "pass" : "FAIL",
+  ]);
+}
+
+function resourceRows(results: BenchResults): Row[] {
+  const g = results.gateway;
+  return [
+    [
+      "gateway spawn → ready (second start)",
+      `${num(g.readyMs, 0)} ms (${num(g.secondReadyMs, 0)} ms); in-process ${num(g.readyInProcessMs, 0)} ms`,
+    ],
+    ["gateway CPU per 1,000 calls (unary 100 B, c=64)", `${num(g.cpuSecondsPer1kCalls, 3)} s`],
+    [
+      "gateway RSS at start / fresh gateway idle (after GC)",
+      `${bytes(g.startupRssBytes)} / ${bytes(g.idleRssBytes)}`,
+    ],
+    ["gateway peak RSS during load", bytes(g.peakRssBytes)],
+    [
+      `gateway RSS with ${g.pendingCalls} pending calls`,
+      `${bytes(g.pendingRssBytes)} (${g.pendingAtUpstream ?? "n/a"} held at the upstream, ${g.pendingAnsweredEarly ?? "n/a"} answered early)`,
+    ],
+    [
+      "memory per pending call: gateway (JS heap part) / echo direct / bare http2 stream",
+      `${bytes(g.memoryPerPendingCallBytes)} (${bytes(g.heapPerPendingCallBytes)}) / ${bytes(g.directMemoryPerPendingCallBytes)} / ${bytes(g.http2StreamBytes)}`,
+    ],
+  ];
+}
+
+function intro(results: BenchResults): string[] {
+  const m = results.machine;
+  const s = results.settings;
+  return [
+    `${results.smoke ? "SMOKE run (figures not meaningful)" : "Full run"}, ${results.date}, ${results.runtime}, ${m.cores} cores (${m.cpuModel}), ${bytes(m.memoryBytes)}`,
+    `load: unary via ${results.loadGenerator.unary}; streaming via ${results.loadGenerator.streaming}; floor via ${results.loadGenerator.floor}`,
+    `each point: ${s.warmupMs} ms warm-up, then ${s.durationMs} ms measured; ${s.partitions} partitions per topic; latencies in ms`,
+  ];
+}
+
+/** Everything, for the terminal. */
+export function renderText(results: BenchResults): string {
+  const parts = [...intro(results), ""];
+  for (const scenario of results.scenarios) {
+    parts.push(scenario.title, textTable(scenarioHead, scenarioRows(scenario)), "");
+  }
+  parts.push(textTable(["resource", "measured"], resourceRows(results)), "");
+  parts.push(textTable(targetHead, targetRows(results)));
+  if (results.problems.length)
+    parts.push("", "problems:", ...results.problems.map((p) => `- ${p}`));
+  return parts.join("\n");
+}
+
+/** Everything, as Markdown sections for the README. */
+export function renderMarkdown(results: BenchResults): string {
+  const parts = [intro(results).join("  \n"), ""];
+  parts.push("### Targets", "", markdownTable(targetHead, targetRows(results)), "");
+  parts.push(
+    "### Resources",
+    "",
+    markdownTable(["resource", "measured"], resourceRows(results)),
+    "",
+  );
+  for (const scenario of results.scenarios) {
+    parts.push(
+      `### ${scenario.title}`,
+      "",
+      markdownTable(scenarioHead, scenarioRows(scenario)),
+      "",
+    );
+  }
+  return parts.join("\n");
+}

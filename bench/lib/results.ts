@@ -1,0 +1,109 @@
+/** The shape of bench/results/<date>.json (and what the table and chart read). */
+
+export type TargetName = "gateway" | "floor" | "direct";
+export const targetNames: readonly TargetName[] = ["gateway", "floor", "direct"];
+
+export interface PointFigures {
+  /** OK calls in the measured window. */
+  calls: number;
+  failed: number;
+  callsPerS: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  /** Failure texts with counts, when any failed. */
+  errors: Record<string, number>;
+  loadGenerator: string;
+  /** CPU seconds per 1,000 OK calls: the gateway process (gateway) or requester + responder (floor). */
+  cpuSecondsPer1kCalls?: number;
+  /** Calls the echo upstream received during the run (warm-up included), for h2load runs. */
+  upstreamCalls?: number;
+}
+
+export interface ScenarioPoint {
+  concurrency: number;
+  gateway?: PointFigures;
+  floor?: PointFigures;
+  direct?: PointFigures;
+  /** gateway calls/s ÷ floor calls/s. */
+  gatewayToFloorCallsRatio?: number;
+  /** gateway p50 − floor p50, ms. */
+  gatewayP50AddedMs?: number;
+  /** gateway p99 ÷ floor p99. */
+  gatewayToFloorP99Ratio?: number;
+}
+
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  kind: string;
+  payloadBytes: number;
+  points: ScenarioPoint[];
+}
+
+export interface TargetCheck {
+  name: string;
+  goal: string;
+  /** The measured value as shown; "n/a" when it could not be measured. */
+  value: string;
+  pass: boolean | null;
+}
+
+export interface GatewayFigures {
+  /** Spawn of the gateway process to its ready line (north accepting calls). */
+  readyMs: number | null;
+  /** The same, as the process measured it from its own start. */
+  readyInProcessMs: number | null;
+  /** Spawn to ready of the fresh gateway started for the pending-call test. */
+  secondReadyMs: number | null;
+  startupRssBytes: number | null;
+  /** RSS after a GC of the fresh gateway, idle, just before the pending-call test. */
+  idleRssBytes: number | null;
+  /** Highest RSS during the load scenarios. */
+  peakRssBytes: number | null;
+  pendingCalls: number;
+  /** RSS after a GC with `pendingCalls` calls held by the upstream. */
+  pendingRssBytes: number | null;
+  memoryPerPendingCallBytes: number | null;
+  /** The JS heap part of it (heapUsed difference). */
+  heapPerPendingCallBytes: number | null;
+  /** The same measure on a fresh echo upstream called directly: HTTP/2 server plus connect-node. */
+  directMemoryPerPendingCallBytes: number | null;
+  /** The same measure on a bare node:http2 server that only holds the streams: the runtime's floor. */
+  http2StreamBytes: number | null;
+  /** Calls the upstream held when RSS was sampled (bounded by west's maxConcurrentCalls). */
+  pendingAtUpstream: number | null;
+  /** Pending calls that had already been answered when RSS was sampled (should be 0). */
+  pendingAnsweredEarly: number | null;
+  /** Gateway CPU seconds per 1,000 calls, unary 100 B at concurrency 64. */
+  cpuSecondsPer1kCalls: number | null;
+}
+
+export interface BenchResults {
+  date: string;
+  command: string;
+  smoke: boolean;
+  runtime: string;
+  machine: { cores: number; memoryBytes: number; cpuModel: string; platform: string };
+  loadGenerator: { unary: string; streaming: string; floor: string };
+  settings: {
+    concurrencies: number[];
+    warmupMs: number;
+    durationMs: number;
+    partitions: number;
+    connectionsMax: number;
+    loadProcesses: number;
+  };
+  unaryC64RatioToFloor: number | null;
+  unaryC1P50AddedMs: number | null;
+  unaryC256P99RatioToFloor: number | null;
+  failedCalls: { gateway: number; floor: number; direct: number };
+  gateway: GatewayFigures;
+  scenarios: ScenarioResult[];
+  targets: TargetCheck[];
+  /** Problems that kept something from being measured. */
+  problems: string[];
+  wallSeconds: number;
+}
