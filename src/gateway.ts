@@ -1,21 +1,41 @@
 /**
  * Composition root: builds the Kafka client, the west remote servers and the north front
- * doors from a resolved config, and owns their start and stop order.
+ * doors from a resolved config, and owns their start and stop order, their readiness, their
+ * telemetry and what a config reload may change while they run.
  */
 import type { GatewayConfig } from "./config/types.ts";
 import { createKafka, type Kafka } from "./kafka/kafka-client.ts";
 import { type North, startNorth } from "./north/north-server.ts";
+import type { OverallHealth } from "./north/ops-services.ts";
+import { planReload } from "./ops/config-reload.ts";
 import { createLogger, type Logger } from "./ops/logger.ts";
+import { createReadiness, type Readiness } from "./ops/readiness.ts";
+import { createTelemetry, type Telemetry } from "./ops/telemetry.ts";
 import { loadServiceRegistry, type ServiceRegistry } from "./service-registry.ts";
 import { startWest, type West } from "./west/remote-server.ts";
 
 export interface Gateway {
+  /** The config running now (a reload changes its routes, services and methods). */
   readonly config: GatewayConfig;
   readonly north: readonly North[];
   readonly west: readonly West[];
   readonly kafka: Kafka;
+  readonly telemetry: Telemetry;
+  readonly readiness: Readiness;
+  /**
+   * Applies a new (validated) config without dropping calls: routes, services, methods and
+   * CORS swap in place for new calls. What needs a restart is left as is and listed.
+   */
+  reload(config: GatewayConfig): ReloadResult;
   /** Stops north (draining in-flight calls up to `graceMs`), then west. */
   close(graceMs?: number): Promise<void>;
+}
+
+export interface ReloadResult {
+  /** Bindings whose changes are now served. */
+  applied: string[];
+  /** Changes not applied, each saying why. */
+  needsRestart: string[];
 }
 
 export interface StartGatewayOptions {
@@ -23,6 +43,10 @@ export interface StartGatewayOptions {
   logger?: Logger;
   /** Serves whatever is not an RPC on the north ports (health, metrics). */
   fallback?: Parameters<typeof startNorth>[0]["fallback"];
+  /** Where metrics and spans go (default: built from `config.telemetry`, closed with the gateway). */
+  telemetry?: Telemetry;
+  /** Where readiness is reported (default: the gateway's own). */
+  readiness?: Readiness;
 }
 
 /**
@@ -34,12 +58,20 @@ export async function startGateway(
   opts: StartGatewayOptions = {},
 ): Promise<Gateway> {
   const logger = opts.logger ?? createLogger(config.logLevel ?? "info");
+  const readiness = opts.readiness ?? createReadiness();
+  const parts = {
+    west: config.west.map((w) => readiness.expect(`west ${w.binding} consumer group`)),
+    north: config.north.map((n) => readiness.expect(`north ${n.binding} reply reader`)),
+  };
   const registry = opts.registry ?? (await loadServiceRegistry());
+  const telemetry = opts.telemetry ?? (await createTelemetry(config));
+  const { tracer, callLogLevel } = telemetry;
   const kafka = createKafka(config.kafka, logger, config.kafka.clientId ?? `zilla-${config.name}`);
   const west: West[] = [];
   const north: North[] = [];
+  const health = (): OverallHealth => (readiness.snapshot().ready ? "SERVING" : "NOT_SERVING");
   try {
-    for (const w of config.west) {
+    for (const [i, w] of config.west.entries()) {
       west.push(
         await startWest({
           config: w,
@@ -47,10 +79,14 @@ export async function startGateway(
           kafka,
           registry,
           logger: logger.child({ binding: w.binding }),
+          metrics: telemetry.metrics.west(w.binding),
+          ...(tracer ? { tracer } : {}),
+          callLogLevel,
         }),
       );
+      parts.west[i]?.ready();
     }
-    for (const n of config.north) {
+    for (const [i, n] of config.north.entries()) {
       north.push(
         await startNorth({
           config: n,
@@ -58,25 +94,100 @@ export async function startGateway(
           registry,
           logger: logger.child({ binding: n.binding }),
           ...(opts.fallback ? { fallback: opts.fallback } : {}),
+          metrics: telemetry.metrics.north(n.binding),
+          ...(tracer ? { tracer } : {}),
+          callLogLevel,
+          health,
         }),
       );
+      parts.north[i]?.ready();
     }
   } catch (err) {
+    for (const part of [...parts.west, ...parts.north]) part.unready("failed to start");
     await Promise.allSettled([...north.map((n) => n.close(0)), ...west.map((w) => w.close())]);
+    if (!opts.telemetry) await telemetry.shutdown();
     throw err;
   }
+  const probe = createKafkaProbe(kafka);
+  readiness.setKafkaProbe(probe.check);
+
+  let current = config;
   let closing: Promise<void> | undefined;
   return {
-    config,
+    get config() {
+      return current;
+    },
     north,
     west,
     kafka,
+    telemetry,
+    readiness,
+    reload(next) {
+      const plan = planReload(current, next);
+      const result: ReloadResult = { applied: [], needsRestart: [...plan.needsRestart] };
+      let updated = current;
+      for (const n of plan.north) {
+        const i = updated.north.findIndex((c) => c.binding === n.binding);
+        try {
+          north[i]?.update(n);
+          updated = { ...updated, north: updated.north.map((c, j) => (j === i ? n : c)) };
+          result.applied.push(`north ${n.binding}`);
+        } catch (err) {
+          result.needsRestart.push(err instanceof Error ? err.message : String(err));
+        }
+      }
+      for (const w of plan.west) {
+        const i = updated.west.findIndex((c) => c.binding === w.binding);
+        try {
+          west[i]?.update(w.routes);
+          updated = { ...updated, west: updated.west.map((c, j) => (j === i ? w : c)) };
+          result.applied.push(`west ${w.binding}`);
+        } catch (err) {
+          result.needsRestart.push(err instanceof Error ? err.message : String(err));
+        }
+      }
+      current = updated;
+      telemetry.metrics.reloaded(
+        result.needsRestart.length === 0
+          ? "applied"
+          : result.applied.length > 0
+            ? "partial"
+            : "refused",
+      );
+      return result;
+    },
     close(graceMs = 10_000) {
       closing ??= (async () => {
+        // Not ready from the first moment, so load balancers stop sending while calls drain.
+        readiness.closing();
         await Promise.allSettled(north.map((n) => n.close(graceMs)));
         await Promise.allSettled(west.map((w) => w.close()));
+        readiness.setKafkaProbe(undefined);
+        await probe.close();
+        if (!opts.telemetry) await telemetry.shutdown();
       })();
       return closing;
+    },
+  };
+}
+
+/** Readiness's "Kafka answers": a cluster description over one lazily connected admin client. */
+function createKafkaProbe(kafka: Kafka) {
+  let admin: ReturnType<Kafka["admin"]> | undefined;
+  let connected: Promise<void> | undefined;
+  return {
+    async check() {
+      admin ??= kafka.admin();
+      const client = admin;
+      connected ??= client.connect().catch((err: unknown) => {
+        connected = undefined;
+        throw err;
+      });
+      await connected;
+      await client.describeCluster();
+    },
+    async close() {
+      await admin?.disconnect().catch(() => {});
     },
   };
 }

@@ -21,6 +21,7 @@ import {
   parseGrpcTimeout,
 } from "./grpc-wire.ts";
 import { noRouteError } from "./north-error.ts";
+import { isOpsServicePath } from "./ops-services.ts";
 import {
   type CallDeps,
   type GrpcStatus,
@@ -66,6 +67,8 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
     const path = (headers[":path"] ?? "").split("?", 1)[0] ?? "";
     const method = methods.get(path);
     if (!method) {
+      // Health and reflection are connect-es services (ops-services.ts).
+      if (isOpsServicePath(path)) return false;
       respondStatus(stream, Code.Unimplemented, `unknown method ${path}`);
       return true;
     }

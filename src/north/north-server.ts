@@ -15,11 +15,14 @@ import type { NorthConfig } from "../config/types.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
 import { type ReplyReader, startReplyReader } from "../kafka/reply-reader.ts";
 import { createRequestProducer, type RequestProducer } from "../kafka/request-producer.ts";
-import type { Logger } from "../ops/logger.ts";
+import type { NorthMetrics } from "../ops/gateway-metrics.ts";
+import type { Logger, LogLevel } from "../ops/logger.ts";
+import type { CallTracer } from "../ops/tracing.ts";
 import { methodMatches, type ServiceRegistry } from "../service-registry.ts";
 import { corsDecision, exposeAll } from "./cors.ts";
 import { createFetchCapability, type FetchCapability } from "./fetch/fetch-capability.ts";
 import { createGrpcStreamHandler, metadataFromRawHeaders } from "./grpc-stream-handler.ts";
+import { adaptGrpcWebText } from "./grpc-web-text.ts";
 import { rawMetadataKey, registerMethodHandlers } from "./method-handlers.ts";
 import {
   type BoundListener,
@@ -27,11 +30,20 @@ import {
   type NorthHandlers,
   type NorthRequestHandler,
 } from "./north-listener.ts";
+import { createOpsServices, type OverallHealth } from "./ops-services.ts";
 import type { CallDeps, ProduceCall } from "./produce-call.ts";
 
 export interface North {
   /** Bound ports, in listener order. */
   ports: number[];
+  /** The reply topics its reader reads (fixed for its lifetime). */
+  readonly replyTopics: readonly string[];
+  /**
+   * Serves `config`'s services, methods, routes and CORS policy from the next call on;
+   * calls in flight keep what they started with. Throws, changing nothing, when the change
+   * needs a reply topic the reader does not read (that takes a restart).
+   */
+  update(config: NorthConfig): void;
   /** Stops accepting, lets calls finish for up to `graceMs`, cancels the rest, disconnects. */
   close(graceMs?: number): Promise<void>;
 }
@@ -43,6 +55,14 @@ export interface StartNorthOptions {
   logger: Logger;
   /** Serves requests for paths that are not gRPC methods (health, metrics, ...). */
   fallback?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** Records call metrics (absent: none). */
+  metrics?: NorthMetrics;
+  /** Makes a span per call (absent: no tracing). */
+  tracer?: CallTracer;
+  /** The level of the one log line per call (default debug). */
+  callLogLevel?: LogLevel;
+  /** What grpc.health.v1 reports (default SERVING until close). */
+  health?: () => OverallHealth;
 }
 
 /** connect-node's request handler type (not exported by name). */
@@ -54,16 +74,11 @@ const cancelFlushMs = 1_000;
 
 /** Starts north: producer, reply reader (positioned), then the listeners. */
 export async function startNorth(opts: StartNorthOptions): Promise<North> {
-  const { config, kafka, logger } = opts;
+  const { kafka, logger, registry } = opts;
+  let config = opts.config;
   const log = logger.child({ binding: config.binding });
-  const methods = servedMethods(config, opts.registry);
-  const replyTopics = [
-    ...new Set(
-      config.routes.flatMap((r) =>
-        r.with.capability === "produce" && r.with.replyTo !== undefined ? [r.with.replyTo] : [],
-      ),
-    ),
-  ];
+  let methods = servedMethods(config, registry);
+  const replyTopics = replyTopicsOf(config);
 
   const producer = await createRequestProducer({ kafka, logger: log });
   let reader: ReplyReader | undefined;
@@ -82,11 +97,11 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     throw error;
   }
 
-  const fetch: FetchCapability | undefined = config.routes.some(
-    (r) => r.with.capability === "fetch",
-  )
-    ? createFetchCapability({ kafka, logger: log, options: config.options })
-    : undefined;
+  const fetchOf = (c: NorthConfig): FetchCapability | undefined =>
+    c.routes.some((r) => r.with.capability === "fetch")
+      ? createFetchCapability({ kafka, logger: log, options: c.options })
+      : undefined;
+  let fetch = fetchOf(config);
 
   const deps: CallDeps = {
     producer,
@@ -94,27 +109,45 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     options: config.options,
     logger: log,
     active: new Set<ProduceCall>(),
+    metrics: opts.metrics,
+    tracer: opts.tracer,
+    callLogLevel: opts.callLogLevel,
   };
+  const unwatchReplies = reader && opts.metrics ? opts.metrics.watchReplies(reader) : () => {};
   const calls = createCallCounter();
   const shutdown = new AbortController();
   // connect-es links every call's signal to this one: one listener per call in flight.
   setMaxListeners(0, shutdown.signal);
-  const connectHandler = connectNodeAdapter({
-    routes: (router) =>
-      registerMethodHandlers(router, { methods, routes: config.routes, deps, fetch }),
-    fallback: unknownPathFallback(opts.fallback),
-    readMaxBytes: config.options.maxMessageBytes,
-    writeMaxBytes: config.options.maxMessageBytes,
-    shutdownSignal: shutdown.signal,
-    contextValues: (req) =>
-      createContextValues().set(rawMetadataKey, metadataFromRawHeaders(req.rawHeaders)),
-  }) as NorthRequestHandler;
-  const grpcHandler = createGrpcStreamHandler({
-    methods: new Map(methods.map((m) => [`/${m.parent.typeName}/${m.name}`, m])),
-    routes: config.routes,
-    deps,
+  // Aborted first thing in close(): health Watch streams end rather than hold the drain.
+  const opsClosing = new AbortController();
+  const opsRoutes = createOpsServices({
+    registry,
+    servedServices: () => config.services,
+    health: opts.health ?? (() => (opsClosing.signal.aborted ? "NOT_SERVING" : "SERVING")),
+    closing: opsClosing.signal,
   });
-  const accessControl = config.accessControl;
+  const connectHandlerOf = (c: NorthConfig, served: DescMethod[]) =>
+    connectNodeAdapter({
+      routes: (router) => {
+        opsRoutes(router);
+        registerMethodHandlers(router, { methods: served, routes: c.routes, deps, fetch });
+      },
+      fallback: unknownPathFallback(opts.fallback),
+      readMaxBytes: c.options.maxMessageBytes,
+      writeMaxBytes: c.options.maxMessageBytes,
+      shutdownSignal: shutdown.signal,
+      contextValues: (req) =>
+        createContextValues().set(rawMetadataKey, metadataFromRawHeaders(req.rawHeaders)),
+    }) as NorthRequestHandler;
+  const grpcHandlerOf = (c: NorthConfig, served: DescMethod[]) =>
+    createGrpcStreamHandler({
+      methods: new Map(served.map((m) => [`/${m.parent.typeName}/${m.name}`, m])),
+      routes: c.routes,
+      deps,
+    });
+  // Replaced whole by update(): a call in flight keeps the handler (and routes) it began on.
+  let connectHandler = connectHandlerOf(config, methods);
+  let grpcHandler = grpcHandlerOf(config, methods);
   // A call counts until its stream or response is closed (trailers written or reset), so
   // close() does not cut responses that are still being written.
   const handlers: NorthHandlers = {
@@ -126,7 +159,9 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     },
     request(req, res) {
       res.once("close", calls.begin());
-      if (headersWithCors(accessControl, req, res)) connectHandler(req, res);
+      if (!headersWithCors(config.accessControl, req, res)) return;
+      adaptGrpcWebText(req, res);
+      connectHandler(req, res);
     },
   };
 
@@ -137,6 +172,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     }
   } catch (error) {
     for (const l of listeners) l.destroy();
+    unwatchReplies();
     await fetch?.close();
     await stopKafka(producer, reader);
     throw error;
@@ -147,8 +183,26 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
   let closing: Promise<void> | undefined;
   return {
     ports,
+    replyTopics,
+    update(next) {
+      if (closing) throw new Error(`north ${next.binding} is closing`);
+      const missing = replyTopicsOf(next).filter((t) => !replyTopics.includes(t));
+      if (missing.length > 0) {
+        throw new Error(
+          `north ${next.binding}: reply topic ${missing.join(", ")} is not read yet; restart the gateway to add it`,
+        );
+      }
+      const nextMethods = servedMethods(next, registry);
+      fetch ??= fetchOf(next);
+      connectHandler = connectHandlerOf(next, nextMethods);
+      grpcHandler = grpcHandlerOf(next, nextMethods);
+      config = next;
+      methods = nextMethods;
+      log.info("north routes updated", { methods: methods.length, routes: next.routes.length });
+    },
     close(graceMs = defaultGraceMs) {
       closing ??= (async () => {
+        opsClosing.abort();
         for (const l of listeners) l.stopAccepting();
         // Fetch streams only end when the server stops: end them now (UNAVAILABLE, resumable).
         const fetchClosed = fetch?.close();
@@ -161,12 +215,24 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
         }
         for (const l of listeners) l.destroy();
         await fetchClosed;
+        unwatchReplies();
         await stopKafka(producer, reader);
         log.info("north closed", { dropped: reader?.dropped ?? 0 });
       })();
       return closing;
     },
   };
+}
+
+/** The reply topics of a config's produce routes, each once. */
+function replyTopicsOf(config: NorthConfig): string[] {
+  return [
+    ...new Set(
+      config.routes.flatMap((r) =>
+        r.with.capability === "produce" && r.with.replyTo !== undefined ? [r.with.replyTo] : [],
+      ),
+    ),
+  ];
 }
 
 /** The methods served: those of `config.services`, narrowed by `config.methods` if given. */
@@ -305,6 +371,10 @@ function headersWithCors(
       const names = [...res.getHeaderNames()];
       const extra = args.find((a) => typeof a === "object" && a !== null && !Array.isArray(a));
       if (extra) names.push(...Object.keys(extra));
+      // gRPC-Web clients read the status from these headers when a reply has no body.
+      if (String(req.headers["content-type"]).startsWith("application/grpc-web")) {
+        names.push("grpc-status", "grpc-message", "grpc-status-details-bin");
+      }
       const exposed = exposeAll(names);
       if (exposed !== "") res.setHeader("access-control-expose-headers", exposed);
       return writeHead(...args);

@@ -19,7 +19,9 @@ import {
 } from "../kafka/record-contract.ts";
 import type { ReplyReader, ReplyRecord, ReplyWaiter } from "../kafka/reply-reader.ts";
 import type { AcksNumber, RequestProducer } from "../kafka/request-producer.ts";
-import type { Logger } from "../ops/logger.ts";
+import type { NorthCallStats, NorthMetrics } from "../ops/gateway-metrics.ts";
+import type { Logger, LogLevel } from "../ops/logger.ts";
+import { type CallSpan, type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
 import {
   connectErrorFromProduce,
   connectErrorFromReader,
@@ -63,6 +65,12 @@ export interface CallDeps {
   logger: Logger;
   /** Calls in progress, so that shutdown can end them. */
   active: Set<ProduceCall>;
+  /** Call metrics by method; absent: nothing is recorded. */
+  metrics?: NorthMetrics | undefined;
+  /** Makes a span per call; absent: no tracing. */
+  tracer?: CallTracer | undefined;
+  /** The level of the one line logged per call (default debug). */
+  callLogLevel?: LogLevel | undefined;
 }
 
 export interface ProduceCallInit {
@@ -96,7 +104,7 @@ class RecordTemplate {
   private readonly key: string;
   private readonly headers: RecordHeader[];
 
-  constructor(init: ProduceCallInit) {
+  constructor(init: ProduceCallInit, metadata: MetadataEntries) {
     const { deps, route } = init;
     const names = deps.options.correlation.headers;
     this.correlationId = createCorrelationId({
@@ -114,7 +122,7 @@ class RecordTemplate {
       method: init.method,
       correlationId: this.correlationId,
       deadlineMs: init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs,
-      metadata: init.metadata,
+      metadata,
     });
     this.key = requestKey(route, this.correlationId);
     this.topic = route.topic;
@@ -134,13 +142,102 @@ function idempotencyKey(metadata: MetadataEntries, name: string): string | undef
 }
 
 /**
+ * What every call records about itself: its metrics, its span and its log line. A base class
+ * rather than a helper object, so observing a call costs a few fields, not an allocation.
+ */
+abstract class ObservedCall {
+  readonly correlationId: string;
+  protected readonly deps: CallDeps;
+  protected readonly template: RecordTemplate;
+  private readonly service: string;
+  private readonly method: string;
+  private readonly stats: NorthCallStats | undefined;
+  private readonly span: CallSpan | undefined;
+  private readonly startedAt: number;
+  protected requests = 0;
+  protected requestBytes = 0;
+  protected responses = 0;
+  protected responseBytes = 0;
+
+  constructor(init: ProduceCallInit) {
+    const deps = init.deps;
+    this.deps = deps;
+    this.service = init.service;
+    this.method = init.method;
+    this.startedAt = performance.now();
+    this.stats = deps.metrics?.call(init.service, init.method);
+    this.stats?.started();
+    let metadata = init.metadata;
+    if (deps.tracer) {
+      this.span = deps.tracer.startServer({
+        parent: traceparentOf(metadata),
+        service: init.service,
+        method: init.method,
+        topic: init.route.topic,
+      });
+      // The records carry this span as the parent of west's: one trace across Kafka.
+      metadata = withTraceparent(metadata, this.span.traceparent);
+    }
+    this.template = new RecordTemplate(init, metadata);
+    this.correlationId = this.template.correlationId;
+    this.span?.correlate(this.correlationId);
+  }
+
+  /** Queues one record; resolves once Kafka acknowledged it (its latency is recorded). */
+  protected send(value: Uint8Array | null): Promise<void> {
+    const t = this.template;
+    const sent = this.deps.producer.send(t.topic, t.acks, t.record(value));
+    const metrics = this.deps.metrics;
+    if (!metrics) return sent;
+    const queuedAt = performance.now();
+    return sent.then(() => metrics.produced((performance.now() - queuedAt) / 1000));
+  }
+
+  /** Records the call's end: metrics, span, and its log line. */
+  protected observeEnd(code: GrpcStatus, message: string): void {
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    this.stats?.finished(
+      code,
+      seconds,
+      this.requestBytes,
+      this.responseBytes,
+      this.requests,
+      this.responses,
+    );
+    this.span?.end(code, message);
+    const logger = this.deps.logger;
+    const level = this.deps.callLogLevel ?? "debug";
+    if (logger.enabled(level)) {
+      logger[level]("north call", {
+        correlationId: this.correlationId,
+        service: this.service,
+        method: this.method,
+        status: code,
+        ...(message !== "" ? { message } : {}),
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        requests: this.requests,
+        responses: this.responses,
+      });
+    }
+  }
+
+  /** Logs a failure of the gateway itself (not the upstream's status), always. */
+  protected logFailure(what: string, code: GrpcStatus, error: unknown): void {
+    this.deps.logger.error(what, {
+      correlationId: this.correlationId,
+      service: this.service,
+      method: this.method,
+      status: code,
+      error,
+    });
+  }
+}
+
+/**
  * Request/reply: every request stream ends with exactly one tombstone, whether the client
  * half-closed, cancelled, ran out of time, or the reply ended first.
  */
-class RequestReplyCall implements ProduceCall, ReplyWaiter {
-  readonly correlationId: string;
-  private readonly deps: CallDeps;
-  private readonly template: RecordTemplate;
+class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter {
   private readonly sink: ReplySink;
   private readonly unregister: () => void;
   private readonly timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -149,10 +246,8 @@ class RequestReplyCall implements ProduceCall, ReplyWaiter {
   private finished = false;
 
   constructor(init: ProduceCallInit) {
-    this.deps = init.deps;
+    super(init);
     this.sink = init.sink;
-    this.template = new RecordTemplate(init);
-    this.correlationId = this.template.correlationId;
     const reader = init.deps.reader;
     // Registered before the first record leaves, so even an instant reply finds its call.
     this.unregister = reader ? reader.register(this.correlationId, this) : () => {};
@@ -198,19 +293,25 @@ class RequestReplyCall implements ProduceCall, ReplyWaiter {
       // Headers leave with the first message, so the first record's metadata is the headers.
       this.sink.headers(parsed.metadata.filter(([name]) => isResponseMetadata(name)));
     }
+    this.responses++;
+    this.responseBytes += reply.value.byteLength;
     this.sink.message(reply.value);
   }
 
   onFailure(error: Error): void {
     const failure = connectErrorFromReader(error);
+    if (!this.finished) this.logFailure("reply reader failed", failure.code, error);
     this.finish(failure.code, failure.rawMessage);
   }
 
   private produce(value: Uint8Array | null): void {
-    const { producer } = this.deps;
-    const t = this.template;
-    producer.send(t.topic, t.acks, t.record(value)).catch((error: unknown) => {
+    if (value !== null) {
+      this.requests++;
+      this.requestBytes += value.byteLength;
+    }
+    this.send(value).catch((error: unknown) => {
       const failure = connectErrorFromProduce(error);
+      if (!this.finished) this.logFailure("request produce failed", failure.code, error);
       this.finish(failure.code, failure.rawMessage);
     });
   }
@@ -225,6 +326,8 @@ class RequestReplyCall implements ProduceCall, ReplyWaiter {
   timedOut(defaultMs: number): void {
     if (defaultMs >= 0) {
       const error = replyTimeoutError(defaultMs);
+      // No reply in time without a client deadline: west is likely down or far behind.
+      if (!this.finished) this.logFailure("no reply in time", error.code, error.rawMessage);
       this.finish(error.code, error.rawMessage);
     } else {
       this.finish(Code.DeadlineExceeded, "deadline exceeded");
@@ -238,9 +341,7 @@ class RequestReplyCall implements ProduceCall, ReplyWaiter {
     this.unregister();
     this.deps.active.delete(this);
     this.endRequest();
-    if (code !== statusOk && this.deps.logger.enabled("debug")) {
-      this.deps.logger.debug("call ended", { correlationId: this.correlationId, code, message });
-    }
+    this.observeEnd(code, message);
     this.sink.end(code, message, trailers);
   }
 }
@@ -256,10 +357,7 @@ function callTimedOut(call: RequestReplyCall, defaultMs: number): void {
 }
 
 /** Oneway (no reply-to): produce every message; after half-close, one empty message and OK. */
-class OnewayCall implements ProduceCall {
-  readonly correlationId: string;
-  private readonly deps: CallDeps;
-  private readonly template: RecordTemplate;
+class OnewayCall extends ObservedCall implements ProduceCall {
   private readonly sink: ReplySink;
   private readonly timer: ReturnType<typeof setTimeout> | undefined;
   private unacked = 0;
@@ -267,10 +365,8 @@ class OnewayCall implements ProduceCall {
   private finished = false;
 
   constructor(init: ProduceCallInit) {
-    this.deps = init.deps;
+    super(init);
     this.sink = init.sink;
-    this.template = new RecordTemplate(init);
-    this.correlationId = this.template.correlationId;
     this.timer =
       init.timeoutMs !== undefined
         ? setTimeout(
@@ -282,15 +378,17 @@ class OnewayCall implements ProduceCall {
 
   message(bytes: Uint8Array): void {
     if (this.finished || this.halfClosed) return;
-    const t = this.template;
     this.unacked++;
-    this.deps.producer.send(t.topic, t.acks, t.record(bytes)).then(
+    this.requests++;
+    this.requestBytes += bytes.byteLength;
+    this.send(bytes).then(
       () => {
         this.unacked--;
         this.answerIfDone();
       },
       (error: unknown) => {
         const failure = connectErrorFromProduce(error);
+        if (!this.finished) this.logFailure("request produce failed", failure.code, error);
         this.finish(failure.code, failure.rawMessage);
       },
     );
@@ -307,6 +405,7 @@ class OnewayCall implements ProduceCall {
 
   private answerIfDone(): void {
     if (!this.halfClosed || this.unacked > 0 || this.finished) return;
+    this.responses++;
     this.sink.message(empty);
     this.finish(statusOk, "");
   }
@@ -316,6 +415,7 @@ class OnewayCall implements ProduceCall {
     this.finished = true;
     clearTimeout(this.timer);
     this.deps.active.delete(this);
+    this.observeEnd(code, message);
     this.sink.end(code, message, []);
   }
 }

@@ -11,7 +11,6 @@
  * Offsets are committed only once every record below the commit point has had its reply
  * acknowledged by Kafka (see commit-tracker.ts), so a crash re-delivers instead of losing.
  */
-import type { Empty } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcRoute, WestConfig } from "../config/types.ts";
 import {
@@ -30,7 +29,9 @@ import {
   replyHeaders,
 } from "../kafka/record-contract.ts";
 import { type ReplyProducer, startReplyProducer } from "../kafka/reply-producer.ts";
-import type { Logger } from "../ops/logger.ts";
+import type { LagEntry, UpstreamCallStats, WestMetrics } from "../ops/gateway-metrics.ts";
+import type { Logger, LogLevel } from "../ops/logger.ts";
+import { type CallSpan, type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
 import {
   createPartitionTracker,
@@ -40,13 +41,24 @@ import {
 import { createReplyStore } from "./reply-store.ts";
 import {
   callUpstream,
+  checkMessageBytes,
   createUpstreamPool,
-  messageFromBytes,
   type UpstreamResult,
 } from "./upstream-client.ts";
 import { matchWestRoute, westTopics } from "./west-routes.ts";
 
 export interface West {
+  /** The consumer group id, `zilla:<namespace>-<binding>`. */
+  readonly groupId: string;
+  /** The request topics it consumes (fixed for its lifetime). */
+  readonly topics: readonly string[];
+  /**
+   * Routes records by `routes` from the next new call on. Throws, changing nothing, when they
+   * would consume other topics (that takes a restart).
+   */
+  update(routes: KafkaGrpcRoute[]): void;
+  /** Lag of the assigned partitions: high watermark minus the committed offset. */
+  lag(): Promise<LagEntry[]>;
   /** Stops consuming, lets calls in flight finish for `graceMs`, commits, leaves the group. */
   close(graceMs?: number): Promise<void>;
   /**
@@ -86,6 +98,12 @@ export interface StartWestOptions {
   registry: ServiceRegistry;
   logger: Logger;
   tuning?: WestTuning;
+  /** Records upstream call metrics, replays, latencies and lag (absent: none). */
+  metrics?: WestMetrics;
+  /** Makes a span per upstream call (absent: no tracing). */
+  tracer?: CallTracer;
+  /** The level of the one log line per call (default debug). */
+  callLogLevel?: LogLevel;
 }
 
 interface SpanRef {
@@ -108,7 +126,7 @@ interface RunningCall {
   position: Position;
   spans: SpanRef[];
   /** Request messages in order; kept for a retry until the upstream answered. */
-  messages: (Empty | undefined)[];
+  messages: (Uint8Array | undefined)[];
   answered: boolean;
   requestEnded: boolean;
   waiters: Set<() => void>;
@@ -129,6 +147,10 @@ interface RunningCall {
   /** Duplicates whose waiters may have missed part of the reply: answer them again. */
   replays: number;
   done: Promise<void>;
+  /** performance.now() at the upstream call's start. */
+  startedAt: number;
+  stats: UpstreamCallStats | undefined;
+  span: CallSpan | undefined;
 }
 
 interface FinishedCall {
@@ -159,6 +181,10 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   const windowMs = options.idempotencyWindowMs;
   const tailGraceMs = tuning.requestTailGraceMs ?? 30_000;
   const storeMaxBytes = tuning.storeMaxBytes ?? 64 * 1024 * 1024;
+  const { metrics, tracer } = opts;
+  const callLogLevel = opts.callLogLevel ?? "debug";
+  let routes = config.routes;
+  const topics = westTopics(routes);
 
   const pool = createUpstreamPool();
   const producer: ReplyProducer = await startReplyProducer(kafka, { acks: options.acks, logger });
@@ -322,6 +348,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
 
   /** Writes a kept reply again; false if west stopped first (or nothing was kept). */
   const replay = async (replyTo: string, reply: ContractRecord[] | undefined, id: string) => {
+    metrics?.replayed();
     if (!reply) {
       logger.warn("reply too large to write again", { correlationId: id });
       return true;
@@ -342,8 +369,10 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       headers: replyEndHeaders(names, call.id, code, message, metadata),
     };
     keepReply(call, end);
+    const sentAt = performance.now();
     try {
       await producer.send(call.replyTo, [end]);
+      metrics?.produced((performance.now() - sentAt) / 1000);
     } catch {
       call.sendFailed = true;
     }
@@ -355,7 +384,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     for (let i = 0; i < call.replays; i++) {
       if (!(await replay(call.replyTo, call.reply, call.id))) return abandon(call);
     }
-    logger.debug("call finished", { correlationId: call.id, code });
+    observeEnd(call, code, message, result);
     const entry: FinishedCall = {
       id: call.id,
       replyTo: call.replyTo,
@@ -378,6 +407,34 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
 
   const abandon = (call: RunningCall) => {
     calls.delete(call.id);
+    call.span?.end(Code.Unavailable, "west stopped before the reply was written");
+  };
+
+  /** Records a finished call: metrics, span, its log line, and an unreachable upstream. */
+  const observeEnd = (
+    call: RunningCall,
+    code: number,
+    message: string | undefined,
+    result: UpstreamResult,
+  ) => {
+    const seconds = (performance.now() - call.startedAt) / 1000;
+    call.stats?.finished(code, seconds, Math.max(0, result.attempts - 1));
+    call.span?.end(code, message ?? "");
+    const fields = {
+      correlationId: call.id,
+      service: call.parsed.service,
+      method: call.parsed.method,
+      status: code,
+      ...(message ? { message } : {}),
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+      attempts: result.attempts,
+      replyRecords: call.replyCount,
+    };
+    if (code === Code.Unavailable && result.attempts > 0 && !call.answered) {
+      logger.error("upstream unreachable", { ...fields, upstream: call.route.with.authority });
+    } else if (logger.enabled(callLogLevel)) {
+      logger[callLogLevel]("west call", fields);
+    }
   };
 
   // ---- calls -------------------------------------------------------------------------
@@ -386,11 +443,11 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     call.waiters.clear();
   };
 
-  async function* requestStream(call: RunningCall): AsyncIterable<Empty> {
+  async function* requestStream(call: RunningCall): AsyncIterable<Uint8Array> {
     let next = 0;
     for (;;) {
       while (next < call.messages.length) {
-        const message = call.messages[next] as Empty;
+        const message = call.messages[next] as Uint8Array;
         // Once the upstream answered there is no retry left to resend for.
         if (call.answered) call.messages[next] = undefined;
         next++;
@@ -403,7 +460,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
 
   const addMessage = (call: RunningCall, value: Uint8Array) => {
     try {
-      call.messages.push(messageFromBytes(value));
+      call.messages.push(checkMessageBytes(value));
     } catch {
       call.failure ??= { code: Code.Internal, message: "request message is not valid protobuf" };
       call.abort.abort();
@@ -413,11 +470,15 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
 
   const run = async (call: RunningCall, deadlineMs: number) => {
     const parsed = call.parsed;
+    call.stats?.started();
     const result = await callUpstream({
       transport: pool.transportFor(call.route.with),
       service: parsed.service as string,
       method: parsed.method as string,
-      metadata: parsed.metadata,
+      // Traced: the upstream sees this call's span as its parent.
+      metadata: call.span
+        ? withTraceparent(parsed.metadata, call.span.traceparent)
+        : parsed.metadata,
       deadlineMs,
       signal: call.abort.signal,
       requests: () => requestStream(call),
@@ -460,7 +521,21 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       duplicateNeedsReplay: false,
       replays: 0,
       done: Promise.resolve(),
+      startedAt: performance.now(),
+      stats: undefined,
+      span: undefined,
     };
+    if (!immediate) {
+      call.stats = metrics?.call(parsed.service as string, parsed.method as string);
+      call.span = tracer?.startClient({
+        parent: traceparentOf(parsed.metadata),
+        service: parsed.service as string,
+        method: parsed.method as string,
+        topic: record.topic,
+        peer: route.with.authority,
+      });
+      call.span?.correlate(call.id);
+    }
     calls.set(call.id, call);
     attach(call.spans, tracker, record.offset);
     if (record.value === null) call.requestEnded = true;
@@ -577,6 +652,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     if (closing) return;
     const tracker = trackerFor(record);
     if (tracker.seen(record.offset)) return;
+    metrics?.consumed(Math.max(0, Date.now() - record.timestampMs) / 1000);
     const parsed = parseRequestHeaders(record.headers, names);
     const id = parsed.correlationId;
     if (id === undefined) return skip(tracker, record, "no correlation id");
@@ -588,12 +664,12 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
 
     const routeInput = { ...parsed, topic: record.topic, key: record.key };
     if (parsed.service === undefined || parsed.method === undefined) {
-      const route = matchWestRoute(config.routes, routeInput, true);
+      const route = matchWestRoute(routes, routeInput, true);
       if (!route) return skip(tracker, record, "no route");
       startCall(record, tracker, parsed, route, { code: Code.Internal, message: noServiceMessage });
       return;
     }
-    const route = matchWestRoute(config.routes, routeInput);
+    const route = matchWestRoute(routes, routeInput);
     if (!route) return skip(tracker, record, "no route");
     if (!(await acquireSlot(keepAlive))) return;
     if (parsed.deadlineMs !== undefined && parsed.deadlineMs <= Date.now()) {
@@ -622,7 +698,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
 
   consumer = await startGroupConsumer(kafka, {
     groupId,
-    topics: westTopics(config.routes),
+    topics,
     logger,
     sessionTimeoutMs: tuning.sessionTimeoutMs,
     heartbeatIntervalMs,
@@ -673,14 +749,70 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   }, tuning.commitIntervalMs ?? 1_000);
   ticker.unref?.();
 
+  // Lag needs the partitions' high watermarks: one admin client, connected on first scrape.
+  let admin: ReturnType<Kafka["admin"]> | undefined;
+  let adminConnected: Promise<void> | undefined;
+  // One lookup at a time: scrapes during a Kafka outage must not pile up admin requests.
+  let lagInFlight: Promise<LagEntry[]> | undefined;
+  const lag = (): Promise<LagEntry[]> => {
+    lagInFlight ??= fetchLag().finally(() => {
+      lagInFlight = undefined;
+    });
+    return lagInFlight;
+  };
+  const fetchLag = async (): Promise<LagEntry[]> => {
+    if (closing || assigned.length === 0) return [];
+    if (!admin) {
+      admin = kafka.admin();
+      adminConnected = admin.connect();
+    }
+    await adminConnected;
+    const byTopic = new Map<string, number[]>();
+    for (const tp of assigned)
+      byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
+    const out: LagEntry[] = [];
+    for (const [topic, partitions] of byTopic) {
+      const [ends, [groupOffsets]] = await Promise.all([
+        admin.fetchTopicOffsets(topic),
+        admin.fetchOffsets({ groupId, topics: [topic] }),
+      ]);
+      for (const partition of partitions) {
+        const end = ends.find((o) => o.partition === partition);
+        if (!end) continue;
+        // The group's own commit as the broker has it (-1: none yet, so from the log start).
+        const done = groupOffsets?.partitions.find((p) => p.partition === partition)?.offset;
+        const from = done === undefined || done === "-1" ? BigInt(end.low) : BigInt(done);
+        const behind = BigInt(end.high) - from;
+        out.push({ topic, partition, lag: Number(behind > 0n ? behind : 0n) });
+      }
+    }
+    return out;
+  };
+  const unwatchLag = metrics ? metrics.watchLag(groupId, lag) : () => {};
+
   const stopAll = async () => {
     clearInterval(ticker);
+    unwatchLag();
+    await admin?.disconnect().catch(() => {});
     await consumer?.close().catch((err) => logger.warn("consumer close failed", { error: err }));
     await producer.close().catch((err) => logger.warn("producer close failed", { error: err }));
     pool.close();
   };
 
   return {
+    groupId,
+    topics,
+    update(next) {
+      const nextTopics = westTopics(next);
+      if (nextTopics.length !== topics.length || nextTopics.some((t) => !topics.includes(t))) {
+        throw new Error(
+          `west ${config.binding}: consuming ${nextTopics.join(", ")} instead of ${topics.join(", ")} takes a restart`,
+        );
+      }
+      routes = next;
+      logger.info("west routes updated", { routes: next.length });
+    },
+    lag,
     async close(graceMs = tuning.closeGraceMs ?? 5_000) {
       if (closing) return;
       closing = true;

@@ -1,0 +1,386 @@
+/**
+ * The gateway's metrics: what north and west record, named like Zilla's Prometheus exporter
+ * (`grpc_duration_seconds`, `grpc_active_requests`, ...) with `namespace` and `binding`
+ * labels, plus the Kafka side (produce and consume latency, pending and dropped replies,
+ * consumer lag, replays, retries). Each method's label sets are resolved on its first call
+ * and kept, so a call records numbers only.
+ */
+import {
+  type CounterChild,
+  countBuckets,
+  durationBuckets,
+  type Family,
+  type GaugeChild,
+  type HistogramChild,
+  type MetricsRegistry,
+  sizeBuckets,
+} from "./metrics.ts";
+
+/** What one north call records (one instance per served method). */
+export interface NorthCallStats {
+  started(): void;
+  finished(
+    code: number,
+    seconds: number,
+    requestBytes: number,
+    responseBytes: number,
+    requests: number,
+    responses: number,
+  ): void;
+}
+
+/** What one west upstream call records (one instance per method). */
+export interface UpstreamCallStats {
+  started(): void;
+  finished(code: number, seconds: number, retries: number): void;
+}
+
+export interface NorthMetrics {
+  /** The stats of one method; the same object for every call of it. */
+  call(service: string, method: string): NorthCallStats;
+  /** A request record was acknowledged `seconds` after it was queued. */
+  produced(seconds: number): void;
+  /** Reports the reply reader's waiting calls and dropped records at each scrape. */
+  watchReplies(source: { readonly waiting: number; readonly dropped: number }): () => void;
+}
+
+export interface WestMetrics {
+  call(service: string, method: string): UpstreamCallStats;
+  /** A reply's records were acknowledged `seconds` after they were sent. */
+  produced(seconds: number): void;
+  /** A request record was read `seconds` after its timestamp. */
+  consumed(seconds: number): void;
+  /** A stored reply was written again for a duplicate request. */
+  replayed(): void;
+  /** Reports the group's lag per partition at each scrape. */
+  watchLag(groupId: string, lag: () => Promise<LagEntry[]>): () => void;
+}
+
+export interface LagEntry {
+  topic: string;
+  partition: number;
+  /** High watermark minus the group's committed offset. */
+  lag: number;
+}
+
+export interface GatewayMetrics {
+  readonly registry: MetricsRegistry;
+  north(binding: string): NorthMetrics;
+  west(binding: string): WestMetrics;
+  /** A config change was applied (fully or partly) or refused. */
+  reloaded(result: "applied" | "partial" | "refused"): void;
+}
+
+/** gRPC status names, by code (the label values of `status`). */
+export const grpcStatusNames: readonly string[] = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
+
+// West sees method names from records, which any producer writes: bound the label sets.
+const maxMethodsPerBinding = 256;
+const otherLabel = "other";
+
+/** Registers the gateway's metric families on `registry`. */
+export function createGatewayMetrics(registry: MetricsRegistry, namespace: string): GatewayMetrics {
+  const base = ["namespace", "binding"];
+  const perMethod = [...base, "service", "method"];
+  const perStatus = [...perMethod, "status"];
+
+  const started = registry.counter({
+    name: "grpc_requests_started_total",
+    help: "gRPC calls north accepted, by method.",
+    labelNames: perMethod,
+  });
+  const handled = registry.counter({
+    name: "grpc_requests_handled_total",
+    help: "gRPC calls north finished, by method and status.",
+    labelNames: perStatus,
+  });
+  const active = registry.gauge({
+    name: "grpc_active_requests",
+    help: "gRPC calls north is serving now.",
+    labelNames: perMethod,
+  });
+  const duration = registry.histogram({
+    name: "grpc_duration_seconds",
+    help: "Time from a call's start to its status, by method and status.",
+    labelNames: perStatus,
+    buckets: durationBuckets,
+  });
+  const requestSize = registry.histogram({
+    name: "grpc_request_size_bytes",
+    help: "Request message bytes per call.",
+    labelNames: perMethod,
+    buckets: sizeBuckets,
+  });
+  const responseSize = registry.histogram({
+    name: "grpc_response_size_bytes",
+    help: "Response message bytes per call.",
+    labelNames: perMethod,
+    buckets: sizeBuckets,
+  });
+  const requestsPerRpc = registry.histogram({
+    name: "grpc_requests_per_rpc",
+    help: "Request messages per call.",
+    labelNames: perMethod,
+    buckets: countBuckets,
+  });
+  const responsesPerRpc = registry.histogram({
+    name: "grpc_responses_per_rpc",
+    help: "Response messages per call.",
+    labelNames: perMethod,
+    buckets: countBuckets,
+  });
+  const pendingReplies = registry.gauge({
+    name: "gateway_pending_replies",
+    help: "North calls waiting for reply records.",
+    labelNames: base,
+  });
+  const droppedReplies = registry.counter({
+    name: "gateway_reply_records_dropped_total",
+    help: "Reply records read that no call was waiting for.",
+    labelNames: base,
+  });
+  const produceLatency = registry.histogram({
+    name: "kafka_produce_duration_seconds",
+    help: "Time from queueing a record to Kafka's acknowledgement.",
+    labelNames: base,
+    buckets: durationBuckets,
+  });
+  const consumeLatency = registry.histogram({
+    name: "kafka_consume_latency_seconds",
+    help: "Age of a request record (its timestamp to now) when west reads it.",
+    labelNames: base,
+    buckets: durationBuckets,
+  });
+  const upstreamStarted = registry.counter({
+    name: "grpc_upstream_requests_started_total",
+    help: "Upstream gRPC calls west started, by method.",
+    labelNames: perMethod,
+  });
+  const upstreamHandled = registry.counter({
+    name: "grpc_upstream_requests_handled_total",
+    help: "Upstream gRPC calls west finished, by method and status.",
+    labelNames: perStatus,
+  });
+  const upstreamDuration = registry.histogram({
+    name: "grpc_upstream_duration_seconds",
+    help: "Time of an upstream call, retries included, by method and status.",
+    labelNames: perStatus,
+    buckets: durationBuckets,
+  });
+  const upstreamRetries = registry.counter({
+    name: "grpc_upstream_retries_total",
+    help: "Upstream connection attempts repeated after the upstream could not be reached.",
+    labelNames: perMethod,
+  });
+  const replays = registry.counter({
+    name: "gateway_idempotent_replays_total",
+    help: "Stored replies written again for duplicate requests (same idempotency key).",
+    labelNames: base,
+  });
+  const lagGauge = registry.gauge({
+    name: "kafka_consumer_lag",
+    help: "Records in a partition past the consumer group's committed offset.",
+    labelNames: [...base, "group", "topic", "partition"],
+  });
+  const reloads = registry.counter({
+    name: "gateway_config_reloads_total",
+    help: "Config file changes, by result (applied, partial, refused).",
+    labelNames: ["namespace", "result"],
+  });
+
+  return {
+    registry,
+    north(binding) {
+      const calls = createMethodTable((service, method) =>
+        northCallStats(
+          [namespace, binding, service, method],
+          started,
+          handled,
+          active,
+          duration,
+          requestSize,
+          responseSize,
+          requestsPerRpc,
+          responsesPerRpc,
+        ),
+      );
+      const produce = produceLatency.labels(namespace, binding);
+      return {
+        call: calls,
+        produced: (seconds) => produce.observe(seconds),
+        watchReplies(source) {
+          const pending = pendingReplies.labels(namespace, binding);
+          const dropped = droppedReplies.labels(namespace, binding);
+          let reported = 0;
+          return registry.addCollector(() => {
+            pending.set(source.waiting);
+            // A counter only goes up: add what the reader counted since the last scrape.
+            dropped.inc(source.dropped - reported);
+            reported = source.dropped;
+          });
+        },
+      };
+    },
+    west(binding) {
+      const calls = createMethodTable((service, method) =>
+        upstreamCallStats(
+          [namespace, binding, service, method],
+          upstreamStarted,
+          upstreamHandled,
+          upstreamDuration,
+          upstreamRetries,
+        ),
+      );
+      const produce = produceLatency.labels(namespace, binding);
+      const consume = consumeLatency.labels(namespace, binding);
+      const replayed = replays.labels(namespace, binding);
+      return {
+        call: calls,
+        produced: (seconds) => produce.observe(seconds),
+        consumed: (seconds) => consume.observe(seconds),
+        replayed: () => replayed.inc(),
+        watchLag(groupId, lag) {
+          return registry.addCollector(async () => {
+            for (const entry of await lag()) {
+              lagGauge
+                .labels(namespace, binding, groupId, entry.topic, String(entry.partition))
+                .set(entry.lag);
+            }
+          });
+        },
+      };
+    },
+    reloaded(result) {
+      reloads.labels(namespace, result).inc();
+    },
+  };
+}
+
+/** A (service, method) → stats table, filled on first use and bounded. */
+function createMethodTable<T>(make: (service: string, method: string) => T) {
+  const services = new Map<string, Map<string, T>>();
+  let size = 0;
+  let other: T | undefined;
+  return (service: string, method: string): T => {
+    let methods = services.get(service);
+    const known = methods?.get(method);
+    if (known !== undefined) return known;
+    if (size >= maxMethodsPerBinding) {
+      other ??= make(otherLabel, otherLabel);
+      return other;
+    }
+    if (!methods) {
+      methods = new Map();
+      services.set(service, methods);
+    }
+    const stats = make(service, method);
+    methods.set(method, stats);
+    size++;
+    return stats;
+  };
+}
+
+function northCallStats(
+  labels: string[],
+  started: Family<CounterChild>,
+  handled: Family<CounterChild>,
+  active: Family<GaugeChild>,
+  duration: Family<HistogramChild>,
+  requestSize: Family<HistogramChild>,
+  responseSize: Family<HistogramChild>,
+  requestsPerRpc: Family<HistogramChild>,
+  responsesPerRpc: Family<HistogramChild>,
+): NorthCallStats {
+  const startedChild = started.labels(...labels);
+  const activeChild = active.labels(...labels);
+  const requestSizeChild = requestSize.labels(...labels);
+  const responseSizeChild = responseSize.labels(...labels);
+  const requestsChild = requestsPerRpc.labels(...labels);
+  const responsesChild = responsesPerRpc.labels(...labels);
+  const byStatus = statusTable((status) => ({
+    handled: handled.labels(...labels, status),
+    duration: duration.labels(...labels, status),
+  }));
+  return {
+    started() {
+      startedChild.inc();
+      activeChild.inc();
+    },
+    finished(code, seconds, requestBytes, responseBytes, requests, responses) {
+      activeChild.dec();
+      const s = byStatus(code);
+      s.handled.inc();
+      s.duration.observe(seconds);
+      requestSizeChild.observe(requestBytes);
+      responseSizeChild.observe(responseBytes);
+      requestsChild.observe(requests);
+      responsesChild.observe(responses);
+    },
+  };
+}
+
+function upstreamCallStats(
+  labels: string[],
+  started: Family<CounterChild>,
+  handled: Family<CounterChild>,
+  duration: Family<HistogramChild>,
+  retries: Family<CounterChild>,
+): UpstreamCallStats {
+  const startedChild = started.labels(...labels);
+  const retriesChild = retries.labels(...labels);
+  const byStatus = statusTable((status) => ({
+    handled: handled.labels(...labels, status),
+    duration: duration.labels(...labels, status),
+  }));
+  return {
+    started() {
+      startedChild.inc();
+    },
+    finished(code, seconds, retryCount) {
+      const s = byStatus(code);
+      s.handled.inc();
+      s.duration.observe(seconds);
+      if (retryCount > 0) retriesChild.inc(retryCount);
+    },
+  };
+}
+
+/** Children per gRPC status code, made on the code's first use. */
+function statusTable<T>(make: (status: string) => T): (code: number) => T {
+  const known: (T | undefined)[] = [];
+  const others = new Map<number, T>();
+  return (code) => {
+    if (code >= 0 && code < grpcStatusNames.length) {
+      let entry = known[code];
+      if (entry === undefined) {
+        entry = make(grpcStatusNames[code] as string);
+        known[code] = entry;
+      }
+      return entry;
+    }
+    let entry = others.get(code);
+    if (entry === undefined) {
+      entry = make(String(code));
+      others.set(code, entry);
+    }
+    return entry;
+  };
+}
