@@ -6,23 +6,28 @@
  *   gateway validate --config FILE [options]  check a zilla.yaml, print its pipelines (exit 0) or errors (exit 2)
  *   gateway broker [--port 9092] [--host H] [--partitions N]
  *
- * Options: --kafka-servers host:port,...  --ops-port N (default 7190, 0 = off)  --log-level debug|info|warn|error
- * Exit codes: 0 ok, 1 failure at run time, 2 bad usage or invalid config.
+ * Options: --kafka-servers host:port,...  --ops-port N|off (default 7190, 0 = any free port)
+ * --ephemeral-ports  --log-level debug|info|warn|error  --grace-ms N
+ * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure at run time,
+ * 2 bad usage or invalid config, 130/143 a second Ctrl-C / SIGTERM stopped it without draining.
  */
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createNetServer } from "node:net";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { getRequestListener } from "@hono/node-server";
 import { type Broker, startBroker } from "./broker/broker.ts";
-import { formatConfigErrors, formatPipelines } from "./config/format-pipelines.ts";
+import type { ConfigError } from "./config/config-error.ts";
+import { formatPipelines } from "./config/format-pipelines.ts";
 import { loadConfig } from "./config/load-config.ts";
 import { createSelfSignedCertificate } from "./config/self-signed.ts";
 import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
+import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
-import { createOpsApp } from "./ops/ops-app.ts";
+import { createOpsHost } from "./ops/ops-host.ts";
 import { loadServiceRegistry } from "./service-registry.ts";
 import { type EchoServer, startEchoServer } from "./upstream/echo-server.ts";
 
@@ -33,18 +38,25 @@ const usage = `usage:
   gateway broker [--port 9092] [--host 127.0.0.1] [--partitions 1]
 
 options:
-  --kafka-servers host:port,...   override the kafka client binding's servers
-  --ops-port N                    HTTP/1.1 port for /healthz, /readyz, /metrics (default 7190; 0 = none)
+  --kafka-servers host:port,...   replace the kafka client binding's servers
+  --ops-port N|off                HTTP/1.1 port for /healthz, /readyz, /metrics
+                                  (default 7190; 0 = any free port, logged at start)
+  --ephemeral-ports               bind every north listener (and the embedded broker) to a free
+                                  port instead of the configured one; the ports are logged
   --log-level debug|info|warn|error
   --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)`;
 
-const exampleConfigUrl = new URL("../examples/grpc.kafka.proxy/zilla.yaml", import.meta.url);
 const exampleKeystorePassword = "zilla-example";
+const defaultOpsPort = 7190;
+const defaultGraceMs = 10_000;
+/** A signal this soon after the first is the same Ctrl-C delivered again, not a second one. */
+const repeatedSignalMs = 1_000;
 
 type Options = {
   config?: string;
   "kafka-servers"?: string;
   "ops-port"?: string;
+  "ephemeral-ports"?: boolean;
   "log-level"?: string;
   "grace-ms"?: string;
   port?: string;
@@ -52,6 +64,15 @@ type Options = {
   partitions?: string;
   help?: boolean;
 };
+
+/** What the options of `start` and the embedded default resolve to. */
+interface RunSettings {
+  kafkaServers?: string[];
+  /** The ops port to bind (0 = any free port), or undefined for none. */
+  opsPort: number | undefined;
+  ephemeralPorts: boolean;
+  graceMs: number;
+}
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -64,6 +85,7 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: "string", short: "c" },
         "kafka-servers": { type: "string" },
         "ops-port": { type: "string" },
+        "ephemeral-ports": { type: "boolean" },
         "log-level": { type: "string" },
         "grace-ms": { type: "string" },
         port: { type: "string" },
@@ -87,23 +109,46 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`--log-level: expected debug, info, warn or error, got "${values["log-level"]}"`);
     return 2;
   }
+  const settings = parseRunSettings(values);
+  if (typeof settings === "string") {
+    console.error(`${settings}\n\n${usage}`);
+    return 2;
+  }
   const logger = createLogger(logLevel);
   switch (command) {
     case "default":
-      return runEmbeddedDefault(values, logger);
+      return runEmbeddedDefault(settings, logger);
     case "start":
     case "validate": {
       if (!values.config) {
         console.error(`gateway ${command}: --config FILE is required\n\n${usage}`);
         return 2;
       }
-      const config = await loadOrReport(values.config, values, process.env);
+      const config = await loadOrReport(values.config, settings.kafkaServers, process.env);
       if (!config) return 2;
       if (command === "validate") {
         console.log(formatPipelines(config));
         return 0;
       }
-      return runUntilSignal(await startAll(config, values, logger), values, logger);
+      const running = await startAll(config, settings, logger);
+      // A changed file is validated and applied in place (what needs a restart is logged).
+      const path = values.config;
+      running.extra.push(
+        watchConfigFile({
+          path,
+          load: async () => {
+            const next = await loadOrReport(path, settings.kafkaServers, process.env);
+            // The running listeners are on free ports: compare like with like.
+            if (next && settings.ephemeralPorts) {
+              for (const n of next.north) for (const listener of n.listeners) listener.port = 0;
+            }
+            return next;
+          },
+          gateway: running.gateway,
+          logger,
+        }),
+      );
+      return runUntilSignal(running, settings, logger);
     }
     case "broker":
       return runBroker(values, logger);
@@ -113,26 +158,58 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function loadOrReport(
-  path: string,
-  values: Options,
-  env: Record<string, string | undefined>,
-): Promise<GatewayConfig | undefined> {
-  const registry = await loadServiceRegistry();
+/** The options shared by `start` and the default, checked; a string is the usage error. */
+function parseRunSettings(values: Options): RunSettings | string {
   const kafkaServers = values["kafka-servers"]
     ?.split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+  let opsPort: number | undefined = defaultOpsPort;
+  const ops = values["ops-port"];
+  if (ops === "off") opsPort = undefined;
+  else if (ops !== undefined) {
+    opsPort = Number(ops);
+    if (ops.trim() === "" || !Number.isInteger(opsPort) || opsPort < 0 || opsPort > 65_535) {
+      return `--ops-port: expected a port number (0 = any free port) or "off", got "${ops}"`;
+    }
+  }
+  const grace = values["grace-ms"];
+  const graceMs = grace === undefined ? defaultGraceMs : Number(grace);
+  if (!Number.isInteger(graceMs) || graceMs < 0) {
+    return `--grace-ms: expected a number of milliseconds, got "${grace}"`;
+  }
+  return {
+    ...(kafkaServers?.length ? { kafkaServers } : {}),
+    opsPort,
+    ephemeralPorts: values["ephemeral-ports"] === true,
+    graceMs,
+  };
+}
+
+/** Loads a zilla.yaml; on errors prints them, one per line, and resolves undefined. */
+async function loadOrReport(
+  path: string,
+  kafkaServers: string[] | undefined,
+  env: Record<string, string | undefined>,
+): Promise<GatewayConfig | undefined> {
+  const registry = await loadServiceRegistry();
   const result = await loadConfig(path, {
     env,
     registry,
     ...(kafkaServers ? { kafkaServers } : {}),
   });
   if (!result.ok) {
-    console.error(`${path}: invalid configuration\n${formatConfigErrors(result.errors)}`);
+    for (const error of result.errors) console.error(formatErrorLine(path, error));
     return undefined;
   }
   return result.config;
+}
+
+/** `file:line:column: path: message`, the form editors and CI annotations link to. */
+function formatErrorLine(file: string, error: ConfigError): string {
+  if (error.path === file) return `${file}: ${error.message}`;
+  const at = error.line !== undefined ? `:${error.line}:${error.column ?? 1}` : "";
+  return `${file}${at}: ${error.path}: ${error.message}`;
 }
 
 interface Running {
@@ -141,102 +218,228 @@ interface Running {
   extra: Array<{ close(): Promise<void> }>;
 }
 
-async function startAll(config: GatewayConfig, values: Options, logger: Logger): Promise<Running> {
+type NodeRequestListener = ReturnType<typeof getRequestListener>;
+
+/**
+ * Serves a Hono app (fetch handler) to Node's HTTP/1.1 and HTTP/2 servers. HTTP/2 forbids
+ * connection-specific headers, and Hono's streaming helpers set `transfer-encoding: chunked`,
+ * so those are dropped here; Node frames the body itself on either protocol.
+ */
+export function honoRequestListener(app: {
+  fetch(request: Request, env: unknown): Response | Promise<Response>;
+}): NodeRequestListener {
+  return getRequestListener(async (request, env) =>
+    withoutConnectionHeaders(await app.fetch(request, env)),
+  );
+}
+
+const connectionHeaders = ["connection", "keep-alive", "proxy-connection", "transfer-encoding"];
+
+function withoutConnectionHeaders(response: Response): Response {
+  if (!connectionHeaders.some((name) => response.headers.has(name))) return response;
+  const headers = new Headers(response.headers);
+  for (const name of connectionHeaders) headers.delete(name);
+  return new Response(response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+}
+
+async function startAll(
+  config: GatewayConfig,
+  settings: RunSettings,
+  logger: Logger,
+): Promise<Running> {
   const started = Date.now();
-  let gateway: Gateway | undefined;
-  const app = createOpsApp({ ready: () => gateway !== undefined });
-  const fallback = getRequestListener(app.fetch) as unknown as NonNullable<
-    StartGatewayOptions["fallback"]
-  >;
-  gateway = await startGateway(config, { logger, fallback });
-  const opsPort = Number(values["ops-port"] ?? 7190);
+  if (settings.ephemeralPorts) {
+    for (const north of config.north) for (const listener of north.listeners) listener.port = 0;
+  }
+  // Telemetry, readiness and the ops app exist before the gateway, which reports into them.
+  const host = await createOpsHost(config);
+  await host.listenExporters("0.0.0.0", settings.opsPort);
+  const listener = honoRequestListener(host.app);
+  const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
+  const gateway: Gateway = await startGateway(config, {
+    logger,
+    fallback,
+    telemetry: host.telemetry,
+    readiness: host.readiness,
+  }).catch(async (err: unknown) => {
+    await host.close();
+    throw err;
+  });
   let ops: Server | undefined;
-  if (opsPort > 0) {
-    ops = createHttpServer(getRequestListener(app.fetch));
-    await new Promise<void>((resolve, reject) => {
-      ops?.once("error", reject).listen(opsPort, "0.0.0.0", resolve);
-    });
+  if (settings.opsPort !== undefined) {
+    const server = createHttpServer(listener);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject).listen(settings.opsPort, "0.0.0.0", resolve);
+      });
+    } catch (err) {
+      await gateway.close(0);
+      throw err;
+    }
+    ops = server;
   }
   logger.info("gateway ready", {
     name: config.name,
     north: gateway.north.map((n) => n.ports),
     west: config.west.map((w) => w.binding),
     kafka: config.kafka.servers,
-    opsPort: opsPort > 0 ? opsPort : undefined,
+    opsPort: ops ? (ops.address() as AddressInfo).port : undefined,
     startMs: Date.now() - started,
   });
-  return { gateway, ...(ops ? { ops } : {}), extra: [] };
+  return { gateway, ...(ops ? { ops } : {}), extra: [host] };
 }
 
-async function runUntilSignal(running: Running, values: Options, logger: Logger): Promise<number> {
-  const graceMs = Number(values["grace-ms"] ?? 10_000);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info("stopping: draining in-flight calls", { signal, graceMs });
-      resolve();
+/**
+ * Resolves on the first SIGINT or SIGTERM. A second one exits at once (128 + signal number),
+ * for when draining takes longer than the person at the terminal wants to wait.
+ */
+function firstSignal(logger: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let firstAt: number | undefined;
+    // One listener per signal for the whole run: listeners added while a signal is being
+    // handled would see that same signal under Deno.
+    const on = (signal: NodeJS.Signals, exitCode: number) => () => {
+      if (firstAt === undefined) {
+        firstAt = Date.now();
+        resolve(signal);
+        return;
+      }
+      // Ctrl-C reaches the whole process group, and wrappers (`npx`, `bun run`) forward it
+      // too: the same keypress can arrive more than once, a second one cannot come this fast.
+      if (Date.now() - firstAt < repeatedSignalMs) return;
+      logger.warn("second signal: stopping without draining", { signal });
+      process.exit(exitCode);
     };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", on("SIGINT", 130));
+    process.on("SIGTERM", on("SIGTERM", 143));
   });
-  await running.gateway.close(graceMs);
-  await new Promise<void>((resolve) =>
+}
+
+async function runUntilSignal(
+  running: Running,
+  settings: RunSettings,
+  logger: Logger,
+): Promise<number> {
+  const signal = await firstSignal(logger);
+  logger.info("stopping: draining in-flight calls", { signal, graceMs: settings.graceMs });
+  // Probes get a refusal from now on rather than a ready answer from a stopping gateway.
+  const opsClosed = new Promise<void>((resolve) =>
     running.ops ? running.ops.close(() => resolve()) : resolve(),
   );
+  running.ops?.closeIdleConnections();
+  await running.gateway.close(settings.graceMs);
+  running.ops?.closeAllConnections();
+  await opsClosed;
   for (const part of running.extra.reverse()) await part.close();
   logger.info("stopped");
   return 0;
 }
 
-async function runEmbeddedDefault(values: Options, logger: Logger): Promise<number> {
+/** The bundled example, found from src/ (sources) and from dist/src/ (the Node build). */
+function exampleConfigPath(): string {
+  const candidates = [
+    "../examples/grpc.kafka.proxy/zilla.yaml",
+    "../../examples/grpc.kafka.proxy/zilla.yaml",
+  ].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  return candidates.find((path) => existsSync(path)) ?? (candidates[0] as string);
+}
+
+async function runEmbeddedDefault(settings: RunSettings, logger: Logger): Promise<number> {
   const parts: Array<{ close(): Promise<void> }> = [];
-  let broker: Broker | undefined;
-  let kafkaServers = values["kafka-servers"];
-  if (!kafkaServers) {
-    const port = (await isPortFree(9092)) ? 9092 : 0;
-    broker = await startBroker({ port, host: "127.0.0.1" });
-    kafkaServers = broker.bootstrap;
-    parts.push(broker);
-    logger.info("embedded broker started (in memory; data is lost on stop)", {
-      bootstrap: broker.bootstrap,
-    });
-  }
-  const echo: EchoServer = await startEchoServer({ host: "127.0.0.1", port: 0 });
-  parts.push(echo);
-  const env = {
-    ...process.env,
-    KEYSTORE_PASSWORD: process.env.KEYSTORE_PASSWORD ?? exampleKeystorePassword,
-    ECHO_SERVER_HOST: "127.0.0.1",
-    ECHO_SERVER_PORT: String(echo.port),
-  };
-  const config = await loadOrReport(
-    fileURLToPath(exampleConfigUrl),
-    { ...values, "kafka-servers": kafkaServers },
-    env,
-  );
-  if (!config) {
+  const examplePath = exampleConfigPath();
+  let running: Running;
+  let echo: EchoServer;
+  let kafkaServers = settings.kafkaServers;
+  let config: GatewayConfig | undefined;
+  try {
+    if (!kafkaServers) {
+      const port = !settings.ephemeralPorts && (await isPortFree(9092)) ? 9092 : 0;
+      const broker: Broker = await startBroker({ port, host: "127.0.0.1" });
+      kafkaServers = [broker.bootstrap];
+      parts.push(broker);
+      logger.info("embedded broker started (in memory; data is lost on stop)", {
+        bootstrap: broker.bootstrap,
+      });
+    }
+    echo = await startEchoServer({ host: "127.0.0.1", port: 0 });
+    parts.push(echo);
+    const env = {
+      ...process.env,
+      KEYSTORE_PASSWORD: process.env.KEYSTORE_PASSWORD ?? exampleKeystorePassword,
+      ECHO_SERVER_HOST: "127.0.0.1",
+      ECHO_SERVER_PORT: String(echo.port),
+    };
+    config = await loadOrReport(examplePath, kafkaServers, env);
+    if (!config) {
+      for (const part of parts.reverse()) await part.close();
+      return 2;
+    }
+    // The embedded default serves TLS with a certificate made at start, not the example's keystore.
+    const { cert, key } = createSelfSignedCertificate("localhost");
+    for (const north of config.north) {
+      for (const listener of north.listeners)
+        if (listener.tls)
+          listener.tls = { ...listener.tls, cert, key, pfx: undefined, passphrase: undefined };
+    }
+    running = await startAll(config, settings, logger);
+  } catch (err) {
     for (const part of parts.reverse()) await part.close();
-    return 2;
+    throw err;
   }
-  // The embedded default serves TLS with a certificate made at start, not the example's keystore.
-  const { cert, key } = createSelfSignedCertificate("localhost");
-  for (const north of config.north) {
-    for (const listener of north.listeners)
-      if (listener.tls)
-        listener.tls = { ...listener.tls, cert, key, pfx: undefined, passphrase: undefined };
-  }
-  const running = await startAll(config, values, logger);
   running.extra.push(...parts);
+  console.log(describeEmbeddedDefault(running, config, kafkaServers, echo.port, examplePath));
+  return runUntilSignal(running, settings, logger);
+}
+
+/** What the default prints: where everything runs and `buf curl` commands that call it. */
+function describeEmbeddedDefault(
+  running: Running,
+  config: GatewayConfig,
+  kafkaServers: string[],
+  echoPort: number,
+  examplePath: string,
+): string {
+  const listeners = config.north.flatMap((n) => n.listeners);
   const ports = running.gateway.north.flatMap((n) => n.ports);
-  const h2c = ports[0] ?? 7151;
-  console.log(`
-The gateway is running: gRPC on ${ports.map((p, i) => `${p} (${config.north[0]?.listeners[i]?.tls ? "TLS" : "h2c"})`).join(", ")}, Kafka at ${kafkaServers}, echo upstream on ${echo.port}.
-Call it with:
+  const h2cPort = ports.find((_, i) => !listeners[i]?.tls);
+  const tlsPort = ports.find((_, i) => listeners[i]?.tls);
+  const opsPort = running.ops ? (running.ops.address() as AddressInfo).port : undefined;
+  // `--schema` names the protos relative to where the gateway was started from.
+  const protoDir = join(dirname(examplePath), "..", "..", "proto");
+  const schema = shellWord(relative(process.cwd(), protoDir) || ".");
+  const data = `-d '{"message":"hello"}'`;
+  const method = "grpc.examples.echo.Echo/UnaryEcho";
+  const lines = [
+    "",
+    `The gateway is running: gRPC on ${ports.map((p, i) => `${p} (${listeners[i]?.tls ? "TLS" : "h2c"})`).join(" and ")}, Kafka at ${kafkaServers.join(",")}, echo upstream on ${echoPort}${opsPort !== undefined ? `, /healthz /readyz /metrics on ${opsPort}` : ""}.`,
+    "Call it with:",
+    "",
+  ];
+  if (h2cPort !== undefined) {
+    lines.push(
+      `  npx buf curl --protocol grpc --http2-prior-knowledge --schema ${schema} ${data} http://127.0.0.1:${h2cPort}/${method}`,
+      "",
+    );
+  }
+  if (tlsPort !== undefined) {
+    lines.push(
+      "or over TLS (a self-signed certificate made at start, hence --insecure):",
+      "",
+      `  npx buf curl --protocol grpc --insecure --schema ${schema} ${data} https://localhost:${tlsPort}/${method}`,
+      "",
+    );
+  }
+  lines.push("Ctrl-C drains in-flight calls and stops.", "");
+  return lines.join("\n");
+}
 
-  npx buf curl --http2-prior-knowledge --schema proto --data '{"message":"hello"}' http://127.0.0.1:${h2c}/grpc.examples.echo.Echo/UnaryEcho
-
-Ctrl-C drains in-flight calls and stops.
-`);
-  return runUntilSignal(running, values, logger);
+/** A path as one shell word. */
+function shellWord(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 async function runBroker(values: Options, logger: Logger): Promise<number> {
@@ -246,10 +449,7 @@ async function runBroker(values: Options, logger: Logger): Promise<number> {
     defaultPartitions: Number(values.partitions ?? 1),
   });
   console.log(`broker listening on ${broker.bootstrap}`);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", () => resolve());
-    process.once("SIGTERM", () => resolve());
-  });
+  await firstSignal(logger);
   await broker.close();
   logger.info("broker stopped");
   return 0;

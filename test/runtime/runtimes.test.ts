@@ -1,0 +1,155 @@
+/**
+ * The same sources run under Node (the `npm run build` output in dist/), Bun and Deno: each
+ * starts the example config unchanged (on free ports), answers a unary and a bidi call
+ * through Kafka over h2c, a unary call over TLS (the example's PKCS#12 keystore, ALPN h2,
+ * SNI localhost), /healthz on its ops port, and stops cleanly on SIGINT (exit 0). The Node
+ * build also runs the no-argument default, which finds the example from dist/src/.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
+import {
+  bin,
+  exampleConfig,
+  exampleKeystorePassword,
+  exitCode,
+  type GatewayProcess,
+  parseJsonStream,
+  type Runtime,
+  repoRoot,
+  run,
+  spawnCli,
+} from "../cli/gateway-process.ts";
+
+let echo: EchoServer;
+let dir: string;
+let ca: Buffer;
+const running: GatewayProcess[] = [];
+const brokers: Broker[] = [];
+
+beforeAll(async () => {
+  // Node 20 does not run .ts: what `npm run build` does (and `npm run gateway:node` runs).
+  const build = await run(bin("tsc"), ["-p", "tsconfig.build.json"], { timeoutMs: 150_000 });
+  expect(build.code, `${build.stdout}${build.stderr}`).toBe(0);
+  dir = mkdtempSync(join(tmpdir(), "runtimes-"));
+  const caPath = join(dir, "localhost.crt");
+  execFileSync(
+    "openssl",
+    [
+      "pkcs12",
+      "-in",
+      join(repoRoot, "examples/grpc.kafka.proxy/tls/localhost.p12"),
+      "-passin",
+      `pass:${exampleKeystorePassword}`,
+      "-nokeys",
+      "-out",
+      caPath,
+    ],
+    { stdio: "ignore" },
+  );
+  ca = readFileSync(caPath);
+  echo = await startEchoServer({ host: "127.0.0.1", port: 0 });
+}, 180_000);
+
+// A test that failed midway leaves its gateway running; kill it before the next one starts.
+afterEach(async () => {
+  for (const proc of running.splice(0)) await proc.kill();
+  for (const broker of brokers.splice(0)) await broker.close();
+});
+
+afterAll(async () => {
+  await echo?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("runtimes", () => {
+  test.each(["node", "bun", "deno"] as Runtime[])(
+    "runtime.%s",
+    { timeout: 60_000 },
+    async (runtime) => {
+      // A broker per runtime: a gateway killed after a failure leaves no group member behind.
+      const broker = await startBroker({ port: 0 });
+      brokers.push(broker);
+      const proc = spawnCli(
+        runtime,
+        [
+          "start",
+          "--config",
+          exampleConfig,
+          "--kafka-servers",
+          broker.bootstrap,
+          "--ephemeral-ports",
+          "--ops-port",
+          "0",
+        ],
+        {
+          KEYSTORE_PASSWORD: exampleKeystorePassword,
+          ECHO_SERVER_HOST: "127.0.0.1",
+          ECHO_SERVER_PORT: String(echo.port),
+        },
+      );
+      running.push(proc);
+      const ready = await proc.ready(45_000);
+      const [h2cPort, tlsPort] = ready.north[0] ?? [];
+
+      const client = createClient(
+        Echo,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${h2cPort}` }),
+      );
+      expect((await client.unaryEcho({ message: `unary on ${runtime}` })).message).toBe(
+        `unary on ${runtime}`,
+      );
+      async function* requests() {
+        yield { message: `bidi 1 on ${runtime}` };
+        yield { message: `bidi 2 on ${runtime}` };
+      }
+      const replies: string[] = [];
+      for await (const r of client.bidirectionalStreamingEcho(requests())) replies.push(r.message);
+      expect(replies).toEqual([`bidi 1 on ${runtime}`, `bidi 2 on ${runtime}`]);
+
+      const secure = createClient(
+        Echo,
+        createGrpcTransport({
+          baseUrl: `https://127.0.0.1:${tlsPort}`,
+          nodeOptions: { ca, servername: "localhost" },
+        }),
+      );
+      expect((await secure.unaryEcho({ message: `tls on ${runtime}` })).message).toBe(
+        `tls on ${runtime}`,
+      );
+
+      const health = await fetch(`http://127.0.0.1:${ready.opsPort}/healthz`);
+      expect(health.status).toBe(200);
+      await health.arrayBuffer();
+
+      proc.signal("SIGINT");
+      expect(await exitCode(proc, 20_000)).toBe(0);
+      expect(proc.stdout()).toContain('"msg":"stopped"');
+    },
+  );
+
+  test("runtime.node.default.from.dist", { timeout: 60_000 }, async () => {
+    // The no-argument default finds the bundled example from dist/src/ too.
+    const proc = spawnCli("node", ["--ephemeral-ports", "--ops-port", "0"]);
+    running.push(proc);
+    await proc.waitForStdout(/Ctrl-C drains/, 45_000);
+    const command = proc
+      .stdout()
+      .split("\n")
+      .map((line) => line.trim())
+      .find((line) => line.startsWith("npx buf curl") && line.includes("http://"));
+    expect(command).toBeDefined();
+    const result = await run("sh", ["-c", command as string]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(parseJsonStream(result.stdout)).toEqual([{ message: "hello" }]);
+    proc.signal("SIGINT");
+    expect(await exitCode(proc, 20_000)).toBe(0);
+  });
+});
