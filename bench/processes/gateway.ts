@@ -1,73 +1,18 @@
 /**
  * The gateway under test as a bench process: the example topology (north produce route with
- * reply-to, west remote server calling the echo upstream) built like test/support/stack.ts's
- * exampleConfig, started with `startGateway`. Prints `{ready, port, readyInProcessMs}` once
+ * reply-to, west remote server calling the echo upstream) from test/support/example-config.ts,
+ * started with `startGateway`. Prints `{ready, port, readyInProcessMs}` once
  * north accepts calls; answers `stats` with its CPU time and RSS (after a GC when asked).
  */
-import {
-  defaultGrpcKafkaOptions,
-  defaultKafkaGrpcOptions,
-  type GatewayConfig,
-} from "../../src/config/types.ts";
 import { startGateway } from "../../src/gateway.ts";
 import { createLogger } from "../../src/ops/logger.ts";
+import { exampleConfig } from "../../test/support/example-config.ts";
 import { emitReady, numberArg, parseArgs, serveCommands, stringArg } from "../lib/child-channel.ts";
 import { processStats, resetPeakRss, startRssSampler } from "../lib/process-stats.ts";
 
-/** The example's topology against the given broker and echo upstream. */
-function benchConfig(opts: {
-  bootstrap: string;
-  echoPort: number;
-  requestTopic: string;
-  replyTopic: string;
-}): GatewayConfig {
-  return {
-    name: "bench",
-    kafka: { servers: [opts.bootstrap] },
-    north: [
-      {
-        binding: "north_grpc_kafka_mapping",
-        listeners: [{ host: "127.0.0.1", port: 0 }],
-        services: ["grpc.examples.echo.Echo"],
-        routes: [
-          {
-            when: [{ method: "grpc.examples.echo.Echo/*" }],
-            with: {
-              capability: "produce",
-              topic: opts.requestTopic,
-              acks: "leader_only",
-              replyTo: opts.replyTopic,
-            },
-          },
-        ],
-        options: defaultGrpcKafkaOptions(),
-      },
-    ],
-    west: [
-      {
-        binding: "west_kafka_grpc_remote_server",
-        routes: [
-          {
-            when: [
-              {
-                topic: opts.requestTopic,
-                replyTo: opts.replyTopic,
-                method: "grpc.examples.echo.Echo/*",
-              },
-            ],
-            with: { scheme: "http", authority: `127.0.0.1:${opts.echoPort}` },
-          },
-        ],
-        options: { ...defaultKafkaGrpcOptions(), acks: "leader_only" },
-      },
-    ],
-  };
-}
-
 const args = parseArgs();
-const config = benchConfig({
-  bootstrap: stringArg(args, "bootstrap"),
-  echoPort: numberArg(args, "echo-port"),
+const config = exampleConfig(stringArg(args, "bootstrap"), numberArg(args, "echo-port"), {
+  name: "bench",
   requestTopic: stringArg(args, "request-topic"),
   replyTopic: stringArg(args, "reply-topic"),
 });

@@ -55,6 +55,11 @@ function injected(ctx: RequestContext): number | undefined {
   return ctx.injectedError ? ctx.injectedError : undefined;
 }
 
+/** A handler's key, name and versions: v0 to `maxVersion` (all below `firstFlexibleVersion`). */
+function versions(apiKey: number, name: string, maxVersion: number, firstFlexibleVersion: number) {
+  return { apiKey, name, minVersion: 0, maxVersion, firstFlexibleVersion };
+}
+
 /** Creates the group coordinator: handlers for FindCoordinator, the group APIs and offsets. */
 export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoordinator {
   const manager = createGroupManager({
@@ -63,17 +68,16 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
     ...(opts.now ? { now: opts.now } : {}),
   });
   let closed = false;
+  /** The error a request that needs no group state answers with: injected, closed, or none (0). */
+  const coordinatorError = (ctx: RequestContext): number =>
+    injected(ctx) ?? (closed ? ErrorCode.COORDINATOR_NOT_AVAILABLE : 0);
 
   const findCoordinator: ApiHandler = {
-    apiKey: ApiKey.FindCoordinator,
-    name: "FindCoordinator",
-    minVersion: 0,
-    maxVersion: 2,
-    firstFlexibleVersion: 3,
+    ...versions(ApiKey.FindCoordinator, "FindCoordinator", 2, 3),
     handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeFindCoordinatorRequest(req, v);
-      let errorCode = injected(ctx) ?? (closed ? ErrorCode.COORDINATOR_NOT_AVAILABLE : 0);
+      let errorCode = coordinatorError(ctx);
       let errorMessage: string | null = null;
       if (errorCode === 0 && request.keyType !== 0) {
         // Failing fast beats a transactional client retrying against a coordinator that is not there.
@@ -96,11 +100,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const joinGroup: ApiHandler = {
-    apiKey: ApiKey.JoinGroup,
-    name: "JoinGroup",
-    minVersion: 0,
-    maxVersion: 5,
-    firstFlexibleVersion: 6,
+    ...versions(ApiKey.JoinGroup, "JoinGroup", 5, 6),
     async handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeJoinGroupRequest(req, v);
@@ -128,11 +128,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const syncGroup: ApiHandler = {
-    apiKey: ApiKey.SyncGroup,
-    name: "SyncGroup",
-    minVersion: 0,
-    maxVersion: 3,
-    firstFlexibleVersion: 4,
+    ...versions(ApiKey.SyncGroup, "SyncGroup", 3, 4),
     async handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeSyncGroupRequest(req, v);
@@ -146,11 +142,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const heartbeat: ApiHandler = {
-    apiKey: ApiKey.Heartbeat,
-    name: "Heartbeat",
-    minVersion: 0,
-    maxVersion: 3,
-    firstFlexibleVersion: 4,
+    ...versions(ApiKey.Heartbeat, "Heartbeat", 3, 4),
     handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeHeartbeatRequest(req, v);
@@ -160,11 +152,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const leaveGroup: ApiHandler = {
-    apiKey: ApiKey.LeaveGroup,
-    name: "LeaveGroup",
-    minVersion: 0,
-    maxVersion: 3,
-    firstFlexibleVersion: 4,
+    ...versions(ApiKey.LeaveGroup, "LeaveGroup", 3, 4),
     handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeLeaveGroupRequest(req, v);
@@ -178,11 +166,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const offsetCommit: ApiHandler = {
-    apiKey: ApiKey.OffsetCommit,
-    name: "OffsetCommit",
-    minVersion: 0,
-    maxVersion: 7,
-    firstFlexibleVersion: 8,
+    ...versions(ApiKey.OffsetCommit, "OffsetCommit", 7, 8),
     handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeOffsetCommitRequest(req, v);
@@ -199,11 +183,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const offsetFetch: ApiHandler = {
-    apiKey: ApiKey.OffsetFetch,
-    name: "OffsetFetch",
-    minVersion: 0,
-    maxVersion: 5,
-    firstFlexibleVersion: 6,
+    ...versions(ApiKey.OffsetFetch, "OffsetFetch", 5, 6),
     handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeOffsetFetchRequest(req);
@@ -239,11 +219,7 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const describeGroups: ApiHandler = {
-    apiKey: ApiKey.DescribeGroups,
-    name: "DescribeGroups",
-    minVersion: 0,
-    maxVersion: 4,
-    firstFlexibleVersion: 5,
+    ...versions(ApiKey.DescribeGroups, "DescribeGroups", 4, 5),
     handle(req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
       const request = decodeDescribeGroupsRequest(req, v);
@@ -265,25 +241,17 @@ export function createGroupCoordinator(opts: GroupCoordinatorOptions): GroupCoor
   };
 
   const listGroups: ApiHandler = {
-    apiKey: ApiKey.ListGroups,
-    name: "ListGroups",
-    minVersion: 0,
-    maxVersion: 2,
-    firstFlexibleVersion: 3,
+    ...versions(ApiKey.ListGroups, "ListGroups", 2, 3),
     handle(_req: Reader, ctx: RequestContext) {
       const v = ctx.apiVersion;
-      const errorCode = injected(ctx) ?? (closed ? ErrorCode.COORDINATOR_NOT_AVAILABLE : 0);
+      const errorCode = coordinatorError(ctx);
       const groups = errorCode === 0 ? manager.listGroups() : [];
       return (w) => encodeListGroupsResponse(w, v, errorCode, groups);
     },
   };
 
   const deleteGroups: ApiHandler = {
-    apiKey: ApiKey.DeleteGroups,
-    name: "DeleteGroups",
-    minVersion: 0,
-    maxVersion: 1,
-    firstFlexibleVersion: 2,
+    ...versions(ApiKey.DeleteGroups, "DeleteGroups", 1, 2),
     handle(req: Reader, ctx: RequestContext) {
       const groupIds = decodeDeleteGroupsRequest(req);
       const error = injected(ctx);

@@ -7,6 +7,7 @@ import {
   type DecodeContext,
   has,
   isMapping,
+  type Mapping,
   type Ref,
   readBoolean,
   readChoice,
@@ -14,6 +15,7 @@ import {
   readListOf,
   readMapping,
   readName,
+  readOptional,
   readString,
   readStringList,
   readStringMap,
@@ -53,10 +55,7 @@ export function decodeTcpOptions(
   });
   if (!m) return {};
   const out: { host?: string; ports?: number[] } = {};
-  if (has(m, "host")) {
-    const host = readName(ctx, m.host, childPath(path, "host"));
-    if (host !== undefined) out.host = host;
-  }
+  readOptional(ctx, m, path, "host", readName, out, "host");
   if (has(m, "port")) {
     const portPath = childPath(path, "port");
     if (kind === "client") {
@@ -208,18 +207,9 @@ export function decodeTlsOptions(
   });
   if (!m) return {};
   const out: ReturnType<typeof decodeTlsOptions> = {};
-  if (has(m, "keys")) {
-    const keys = refs(ctx, m.keys, childPath(path, "keys"));
-    if (keys) out.keys = keys;
-  }
-  if (has(m, "trust")) {
-    const trust = refs(ctx, m.trust, childPath(path, "trust"));
-    if (trust) out.trust = trust;
-  }
-  if (has(m, "trustcacerts")) {
-    const b = readBoolean(ctx, m.trustcacerts, childPath(path, "trustcacerts"));
-    if (b !== undefined) out.trustcacerts = b;
-  }
+  readOptional(ctx, m, path, "keys", refs, out, "keys");
+  readOptional(ctx, m, path, "trust", refs, out, "trust");
+  readOptional(ctx, m, path, "trustcacerts", readBoolean, out, "trustcacerts");
   if (has(m, "sni")) {
     const sni = readStringList(ctx, m.sni, childPath(path, "sni"));
     if (sni) out.sni = sni;
@@ -227,10 +217,7 @@ export function decodeTlsOptions(
       report(ctx, childPath(path, "sni"), "a tls client sends one server name; list one");
     }
   }
-  if (has(m, "alpn")) {
-    const alpn = readStringList(ctx, m.alpn, childPath(path, "alpn"));
-    if (alpn) out.alpn = alpn;
-  }
+  readOptional(ctx, m, path, "alpn", readStringList, out, "alpn");
   if (has(m, "mutual")) {
     const mp = childPath(path, "mutual");
     const mutual = readChoice(ctx, m.mutual, mp, ["required", "requested", "none"]);
@@ -278,10 +265,7 @@ export function decodeHttpOptions(
     );
     if (versions) out.versions = versions;
   }
-  if (has(m, "access-control")) {
-    const ac = decodeAccessControl(ctx, m["access-control"], childPath(path, "access-control"));
-    if (ac) out.accessControl = ac;
-  }
+  readOptional(ctx, m, path, "access-control", decodeAccessControl, out, "accessControl");
   return out;
 }
 
@@ -321,17 +305,19 @@ function decodeAccessControl(
         const list = readStringList(ctx, a[key], childPath(ap, key));
         if (list) allow[key] = list;
       }
-      if (has(a, "credentials")) {
-        const credentials = readBoolean(ctx, a.credentials, childPath(ap, "credentials"));
-        if (credentials !== undefined) allow.credentials = credentials;
-      }
+      readOptional(ctx, a, ap, "credentials", readBoolean, allow, "credentials");
       ac.allow = allow;
     }
   }
-  if (has(m, "max-age")) {
-    const maxAge = readInteger(ctx, m["max-age"], childPath(path, "max-age"), { min: 0 });
-    if (maxAge !== undefined) ac.maxAgeSeconds = maxAge;
-  }
+  readOptional(
+    ctx,
+    m,
+    path,
+    "max-age",
+    (c, v, p) => readInteger(c, v, p, { min: 0 }),
+    ac,
+    "maxAgeSeconds",
+  );
   if (has(m, "expose")) {
     const ep = childPath(path, "expose");
     const e = readMapping(ctx, m.expose, ep, { keys: ["headers"] });
@@ -399,14 +385,8 @@ export function decodeGrpcWhen(
   const m = readMapping(ctx, value, path, { keys: ["method", "metadata"] });
   if (!m) return undefined;
   const when: GrpcWhen = { path };
-  if (has(m, "method")) {
-    const method = readMethodPattern(ctx, m.method, childPath(path, "method"));
-    if (method !== undefined) when.method = method;
-  }
-  if (has(m, "metadata")) {
-    const metadata = decodeMetadata(ctx, m.metadata, childPath(path, "metadata"));
-    if (metadata) when.metadata = metadata;
-  }
+  readOptional(ctx, m, path, "method", readMethodPattern, when, "method");
+  readOptional(ctx, m, path, "metadata", decodeMetadata, when, "metadata");
   return when;
 }
 
@@ -495,22 +475,18 @@ export function decodeGrpcKafkaWith(
     if (!m) return undefined;
     const topic = has(m, "topic") ? readName(ctx, m.topic, childPath(path, "topic")) : undefined;
     const produce: ProduceWith = { capability, topic: topic ?? "", acks: "in_sync_replicas" };
-    if (has(m, "acks")) {
-      const acks = readChoice<Acks>(ctx, m.acks, childPath(path, "acks"), acksNames);
-      if (acks) produce.acks = acks;
-    }
-    if (has(m, "key")) {
-      const key = readString(ctx, m.key, childPath(path, "key"));
-      if (key !== undefined) produce.key = key;
-    }
-    if (has(m, "overrides")) {
-      const overrides = readStringMap(ctx, m.overrides, childPath(path, "overrides"));
-      if (overrides) produce.overrides = overrides;
-    }
-    if (has(m, "reply-to")) {
-      const replyTo = readName(ctx, m["reply-to"], childPath(path, "reply-to"));
-      if (replyTo !== undefined) produce.replyTo = replyTo;
-    }
+    readOptional(
+      ctx,
+      m,
+      path,
+      "acks",
+      (c, v, p) => readChoice<Acks>(c, v, p, acksNames),
+      produce,
+      "acks",
+    );
+    readOptional(ctx, m, path, "key", readString, produce, "key");
+    readOptional(ctx, m, path, "overrides", readStringMap, produce, "overrides");
+    readOptional(ctx, m, path, "reply-to", readName, produce, "replyTo");
     return topic === undefined ? undefined : produce;
   }
   const m = readMapping(ctx, value, path, {
@@ -532,19 +508,31 @@ export function decodeGrpcKafkaWith(
       const f = readMapping(ctx, v, p, { keys: ["key", "headers"] });
       if (!f) return undefined;
       const filter: FetchFilter = {};
-      if (has(f, "key")) {
-        const key = readString(ctx, f.key, childPath(p, "key"));
-        if (key !== undefined) filter.key = key;
-      }
-      if (has(f, "headers")) {
-        const headers = readStringMap(ctx, f.headers, childPath(p, "headers"));
-        if (headers) filter.headers = headers;
-      }
+      readOptional(ctx, f, p, "key", readString, filter, "key");
+      readOptional(ctx, f, p, "headers", readStringMap, filter, "headers");
       return filter;
     });
     if (filters) fetch.filters = filters;
   }
   return topic === undefined ? undefined : fetch;
+}
+
+/** The `idempotency` and `correlation` options grpc-kafka and kafka-grpc share, in that order. */
+function decodeIdempotencyAndCorrelation(
+  ctx: DecodeContext,
+  m: Mapping,
+  path: string,
+  options: { idempotency: { metadata: string }; correlation: { headers: CorrelationHeaders } },
+): void {
+  if (has(m, "idempotency"))
+    decodeIdempotency(ctx, m.idempotency, childPath(path, "idempotency"), options.idempotency);
+  if (has(m, "correlation"))
+    decodeCorrelation(
+      ctx,
+      m.correlation,
+      childPath(path, "correlation"),
+      options.correlation.headers,
+    );
 }
 
 function decodeCorrelation(
@@ -595,15 +583,7 @@ export function decodeGrpcKafkaOptions(
   if (value === undefined) return options;
   const m = readMapping(ctx, value, path, { keys: ["idempotency", "reliability", "correlation"] });
   if (!m) return options;
-  if (has(m, "idempotency"))
-    decodeIdempotency(ctx, m.idempotency, childPath(path, "idempotency"), options.idempotency);
-  if (has(m, "correlation"))
-    decodeCorrelation(
-      ctx,
-      m.correlation,
-      childPath(path, "correlation"),
-      options.correlation.headers,
-    );
+  decodeIdempotencyAndCorrelation(ctx, m, path, options);
   if (has(m, "reliability")) {
     const rp = childPath(path, "reliability");
     const r = readMapping(ctx, m.reliability, rp, { keys: ["field", "metadata"] });
@@ -729,19 +709,16 @@ export function decodeKafkaGrpcOptions(
   if (value === undefined) return options;
   const m = readMapping(ctx, value, path, { keys: ["acks", "idempotency", "correlation"] });
   if (!m) return options;
-  if (has(m, "acks")) {
-    const acks = readChoice<Acks>(ctx, m.acks, childPath(path, "acks"), acksNames);
-    if (acks) options.acks = acks;
-  }
-  if (has(m, "idempotency"))
-    decodeIdempotency(ctx, m.idempotency, childPath(path, "idempotency"), options.idempotency);
-  if (has(m, "correlation"))
-    decodeCorrelation(
-      ctx,
-      m.correlation,
-      childPath(path, "correlation"),
-      options.correlation.headers,
-    );
+  readOptional(
+    ctx,
+    m,
+    path,
+    "acks",
+    (c, v, p) => readChoice<Acks>(c, v, p, acksNames),
+    options,
+    "acks",
+  );
+  decodeIdempotencyAndCorrelation(ctx, m, path, options);
   return options;
 }
 
@@ -761,26 +738,11 @@ export function decodeKafkaGrpcWhen(
   });
   if (!m) return undefined;
   const when: KafkaGrpcWhenModel = { path };
-  if (has(m, "topic")) {
-    const topic = readName(ctx, m.topic, childPath(path, "topic"));
-    if (topic !== undefined) when.topic = topic;
-  }
-  if (has(m, "reply-to")) {
-    const replyTo = readName(ctx, m["reply-to"], childPath(path, "reply-to"));
-    if (replyTo !== undefined) when.replyTo = replyTo;
-  }
-  if (has(m, "key")) {
-    const key = readString(ctx, m.key, childPath(path, "key"));
-    if (key !== undefined) when.key = key;
-  }
-  if (has(m, "headers")) {
-    const headers = readStringMap(ctx, m.headers, childPath(path, "headers"));
-    if (headers) when.headers = headers;
-  }
-  if (has(m, "method")) {
-    const method = readMethodPattern(ctx, m.method, childPath(path, "method"));
-    if (method !== undefined) when.method = method;
-  }
+  readOptional(ctx, m, path, "topic", readName, when, "topic");
+  readOptional(ctx, m, path, "reply-to", readName, when, "replyTo");
+  readOptional(ctx, m, path, "key", readString, when, "key");
+  readOptional(ctx, m, path, "headers", readStringMap, when, "headers");
+  readOptional(ctx, m, path, "method", readMethodPattern, when, "method");
   return when;
 }
 

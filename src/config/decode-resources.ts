@@ -7,12 +7,14 @@ import {
   type DecodeContext,
   has,
   isMapping,
+  type Mapping,
   namedEntries,
   readChoice,
   readInteger,
   readListOf,
   readMapping,
   readName,
+  readOptional,
   readString,
   readStringMap,
   report,
@@ -32,17 +34,7 @@ export function decodeVault(
     hints: { type: "add type: filesystem" },
   });
   if (!m) return undefined;
-  if (has(m, "type")) {
-    const type = readString(ctx, m.type, childPath(path, "type"));
-    if (type !== undefined && type !== "filesystem") {
-      report(
-        ctx,
-        childPath(path, "type"),
-        `vault type "${type}" is not supported by this gateway; use type: filesystem`,
-      );
-      return undefined;
-    }
-  }
+  if (!isFilesystemType(ctx, m, path, "vault", "")) return undefined;
   const vault: Vault = { name, path, declares: { keys: false, trust: false } };
   if (!has(m, "options")) return vault;
   const optionsPath = childPath(path, "options");
@@ -56,14 +48,24 @@ export function decodeVault(
   });
   if (!o) return vault;
   vault.declares = { keys: has(o, "keys"), trust: has(o, "trust") };
-  if (has(o, "keys")) {
-    const store = decodeStore(ctx, o.keys, childPath(optionsPath, "keys"), "keys");
-    if (store) vault.keys = store;
-  }
-  if (has(o, "trust")) {
-    const store = decodeStore(ctx, o.trust, childPath(optionsPath, "trust"), "trust");
-    if (store) vault.trust = store;
-  }
+  readOptional(
+    ctx,
+    o,
+    optionsPath,
+    "keys",
+    (c, v, p) => decodeStore(c, v, p, "keys"),
+    vault,
+    "keys",
+  );
+  readOptional(
+    ctx,
+    o,
+    optionsPath,
+    "trust",
+    (c, v, p) => decodeStore(c, v, p, "trust"),
+    vault,
+    "trust",
+  );
   return vault;
 }
 
@@ -146,17 +148,7 @@ export function decodeCatalog(
     },
   });
   if (!m) return undefined;
-  if (has(m, "type")) {
-    const type = readString(ctx, m.type, childPath(path, "type"));
-    if (type !== undefined && type !== "filesystem") {
-      report(
-        ctx,
-        childPath(path, "type"),
-        `catalog type "${type}" is not supported by this gateway; use type: filesystem with the .proto files`,
-      );
-      return undefined;
-    }
-  }
+  if (!isFilesystemType(ctx, m, path, "catalog", " with the .proto files")) return undefined;
   const catalog: Catalog = { name, path, subjects: new Map() };
   if (!has(m, "options")) return catalog;
   const optionsPath = childPath(path, "options");
@@ -224,4 +216,23 @@ export function decodeGuard(ctx: DecodeContext, value: unknown, path: string): v
       });
     }
   }
+}
+
+/** Whether a vault or catalog `type`, if readable, is filesystem (the only one here); reports it if not. */
+function isFilesystemType(
+  ctx: DecodeContext,
+  m: Mapping,
+  path: string,
+  what: "vault" | "catalog",
+  adviceTail: string,
+): boolean {
+  if (!has(m, "type")) return true;
+  const type = readString(ctx, m.type, childPath(path, "type"));
+  if (type === undefined || type === "filesystem") return true;
+  report(
+    ctx,
+    childPath(path, "type"),
+    `${what} type "${type}" is not supported by this gateway; use type: filesystem${adviceTail}`,
+  );
+  return false;
 }

@@ -14,6 +14,7 @@ import {
   readListOf,
   readMapping,
   readName,
+  readOptional,
   readString,
   readStringMap,
   ref,
@@ -163,10 +164,7 @@ function decodeExporter(
     return exporter;
   }
   if (type === "otlp") {
-    if (has(m, "vault")) {
-      const vault = ref(ctx, m.vault, childPath(path, "vault"));
-      if (vault) exporter.vault = vault;
-    }
+    readOptional(ctx, m, path, "vault", ref, exporter, "vault");
     if (!has(m, "options")) return exporter;
     exporter.otlp = decodeOtlpOptions(ctx, m.options, op);
   }
@@ -188,10 +186,15 @@ function decodeOtlpOptions(
     hints: { endpoint: "add endpoint.location, e.g. http://otel-collector:4318" },
   });
   if (!m) return otlp;
-  if (has(m, "interval")) {
-    const interval = readInteger(ctx, m.interval, childPath(path, "interval"), { min: 1 });
-    if (interval !== undefined) otlp.intervalSeconds = interval;
-  }
+  readOptional(
+    ctx,
+    m,
+    path,
+    "interval",
+    (c, v, p) => readInteger(c, v, p, { min: 1 }),
+    otlp,
+    "intervalSeconds",
+  );
   if (has(m, "signals")) {
     const signals = readListOf(ctx, m.signals, childPath(path, "signals"), (v, p) =>
       readChoice(ctx, v, p, ["metrics", "logs"] as const),
@@ -239,10 +242,7 @@ function decodeOtlpOptions(
       const tls: NonNullable<typeof otlp.tls> = { path: tp };
       if (has(t, "keys")) tls.keys = refs(ctx, t.keys, childPath(tp, "keys")) ?? [];
       if (has(t, "trust")) tls.trust = refs(ctx, t.trust, childPath(tp, "trust")) ?? [];
-      if (has(t, "trustcacerts")) {
-        const b = readBoolean(ctx, t.trustcacerts, childPath(tp, "trustcacerts"));
-        if (b !== undefined) tls.trustcacerts = b;
-      }
+      readOptional(ctx, t, tp, "trustcacerts", readBoolean, tls, "trustcacerts");
       if (otlp.endpoint?.location.startsWith("http://")) {
         report(
           ctx,

@@ -41,6 +41,21 @@ export function has(m: Mapping, key: string): boolean {
   return Object.hasOwn(m, key);
 }
 
+/** Reads the optional key `key` of `m` with `read`; a valid value is stored at `out[field]`. */
+export function readOptional<O, K extends keyof O>(
+  ctx: DecodeContext,
+  m: Mapping,
+  path: string,
+  key: string,
+  read: (ctx: DecodeContext, value: unknown, path: string) => O[K] | undefined,
+  out: O,
+  field: K,
+): void {
+  if (!has(m, key)) return;
+  const value = read(ctx, m[key], childPath(path, key));
+  if (value !== undefined) out[field] = value;
+}
+
 /** A mapping whose keys are all known; reports unknown, unsupported and missing keys. */
 export function readMapping(
   ctx: DecodeContext,

@@ -102,109 +102,117 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
   const perMethod = [...base, "service", "method"];
   const perStatus = [...perMethod, "status"];
 
-  const started = registry.counter({
-    name: "grpc_requests_started_total",
-    help: "gRPC calls north accepted, by method.",
-    labelNames: perMethod,
-  });
-  const handled = registry.counter({
-    name: "grpc_requests_handled_total",
-    help: "gRPC calls north finished, by method and status.",
-    labelNames: perStatus,
-  });
-  const active = registry.gauge({
-    name: "grpc_active_requests",
-    help: "gRPC calls north is serving now.",
-    labelNames: perMethod,
-  });
-  const duration = registry.histogram({
-    name: "grpc_duration_seconds",
-    help: "Time from a call's start to its status, by method and status.",
-    labelNames: perStatus,
-    buckets: durationBuckets,
-  });
-  const requestSize = registry.histogram({
-    name: "grpc_request_size_bytes",
-    help: "Request message bytes per call.",
-    labelNames: perMethod,
-    buckets: sizeBuckets,
-  });
-  const responseSize = registry.histogram({
-    name: "grpc_response_size_bytes",
-    help: "Response message bytes per call.",
-    labelNames: perMethod,
-    buckets: sizeBuckets,
-  });
-  const requestsPerRpc = registry.histogram({
-    name: "grpc_requests_per_rpc",
-    help: "Request messages per call.",
-    labelNames: perMethod,
-    buckets: countBuckets,
-  });
-  const responsesPerRpc = registry.histogram({
-    name: "grpc_responses_per_rpc",
-    help: "Response messages per call.",
-    labelNames: perMethod,
-    buckets: countBuckets,
-  });
-  const pendingReplies = registry.gauge({
-    name: "gateway_pending_replies",
-    help: "North calls waiting for reply records.",
-    labelNames: base,
-  });
-  const droppedReplies = registry.counter({
-    name: "gateway_reply_records_dropped_total",
-    help: "Reply records read that no call was waiting for.",
-    labelNames: base,
-  });
-  const produceLatency = registry.histogram({
-    name: "kafka_produce_duration_seconds",
-    help: "Time from queueing a record to Kafka's acknowledgement.",
-    labelNames: base,
-    buckets: durationBuckets,
-  });
-  const consumeLatency = registry.histogram({
-    name: "kafka_consume_latency_seconds",
-    help: "Age of a request record (its timestamp to now) when west reads it.",
-    labelNames: base,
-    buckets: durationBuckets,
-  });
-  const upstreamStarted = registry.counter({
-    name: "grpc_upstream_requests_started_total",
-    help: "Upstream gRPC calls west started, by method.",
-    labelNames: perMethod,
-  });
-  const upstreamHandled = registry.counter({
-    name: "grpc_upstream_requests_handled_total",
-    help: "Upstream gRPC calls west finished, by method and status.",
-    labelNames: perStatus,
-  });
-  const upstreamDuration = registry.histogram({
-    name: "grpc_upstream_duration_seconds",
-    help: "Time of an upstream call, retries included, by method and status.",
-    labelNames: perStatus,
-    buckets: durationBuckets,
-  });
-  const upstreamRetries = registry.counter({
-    name: "grpc_upstream_retries_total",
-    help: "Upstream connection attempts repeated after the upstream could not be reached.",
-    labelNames: perMethod,
-  });
-  const replays = registry.counter({
-    name: "gateway_idempotent_replays_total",
-    help: "Stored replies written again for duplicate requests (same idempotency key).",
-    labelNames: base,
-  });
-  const lagGauge = registry.gauge({
-    name: "kafka_consumer_lag",
-    help: "Records in a partition past the consumer group's committed offset.",
-    labelNames: [...base, "group", "topic", "partition"],
-  });
-  const reloads = registry.counter({
-    name: "gateway_config_reloads_total",
-    help: "Config file changes, by result (applied, partial, refused).",
-    labelNames: ["namespace", "result"],
-  });
+  // One line per family: name, help, labels (and buckets); registration order is exposition order.
+  const counter = (name: string, help: string, labelNames: readonly string[]) =>
+    registry.counter({ name, help, labelNames });
+  const gauge = (name: string, help: string, labelNames: readonly string[]) =>
+    registry.gauge({ name, help, labelNames });
+  const histogram = (
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    buckets: readonly number[],
+  ) => registry.histogram({ name, help, labelNames, buckets });
+
+  const started = counter(
+    "grpc_requests_started_total",
+    "gRPC calls north accepted, by method.",
+    perMethod,
+  );
+  const handled = counter(
+    "grpc_requests_handled_total",
+    "gRPC calls north finished, by method and status.",
+    perStatus,
+  );
+  const active = gauge("grpc_active_requests", "gRPC calls north is serving now.", perMethod);
+  const duration = histogram(
+    "grpc_duration_seconds",
+    "Time from a call's start to its status, by method and status.",
+    perStatus,
+    durationBuckets,
+  );
+  const requestSize = histogram(
+    "grpc_request_size_bytes",
+    "Request message bytes per call.",
+    perMethod,
+    sizeBuckets,
+  );
+  const responseSize = histogram(
+    "grpc_response_size_bytes",
+    "Response message bytes per call.",
+    perMethod,
+    sizeBuckets,
+  );
+  const requestsPerRpc = histogram(
+    "grpc_requests_per_rpc",
+    "Request messages per call.",
+    perMethod,
+    countBuckets,
+  );
+  const responsesPerRpc = histogram(
+    "grpc_responses_per_rpc",
+    "Response messages per call.",
+    perMethod,
+    countBuckets,
+  );
+  const pendingReplies = gauge(
+    "gateway_pending_replies",
+    "North calls waiting for reply records.",
+    base,
+  );
+  const droppedReplies = counter(
+    "gateway_reply_records_dropped_total",
+    "Reply records read that no call was waiting for.",
+    base,
+  );
+  const produceLatency = histogram(
+    "kafka_produce_duration_seconds",
+    "Time from queueing a record to Kafka's acknowledgement.",
+    base,
+    durationBuckets,
+  );
+  const consumeLatency = histogram(
+    "kafka_consume_latency_seconds",
+    "Age of a request record (its timestamp to now) when west reads it.",
+    base,
+    durationBuckets,
+  );
+  const upstreamStarted = counter(
+    "grpc_upstream_requests_started_total",
+    "Upstream gRPC calls west started, by method.",
+    perMethod,
+  );
+  const upstreamHandled = counter(
+    "grpc_upstream_requests_handled_total",
+    "Upstream gRPC calls west finished, by method and status.",
+    perStatus,
+  );
+  const upstreamDuration = histogram(
+    "grpc_upstream_duration_seconds",
+    "Time of an upstream call, retries included, by method and status.",
+    perStatus,
+    durationBuckets,
+  );
+  const upstreamRetries = counter(
+    "grpc_upstream_retries_total",
+    "Upstream connection attempts repeated after the upstream could not be reached.",
+    perMethod,
+  );
+  const replays = counter(
+    "gateway_idempotent_replays_total",
+    "Stored replies written again for duplicate requests (same idempotency key).",
+    base,
+  );
+  const lagGauge = gauge(
+    "kafka_consumer_lag",
+    "Records in a partition past the consumer group's committed offset.",
+    [...base, "group", "topic", "partition"],
+  );
+  const reloads = counter(
+    "gateway_config_reloads_total",
+    "Config file changes, by result (applied, partial, refused).",
+    ["namespace", "result"],
+  );
 
   return {
     registry,
@@ -315,10 +323,7 @@ function northCallStats(
   const responseSizeChild = responseSize.labels(...labels);
   const requestsChild = requestsPerRpc.labels(...labels);
   const responsesChild = responsesPerRpc.labels(...labels);
-  const byStatus = statusTable((status) => ({
-    handled: handled.labels(...labels, status),
-    duration: duration.labels(...labels, status),
-  }));
+  const byStatus = handledByStatus(labels, handled, duration);
   return {
     started() {
       startedChild.inc();
@@ -346,10 +351,7 @@ function upstreamCallStats(
 ): UpstreamCallStats {
   const startedChild = started.labels(...labels);
   const retriesChild = retries.labels(...labels);
-  const byStatus = statusTable((status) => ({
-    handled: handled.labels(...labels, status),
-    duration: duration.labels(...labels, status),
-  }));
+  const byStatus = handledByStatus(labels, handled, duration);
   return {
     started() {
       startedChild.inc();
@@ -361,6 +363,18 @@ function upstreamCallStats(
       if (retryCount > 0) retriesChild.inc(retryCount);
     },
   };
+}
+
+/** The handled counter and duration histogram of one method, per status code. */
+function handledByStatus(
+  labels: string[],
+  handled: Family<CounterChild>,
+  duration: Family<HistogramChild>,
+) {
+  return statusTable((status) => ({
+    handled: handled.labels(...labels, status),
+    duration: duration.labels(...labels, status),
+  }));
 }
 
 /** Children per gRPC status code, made on the code's first use. */

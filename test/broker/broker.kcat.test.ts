@@ -47,6 +47,22 @@ function parseJsonLines(stdout: string): KcatRecord[] {
 
 let broker: Broker;
 
+/** The records of `topic` from offset `from` to its current end, as `kcat -C -J` prints them. */
+async function consumeToEnd(topic: string, from = "beginning"): Promise<KcatRecord[]> {
+  const { stdout } = await kcat([
+    "-b",
+    broker.bootstrap,
+    "-C",
+    "-t",
+    topic,
+    "-J",
+    "-o",
+    from,
+    "-e",
+  ]);
+  return parseJsonLines(stdout);
+}
+
 beforeAll(async () => {
   broker = await startBroker({ port: 0 });
 });
@@ -74,18 +90,7 @@ describe("kcat against the embedded broker", () => {
       ["-b", broker.bootstrap, "-P", "-t", topic, "-H", "a=1", "-H", "b=2", "-K:"],
       `${lines.join("\n")}\n`,
     );
-    const { stdout } = await kcat([
-      "-b",
-      broker.bootstrap,
-      "-C",
-      "-t",
-      topic,
-      "-J",
-      "-o",
-      "beginning",
-      "-e",
-    ]);
-    const records = parseJsonLines(stdout);
+    const records = await consumeToEnd(topic);
     expect(
       records.map(({ topic, partition, offset, key, payload, headers }) => ({
         topic,
@@ -132,18 +137,7 @@ describe("kcat against the embedded broker", () => {
       ["-b", broker.bootstrap, "-P", "-t", topic, "-K:"],
       `${keys.map((k) => `${k}:value-of-${k}`).join("\n")}\n`,
     );
-    const { stdout } = await kcat([
-      "-b",
-      broker.bootstrap,
-      "-C",
-      "-t",
-      topic,
-      "-J",
-      "-o",
-      "beginning",
-      "-e",
-    ]);
-    const records = parseJsonLines(stdout);
+    const records = await consumeToEnd(topic);
     expect(records.map((r) => r.key).sort()).toEqual([...keys].sort());
     for (const r of records) expect(r.payload).toBe(`value-of-${r.key}`);
     // Offsets in each partition are dense from 0.
@@ -162,18 +156,7 @@ describe("kcat against the embedded broker", () => {
         ["-b", broker.bootstrap, "-P", "-t", topic, "-z", codec],
         `${values.join("\n")}\n`,
       );
-      const { stdout } = await kcat([
-        "-b",
-        broker.bootstrap,
-        "-C",
-        "-t",
-        topic,
-        "-J",
-        "-o",
-        "beginning",
-        "-e",
-      ]);
-      const records = parseJsonLines(stdout);
+      const records = await consumeToEnd(topic);
       expect(records.map((r) => r.payload)).toEqual(values);
       expect(records.map((r) => r.offset)).toEqual(values.map((_, i) => i));
     }
@@ -206,22 +189,12 @@ describe("kcat against the embedded broker", () => {
     const topic = "kcat-offsets";
     broker.createTopic(topic, 1);
     await kcat(["-b", broker.bootstrap, "-P", "-t", topic], "a\nb\nc\nd\n");
-    const fromTwo = await kcat(["-b", broker.bootstrap, "-C", "-t", topic, "-J", "-o", "2", "-e"]);
-    expect(parseJsonLines(fromTwo.stdout).map((r) => [r.offset, r.payload])).toEqual([
+    const fromTwo = await consumeToEnd(topic, "2");
+    expect(fromTwo.map((r) => [r.offset, r.payload])).toEqual([
       [2, "c"],
       [3, "d"],
     ]);
-    const fromEnd = await kcat([
-      "-b",
-      broker.bootstrap,
-      "-C",
-      "-t",
-      topic,
-      "-J",
-      "-o",
-      "end",
-      "-e",
-    ]);
-    expect(parseJsonLines(fromEnd.stdout)).toEqual([]);
+    const fromEnd = await consumeToEnd(topic, "end");
+    expect(fromEnd).toEqual([]);
   });
 });

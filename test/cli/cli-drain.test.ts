@@ -9,13 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
-import {
-  exampleConfig,
-  exampleKeystorePassword,
-  exitCode,
-  type GatewayProcess,
-  spawnCli,
-} from "./gateway-process.ts";
+import { exitCode, type GatewayProcess, spawnExample } from "../support/gateway-process.ts";
 
 let echo: EchoServer;
 const running: GatewayProcess[] = [];
@@ -39,24 +33,7 @@ afterAll(async () => {
 async function startExample(): Promise<GatewayProcess> {
   const broker = await startBroker({ port: 0 });
   brokers.push(broker);
-  const proc = spawnCli(
-    "bun",
-    [
-      "start",
-      "--config",
-      exampleConfig,
-      "--kafka-servers",
-      broker.bootstrap,
-      "--ephemeral-ports",
-      "--ops-port",
-      "0",
-    ],
-    {
-      KEYSTORE_PASSWORD: exampleKeystorePassword,
-      ECHO_SERVER_HOST: "127.0.0.1",
-      ECHO_SERVER_PORT: String(echo.port),
-    },
-  );
+  const proc = spawnExample("bun", broker.bootstrap, echo.port);
   running.push(proc);
   return proc;
 }

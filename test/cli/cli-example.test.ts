@@ -8,7 +8,6 @@
  * The only test file that binds the example's fixed ports (7151, 7153, 7190; the embedded
  * default also takes 9092 when it is free), so its tests run one after another.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
@@ -17,19 +16,18 @@ import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
+import { bufCurl, parseJsonStream } from "../support/buf-curl.ts";
 import {
   bin,
-  bufCurl,
   exampleConfig,
   exampleKeystorePassword,
   exitCode,
   type GatewayProcess,
-  parseJsonStream,
-  repoRoot,
   run,
   spawnCli,
   spawnGateway,
-} from "./gateway-process.ts";
+  writeExampleCertificate,
+} from "../support/gateway-process.ts";
 
 const h2cPort = 7151;
 const tlsPort = 7153;
@@ -45,20 +43,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "cli-example-"));
   caPath = join(dir, "localhost.crt");
   // The certificate out of the example's keystore, as its README shows, for the client to trust.
-  execFileSync(
-    "openssl",
-    [
-      "pkcs12",
-      "-in",
-      join(repoRoot, "examples/grpc.kafka.proxy/tls/localhost.p12"),
-      "-passin",
-      `pass:${exampleKeystorePassword}`,
-      "-nokeys",
-      "-out",
-      caPath,
-    ],
-    { stdio: "ignore" },
-  );
+  writeExampleCertificate(caPath);
   broker = await startBroker({ port: 0 });
   echo = await startEchoServer({ host: "127.0.0.1", port: 0 });
 });

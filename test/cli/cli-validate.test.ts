@@ -13,7 +13,7 @@ import {
   exampleKeystorePassword,
   repoRoot,
   run,
-} from "./gateway-process.ts";
+} from "../support/gateway-process.ts";
 
 const env = {
   KEYSTORE_PASSWORD: exampleKeystorePassword,

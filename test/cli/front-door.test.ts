@@ -23,13 +23,7 @@ import {
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
 import { type Responder, startResponder } from "../north/kafka-responder.ts";
-import {
-  exampleConfig,
-  exampleKeystorePassword,
-  exitCode,
-  type GatewayProcess,
-  spawnCli,
-} from "./gateway-process.ts";
+import { exitCode, type GatewayProcess, spawnExample } from "../support/gateway-process.ts";
 
 const origin = "https://app.example";
 let broker: Broker;
@@ -41,24 +35,7 @@ let url: string;
 beforeAll(async () => {
   broker = await startBroker({ port: 0 });
   echo = await startEchoServer({ host: "127.0.0.1", port: 0 });
-  proc = spawnCli(
-    "bun",
-    [
-      "start",
-      "--config",
-      exampleConfig,
-      "--kafka-servers",
-      broker.bootstrap,
-      "--ephemeral-ports",
-      "--ops-port",
-      "0",
-    ],
-    {
-      KEYSTORE_PASSWORD: exampleKeystorePassword,
-      ECHO_SERVER_HOST: "127.0.0.1",
-      ECHO_SERVER_PORT: String(echo.port),
-    },
-  );
+  proc = spawnExample("bun", broker.bootstrap, echo.port);
   const ready = await proc.ready();
   url = `http://127.0.0.1:${ready.north[0]?.[0]}`;
   // Reads what north writes, in its own consumer group next to west's.
@@ -153,6 +130,18 @@ function grpcWebTextOverHttp2(path: string, body: string) {
   });
 }
 
+/** A browser's CORS preflight for a POST to `path` from `origin` with `requestHeaders`. */
+function preflightPost(path: string, requestHeaders: string): Promise<Response> {
+  return fetch(`${url}${path}`, {
+    method: "OPTIONS",
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": requestHeaders,
+    },
+  });
+}
+
 describe("front door", () => {
   test("protocols.same.port", async () => {
     const clients = {
@@ -234,14 +223,7 @@ describe("front door", () => {
 
   test("browser.connect.json.cors", async () => {
     const path = "/grpc.examples.echo.Echo/UnaryEcho";
-    const preflight = await fetch(`${url}${path}`, {
-      method: "OPTIONS",
-      headers: {
-        origin,
-        "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type,connect-protocol-version",
-      },
-    });
+    const preflight = await preflightPost(path, "content-type,connect-protocol-version");
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-origin")).toBe(origin);
     expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
@@ -274,14 +256,7 @@ describe("front door", () => {
 
   test("browser.grpc.web.cors", async () => {
     const path = "/grpc.examples.echo.Echo/UnaryEcho";
-    const preflight = await fetch(`${url}${path}`, {
-      method: "OPTIONS",
-      headers: {
-        origin,
-        "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type,x-grpc-web,x-user-agent",
-      },
-    });
+    const preflight = await preflightPost(path, "content-type,x-grpc-web,x-user-agent");
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-origin")).toBe(origin);
 

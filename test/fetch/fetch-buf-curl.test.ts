@@ -5,11 +5,11 @@
  * printed what was expected.
  */
 import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { parseJsonStream } from "../support/buf-curl.ts";
+import { repoRoot } from "../support/gateway-process.ts";
 import { type FetchHarness, recordValue, startFetchHarness } from "./fetch-harness.ts";
 
-const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 let harness: FetchHarness;
 
 beforeAll(async () => {
@@ -70,25 +70,6 @@ function bufCurlMessages(url: string, headers: string[], count: number, timeoutM
       resolve({ messages: parseJsonStream(stdout), stderr });
     });
   });
-}
-
-/** The complete JSON values in a concatenation of pretty-printed JSON documents. */
-function parseJsonStream(text: string): unknown[] {
-  const out: unknown[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === "{") {
-      if (depth++ === 0) start = i;
-    } else if (c === "}" && --depth === 0) out.push(JSON.parse(text.slice(start, i + 1)));
-  }
-  return out;
 }
 
 test("fetch.buf.curl", { timeout: 120_000 }, async () => {

@@ -9,12 +9,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Kafka, logLevel } from "kafkajs";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
-import {
-  defaultGrpcKafkaOptions,
-  defaultKafkaGrpcOptions,
-  type NorthConfig,
-  type WestConfig,
-} from "../../src/config/types.ts";
+import type { NorthConfig } from "../../src/config/types.ts";
 import { createKafka, headersFromKafka } from "../../src/kafka/kafka-client.ts";
 import type { RecordHeader } from "../../src/kafka/record-contract.ts";
 import { type North, startNorth } from "../../src/north/north-server.ts";
@@ -22,36 +17,26 @@ import { createLogger, type Logger, silentLogger } from "../../src/ops/logger.ts
 import { loadServiceRegistry } from "../../src/service-registry.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
 import { startWest, type West } from "../../src/west/remote-server.ts";
+import {
+  exampleNorthConfig,
+  exampleWestConfig,
+  replyTopic,
+  requestTopic,
+} from "../support/example-config.ts";
 import { type Responder, startResponder } from "./kafka-responder.ts";
 
-export const requestTopic = "echo-requests";
-export const replyTopic = "echo-responses";
+// North tests import the example's config and topics with the fixture.
+export {
+  exampleNorthConfig,
+  exampleWestConfig,
+  replyTopic,
+  requestTopic,
+} from "../support/example-config.ts";
 export const partitions = 3;
 
 export const testLogger: Logger = process.env.GATEWAY_TEST_LOG
   ? createLogger("debug")
   : silentLogger;
-
-/** The example's north binding: every Echo method to echo-requests, replies on echo-responses. */
-export function exampleNorthConfig(): NorthConfig {
-  return {
-    binding: "north_grpc_kafka_mapping",
-    listeners: [{ host: "127.0.0.1", port: 0 }],
-    services: ["grpc.examples.echo.Echo"],
-    routes: [
-      {
-        when: [{ method: "grpc.examples.echo.Echo/*" }],
-        with: {
-          capability: "produce",
-          topic: requestTopic,
-          acks: "leader_only",
-          replyTo: replyTopic,
-        },
-      },
-    ],
-    options: defaultGrpcKafkaOptions(),
-  };
-}
 
 /** A started north with its Connect client. */
 export async function startTestNorth(
@@ -84,20 +69,6 @@ export interface NorthFixture {
   url: string;
   kafka: Kafka;
   close(): Promise<void>;
-}
-
-/** The example's west binding, calling the echo upstream at `echoPort`. */
-export function exampleWestConfig(echoPort: number): WestConfig {
-  return {
-    binding: "west_kafka_grpc_remote_server",
-    routes: [
-      {
-        when: [{ topic: requestTopic, replyTo: replyTopic, method: "grpc.examples.echo.Echo/*" }],
-        with: { scheme: "http", authority: `127.0.0.1:${echoPort}` },
-      },
-    ],
-    options: { ...defaultKafkaGrpcOptions(), acks: "leader_only" },
-  };
 }
 
 /** West and the echo upstream on `bootstrap`. */

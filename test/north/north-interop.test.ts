@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EchoRequestSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { parseJsonStream } from "../support/buf-curl.ts";
+import { bin } from "../support/gateway-process.ts";
 import { type NorthFixture, requestTopic, startNorthFixture } from "./north-fixture.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -78,7 +80,7 @@ const pairs = (flat: string[] | null) =>
 /** `buf curl` over h2c with the repo's proto schema; the printed JSON messages. */
 async function bufCurl(method: string, data: string): Promise<Array<{ message?: string }>> {
   const out = await run(
-    `${root}node_modules/.bin/buf`,
+    bin("buf"),
     [
       "curl",
       "--protocol",
@@ -92,11 +94,7 @@ async function bufCurl(method: string, data: string): Promise<Array<{ message?: 
     ],
     data,
   );
-  // Messages are printed as JSON objects one after another.
-  return out
-    .split(/(?<=\})\s*(?=\{)/)
-    .filter((s) => s.trim() !== "")
-    .map((s) => JSON.parse(s) as { message?: string });
+  return parseJsonStream(out) as Array<{ message?: string }>;
 }
 
 describe("north interop", () => {

@@ -5,7 +5,6 @@
  * SNI localhost), /healthz on its ops port, and stops cleanly on SIGINT (exit 0). The Node
  * build also runs the no-argument default, which finds the example from dist/src/.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,18 +14,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
+import { parseJsonStream } from "../support/buf-curl.ts";
 import {
   bin,
-  exampleConfig,
-  exampleKeystorePassword,
   exitCode,
   type GatewayProcess,
-  parseJsonStream,
   type Runtime,
-  repoRoot,
   run,
   spawnCli,
-} from "../cli/gateway-process.ts";
+  spawnExample,
+  writeExampleCertificate,
+} from "../support/gateway-process.ts";
 
 let echo: EchoServer;
 let dir: string;
@@ -40,20 +38,7 @@ beforeAll(async () => {
   expect(build.code, `${build.stdout}${build.stderr}`).toBe(0);
   dir = mkdtempSync(join(tmpdir(), "runtimes-"));
   const caPath = join(dir, "localhost.crt");
-  execFileSync(
-    "openssl",
-    [
-      "pkcs12",
-      "-in",
-      join(repoRoot, "examples/grpc.kafka.proxy/tls/localhost.p12"),
-      "-passin",
-      `pass:${exampleKeystorePassword}`,
-      "-nokeys",
-      "-out",
-      caPath,
-    ],
-    { stdio: "ignore" },
-  );
+  writeExampleCertificate(caPath);
   ca = readFileSync(caPath);
   echo = await startEchoServer({ host: "127.0.0.1", port: 0 });
 }, 180_000);
@@ -77,24 +62,7 @@ describe("runtimes", () => {
       // A broker per runtime: a gateway killed after a failure leaves no group member behind.
       const broker = await startBroker({ port: 0 });
       brokers.push(broker);
-      const proc = spawnCli(
-        runtime,
-        [
-          "start",
-          "--config",
-          exampleConfig,
-          "--kafka-servers",
-          broker.bootstrap,
-          "--ephemeral-ports",
-          "--ops-port",
-          "0",
-        ],
-        {
-          KEYSTORE_PASSWORD: exampleKeystorePassword,
-          ECHO_SERVER_HOST: "127.0.0.1",
-          ECHO_SERVER_PORT: String(echo.port),
-        },
-      );
+      const proc = spawnExample(runtime, broker.bootstrap, echo.port);
       running.push(proc);
       const ready = await proc.ready(45_000);
       const [h2cPort, tlsPort] = ready.north[0] ?? [];

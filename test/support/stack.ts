@@ -7,19 +7,14 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Kafka, logLevel } from "kafkajs";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
-import {
-  defaultGrpcKafkaOptions,
-  defaultKafkaGrpcOptions,
-  type GatewayConfig,
-  type NorthConfig,
-  type WestConfig,
-} from "../../src/config/types.ts";
+import type { GatewayConfig, NorthConfig, WestConfig } from "../../src/config/types.ts";
 import { type Gateway, startGateway } from "../../src/gateway.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/ops/logger.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
+import { exampleConfig, replyTopic, requestTopic } from "./example-config.ts";
 
-export const requestTopic = "echo-requests";
-export const replyTopic = "echo-responses";
+// Kept here too: scenario tests import the example's config and topics with the stack.
+export { exampleConfig, replyTopic, requestTopic } from "./example-config.ts";
 
 export interface StackOptions {
   /** Partitions of the request and reply topics (default 3). */
@@ -47,47 +42,6 @@ export interface Stack {
   /** A kafkajs client on the stack's broker, for reading and writing records directly. */
   kafka: Kafka;
   close(): Promise<void>;
-}
-
-/** The example's topology with the given broker and upstream. */
-export function exampleConfig(bootstrap: string, echoPort: number): GatewayConfig {
-  return {
-    name: "example",
-    kafka: { servers: [bootstrap] },
-    north: [
-      {
-        binding: "north_grpc_kafka_mapping",
-        listeners: [{ host: "127.0.0.1", port: 0 }],
-        services: ["grpc.examples.echo.Echo"],
-        routes: [
-          {
-            when: [{ method: "grpc.examples.echo.Echo/*" }],
-            with: {
-              capability: "produce",
-              topic: requestTopic,
-              acks: "leader_only",
-              replyTo: replyTopic,
-            },
-          },
-        ],
-        options: defaultGrpcKafkaOptions(),
-      },
-    ],
-    west: [
-      {
-        binding: "west_kafka_grpc_remote_server",
-        routes: [
-          {
-            when: [
-              { topic: requestTopic, replyTo: replyTopic, method: "grpc.examples.echo.Echo/*" },
-            ],
-            with: { scheme: "http", authority: `127.0.0.1:${echoPort}` },
-          },
-        ],
-        options: { ...defaultKafkaGrpcOptions(), acks: "leader_only" },
-      },
-    ],
-  };
 }
 
 /** Starts broker, echo upstream and gateway; `close()` stops them in reverse order. */

@@ -1,9 +1,10 @@
 /**
  * The gateway as a child process, for CLI and runtime scenario tests: spawn it the way a
  * person would, wait for lines on its stdout, read the ports it bound from its "gateway
- * ready" log line, signal it like Ctrl-C does (the whole process group), and run `buf curl`.
+ * ready" log line, signal it like Ctrl-C does (the whole process group), and run commands
+ * (`buf curl` is in buf-curl.ts).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -202,27 +203,49 @@ export function run(
   });
 }
 
-/** `buf curl` with the repository's protos as schema; the JSON messages it printed. */
-export async function bufCurl(args: string[]): Promise<CommandResult & { messages: unknown[] }> {
-  const result = await run(bin("buf"), ["curl", "--schema", "proto", ...args]);
-  return { ...result, messages: parseJsonStream(result.stdout) };
+/**
+ * The example config, unchanged, started by the CLI under `runtime` on free ports (ops port
+ * included), against `bootstrap` and the echo upstream on 127.0.0.1:`echoPort`.
+ */
+export function spawnExample(
+  runtime: Runtime,
+  bootstrap: string,
+  echoPort: number,
+): GatewayProcess {
+  return spawnCli(
+    runtime,
+    [
+      "start",
+      "--config",
+      exampleConfig,
+      "--kafka-servers",
+      bootstrap,
+      "--ephemeral-ports",
+      "--ops-port",
+      "0",
+    ],
+    {
+      KEYSTORE_PASSWORD: exampleKeystorePassword,
+      ECHO_SERVER_HOST: "127.0.0.1",
+      ECHO_SERVER_PORT: String(echoPort),
+    },
+  );
 }
 
-/** The complete JSON values in a concatenation of pretty-printed JSON documents. */
-export function parseJsonStream(text: string): unknown[] {
-  const out: unknown[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === "{") {
-      if (depth++ === 0) start = i;
-    } else if (c === "}" && --depth === 0) out.push(JSON.parse(text.slice(start, i + 1)));
-  }
-  return out;
+/** Writes the certificate of the example's keystore (as its README shows) to `outPath`, for clients to trust. */
+export function writeExampleCertificate(outPath: string): void {
+  execFileSync(
+    "openssl",
+    [
+      "pkcs12",
+      "-in",
+      join(repoRoot, "examples/grpc.kafka.proxy/tls/localhost.p12"),
+      "-passin",
+      `pass:${exampleKeystorePassword}`,
+      "-nokeys",
+      "-out",
+      outPath,
+    ],
+    { stdio: "ignore" },
+  );
 }
