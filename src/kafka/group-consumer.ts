@@ -1,6 +1,8 @@
 /**
  * A consumer-group member for west (SPEC §6): kafkajs with auto-commit off, records handed
  * over one at a time in partition order, and offsets committed only when the caller says.
+ * A record the caller refuses (it has no room for it now) pauses its partition: the record
+ * and those after it are read again once the caller resumes the refused partitions.
  *
  * kafkajs sends heartbeats only between records, so a handler that waits (for a free call
  * slot) must call `keepAlive`; that is also where a rebalance shows up while consuming,
@@ -37,8 +39,9 @@ export interface GroupConsumerOptions {
   /**
    * Handles one record; consumption waits until it resolves. While it waits long it must
    * call `keepAlive`, which throws when the group is rebalancing (let that propagate).
+   * Resolving `false` refuses the record: its partition pauses until `resumeRefused`.
    */
-  onRecord(record: ConsumedRecord, keepAlive: () => Promise<void>): Promise<void>;
+  onRecord(record: ConsumedRecord, keepAlive: () => Promise<void>): Promise<boolean | undefined>;
   /**
    * The group is rebalancing: commit what is safe. `canWait` says whether the member's
    * rejoin waits for the returned promise (it does when noticed while consuming).
@@ -64,6 +67,10 @@ export interface GroupConsumer {
   commit(offsets: readonly CommitOffset[]): Promise<void>;
   /** Stops handing out records (a record being handled finishes). */
   pause(): void;
+  /** Partitions paused because a record was refused, in the order they were paused. */
+  refused(): TopicPartition[];
+  /** Reads the refused partitions again, from the refused record on. */
+  resumeRefused(): void;
   /** Leaves the group and disconnects. */
   close(): Promise<void>;
 }
@@ -85,6 +92,17 @@ export async function startGroupConsumer(
   let assignment: TopicPartition[] = [];
   let paused = false;
   let closed = false;
+  // Partitions paused by a refused record, by "topic\0partition".
+  const refused = new Map<string, TopicPartition>();
+  const resumeRefused = () => {
+    if (refused.size === 0 || paused || closed) return;
+    const byTopic = new Map<string, number[]>();
+    for (const { topic, partition } of refused.values()) {
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    }
+    refused.clear();
+    consumer.resume([...byTopic].map(([topic, partitions]) => ({ topic, partitions })));
+  };
 
   let joined: (() => void) | undefined;
   let failed: ((err: unknown) => void) | undefined;
@@ -99,6 +117,8 @@ export async function startGroupConsumer(
       for (const partition of partitions ?? []) next.push({ topic, partition });
     }
     assignment = next;
+    // A new assignment starts from the committed offsets: nothing is held back any more.
+    resumeRefused();
     opts.onAssignment(next);
     joined?.();
   });
@@ -132,7 +152,14 @@ export async function startGroupConsumer(
       };
       for (const message of batch.messages) {
         if (paused || closed || !isRunning() || isStale()) return;
-        await opts.onRecord(recordFromKafka(batch.topic, batch.partition, message), keepAlive);
+        const record = recordFromKafka(batch.topic, batch.partition, message);
+        if ((await opts.onRecord(record, keepAlive)) === false) {
+          // Not resolved: after the resume, kafkajs fetches again from this record.
+          const tp = { topic: batch.topic, partition: batch.partition };
+          refused.set(`${tp.topic}\0${tp.partition}`, tp);
+          consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+          return;
+        }
         // "Resolved" is kafkajs' fetch position only; commits are explicit.
         resolveOffset(message.offset);
         await keepAlive();
@@ -172,6 +199,8 @@ export async function startGroupConsumer(
       const topics = opts.topics.map((topic) => ({ topic }));
       consumer.pause(topics);
     },
+    refused: () => [...refused.values()],
+    resumeRefused,
     async close() {
       if (closed) return;
       closed = true;

@@ -88,14 +88,13 @@ export async function startReplyProducer(
   const queue = createBatchQueue<{ topic: string; records: readonly ContractRecord[] }>(
     async (items) => {
       const byTopic = new Map<string, ReturnType<typeof toKafkaMessage>[]>();
-      const now = Date.now();
       for (const { topic, records } of items) {
         let messages = byTopic.get(topic);
         if (!messages) {
           messages = [];
           byTopic.set(topic, messages);
         }
-        for (const record of records) messages.push(toKafkaMessage(record, now));
+        for (const record of records) messages.push(toKafkaMessage(record));
       }
       await producer.sendBatch({
         acks,

@@ -54,6 +54,8 @@ export interface ReplyReaderOptions {
   maxMessageBytes?: number;
   /** Group id override (tests); default `zilla-north-<uuid>`. */
   groupId?: string;
+  /** How often the read position is committed (default 5 s). */
+  commitIntervalMs?: number;
 }
 
 /** Starts the reader and resolves once every partition of `topics` is positioned. */
@@ -135,6 +137,34 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
     throw error;
   }
 
+  // Commits only keep the position across a rebalance of this private group (records
+  // re-read since the last commit are skipped by `delivered`), so they go out on a timer:
+  // kafkajs' auto-commit would send one after every fetched batch, inside the fetch loop.
+  let committing = false;
+  const committed = new Map<string, bigint>();
+  const commitTimer = setInterval(() => {
+    if (committing || stopped) return;
+    const offsets: { topic: string; partition: number; offset: string }[] = [];
+    for (const [key, last] of delivered) {
+      if (committed.get(key) === last) continue;
+      const [topic, partition] = key.split("\0") as [string, string];
+      offsets.push({ topic, partition: Number(partition), offset: String(last + 1n) });
+    }
+    if (offsets.length === 0) return;
+    committing = true;
+    consumer
+      .commitOffsets(offsets)
+      .then(() => {
+        for (const o of offsets) committed.set(`${o.topic}\0${o.partition}`, BigInt(o.offset) - 1n);
+      })
+      // A commit refused mid-rebalance is retried by the next tick.
+      .catch((error: unknown) => logger.debug("reply reader commit failed", { groupId, error }))
+      .finally(() => {
+        committing = false;
+      });
+  }, options.commitIntervalMs ?? 5_000);
+  commitTimer.unref?.();
+
   consumer.on(consumer.events.CRASH, (event) => {
     const { error, restart } = event.payload;
     logger.error("reply reader crashed", { groupId, error, restart });
@@ -174,6 +204,7 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
     async close() {
       if (stopped) return;
       stopped = true;
+      clearInterval(commitTimer);
       await consumer.disconnect().catch(() => {});
       failAll(new Error("reply reader is closed"));
       // A private group would otherwise stay on the broker until its offsets expire.
@@ -223,9 +254,8 @@ async function positionAtEnd(
     await consumer.run({
       eachBatch,
       eachBatchAutoResolve: true,
-      autoCommit: true,
-      // Commits only keep the position across rebalances; offsets are re-checked on delivery.
-      autoCommitInterval: 5_000,
+      // Committed on a timer by the caller (see startReplyReader).
+      autoCommit: false,
       partitionsConsumedConcurrently: 1,
     });
     await joined;

@@ -43,6 +43,7 @@ import {
   callUpstream,
   checkMessageBytes,
   createUpstreamPool,
+  type RequestChunk,
   type UpstreamResult,
 } from "./upstream-client.ts";
 import { matchWestRoute, westTopics } from "./west-routes.ts";
@@ -87,6 +88,12 @@ export interface WestTuning {
    * be committed anyway (the caller's gateway may be gone; default 30 s).
    */
   requestTailGraceMs?: number;
+  /**
+   * Bounds of the records of new calls held while `maxConcurrentCalls` calls run (defaults:
+   * 4096 records, 16 MiB). Past them the partition pauses.
+   */
+  heldRecordsMax?: number;
+  heldBytesMax?: number;
 }
 
 export interface StartWestOptions {
@@ -109,6 +116,17 @@ export interface StartWestOptions {
 interface SpanRef {
   tracker: PartitionTracker;
   span: OffsetSpan;
+}
+
+/** A new call's records read while every slot was taken. */
+interface HeldCall {
+  /** The partition's key (tpKey). */
+  key: string;
+  tracker: PartitionTracker;
+  records: { record: ConsumedRecord; parsed: ParsedRequest }[];
+  /** The records' offsets, open (uncommittable) until the call is done. */
+  spans: SpanRef[];
+  bytes: number;
 }
 
 /** Where a call's latest record was, to tell a re-delivery from a new record. */
@@ -210,29 +228,58 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   let crashed = false;
 
   // ---- concurrency bound -------------------------------------------------------------
+  // At most maxConcurrentCalls upstream calls run. Records of calls already running are
+  // always read (a client stream's next messages and its end sit further on in the same
+  // partition, behind other calls' records); records of new calls past the bound are held,
+  // in arrival order, until a call ends. Only when the held records reach their bounds is
+  // a record refused, which pauses its partition until there is room again.
   let active = 0;
-  let slotWaiter: (() => void) | undefined;
-  const acquireSlot = async (keepAlive: () => Promise<void>): Promise<boolean> => {
-    while (active >= options.maxConcurrentCalls) {
-      if (closing) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(wake, heartbeatIntervalMs);
-        function wake() {
-          clearTimeout(timer);
-          slotWaiter = undefined;
-          resolve();
-        }
-        slotWaiter = wake;
-      });
-      if (closing) return false;
-      await keepAlive();
+  const heldRecordsMax = tuning.heldRecordsMax ?? 4096;
+  const heldBytesMax = tuning.heldBytesMax ?? 16 * 1024 * 1024;
+  const held = new Map<string, HeldCall>();
+  let heldRecords = 0;
+  let heldBytes = 0;
+
+  /** Holds a record of a call waiting for a slot; false when the bounds leave no room. */
+  const hold = (record: ConsumedRecord, tracker: PartitionTracker, parsed: ParsedRequest) => {
+    const bytes = consumedBytes(record);
+    if (heldRecords > 0 && (heldRecords >= heldRecordsMax || heldBytes + bytes > heldBytesMax)) {
+      return false;
     }
-    active++;
+    const id = parsed.correlationId as string;
+    let entry = held.get(id);
+    if (!entry) {
+      entry = { key: tpKey(record), tracker, records: [], spans: [], bytes: 0 };
+      held.set(id, entry);
+    }
+    entry.records.push({ record, parsed });
+    // Seen and uncommittable from now on, though the call starts later.
+    attach(entry.spans, tracker, record.offset);
+    entry.bytes += bytes;
+    heldRecords++;
+    heldBytes += bytes;
     return true;
   };
+
+  /** Starts held calls while slots are free, then lets refused partitions be read again. */
+  const startHeld = () => {
+    for (const [id, entry] of held) {
+      if (active >= options.maxConcurrentCalls || closing) break;
+      held.delete(id);
+      heldRecords -= entry.records.length;
+      heldBytes -= entry.bytes;
+      // A revoked partition's records are the new owner's now.
+      if (trackers.get(entry.key) !== entry.tracker) continue;
+      for (const { record, parsed } of entry.records) {
+        dispatch(record, entry.tracker, parsed, entry.spans);
+      }
+    }
+    if (heldRecords < heldRecordsMax && heldBytes < heldBytesMax) consumer?.resumeRefused();
+  };
+
   const releaseSlot = () => {
     active--;
-    slotWaiter?.();
+    if (held.size > 0) startHeld();
   };
 
   // ---- commits -----------------------------------------------------------------------
@@ -275,13 +322,16 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     commitQueued = queued;
     return queued;
   };
+  // Finished calls are committed together a moment later rather than one commit each: a
+  // commit is a Kafka round trip, and under load one per call costs as much as the call.
+  const commitDelayMs = Math.min(100, tuning.commitIntervalMs ?? 1_000);
   const scheduleCommit = () => {
     if (commitScheduled) return;
     commitScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       commitScheduled = false;
       void commitNow();
-    });
+    }, commitDelayMs).unref?.();
   };
 
   function completeSpans(spans: SpanRef[]) {
@@ -443,17 +493,20 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     call.waiters.clear();
   };
 
-  async function* requestStream(call: RunningCall): AsyncIterable<Uint8Array> {
+  /** The request so far, chunk by chunk: the end rides with the last messages. */
+  async function* requestStream(call: RunningCall): AsyncIterable<RequestChunk> {
     let next = 0;
     for (;;) {
-      while (next < call.messages.length) {
-        const message = call.messages[next] as Uint8Array;
+      const ended = call.requestEnded || call.abort.signal.aborted;
+      if (next < call.messages.length || ended) {
+        const messages = call.messages.slice(next) as Uint8Array[];
         // Once the upstream answered there is no retry left to resend for.
-        if (call.answered) call.messages[next] = undefined;
-        next++;
-        yield message;
+        if (call.answered) call.messages.fill(undefined, next);
+        next = call.messages.length;
+        yield { messages, ended };
+        if (ended) return;
+        continue;
       }
-      if (call.requestEnded || call.abort.signal.aborted) return;
       await new Promise<void>((resolve) => call.waiters.add(resolve));
     }
   }
@@ -499,6 +552,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     parsed: ParsedRequest,
     route: KafkaGrpcRoute,
     immediate?: { code: Code; message: string },
+    spans: SpanRef[] = [],
   ): RunningCall => {
     const call: RunningCall = {
       id: parsed.correlationId as string,
@@ -506,7 +560,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       route,
       parsed,
       position: positionOf(record),
-      spans: [],
+      spans,
       messages: [],
       answered: false,
       requestEnded: false,
@@ -549,6 +603,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       });
     } else {
       const deadlineMs = parsed.deadlineMs ?? Date.now() + options.defaultTimeoutMs;
+      active++;
       call.done = run(call, deadlineMs).finally(releaseSlot);
     }
     call.done.catch((err) =>
@@ -648,39 +703,77 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     });
   };
 
-  const handleRecord = async (record: ConsumedRecord, keepAlive: () => Promise<void>) => {
-    if (closing) return;
+  /** A consumed record; false when it must be read again later (no room to hold it). */
+  const handleRecord = (record: ConsumedRecord): boolean => {
+    if (closing) return true;
     const tracker = trackerFor(record);
-    if (tracker.seen(record.offset)) return;
-    metrics?.consumed(Math.max(0, Date.now() - record.timestampMs) / 1000);
+    if (tracker.seen(record.offset)) return true;
     const parsed = parseRequestHeaders(record.headers, names);
     const id = parsed.correlationId;
-    if (id === undefined) return skip(tracker, record, "no correlation id");
+    if (id === undefined) {
+      skip(tracker, record, "no correlation id");
+    } else if (held.has(id) || (held.size > 0 && !calls.has(id) && !store.get(id))) {
+      // Behind the calls already waiting for a slot: their order is kept.
+      if (!hold(record, tracker, parsed)) return false;
+    } else if (!dispatch(record, tracker, parsed)) {
+      return false;
+    }
+    metrics?.consumed(Math.max(0, Date.now() - record.timestampMs) / 1000);
+    return true;
+  };
 
+  /**
+   * Hands a record to its call: a running one, a finished one (duplicates), or a new one,
+   * which starts if a slot is free and is held otherwise. `spans` are a held call's, whose
+   * records the tracker has seen already. False when the record could not be held.
+   */
+  const dispatch = (
+    record: ConsumedRecord,
+    tracker: PartitionTracker,
+    parsed: ParsedRequest,
+    spans?: SpanRef[],
+  ): boolean => {
+    const id = parsed.correlationId as string;
     const running = calls.get(id);
-    if (running) return onRunningRecord(running, tracker, record);
+    if (running) {
+      onRunningRecord(running, tracker, record);
+      return true;
+    }
     const finished = store.get(id);
-    if (finished && onFinishedRecord(finished, tracker, record)) return;
+    if (finished && onFinishedRecord(finished, tracker, record)) return true;
 
     const routeInput = { ...parsed, topic: record.topic, key: record.key };
     if (parsed.service === undefined || parsed.method === undefined) {
       const route = matchWestRoute(routes, routeInput, true);
-      if (!route) return skip(tracker, record, "no route");
-      startCall(record, tracker, parsed, route, { code: Code.Internal, message: noServiceMessage });
-      return;
+      if (!route) skipHeld(tracker, record, spans);
+      else {
+        const immediate = { code: Code.Internal, message: noServiceMessage };
+        startCall(record, tracker, parsed, route, immediate, spans);
+      }
+      return true;
     }
     const route = matchWestRoute(routes, routeInput);
-    if (!route) return skip(tracker, record, "no route");
-    if (!(await acquireSlot(keepAlive))) return;
+    if (!route) {
+      skipHeld(tracker, record, spans);
+      return true;
+    }
     if (parsed.deadlineMs !== undefined && parsed.deadlineMs <= Date.now()) {
-      releaseSlot();
-      startCall(record, tracker, parsed, route, {
+      const immediate = {
         code: Code.DeadlineExceeded,
         message: "deadline expired before the upstream call",
-      });
-      return;
+      };
+      startCall(record, tracker, parsed, route, immediate, spans);
+      return true;
     }
-    startCall(record, tracker, parsed, route);
+    if (active >= options.maxConcurrentCalls) return hold(record, tracker, parsed);
+    startCall(record, tracker, parsed, route, undefined, spans);
+    return true;
+  };
+
+  /** Skips a record; one already held only has its spans marked done. */
+  const skipHeld = (tracker: PartitionTracker, record: ConsumedRecord, spans?: SpanRef[]) => {
+    if (spans) completeSpans(spans);
+    else skip(tracker, record, "no route");
   };
 
   // ---- group membership --------------------------------------------------------------
@@ -703,9 +796,9 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     sessionTimeoutMs: tuning.sessionTimeoutMs,
     heartbeatIntervalMs,
     rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
-    async onRecord(record, keepAlive) {
+    async onRecord(record) {
       try {
-        await handleRecord(record, keepAlive);
+        return handleRecord(record);
       } catch (err) {
         if (isRebalancing(err) || (err instanceof Error && err.name.startsWith("KafkaJS"))) {
           throw err;
@@ -715,6 +808,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
           offset: record.offset,
           error: err,
         });
+        return true;
       }
     },
     async onRebalancing(canWait) {
@@ -729,6 +823,13 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
           trackers.delete(key);
           committed.delete(key);
         }
+      }
+      // Held calls of revoked partitions never start here (the new owner reads them).
+      for (const [id, entry] of held) {
+        if (trackers.get(entry.key) === entry.tracker) continue;
+        held.delete(id);
+        heldRecords -= entry.records.length;
+        heldBytes -= entry.bytes;
       }
       assigned = assignment;
       logger.info("west assignment", { groupId, partitions: assignment.map(tpKey) });
@@ -817,7 +918,6 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       if (closing) return;
       closing = true;
       consumer?.pause();
-      slotWaiter?.();
       await waitForCalls(graceMs);
       for (const call of calls.values()) {
         call.abandoned = true;
@@ -832,7 +932,6 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       closing = true;
       crashed = true;
       consumer?.pause();
-      slotWaiter?.();
       for (const call of calls.values()) {
         call.abandoned = true;
         call.abort.abort();
@@ -865,6 +964,13 @@ function headerEntries(headers: Headers): [string, string][] {
     out.push([name, value]);
   });
   return out;
+}
+
+/** Approximate memory of a consumed record, for the held-records bound. */
+function consumedBytes(record: ConsumedRecord): number {
+  let n = 128 + (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
+  for (const [name, value] of record.headers) n += 32 + name.length + value.length;
+  return n;
 }
 
 function recordBytes(record: ContractRecord): number {

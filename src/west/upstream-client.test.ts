@@ -1,14 +1,18 @@
+import { once } from "node:events";
+import { createSecureServer, createServer } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Empty } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { createSelfSignedCertificate } from "../config/self-signed.ts";
+import { grpcFrame } from "../north/grpc-wire.ts";
 import { type EchoServer, startEchoServer } from "../upstream/echo-server.ts";
 import {
-  bytesFromMessage,
   callUpstream,
+  checkMessageBytes,
   createUpstreamPool,
-  messageFromBytes,
+  type RequestChunk,
   statusOk,
   type UpstreamCall,
   type UpstreamPool,
@@ -19,17 +23,34 @@ const echoBytes = (message: string) =>
   toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }));
 const textOf = (bytes: Uint8Array) => fromBinary(EchoResponseSchema, bytes).message;
 
-async function* fromList(items: Uint8Array[]): AsyncIterable<Empty> {
-  for (const item of items) yield messageFromBytes(item);
+async function* fromList(items: Uint8Array[]): AsyncIterable<RequestChunk> {
+  // One message at a time, then the end alone: the path of a client stream.
+  for (const item of items) yield { messages: [checkMessageBytes(item)], ended: false };
+  yield { messages: [], ended: true };
 }
 
 describe("passthrough messages", () => {
-  it("re-emit unknown fields byte for byte", () => {
+  it("accept any well-formed message byte for byte, groups included", () => {
     const bytes = Uint8Array.from([
       0x08, 0x96, 0x01, 0x0b, 0x08, 0x01, 0x0c, 0x15, 1, 2, 3, 4, 0x0a, 0x00,
     ]);
-    expect(bytesFromMessage(messageFromBytes(bytes))).toEqual(bytes);
-    expect(bytesFromMessage(messageFromBytes(new Uint8Array(0)))).toEqual(new Uint8Array(0));
+    expect(checkMessageBytes(bytes)).toBe(bytes);
+    expect(checkMessageBytes(new Uint8Array(0))).toEqual(new Uint8Array(0));
+  });
+
+  it("reject malformed messages", () => {
+    const malformed = [
+      [0x0a, 0x05, 0x01], // length past the end
+      [0x08], // tag without its varint
+      [0x0b, 0x08, 0x01], // group without its end
+      [0x0c], // end group without a start
+      [0x0e, 0x00], // wire type 6
+      [0x00, 0x01], // field number 0
+      [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // 11-byte varint
+    ];
+    for (const bytes of malformed) {
+      expect(() => checkMessageBytes(Uint8Array.from(bytes)), String(bytes)).toThrow();
+    }
   });
 });
 
@@ -118,6 +139,92 @@ describe("callUpstream", () => {
     const { result } = call("UnaryEcho", [echoBytes("delay:10000:slow")], { signal: abort.signal });
     setTimeout(() => abort.abort(), 100);
     expect((await result).code).toBe(Code.Canceled);
+  });
+
+  it("calls an upstream over TLS with the configured trust anchor and SNI", async () => {
+    const { cert, key } = createSelfSignedCertificate();
+    const server = createSecureServer({ cert, key, ALPNProtocols: ["h2"] });
+    server.on("stream", (stream, headers) => {
+      stream.on("data", () => {});
+      stream.on("end", () => {
+        stream.respond(
+          { ":status": 200, "content-type": "application/grpc" },
+          {
+            waitForTrailers: true,
+          },
+        );
+        stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        stream.end(grpcFrame(echoBytes(String(headers[":path"]))));
+      });
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as AddressInfo).port;
+    const tlsPool = createUpstreamPool();
+    try {
+      const replies: string[] = [];
+      const result = await callUpstream({
+        transport: tlsPool.transportFor({
+          scheme: "https",
+          authority: `127.0.0.1:${port}`,
+          tls: { ca: [cert], sni: "localhost" },
+        }),
+        service,
+        method: "UnaryEcho",
+        metadata: [],
+        deadlineMs: Date.now() + 10_000,
+        signal: new AbortController().signal,
+        requests: () => fromList([echoBytes("over tls")]),
+        retry: { initialBackoffMs: 20, maxBackoffMs: 200 },
+        onMessage: (bytes) => replies.push(textOf(bytes)),
+      });
+      expect(result.code).toBe(statusOk);
+      expect(replies).toEqual([`/${service}/UnaryEcho`]);
+    } finally {
+      tlsPool.close();
+      server.close();
+    }
+  });
+
+  it("maps an answer that is not gRPC by its HTTP status", async () => {
+    const server = createServer();
+    server.on("stream", (stream) => {
+      stream.respond({ ":status": 404, "content-type": "text/plain" });
+      stream.end("not here");
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const localPool = createUpstreamPool();
+    try {
+      const result = await callUpstream({
+        transport: localPool.transportFor({
+          scheme: "http",
+          authority: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+        }),
+        service,
+        method: "UnaryEcho",
+        metadata: [],
+        deadlineMs: Date.now() + 10_000,
+        signal: new AbortController().signal,
+        requests: () => fromList([echoBytes("x")]),
+        retry: { initialBackoffMs: 20, maxBackoffMs: 200 },
+        onMessage: () => {},
+      });
+      expect(result).toMatchObject({ code: Code.Unimplemented, message: "HTTP 404", attempts: 1 });
+    } finally {
+      localPool.close();
+      server.close();
+    }
+  });
+
+  it("sends a message and the end of the request in one chunk", async () => {
+    const { replies, result } = call("UnaryEcho", [], {
+      requests: async function* () {
+        yield { messages: [echoBytes("at once")], ended: true };
+      },
+    });
+    expect((await result).code).toBe(statusOk);
+    expect(replies.map((x) => x.text)).toEqual(["at once"]);
   });
 
   it("retries an unreachable upstream until it is up, then answers", async () => {

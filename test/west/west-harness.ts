@@ -96,7 +96,12 @@ export interface WestBench {
   admin: Admin;
   /** Reply records by correlation id, in partition order. */
   replies: Map<string, ReplyRecord[]>;
-  startWest(authority: string, change?: (c: WestConfig) => void): Promise<West>;
+  /** Starts a west member with `fastTuning` (overridden by `tuning`). */
+  startWest(
+    authority: string,
+    change?: (c: WestConfig) => void,
+    tuning?: WestTuning,
+  ): Promise<West>;
   /** Writes a call's request records exactly as north would; returns its correlation id. */
   request(spec: RequestSpec): Promise<string>;
   /** Writes raw records to the request topic. */
@@ -167,14 +172,14 @@ export async function startWestBench(partitions = 3): Promise<WestBench> {
     kafka,
     admin,
     replies,
-    async startWest(authority, change) {
+    async startWest(authority, change, tuning) {
       const west = await startWest({
         config: westConfig(authority, change),
         namespace,
         kafka: westKafka,
         registry,
         logger,
-        tuning: fastTuning,
+        tuning: { ...fastTuning, ...tuning },
       });
       wests.push(west);
       return west;
