@@ -234,8 +234,8 @@ abstract class ObservedCall {
 }
 
 /**
- * Request/reply: every request stream ends with exactly one tombstone, whether the client
- * half-closed, cancelled, ran out of time, or the reply ended first.
+ * Request/reply: every request stream ends with one tombstone, whether the client half-closed,
+ * cancelled, ran out of time, or the reply ended first; a client cancel adds a second one.
  */
 class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter {
   private readonly sink: ReplySink;
@@ -270,7 +270,11 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   }
 
   abort(code: Code, message: string): void {
+    if (this.finished) return;
     this.finish(code, message);
+    // A cancelled caller gets one more end marker after the request's own: a single marker
+    // only ends the request stream, the second tells west to cancel the upstream call.
+    if (code === Code.Canceled) this.produce(null);
   }
 
   onRecord(reply: ReplyRecord): void {

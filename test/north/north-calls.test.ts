@@ -334,10 +334,14 @@ describe("north calls", () => {
     expect(recordsOf(id).some((r) => r.value === null)).toBe(false);
     abort.abort();
     expect((await call)?.code).toBe(Code.Canceled);
-    // The cancel wrote the end tombstone (read back by the responder's kafkajs consumer).
+    // The cancel wrote the end tombstone (read back by the responder's kafkajs consumer), then
+    // a second one that tells west to cancel the upstream call.
     const tombstone = await tombstoneOf(id);
     expect(tombstone.key).toBe(id);
-    expect(recordsOf(id).map((r) => r.value === null)).toEqual([false, true]);
+    const until = Date.now() + 10_000;
+    while (recordsOf(id).length < 3 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(recordsOf(id).map((r) => r.value === null)).toEqual([false, true, true]);
   });
 
   test("unknown.method", async () => {
