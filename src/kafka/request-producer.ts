@@ -9,6 +9,7 @@
 import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { Logger } from "../ops/logger.ts";
 import { createPartitioner, toKafkaMessage } from "./kafka-client.ts";
+import { isKafkaUnreachable } from "./kafka-error.ts";
 import type { ContractRecord } from "./record-contract.ts";
 
 export type AcksNumber = -1 | 0 | 1;
@@ -197,29 +198,10 @@ function recordBytes(record: ContractRecord): number {
   return bytes;
 }
 
-// kafkajs error names that mean "the cluster could not be reached" rather than "Kafka refused".
-const unreachableNames = new Set([
-  "KafkaJSConnectionError",
-  "KafkaJSConnectionClosedError",
-  "KafkaJSBrokerNotFound",
-  "KafkaJSRequestTimeoutError",
-  "KafkaJSNoBrokerAvailableError",
-  "KafkaJSLockTimeout",
-]);
-
 /** A kafkajs failure as a ProduceError, looking through retry wrappers for the first cause. */
 export function produceErrorFrom(error: unknown): ProduceError {
   if (error instanceof ProduceError) return error;
-  let unreachable = false;
-  let current: unknown = error;
-  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
-    if (unreachableNames.has(current.name)) unreachable = true;
-    // ECONNREFUSED and friends surface as plain Node errors inside kafkajs wrappers.
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NOTFOUND)/.test(code))
-      unreachable = true;
-    current = current.cause ?? (current as { originalError?: unknown }).originalError;
-  }
+  const unreachable = isKafkaUnreachable(error);
   const message = error instanceof Error ? error.message : String(error);
   return new ProduceError(message, unreachable, error);
 }

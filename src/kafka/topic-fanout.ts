@@ -36,6 +36,7 @@ import { hostname } from "node:os";
 import process from "node:process";
 import type { Admin, Batch, Consumer, IHeaders, Kafka } from "kafkajs";
 import type { Logger } from "../ops/logger.ts";
+import { isKafkaUnreachable } from "./kafka-error.ts";
 import { PartitionRing } from "./partition-ring.ts";
 
 /** One record as the fetch capability sees it (bytes copied out of kafkajs' fetch buffers). */
@@ -786,28 +787,10 @@ function headerList(headers: IHeaders | undefined): Array<readonly [string, Uint
   return out;
 }
 
-// kafkajs error names that mean "the cluster could not be reached" rather than "Kafka refused".
-const unreachableNames = new Set([
-  "KafkaJSConnectionError",
-  "KafkaJSConnectionClosedError",
-  "KafkaJSBrokerNotFound",
-  "KafkaJSRequestTimeoutError",
-  "KafkaJSNoBrokerAvailableError",
-  "KafkaJSLockTimeout",
-]);
-
 /** A kafkajs failure as a FanoutReaderError, looking through retry wrappers for the cause. */
 function readerErrorFrom(error: unknown, context: string): FanoutReaderError {
   if (error instanceof FanoutReaderError) return error;
-  let unreachable = false;
-  let current: unknown = error;
-  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
-    if (unreachableNames.has(current.name)) unreachable = true;
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NOTFOUND)/.test(code))
-      unreachable = true;
-    current = current.cause ?? (current as { originalError?: unknown }).originalError;
-  }
+  const unreachable = isKafkaUnreachable(error);
   const message = error instanceof Error ? error.message : String(error);
   return new FanoutReaderError(`${context}: ${message}`, unreachable, error);
 }
