@@ -260,15 +260,8 @@ async function startAll(
   await host.listenExporters("0.0.0.0", settings.opsPort);
   const listener = honoRequestListener(host.app);
   const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
-  const gateway: Gateway = await startGateway(config, {
-    logger,
-    fallback,
-    telemetry: host.telemetry,
-    readiness: host.readiness,
-  }).catch(async (err: unknown) => {
-    await host.close();
-    throw err;
-  });
+  // The ops port answers before the gateway is up, so a probe sees /readyz 503 during start-up
+  // rather than a refused connection.
   let ops: Server | undefined;
   if (settings.opsPort !== undefined) {
     const server = createHttpServer(listener);
@@ -277,11 +270,21 @@ async function startAll(
         server.once("error", reject).listen(settings.opsPort, "0.0.0.0", resolve);
       });
     } catch (err) {
-      await gateway.close(0);
+      await host.close();
       throw err;
     }
     ops = server;
   }
+  const gateway: Gateway = await startGateway(config, {
+    logger,
+    fallback,
+    telemetry: host.telemetry,
+    readiness: host.readiness,
+  }).catch(async (err: unknown) => {
+    await new Promise<void>((resolve) => (ops ? ops.close(() => resolve()) : resolve()));
+    await host.close();
+    throw err;
+  });
   logger.info("gateway ready", {
     name: config.name,
     north: gateway.north.map((n) => n.ports),
