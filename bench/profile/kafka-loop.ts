@@ -20,7 +20,7 @@ import { createLogger } from "../../src/ops/logger.ts";
 import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize } from "../lib/echo-payload.ts";
-import { percentile } from "../lib/stats.ts";
+import { measureClosedLoop } from "./closed-loop.ts";
 
 const args = parseArgs();
 const concurrencies = (args.get("concurrency") ?? "1,64").split(",").map(Number);
@@ -91,32 +91,7 @@ function call(): Promise<void> {
   });
 }
 
-for (const c of concurrencies) {
-  const run = async (ms: number) => {
-    const latencies: number[] = [];
-    const end = performance.now() + ms;
-    await Promise.all(
-      Array.from({ length: c }, async () => {
-        while (performance.now() < end) {
-          const t0 = performance.now();
-          await call();
-          latencies.push(performance.now() - t0);
-        }
-      }),
-    );
-    return latencies;
-  };
-  await run(500);
-  const cpu0 = process.cpuUsage();
-  const b0 = await broker.request<{ cpuUs: number }>("stats");
-  const latencies = (await run(durationMs)).sort((a, b) => a - b);
-  const cpu = process.cpuUsage(cpu0);
-  const b1 = await broker.request<{ cpuUs: number }>("stats");
-  const n = latencies.length;
-  console.log(
-    `c=${c}: ${(n / (durationMs / 1000)).toFixed(0)} calls/s, p50 ${percentile(latencies, 0.5).toFixed(2)} p99 ${percentile(latencies, 0.99).toFixed(2)} ms, CPU per call: this process ${((cpu.user + cpu.system) / n).toFixed(0)} us, broker ${((b1.cpuUs - b0.cpuUs) / n).toFixed(0)} us`,
-  );
-}
+await measureClosedLoop(concurrencies, durationMs, call, broker);
 await Promise.all([reader.close(), requests.close(), replies.close(), consumer.close()]);
 await broker.stop(2_000);
 process.exit(0);
