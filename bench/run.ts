@@ -45,6 +45,8 @@ interface Options {
   pendingDelayMs: number;
   scenarioIds: string[] | undefined;
   useH2load: boolean;
+  /** split: north and west in separate processes (as deployed, and as the floor runs). */
+  deployment: "split" | "single";
   verbose: boolean;
   /** Most connections a load generator opens for one point. */
   connectionsMax: number;
@@ -81,6 +83,7 @@ function parseOptions(argv: string[]): Options {
     pendingDelayMs: smoke ? 10_000 : 20_000,
     scenarioIds: value("scenarios")?.split(","),
     useH2load: !argv.includes("--no-h2load"),
+    deployment: value("deployment") === "single" ? ("single" as const) : ("split" as const),
     verbose: argv.includes("--verbose"),
     connectionsMax: 4,
     loadProcesses: Math.max(1, Math.min(2, os.cpus().length)),
@@ -230,6 +233,8 @@ class Harness {
       topics.gatewayRequests,
       "--reply-topic",
       topics.gatewayReplies,
+      "--deployment",
+      this.options.deployment,
     ]);
     try {
       const ready = await gateway.ready;
@@ -709,6 +714,10 @@ async function main(): Promise<number> {
       unary: harness.h2load ?? "Connect gRPC client (h2load not installed)",
       streaming: `Connect gRPC client (${options.loadProcesses} processes)`,
       floor: "kafkajs requester + kafkajs responder (1 process each)",
+      gateway:
+        options.deployment === "split"
+          ? "north + west (1 process each)"
+          : "north and west in 1 process",
     },
     settings: {
       concurrencies: options.concurrencies,

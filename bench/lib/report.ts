@@ -117,7 +117,7 @@ function intro(results: BenchResults): string[] {
   const s = results.settings;
   return [
     `${results.smoke ? "SMOKE run (figures not meaningful)" : "Full run"}, ${results.date}, ${results.runtime}, ${m.cores} cores (${m.cpuModel}), ${bytes(m.memoryBytes)}`,
-    `load: unary via ${results.loadGenerator.unary}; streaming via ${results.loadGenerator.streaming}; floor via ${results.loadGenerator.floor}`,
+    `load: unary via ${results.loadGenerator.unary}; streaming via ${results.loadGenerator.streaming}; floor via ${results.loadGenerator.floor}${results.loadGenerator.gateway ? `; gateway as ${results.loadGenerator.gateway}` : ""}`,
     `each point: ${s.warmupMs} ms warm-up, then ${s.durationMs} ms measured; ${s.partitions} partitions per topic; latencies in ms`,
   ];
 }

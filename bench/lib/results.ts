@@ -87,7 +87,7 @@ export interface BenchResults {
   smoke: boolean;
   runtime: string;
   machine: { cores: number; memoryBytes: number; cpuModel: string; platform: string };
-  loadGenerator: { unary: string; streaming: string; floor: string };
+  loadGenerator: { unary: string; streaming: string; floor: string; gateway?: string };
   settings: {
     concurrencies: number[];
     warmupMs: number;

@@ -1,42 +1,84 @@
 /**
  * The gateway under test as a bench process: the example topology (north produce route with
  * reply-to, west remote server calling the echo upstream) from test/support/example-config.ts,
- * started with `startGateway`. Prints `{ready, port, readyInProcessMs}` once
- * north accepts calls; answers `stats` with its CPU time and RSS (after a GC when asked).
+ * started with `startGateway`. Prints `{ready, port, readyInProcessMs}` once north accepts
+ * calls and west has joined its group; answers `stats` with its CPU time and memory.
+ *
+ * `--deployment split` (the harness's default) runs the gateway as it is deployed and as the
+ * floor runs: north (the front door) in this process and west (the remote server) in a
+ * child process, like the floor's requester and responder; `stats` then adds up both.
+ * `--deployment single` runs both in this process. `--role west` is the child's part.
  */
+import type { GatewayConfig } from "../../src/config/types.ts";
 import { startGateway } from "../../src/gateway.ts";
 import { createLogger } from "../../src/ops/logger.ts";
 import { exampleConfig } from "../../test/support/example-config.ts";
+import { type BenchChild, spawnChild } from "../lib/child.ts";
 import { emitReady, numberArg, parseArgs, serveCommands, stringArg } from "../lib/child-channel.ts";
-import { processStats, resetPeakRss, startRssSampler } from "../lib/process-stats.ts";
+import {
+  type ProcessStats,
+  processStats,
+  resetPeakRss,
+  startRssSampler,
+} from "../lib/process-stats.ts";
 
 const args = parseArgs();
-const config = exampleConfig(stringArg(args, "bootstrap"), numberArg(args, "echo-port"), {
+const role = args.get("role") ?? "all";
+const deployment = args.get("deployment") ?? "split";
+if (!["split", "single"].includes(deployment)) {
+  throw new Error(`--deployment wants split or single, got ${deployment}`);
+}
+const example = exampleConfig(stringArg(args, "bootstrap"), numberArg(args, "echo-port"), {
   name: "bench",
   requestTopic: stringArg(args, "request-topic"),
   replyTopic: stringArg(args, "reply-topic"),
 });
+const split = role === "all" && deployment === "split";
+const config: GatewayConfig =
+  role === "west" ? { ...example, north: [] } : split ? { ...example, west: [] } : example;
 // Logs go to stderr: stdout carries the bench protocol.
 const logger = createLogger(args.get("log-level") === "debug" ? "debug" : "warn", (line) =>
   process.stderr.write(`${line}\n`),
 );
-const gateway = await startGateway(config, { logger });
+
+// West starts alongside north; the pair is ready when both are.
+const west: BenchChild<object> | undefined = split
+  ? spawnChild("gateway-west", "processes/gateway.ts", [...process.argv.slice(2), "--role", "west"])
+  : undefined;
+const [gateway] = await Promise.all([startGateway(config, { logger }), west?.ready]);
 // Time since the runtime started this process (the harness also measures spawn to ready).
 const readyInProcessMs = performance.now();
 startRssSampler();
 
+/** This process's figures plus the west child's, when there is one. */
+async function stats(gc: boolean): Promise<ProcessStats> {
+  const own = processStats({ gc });
+  if (!west) return own;
+  const other = await west.request<ProcessStats>("stats", { gc });
+  return {
+    cpuUs: own.cpuUs + other.cpuUs,
+    rssBytes: own.rssBytes + other.rssBytes,
+    peakRssBytes: own.peakRssBytes + other.peakRssBytes,
+    heapUsedBytes: own.heapUsedBytes + other.heapUsedBytes,
+  };
+}
+
 serveCommands(
-  (command) => {
+  async (command) => {
     switch (command.cmd) {
       case "stats":
-        return processStats({ gc: command.gc === true });
+        return stats(command.gc === true);
       case "reset-peak":
         resetPeakRss();
+        await west?.request("reset-peak");
         return null;
       default:
         throw new Error(`unknown command ${command.cmd}`);
     }
   },
-  () => gateway.close(1_000),
+  async () => {
+    await gateway.close(1_000);
+    await west?.stop(2_000);
+  },
 );
 emitReady({ port: gateway.north[0]?.ports[0] ?? 0, readyInProcessMs });

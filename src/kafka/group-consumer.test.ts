@@ -1,58 +1,59 @@
 import { describe, expect, it } from "vitest";
-import { isRebalancing, recordFromKafka } from "./group-consumer.ts";
+import {
+  decodeAssignment,
+  decodeSubscription,
+  encodeAssignment,
+  encodeSubscription,
+  isRebalancing,
+  rangeOwner,
+} from "./group-consumer.ts";
+import { KafkaProtocolError } from "./wire/kafka-errors.ts";
 
-describe("recordFromKafka", () => {
-  it("converts a kafkajs message to a contract record", () => {
-    const record = recordFromKafka("requests", 2, {
-      offset: "9007199254740993",
-      key: Buffer.from("id-1"),
-      value: Buffer.from([0x0a, 0x02, 0x68, 0x69]),
-      timestamp: "1700000000000",
-      headers: {
-        "zilla:correlation-id": Buffer.from("id-1"),
-        "meta:x": [Buffer.from("a"), Buffer.from("b")],
-      },
-    });
-    expect(record).toEqual({
-      topic: "requests",
-      partition: 2,
-      offset: 9007199254740993n,
-      key: "id-1",
-      value: Uint8Array.from([0x0a, 0x02, 0x68, 0x69]),
-      headers: [
-        ["zilla:correlation-id", "id-1"],
-        ["meta:x", "a"],
-        ["meta:x", "b"],
-      ],
-      timestampMs: 1700000000000,
-    });
+describe("consumer protocol metadata", () => {
+  it("encodes a v0 subscription byte for byte", () => {
+    // version 0, one topic "ab", null user data
+    expect([...encodeSubscription(["ab"])]).toEqual([
+      0, 0, 0, 0, 0, 1, 0, 2, 0x61, 0x62, 0xff, 0xff, 0xff, 0xff,
+    ]);
+    expect(decodeSubscription(encodeSubscription(["x", "yz"]))).toEqual(["x", "yz"]);
   });
 
-  it("keeps tombstones, empty values and missing keys apart", () => {
-    const tombstone = recordFromKafka("t", 0, {
-      offset: "1",
-      key: null,
-      value: null,
-      timestamp: "0",
-    });
-    expect(tombstone.value).toBeNull();
-    expect(tombstone.key).toBeNull();
-    const empty = recordFromKafka("t", 0, {
-      offset: "2",
-      key: Buffer.alloc(0),
-      value: Buffer.alloc(0),
-      timestamp: "0",
-    });
-    expect(empty.value).toEqual(new Uint8Array(0));
-    expect(empty.key).toBe("");
+  it("reads the topics of later subscription versions and ignores the rest", () => {
+    // v1 adds owned partitions after user data: the topics still come first.
+    const v1 = [...encodeSubscription(["t"])];
+    v1[1] = 1;
+    expect(decodeSubscription(Uint8Array.from([...v1, 0, 0, 0, 0]))).toEqual(["t"]);
+  });
+
+  it("round-trips assignments, and an empty assignment means no partitions", () => {
+    const parts = [
+      { topic: "a", partition: 0 },
+      { topic: "a", partition: 2 },
+      { topic: "b", partition: 1 },
+    ];
+    expect(decodeAssignment(encodeAssignment(parts))).toEqual(parts);
+    expect(decodeAssignment(new Uint8Array(0))).toEqual([]);
+  });
+});
+
+describe("rangeOwner", () => {
+  it("splits partitions like Kafka's range assignor", () => {
+    const owners = (count: number, members: number) =>
+      Array.from({ length: count }, (_, p) => rangeOwner(p, count, members));
+    expect(owners(7, 3)).toEqual([0, 0, 0, 1, 1, 2, 2]);
+    expect(owners(6, 3)).toEqual([0, 0, 1, 1, 2, 2]);
+    expect(owners(2, 3)).toEqual([0, 1]);
+    expect(owners(3, 1)).toEqual([0, 0, 0]);
   });
 });
 
 describe("isRebalancing", () => {
-  it("recognises kafkajs' rebalance errors only", () => {
+  it("recognises rebalance errors from the broker and from kafkajs only", () => {
+    expect(isRebalancing(new KafkaProtocolError(27, "rebalance"))).toBe(true);
+    expect(isRebalancing(new KafkaProtocolError(22, "generation"))).toBe(true);
+    expect(isRebalancing(new KafkaProtocolError(3, "unknown topic"))).toBe(false);
     expect(isRebalancing({ type: "REBALANCE_IN_PROGRESS" })).toBe(true);
     expect(isRebalancing({ type: "ILLEGAL_GENERATION" })).toBe(true);
-    expect(isRebalancing({ type: "UNKNOWN_MEMBER_ID" })).toBe(false);
     expect(isRebalancing(new Error("x"))).toBe(false);
     expect(isRebalancing(null)).toBe(false);
   });

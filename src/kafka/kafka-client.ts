@@ -3,14 +3,19 @@
  * factory from the typed `kafka` binding config, and the conversion between the record
  * contract's header lists and kafkajs messages.
  */
-import { type IHeaders, Kafka, type KafkaConfig, logLevel, type Message } from "kafkajs";
+import { type IHeaders, type KafkaConfig, Kafka as KafkaJs, logLevel, type Message } from "kafkajs";
 import type { KafkaClientConfig } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { ContractRecord, RecordHeader } from "./record-contract.ts";
+import type { WireSettings } from "./wire/wire-connection.ts";
 
-export type { Kafka } from "kafkajs";
+/**
+ * The gateway's Kafka handle: kafkajs for admin requests and consumer groups, plus the
+ * settings its own client (src/kafka/wire/) uses for produce and assigned reads.
+ */
+export type Kafka = KafkaJs & { readonly wire: WireSettings };
 
-/** A kafkajs client for the configured cluster, logging through `logger`. */
+/** A client for the configured cluster, logging through `logger`. */
 export function createKafka(
   config: KafkaClientConfig,
   logger: Logger,
@@ -44,7 +49,16 @@ export function createKafka(
       rejectUnauthorized: !config.tls.insecure,
     };
   }
-  return new Kafka(kafkaConfig);
+  const wire: WireSettings = {
+    servers: config.servers,
+    clientId: kafkaConfig.clientId ?? clientId,
+    connectTimeoutMs: 3_000,
+    requestTimeoutMs: 30_000,
+    retryTimeoutMs: 10_000,
+    ...(config.sasl ? { sasl: config.sasl } : {}),
+    ...(config.tls ? { tls: config.tls } : {}),
+  };
+  return Object.assign(new KafkaJs(kafkaConfig), { wire });
 }
 
 // The Java-compatible murmur2 partitioner (SPEC §2: Kafka's standard partitioning).

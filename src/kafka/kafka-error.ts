@@ -6,6 +6,7 @@
 /** kafkajs errors that mean "no broker answered", not "the broker said no". */
 const unreachableNames = new Set([
   "KafkaJSConnectionError",
+  "KafkaConnectionError",
   "KafkaJSConnectionClosedError",
   "KafkaJSBrokerNotFound",
   "KafkaJSRequestTimeoutError",

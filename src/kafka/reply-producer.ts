@@ -1,14 +1,15 @@
 /**
  * West's reply producer (SPEC §4): records from all calls are gathered for one event-loop
- * turn and written with one `sendBatch`, one batch in flight at a time. One batch at a time
+ * turn and written with one produce (src/kafka/wire/), one batch in flight at a time. One batch at a time
  * keeps each call's records in order (a retried later batch can never overtake an earlier
  * one); gathering while a batch is in flight makes batches grow with load, so throughput
  * does not suffer. A lone call pays no timer: its records go out on the next turn.
  */
 import { type Acks, acksToNumber } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
-import { createPartitioner, type Kafka, toKafkaMessage } from "./kafka-client.ts";
+import type { Kafka } from "./kafka-client.ts";
 import type { ContractRecord } from "./record-contract.ts";
+import { KafkaCluster } from "./wire/kafka-cluster.ts";
 
 export interface ReplyProducer {
   /** Queues records for `topic`; resolves once Kafka acknowledged the batch they went in. */
@@ -79,27 +80,26 @@ export function createBatchQueue<T>(
 /** Connects a producer for replies written with `acks`. */
 export async function startReplyProducer(
   kafka: Kafka,
-  opts: { acks: Acks; logger: Logger },
+  opts: { acks: Acks; logger: Logger; ackTimeoutMs?: number },
 ): Promise<ReplyProducer> {
-  const producer = kafka.producer({ createPartitioner, allowAutoTopicCreation: true });
-  await producer.connect();
+  const cluster = new KafkaCluster(kafka.wire, opts.logger);
+  try {
+    await cluster.connect();
+  } catch (error) {
+    cluster.close();
+    throw error;
+  }
   const acks = acksToNumber(opts.acks);
 
   const queue = createBatchQueue<{ topic: string; records: readonly ContractRecord[] }>(
     async (items) => {
-      const byTopic = new Map<string, ReturnType<typeof toKafkaMessage>[]>();
+      const byTopic = new Map<string, ContractRecord[]>();
       for (const { topic, records } of items) {
-        let messages = byTopic.get(topic);
-        if (!messages) {
-          messages = [];
-          byTopic.set(topic, messages);
-        }
-        for (const record of records) messages.push(toKafkaMessage(record));
+        const list = byTopic.get(topic);
+        if (list) list.push(...records);
+        else byTopic.set(topic, [...records]);
       }
-      await producer.sendBatch({
-        acks,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      await cluster.produce(acks, opts.ackTimeoutMs ?? 30_000, byTopic);
     },
   );
 
@@ -109,7 +109,7 @@ export async function startReplyProducer(
     },
     async close() {
       await queue.drain();
-      await producer.disconnect();
+      cluster.close();
     },
   };
 }

@@ -1,8 +1,8 @@
-import { Kafka, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, logLevel } from "kafkajs";
+import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Broker, startBroker } from "../broker/broker.ts";
 import { silentLogger } from "../ops/logger.ts";
-import { createKafka } from "./kafka-client.ts";
+import { createKafka, type Kafka } from "./kafka-client.ts";
 import type { ContractRecord } from "./record-contract.ts";
 import { createRequestProducer, ProduceError, produceErrorFrom } from "./request-producer.ts";
 
@@ -107,13 +107,11 @@ describe("createRequestProducer", () => {
 
   test("an unreachable cluster is reported as such", async () => {
     const doomed = await startBroker({ port: 0 });
-    const shortRetry = new Kafka({
-      brokers: [doomed.bootstrap],
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 1, initialRetryTime: 50, maxRetryTime: 100 },
-      connectionTimeout: 500,
+    const producer = await createRequestProducer({
+      kafka: createKafka({ servers: [doomed.bootstrap] }, silentLogger),
+      logger: silentLogger,
+      ackTimeoutMs: 1_500,
     });
-    const producer = await createRequestProducer({ kafka: shortRetry, logger: silentLogger });
     await doomed.close();
     const error = await producer.send("gone", 1, record("k", "v")).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProduceError);

@@ -1,16 +1,16 @@
 /**
  * North's Kafka producer for request records. Records from concurrent calls are gathered
- * into one kafkajs `sendBatch` per scheduler turn and acks level, with at most one batch in
- * flight per acks level: the next batch leaves when the previous one is acknowledged, so the
- * records of one call (one topic, one key, one partition) reach Kafka in the order they were
- * queued even when kafkajs retries a batch. No timer sits on the path: a lone call's records
- * leave on the next turn of the event loop.
+ * into one produce per scheduler turn and acks level, with at most one batch in flight per
+ * acks level: the next batch leaves when the previous one is acknowledged, so the records of
+ * one call (one topic, one key, one partition) reach Kafka in the order they were queued even
+ * when a batch is retried. No timer sits on the path: a lone call's records leave on the next
+ * turn of the event loop. Written with the gateway's own client (src/kafka/wire/).
  */
-import type { Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import type { Logger } from "../ops/logger.ts";
-import { createPartitioner, toKafkaMessage } from "./kafka-client.ts";
+import type { Kafka } from "./kafka-client.ts";
 import { isKafkaUnreachable } from "./kafka-error.ts";
 import type { ContractRecord } from "./record-contract.ts";
+import { KafkaCluster } from "./wire/kafka-cluster.ts";
 
 export type AcksNumber = -1 | 0 | 1;
 
@@ -31,7 +31,7 @@ export interface RequestProducer {
   send(topic: string, acks: AcksNumber, record: ContractRecord): Promise<void>;
   /** Records queued or in flight, over every acks level. */
   readonly pending: number;
-  /** Batches sent so far (one kafkajs sendBatch each). */
+  /** Batches sent so far (one produce each, one Produce request per leader broker). */
   readonly batches: number;
   /** Waits for queued records, then disconnects. */
   close(): Promise<void>;
@@ -48,7 +48,7 @@ export interface RequestProducerOptions {
 
 interface QueuedRecord {
   topic: string;
-  message: Message;
+  record: ContractRecord;
   bytes: number;
   resolve: () => void;
   reject: (error: ProduceError) => void;
@@ -75,14 +75,11 @@ export async function createRequestProducer(
 ): Promise<RequestProducer> {
   const maxBatchBytes = options.maxBatchBytes ?? 900_000;
   const ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
-  const producer: Producer = options.kafka.producer({
-    createPartitioner,
-    allowAutoTopicCreation: true,
-    idempotent: false,
-  });
+  const cluster = new KafkaCluster(options.kafka.wire, options.logger);
   try {
-    await producer.connect();
+    await cluster.connect();
   } catch (error) {
+    cluster.close();
     throw produceErrorFrom(error);
   }
 
@@ -107,8 +104,8 @@ export async function createRequestProducer(
     const batch = takeBatch(lane, maxBatchBytes);
     lane.inFlight = true;
     batches++;
-    producer
-      .sendBatch({ acks: lane.acks, timeout: ackTimeoutMs, topicMessages: groupByTopic(batch) })
+    cluster
+      .produce(lane.acks, ackTimeoutMs, groupByTopic(batch))
       .then(
         () => {
           for (const r of batch) r.resolve();
@@ -140,10 +137,9 @@ export async function createRequestProducer(
     },
     send(topic, acks, record) {
       if (closed) return Promise.reject(new ProduceError("producer is closed", false));
-      const message = toKafkaMessage(record);
       return new Promise<void>((resolve, reject) => {
         const lane = laneFor(acks);
-        lane.queue.push({ topic, message, bytes: recordBytes(record), resolve, reject });
+        lane.queue.push({ topic, record, bytes: recordBytes(record), resolve, reject });
         pending++;
         if (!lane.inFlight && !lane.scheduled) {
           lane.scheduled = true;
@@ -155,7 +151,7 @@ export async function createRequestProducer(
       if (closed) return;
       closed = true;
       if (pending > 0) await new Promise<void>((resolve) => (drained = resolve));
-      await producer.disconnect().catch(() => {});
+      cluster.close();
     },
   };
 }
@@ -180,15 +176,15 @@ function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
   return batch;
 }
 
-/** kafkajs' batch shape; order within each topic is queue order. */
-function groupByTopic(batch: readonly QueuedRecord[]): TopicMessages[] {
-  const byTopic = new Map<string, Message[]>();
+/** Records per topic; order within each topic is queue order. */
+function groupByTopic(batch: readonly QueuedRecord[]): Map<string, ContractRecord[]> {
+  const byTopic = new Map<string, ContractRecord[]>();
   for (const r of batch) {
     const list = byTopic.get(r.topic);
-    if (list) list.push(r.message);
-    else byTopic.set(r.topic, [r.message]);
+    if (list) list.push(r.record);
+    else byTopic.set(r.topic, [r.record]);
   }
-  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+  return byTopic;
 }
 
 /** Approximate encoded size, to keep one batch under the broker's message size limit. */
@@ -198,7 +194,7 @@ function recordBytes(record: ContractRecord): number {
   return bytes;
 }
 
-/** A kafkajs failure as a ProduceError, looking through retry wrappers for the first cause. */
+/** A Kafka failure as a ProduceError, looking through retry wrappers for the first cause. */
 export function produceErrorFrom(error: unknown): ProduceError {
   if (error instanceof ProduceError) return error;
   const unreachable = isKafkaUnreachable(error);

@@ -5,7 +5,6 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type FanoutMessage, FanoutMessageSchema } from "../../gen/example/fanout_pb.ts";
 import { defaultGrpcKafkaOptions, type FetchFilter } from "../../src/config/types.ts";
@@ -343,11 +342,7 @@ describe("fetch", () => {
 
   test("fetch.kafka.unavailable", async () => {
     // No broker behind this address: the call fails with UNAVAILABLE, so clients retry.
-    const kafka = new Kafka({
-      brokers: ["127.0.0.1:1"],
-      retry: { retries: 1, initialRetryTime: 50 },
-      logLevel: logLevel.NOTHING,
-    });
+    const kafka = createKafka({ servers: ["127.0.0.1:1"] }, silentLogger);
     const capability = createFetchCapability({
       kafka,
       logger: silentLogger,

@@ -10,7 +10,11 @@ import { Kafka, logLevel } from "kafkajs";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import type { NorthConfig } from "../../src/config/types.ts";
-import { createKafka, headersFromKafka } from "../../src/kafka/kafka-client.ts";
+import {
+  createKafka,
+  type Kafka as GatewayKafka,
+  headersFromKafka,
+} from "../../src/kafka/kafka-client.ts";
 import type { RecordHeader } from "../../src/kafka/record-contract.ts";
 import { type North, startNorth } from "../../src/north/north-server.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/ops/logger.ts";
@@ -42,7 +46,7 @@ export const testLogger: Logger = process.env.GATEWAY_TEST_LOG
 export async function startTestNorth(
   bootstrap: string,
   config: NorthConfig = exampleNorthConfig(),
-  kafka: Kafka = createKafka({ servers: [bootstrap] }, testLogger, "north-test"),
+  kafka: GatewayKafka = createKafka({ servers: [bootstrap] }, testLogger, "north-test"),
 ): Promise<{ north: North; client: Client<typeof Echo>; url: string }> {
   const north = await startNorth({
     config,

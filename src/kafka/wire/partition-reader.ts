@@ -1,0 +1,329 @@
+/**
+ * Reads assigned partitions (no consumer group): every partition of the given topics, from
+ * positions the caller gives or from each partition's end or beginning, with one long-poll
+ * Fetch loop per leader broker. Leader moves, lost connections and new partitions are
+ * followed from metadata; a position past the log (OFFSET_OUT_OF_RANGE) restarts from the
+ * policy's end. North's reply reader and the fetch capability's topic readers use it.
+ */
+import type { Reader } from "../../broker/protocol/wire.ts";
+import { backoff, type KafkaCluster } from "./kafka-cluster.ts";
+import { isRetriableCode, KafkaProtocolError, kafkaCodeName } from "./kafka-errors.ts";
+import { decodeBatches, type FetchedRecord } from "./record-codec.ts";
+import { ApiKeys } from "./wire-connection.ts";
+
+export interface PartitionReaderOptions {
+  cluster: KafkaCluster;
+  topics: readonly string[];
+  /** Only these partitions (a group member's assignment); default every partition of `topics`. */
+  assigned?: readonly { topic: string; partition: number }[];
+  /** Where a partition without a position in `positions` starts. */
+  start: "latest" | "earliest";
+  /** Next offset to read per "topic\0partition" (overrides `start`). */
+  positions?: ReadonlyMap<string, number>;
+  /** Longest time the broker holds a fetch with nothing to return. */
+  maxWaitMs: number;
+  /** Bytes per partition per fetch (at least one whole batch comes back regardless). */
+  partitionMaxBytes: number;
+  /** Bytes per fetch response. */
+  maxBytes: number;
+  /**
+   * The records read from one partition, in offset order. A returned promise holds this
+   * broker's next fetch until it settles (backpressure).
+   */
+  onRecords(topic: string, partition: number, records: FetchedRecord[]): void | Promise<void>;
+  /** Something went wrong that reading works around (logged by the caller). */
+  onProblem?(message: string, error: unknown): void;
+  /** How often metadata is re-read to find new partitions and leaders (default 30 s). */
+  metadataRefreshMs?: number;
+}
+
+export interface PartitionReader {
+  /** Next offset to read, per "topic\0partition". */
+  positions(): Map<string, number>;
+  /** Reads `topic`-`partition` from `offset` on (from inside `onRecords`: after this batch). */
+  seek(topic: string, partition: number, offset: number): void;
+  /** Stops fetching these partitions until `resume`. */
+  pause(partitions: readonly { topic: string; partition: number }[]): void;
+  resume(partitions: readonly { topic: string; partition: number }[]): void;
+  /** Stops fetching (a long poll in flight is left to the cluster's close). */
+  stop(): void;
+}
+
+interface Position {
+  topic: string;
+  partition: number;
+  offset: number;
+  paused: boolean;
+}
+
+/** Positions every partition, then starts reading; resolves once positioned. */
+export async function startPartitionReader(
+  options: PartitionReaderOptions,
+): Promise<PartitionReader> {
+  const { cluster } = options;
+  const state = new Map<string, Position>();
+  const loops = new Map<number, Promise<void>>();
+  let stopped = false;
+  let started = false;
+
+  const place = async (
+    topic: string,
+    partitions: readonly number[],
+    from: "latest" | "earliest",
+  ) => {
+    const unplaced: number[] = [];
+    for (const partition of partitions) {
+      const key = `${topic}\0${partition}`;
+      // Given positions count once, at the start (a reset must not go back to them).
+      const given = started ? undefined : options.positions?.get(key);
+      if (given !== undefined) state.set(key, { topic, partition, offset: given, paused: false });
+      else unplaced.push(partition);
+    }
+    if (unplaced.length === 0) return;
+    const offsets = await cluster.listOffsets(topic, unplaced, from === "latest" ? -1 : -2);
+    for (const o of offsets) {
+      const key = `${o.topic}\0${o.partition}`;
+      const known = state.get(key);
+      if (known) known.offset = o.offset;
+      else
+        state.set(key, { topic: o.topic, partition: o.partition, offset: o.offset, paused: false });
+    }
+  };
+
+  if (options.assigned) {
+    const byTopic = new Map<string, number[]>();
+    for (const { topic, partition } of options.assigned) {
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    }
+    for (const [topic, partitions] of byTopic) {
+      await cluster.partitions(topic);
+      await place(topic, partitions, options.start);
+    }
+  } else {
+    for (const topic of options.topics) {
+      const partitions = await cluster.partitions(topic);
+      await place(
+        topic,
+        partitions.map((p) => p.partition),
+        options.start,
+      );
+    }
+  }
+
+  /** Picks up partitions that appeared since (they are read from their beginning). */
+  const adoptNewPartitions = async () => {
+    // A group member reads its assignment only; new partitions come with a rebalance.
+    if (options.assigned) return;
+    for (const topic of options.topics) {
+      const partitions = await cluster.partitions(topic);
+      const fresh = partitions.map((p) => p.partition).filter((p) => !state.has(`${topic}\0${p}`));
+      if (fresh.length > 0) await place(topic, fresh, "earliest");
+    }
+  };
+
+  let refreshing: Promise<void> | undefined;
+  const refresh = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    if (refreshing) return refreshing;
+    refreshing = cluster
+      .refresh(options.topics)
+      .then(adoptNewPartitions)
+      .catch((error: unknown) => options.onProblem?.("metadata refresh failed", error))
+      .finally(() => {
+        refreshing = undefined;
+        ensureLoops();
+      });
+    return refreshing;
+  };
+
+  const ensureLoops = () => {
+    if (stopped) return;
+    let leaderless = false;
+    for (const p of state.values()) {
+      if (p.paused) continue;
+      const leader = cluster.leaderOf(p.topic, p.partition);
+      if (leader < 0) leaderless = true;
+      else if (!loops.has(leader)) {
+        const loop = fetchLoop(leader).finally(() => {
+          loops.delete(leader);
+          // Partitions may have moved to a broker whose loop just ended.
+          ensureLoops();
+        });
+        loops.set(leader, loop);
+      }
+    }
+    if (leaderless) setTimeout(() => void refresh(), 500).unref?.();
+  };
+
+  // Consecutive failures per broker, for the backoff before its loop starts again.
+  const failures = new Map<number, number>();
+  const fetchLoop = async (node: number) => {
+    while (!stopped) {
+      const mine = [...state.values()].filter(
+        (p) => cluster.leaderOf(p.topic, p.partition) === node,
+      );
+      if (mine.length === 0) return;
+      try {
+        const connection = await cluster.connection(node, "fetch");
+        const version = connection.version(ApiKeys.Fetch, 4, 11);
+        const byTopic = new Map<string, Position[]>();
+        for (const p of mine) {
+          const list = byTopic.get(p.topic);
+          if (list) list.push(p);
+          else byTopic.set(p.topic, [p]);
+        }
+        const r = await connection.request(
+          ApiKeys.Fetch,
+          version,
+          (w) => {
+            w.int32(-1).int32(options.maxWaitMs).int32(1).int32(options.maxBytes).int8(0);
+            if (version >= 7) w.int32(0).int32(-1); // no fetch session
+            w.array([...byTopic], (w, [topic, list]) => {
+              w.string(topic);
+              w.array(list, (w, p) => {
+                w.int32(p.partition);
+                if (version >= 9) w.int32(-1);
+                w.int64(p.offset);
+                if (version >= 5) w.int64(-1);
+                w.int32(options.partitionMaxBytes);
+              });
+            });
+            if (version >= 7) w.int32(0); // forgotten topics
+            if (version >= 11) w.string("");
+          },
+          options.maxWaitMs,
+        );
+        const problems = await readFetchResponse(r, version, state, options, () => stopped);
+        failures.delete(node);
+        for (const p of problems.outOfRange) {
+          await place(p.topic, [p.partition], options.start).catch((error: unknown) =>
+            options.onProblem?.(`could not reposition ${p.topic}-${p.partition}`, error),
+          );
+        }
+        // Leaders moved: read metadata again; the partitions go to their new brokers' loops.
+        if (problems.refresh) await refresh();
+      } catch (error) {
+        if (stopped) return;
+        const failed = failures.get(node) ?? 0;
+        failures.set(node, failed + 1);
+        options.onProblem?.(`fetch from broker ${node} failed; retrying`, error);
+        await new Promise((resolve) => setTimeout(resolve, backoff(failed)));
+        await refresh();
+      }
+    }
+  };
+
+  started = true;
+  ensureLoops();
+  const timer = setInterval(() => void refresh(), options.metadataRefreshMs ?? 30_000);
+  timer.unref?.();
+
+  return {
+    positions() {
+      const out = new Map<string, number>();
+      for (const [key, p] of state) out.set(key, p.offset);
+      return out;
+    },
+    seek(topic, partition, offset) {
+      const p = state.get(`${topic}\0${partition}`);
+      if (p) p.offset = offset;
+    },
+    pause(partitions) {
+      for (const { topic, partition } of partitions) {
+        const p = state.get(`${topic}\0${partition}`);
+        if (p) p.paused = true;
+      }
+    },
+    resume(partitions) {
+      for (const { topic, partition } of partitions) {
+        const p = state.get(`${topic}\0${partition}`);
+        if (p) p.paused = false;
+      }
+      ensureLoops();
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
+
+interface FetchProblems {
+  refresh: boolean;
+  outOfRange: Position[];
+}
+
+async function readFetchResponse(
+  r: Reader,
+  version: number,
+  state: Map<string, Position>,
+  options: PartitionReaderOptions,
+  isStopped: () => boolean,
+): Promise<FetchProblems> {
+  const problems: FetchProblems = { refresh: false, outOfRange: [] };
+  r.int32(); // throttle
+  if (version >= 7) {
+    const error = r.int16();
+    r.int32(); // session id
+    if (error !== 0) throw new KafkaProtocolError(error, `fetch refused: ${kafkaCodeName(error)}`);
+  }
+  const topics = r.int32();
+  for (let t = 0; t < topics; t++) {
+    const topic = r.string();
+    const partitions = r.int32();
+    for (let i = 0; i < partitions; i++) {
+      const partition = r.int32();
+      const error = r.int16();
+      r.int64(); // high watermark
+      r.int64(); // last stable offset
+      if (version >= 5) r.int64(); // log start offset
+      const aborted = r.int32();
+      for (let a = 0; a < aborted; a++) r.raw(16);
+      if (version >= 11) r.int32(); // preferred read replica
+      const records = r.nullableBytes();
+      const position = state.get(`${topic}\0${partition}`);
+      // Paused while this fetch was out: its records are read again after the resume.
+      if (!position || position.paused) continue;
+      if (error !== 0) {
+        if (error === 1) problems.outOfRange.push(position);
+        else if (isRetriableCode(error)) problems.refresh = true;
+        else {
+          options.onProblem?.(
+            `fetch of ${topic}-${partition} refused`,
+            new KafkaProtocolError(error, kafkaCodeName(error)),
+          );
+          problems.refresh = true;
+        }
+        continue;
+      }
+      if (!records || records.length === 0) continue;
+      const out: FetchedRecord[] = [];
+      try {
+        position.offset = decodeBatches(records, position.offset, (record) => out.push(record));
+      } catch (error) {
+        // Records this gateway cannot read (an old format, a codec it lacks) would stall the
+        // partition for ever: say so and skip past them.
+        options.onProblem?.(`unreadable records in ${topic}-${partition} skipped`, error);
+        position.offset = skipBatches(records, position.offset);
+      }
+      if (out.length > 0 && !isStopped()) {
+        const result = options.onRecords(topic, partition, out);
+        if (result) await result;
+      }
+    }
+  }
+  return problems;
+}
+
+/** The offset after the last complete batch in `records`. */
+function skipBatches(records: Uint8Array, from: number): number {
+  const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  let next = from;
+  for (let at = 0; records.length - at >= 61; ) {
+    const end = at + 12 + view.getInt32(at + 8);
+    if (end > records.length) break;
+    next = Math.max(next, Number(view.getBigInt64(at)) + view.getInt32(at + 23) + 1);
+    at = end;
+  }
+  return next;
+}

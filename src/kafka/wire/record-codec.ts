@@ -1,0 +1,206 @@
+/**
+ * Record batches (magic 2) for the gateway's Kafka client: contract records encoded into one
+ * uncompressed batch per partition, and fetched batches decoded back (uncompressed or gzip;
+ * control batches skipped). Header values are text in the contract, so they are decoded as
+ * UTF-8 here, with a fast path for the ASCII the contract's headers almost always are.
+ */
+
+import * as zlib from "node:zlib";
+import { gunzipSync } from "node:zlib";
+import { crc32c } from "../../broker/protocol/crc32c.ts";
+import { Reader, Writer } from "../../broker/protocol/wire.ts";
+import type { RecordHeader } from "../record-contract.ts";
+
+/** A record on its way to Kafka (the contract's record, or anything shaped like it). */
+export interface OutgoingRecord {
+  key: string | null;
+  value: Uint8Array | null;
+  headers: readonly RecordHeader[];
+}
+
+/** A record read from Kafka. */
+export interface FetchedRecord {
+  offset: number;
+  timestamp: number;
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers: RecordHeader[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const HEADER_BYTES = 61;
+const CRC_AT = 17;
+const ATTRIBUTES_AT = 21;
+const COMPRESSION_MASK = 0x07;
+const CONTROL_FLAG = 0x20;
+
+/** One uncompressed batch of `records` stamped `timestamp`, base offset 0, CRC set. */
+export function encodeBatch(records: readonly OutgoingRecord[], timestamp: number): Uint8Array {
+  const w = new Writer(HEADER_BYTES + records.length * 160);
+  w.int64(0) // base offset: the broker assigns offsets
+    .int32(0) // batch length, patched below
+    .int32(-1) // partition leader epoch: the broker's to set
+    .int8(2)
+    .uint32(0) // crc, patched below
+    .int16(0) // attributes: uncompressed, CreateTime, not transactional
+    .int32(records.length - 1)
+    .int64(timestamp)
+    .int64(timestamp)
+    .int64(-1) // producer id: not idempotent
+    .int16(-1)
+    .int32(-1)
+    .int32(records.length);
+  const body = new Writer(256);
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as OutgoingRecord;
+    body.offset = 0;
+    body.int8(0).varint(0).varint(i);
+    if (record.key === null) body.varint(-1);
+    else writeText(body, record.key);
+    if (record.value === null) body.varint(-1);
+    else body.varint(record.value.length).raw(record.value);
+    body.varint(record.headers.length);
+    for (const [name, value] of record.headers) {
+      writeText(body, name);
+      writeText(body, value);
+    }
+    const bytes = body.bytesView();
+    w.varint(bytes.length).raw(bytes);
+  }
+  const batch = w.bytesView().slice();
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  view.setInt32(8, batch.length - 12);
+  view.setUint32(CRC_AT, crc32c(batch, ATTRIBUTES_AT, batch.length));
+  return batch;
+}
+
+/** Encoded size of `record` inside a batch, near enough to keep requests under a limit. */
+export function recordSize(record: OutgoingRecord): number {
+  let bytes = 24 + (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
+  for (const [name, value] of record.headers) bytes += name.length + value.length * 3 + 4;
+  return bytes;
+}
+
+function writeText(w: Writer, text: string): void {
+  // Header names and values are short and nearly always ASCII: copy them byte by byte.
+  const length = text.length;
+  if (length < 64) {
+    let ascii = true;
+    for (let i = 0; i < length; i++) {
+      if (text.charCodeAt(i) > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) {
+      w.varint(length);
+      const bytes = new Uint8Array(length);
+      for (let i = 0; i < length; i++) bytes[i] = text.charCodeAt(i);
+      w.raw(bytes);
+      return;
+    }
+  }
+  const bytes = encoder.encode(text);
+  w.varint(bytes.length).raw(bytes);
+}
+
+/** Text of UTF-8 `bytes` (ASCII without a decoder call). */
+export function utf8(bytes: Uint8Array): string {
+  const length = bytes.length;
+  if (length < 64) {
+    let out = "";
+    for (let i = 0; i < length; i++) {
+      const b = bytes[i] as number;
+      if (b > 0x7f) return decoder.decode(bytes);
+      out += String.fromCharCode(b);
+    }
+    return out;
+  }
+  return decoder.decode(bytes);
+}
+
+/** Why fetched bytes could not be read as records. */
+export class RecordDecodeError extends Error {
+  override name = "RecordDecodeError";
+}
+
+/**
+ * Decodes every complete batch in `bytes` (a Fetch response's records), calling `onRecord`
+ * for records at or past `from`; returns the offset to fetch next (`from` if nothing
+ * complete was there). A trailing partial batch is normal (the broker cuts at a size limit).
+ */
+export function decodeBatches(
+  bytes: Uint8Array,
+  from: number,
+  onRecord: (record: FetchedRecord) => void,
+): number {
+  let next = from;
+  let at = 0;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  while (bytes.length - at >= HEADER_BYTES) {
+    const batchLength = view.getInt32(at + 8);
+    const end = at + 12 + batchLength;
+    if (end > bytes.length) break;
+    const baseOffset = Number(view.getBigInt64(at));
+    const magic = view.getInt8(at + 16);
+    if (magic !== 2) {
+      throw new RecordDecodeError(
+        `record batch at offset ${baseOffset} has format ${magic}; only format 2 (Kafka 0.11+) is read`,
+      );
+    }
+    const attributes = view.getInt16(at + ATTRIBUTES_AT);
+    const lastOffsetDelta = view.getInt32(at + 23);
+    const baseTimestamp = Number(view.getBigInt64(at + 27));
+    const count = view.getInt32(at + 57);
+    if ((attributes & CONTROL_FLAG) === 0 && baseOffset + lastOffsetDelta >= from) {
+      const records = recordsOf(bytes.subarray(at + HEADER_BYTES, end), attributes, baseOffset);
+      const r = new Reader(records);
+      for (let i = 0; i < count; i++) {
+        const length = r.varint();
+        const recordEnd = r.offset + length;
+        r.int8(); // attributes
+        const timestamp = baseTimestamp + r.varlong();
+        const offset = baseOffset + r.varint();
+        const keyLength = r.varint();
+        const key = keyLength < 0 ? null : r.raw(keyLength);
+        const valueLength = r.varint();
+        const value = valueLength < 0 ? null : r.raw(valueLength);
+        const headerCount = r.varint();
+        const headers: RecordHeader[] = new Array(headerCount > 0 ? headerCount : 0);
+        for (let h = 0; h < headerCount; h++) {
+          const name = utf8(r.raw(r.varint()));
+          const valueBytes = r.varint();
+          headers[h] = [name, valueBytes < 0 ? "" : utf8(r.raw(valueBytes))];
+        }
+        r.offset = recordEnd;
+        if (offset >= from) onRecord({ offset, timestamp, key, value, headers });
+      }
+    }
+    next = Math.max(next, baseOffset + lastOffsetDelta + 1);
+    at = end;
+  }
+  return next;
+}
+
+/** The records part of a batch, decompressed. */
+function recordsOf(records: Uint8Array, attributes: number, baseOffset: number): Uint8Array {
+  const codec = attributes & COMPRESSION_MASK;
+  switch (codec) {
+    case 0:
+      return records;
+    case 1:
+      return gunzipSync(records);
+    case 4: {
+      const zstd = (zlib as { zstdDecompressSync?: (b: Uint8Array) => Uint8Array })
+        .zstdDecompressSync;
+      if (zstd) return zstd(records);
+      break;
+    }
+  }
+  const name = ["none", "gzip", "snappy", "lz4", "zstd"][codec] ?? `codec ${codec}`;
+  throw new RecordDecodeError(
+    `record batch at offset ${baseOffset} is ${name}-compressed; this gateway reads uncompressed and gzip batches${codec === 4 ? " (zstd needs Node 22.15+)" : ""}`,
+  );
+}

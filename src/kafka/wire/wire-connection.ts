@@ -1,0 +1,326 @@
+/**
+ * One connection to one Kafka broker for the gateway's own client (see kafka-cluster.ts):
+ * TCP or TLS, SASL (PLAIN, SCRAM-SHA-256/512) when configured, the broker's API versions,
+ * and pipelined requests answered in order by correlation id. A request that gets no answer
+ * in time, or a socket error, closes the connection and fails everything in flight on it
+ * (answers on one connection come in request order, so nothing later can be trusted).
+ */
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { Reader, Writer } from "../../broker/protocol/wire.ts";
+import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
+import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
+import { plainInitialResponse, ScramClient } from "./sasl.ts";
+
+/** How the gateway's client reaches the cluster. */
+export interface WireSettings {
+  /** Bootstrap servers, "host:port". */
+  servers: string[];
+  clientId: string;
+  tls?: TlsClientOptions;
+  sasl?: SaslOptions;
+  connectTimeoutMs: number;
+  /** How long a broker may take to answer (long polls add their own wait). */
+  requestTimeoutMs: number;
+  /** How long a produce keeps retrying (leader moves, brokers unreachable) before failing. */
+  retryTimeoutMs: number;
+}
+
+export const ApiKeys = {
+  Produce: 0,
+  Fetch: 1,
+  ListOffsets: 2,
+  Metadata: 3,
+  OffsetCommit: 8,
+  OffsetFetch: 9,
+  FindCoordinator: 10,
+  JoinGroup: 11,
+  Heartbeat: 12,
+  LeaveGroup: 13,
+  SyncGroup: 14,
+  SaslHandshake: 17,
+  ApiVersions: 18,
+  SaslAuthenticate: 36,
+} as const;
+
+interface Pending {
+  apiKey: number;
+  resolve(reader: Reader): void;
+  reject(error: Error): void;
+  deadline: number;
+}
+
+/** Writes one request body. */
+export type RequestBody = (w: Writer) => void;
+
+export class WireConnection {
+  readonly address: string;
+  private readonly socket: Socket;
+  private readonly clientId: string;
+  private readonly requestTimeoutMs: number;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private readonly sweeper: ReturnType<typeof setInterval>;
+  private versions = new Map<number, readonly [number, number]>();
+  private closeError: Error | undefined;
+  private readonly closeListeners: ((error: Error) => void)[] = [];
+
+  private constructor(socket: Socket, address: string, settings: WireSettings) {
+    this.socket = socket;
+    this.address = address;
+    this.clientId = settings.clientId;
+    this.requestTimeoutMs = settings.requestTimeoutMs;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (error) =>
+      this.fail(new KafkaConnectionError(`${address}: ${error.message}`, error)),
+    );
+    socket.on("close", () => this.fail(new KafkaConnectionError(`${address}: connection closed`)));
+    // One timer per connection instead of one per request: requests are answered in order,
+    // so the oldest pending request is the one that times out first.
+    this.sweeper = setInterval(() => this.sweep(), 250);
+    this.sweeper.unref?.();
+  }
+
+  /** Connects, negotiates API versions and authenticates. */
+  static async open(address: string, settings: WireSettings): Promise<WireConnection> {
+    const socket = await openSocket(address, settings);
+    const connection = new WireConnection(socket, address, settings);
+    try {
+      await connection.negotiateVersions();
+      if (settings.sasl) await connection.authenticate(settings.sasl);
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+    return connection;
+  }
+
+  get closed(): boolean {
+    return this.closeError !== undefined;
+  }
+
+  /** Runs `listener` once when the connection closes, for whatever reason. */
+  onClose(listener: (error: Error) => void): void {
+    if (this.closeError) listener(this.closeError);
+    else this.closeListeners.push(listener);
+  }
+
+  /**
+   * The highest version of `apiKey` both sides speak, within [min, max] of ours; throws
+   * when there is none.
+   */
+  version(apiKey: number, min: number, max: number): number {
+    const theirs = this.versions.get(apiKey);
+    if (!theirs || theirs[1] < min || theirs[0] > max) {
+      const range = theirs ? `${theirs[0]}–${theirs[1]}` : "none";
+      throw new KafkaProtocolError(
+        35,
+        `${this.address} supports versions ${range} of API ${apiKey}; this client needs ${min}–${max}`,
+      );
+    }
+    return Math.min(max, theirs[1]);
+  }
+
+  /** Sends a request and resolves with the response body (after the correlation id). */
+  request(apiKey: number, version: number, body: RequestBody, extraWaitMs = 0): Promise<Reader> {
+    if (this.closeError) return Promise.reject(this.closeError);
+    const id = this.write(apiKey, version, body);
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + this.requestTimeoutMs + extraWaitMs;
+      this.pending.set(id, { apiKey, resolve, reject, deadline });
+    });
+  }
+
+  /** Sends a request the broker does not answer (Produce with acks=0). */
+  send(apiKey: number, version: number, body: RequestBody): void {
+    if (this.closeError) throw this.closeError;
+    this.write(apiKey, version, body);
+  }
+
+  close(): void {
+    this.fail(new KafkaConnectionError(`${this.address}: connection closed by the client`));
+  }
+
+  private write(apiKey: number, version: number, body: RequestBody): number {
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) & 0x7fffffff;
+    const w = new Writer(256);
+    const sizeAt = w.reserveInt32();
+    w.int16(apiKey).int16(version).int32(id).nullableString(this.clientId);
+    body(w);
+    w.patchInt32(sizeAt, w.length - 4);
+    const segments = w.segments();
+    if (segments.length === 1) this.socket.write(segments[0] as Uint8Array);
+    else {
+      this.socket.cork();
+      for (const segment of segments) this.socket.write(segment);
+      this.socket.uncork();
+    }
+    return id;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    while (this.buffered >= 4) {
+      let head = this.chunks[0] as Buffer;
+      if (head.length < 4) {
+        head = Buffer.concat(this.chunks);
+        this.chunks = [head];
+      }
+      const size = head.readInt32BE(0);
+      if (size < 4) {
+        this.fail(new KafkaConnectionError(`${this.address}: bad frame size ${size}`));
+        return;
+      }
+      if (this.buffered < 4 + size) return;
+      if (head.length < 4 + size) {
+        head = Buffer.concat(this.chunks);
+        this.chunks = [head];
+      }
+      const frame = head.subarray(4, 4 + size);
+      if (head.length === 4 + size) this.chunks.shift();
+      else this.chunks[0] = head.subarray(4 + size);
+      this.buffered -= 4 + size;
+      this.dispatch(frame);
+    }
+  }
+
+  private dispatch(frame: Buffer): void {
+    const reader = new Reader(frame);
+    const id = reader.int32();
+    const pending = this.pending.get(id);
+    if (!pending) {
+      this.fail(new KafkaConnectionError(`${this.address}: answer to unknown request ${id}`));
+      return;
+    }
+    this.pending.delete(id);
+    try {
+      pending.resolve(reader);
+    } catch (error) {
+      pending.reject(error as Error);
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const p of this.pending.values()) {
+      if (p.deadline <= now) {
+        this.fail(
+          new KafkaConnectionError(`${this.address}: no answer to API ${p.apiKey} in time`),
+        );
+        return;
+      }
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.closeError) return;
+    this.closeError = error;
+    clearInterval(this.sweeper);
+    this.socket.destroy();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(error);
+    for (const listener of this.closeListeners.splice(0)) listener(error);
+  }
+
+  private async negotiateVersions(): Promise<void> {
+    // v0–v2 are plain (non-flexible) on every broker since 0.10; 2 adds only the throttle.
+    let reader = await this.request(ApiKeys.ApiVersions, 2, () => {});
+    let error = reader.int16();
+    if (error === 35) {
+      reader = await this.request(ApiKeys.ApiVersions, 0, () => {});
+      error = reader.int16();
+    }
+    if (error !== 0) throw new KafkaProtocolError(error, `${this.address}: ApiVersions refused`);
+    const versions = new Map<number, readonly [number, number]>();
+    const count = reader.int32();
+    for (let i = 0; i < count; i++) {
+      const key = reader.int16();
+      versions.set(key, [reader.int16(), reader.int16()]);
+    }
+    this.versions = versions;
+  }
+
+  private async authenticate(sasl: SaslOptions): Promise<void> {
+    const mechanism = sasl.mechanism.toUpperCase();
+    // Without this check a broker that lacks SASL answers the handshake with a bare error
+    // code, which read as a truncated (and retried) response instead of a clear refusal.
+    if (!this.versions.has(ApiKeys.SaslHandshake)) {
+      throw new KafkaProtocolError(
+        35,
+        `${this.address}: SASL is configured but the broker does not offer it (no SaslHandshake in its ApiVersions)`,
+      );
+    }
+    const handshake = await this.request(ApiKeys.SaslHandshake, 1, (w) => w.string(mechanism));
+    const error = handshake.int16();
+    const offered = handshake.array((r) => r.string());
+    if (error !== 0) {
+      throw new KafkaProtocolError(
+        error,
+        `${this.address}: SASL mechanism ${mechanism} refused (the broker offers ${offered.join(", ") || "none"})`,
+      );
+    }
+    const version = this.version(ApiKeys.SaslAuthenticate, 0, 1);
+    const exchange = async (bytes: Uint8Array): Promise<Uint8Array> => {
+      const r = await this.request(ApiKeys.SaslAuthenticate, version, (w) => w.bytes(bytes));
+      const code = r.int16();
+      const message = r.nullableString();
+      const answer = r.bytes();
+      if (code !== 0) {
+        throw new KafkaProtocolError(
+          code,
+          `${this.address}: SASL ${mechanism} authentication failed${message ? `: ${message}` : ""}`,
+        );
+      }
+      return answer;
+    };
+    if (sasl.mechanism === "plain") {
+      await exchange(plainInitialResponse(sasl.username, sasl.password));
+      return;
+    }
+    const scram = new ScramClient(sasl.mechanism, sasl.username, sasl.password);
+    const serverFirst = await exchange(scram.clientFirst());
+    const serverFinal = await exchange(scram.clientFinal(serverFirst));
+    scram.verifyServerFinal(serverFinal);
+  }
+}
+
+function openSocket(address: string, settings: WireSettings): Promise<Socket> {
+  const colon = address.lastIndexOf(":");
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(address.slice(colon + 1));
+  return new Promise((resolve, reject) => {
+    const tls = settings.tls;
+    const socket = tls
+      ? tlsConnect({
+          host,
+          port,
+          servername: tls.sni ?? (/^[\d.:]+$/.test(host) ? undefined : host),
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.cert ? { cert: tls.cert } : {}),
+          ...(tls.key ? { key: tls.key } : {}),
+          ...(tls.pfx ? { pfx: Buffer.from(tls.pfx) } : {}),
+          ...(tls.passphrase ? { passphrase: tls.passphrase } : {}),
+          rejectUnauthorized: !tls.insecure,
+        })
+      : netConnect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new KafkaConnectionError(`${address}: connect timed out`));
+    }, settings.connectTimeoutMs);
+    socket.once(tls ? "secureConnect" : "connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(new KafkaConnectionError(`${address}: ${error.message}`, error));
+    });
+  });
+}
