@@ -5,6 +5,7 @@
  */
 import type { GatewayConfig } from "./config/types.ts";
 import { createKafka, type Kafka } from "./kafka/kafka-client.ts";
+import { KafkaCluster } from "./kafka/wire/kafka-cluster.ts";
 import { type North, startNorth } from "./north/north-server.ts";
 import type { OverallHealth } from "./north/ops-services.ts";
 import { planReload } from "./ops/config-reload.ts";
@@ -108,7 +109,7 @@ export async function startGateway(
     if (!opts.telemetry) await telemetry.shutdown();
     throw err;
   }
-  const probe = createKafkaProbe(kafka);
+  const probe = createKafkaProbe(kafka, logger);
   readiness.setKafkaProbe(probe.check);
 
   let current = config;
@@ -171,23 +172,14 @@ export async function startGateway(
   };
 }
 
-/** Readiness's "Kafka answers": a cluster description over one lazily connected admin client. */
-function createKafkaProbe(kafka: Kafka) {
-  let admin: ReturnType<Kafka["admin"]> | undefined;
-  let connected: Promise<void> | undefined;
+/** Readiness's "Kafka answers": a Metadata request over one lazily opened connection. */
+function createKafkaProbe(kafka: Kafka, logger: Logger) {
+  const cluster = new KafkaCluster(kafka.wire, logger);
   return {
-    async check() {
-      admin ??= kafka.admin();
-      const client = admin;
-      connected ??= client.connect().catch((err: unknown) => {
-        connected = undefined;
-        throw err;
-      });
-      await connected;
-      await client.describeCluster();
-    },
+    // No topics asked for: the broker answers with its brokers only.
+    check: () => cluster.refresh([]),
     async close() {
-      await admin?.disconnect().catch(() => {});
+      cluster.close();
     },
   };
 }

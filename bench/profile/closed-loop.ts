@@ -1,5 +1,5 @@
 /**
- * The closed-loop measurement both Kafka-client profiling scripts run: `c` callers each call
+ * The closed-loop measurement of the Kafka profiling script (kafka-loop.ts): `c` callers each call
  * back to back for a while, after a 500 ms warm-up, and one line reports calls/s, p50/p99 and
  * CPU per call in this process and in the broker.
  */

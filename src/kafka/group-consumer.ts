@@ -79,6 +79,11 @@ export interface GroupConsumer {
   refused(): TopicPartition[];
   /** Reads the refused partitions again, from the refused record on. */
   resumeRefused(): void;
+  /**
+   * How many records each assigned partition holds past the group's committed offset (or
+   * past the log start when nothing is committed yet).
+   */
+  lag(): Promise<{ topic: string; partition: number; lag: number }[]>;
   /** Leaves the group and disconnects. */
   close(): Promise<void>;
 }
@@ -456,6 +461,25 @@ export async function startGroupConsumer(
       reader?.pause(assignment);
     },
     refused: () => [...refused.values()],
+    async lag() {
+      const parts = assignment;
+      if (parts.length === 0 || closed) return [];
+      const committed = await committedOffsets(parts);
+      const out: { topic: string; partition: number; lag: number }[] = [];
+      for (const [topic, partitions] of groupByTopic(parts)) {
+        const [ends, starts] = await Promise.all([
+          cluster.listOffsets(topic, partitions, -1),
+          cluster.listOffsets(topic, partitions, -2),
+        ]);
+        for (const end of ends) {
+          const key = `${topic}\0${end.partition}`;
+          const from =
+            committed.get(key) ?? starts.find((s) => s.partition === end.partition)?.offset ?? 0;
+          out.push({ topic, partition: end.partition, lag: Math.max(0, end.offset - from) });
+        }
+      }
+      return out;
+    },
     resumeRefused() {
       if (refused.size === 0 || paused || closed) return;
       const parts = [...refused.values()];

@@ -850,51 +850,20 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   }, tuning.commitIntervalMs ?? 1_000);
   ticker.unref?.();
 
-  // Lag needs the partitions' high watermarks: one admin client, connected on first scrape.
-  let admin: ReturnType<Kafka["admin"]> | undefined;
-  let adminConnected: Promise<void> | undefined;
-  // One lookup at a time: scrapes during a Kafka outage must not pile up admin requests.
+  // One lookup at a time: scrapes during a Kafka outage must not pile up requests.
   let lagInFlight: Promise<LagEntry[]> | undefined;
   const lag = (): Promise<LagEntry[]> => {
-    lagInFlight ??= fetchLag().finally(() => {
+    if (closing || !consumer) return Promise.resolve([]);
+    lagInFlight ??= consumer.lag().finally(() => {
       lagInFlight = undefined;
     });
     return lagInFlight;
-  };
-  const fetchLag = async (): Promise<LagEntry[]> => {
-    if (closing || assigned.length === 0) return [];
-    if (!admin) {
-      admin = kafka.admin();
-      adminConnected = admin.connect();
-    }
-    await adminConnected;
-    const byTopic = new Map<string, number[]>();
-    for (const tp of assigned)
-      byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition]);
-    const out: LagEntry[] = [];
-    for (const [topic, partitions] of byTopic) {
-      const [ends, [groupOffsets]] = await Promise.all([
-        admin.fetchTopicOffsets(topic),
-        admin.fetchOffsets({ groupId, topics: [topic] }),
-      ]);
-      for (const partition of partitions) {
-        const end = ends.find((o) => o.partition === partition);
-        if (!end) continue;
-        // The group's own commit as the broker has it (-1: none yet, so from the log start).
-        const done = groupOffsets?.partitions.find((p) => p.partition === partition)?.offset;
-        const from = done === undefined || done === "-1" ? BigInt(end.low) : BigInt(done);
-        const behind = BigInt(end.high) - from;
-        out.push({ topic, partition, lag: Number(behind > 0n ? behind : 0n) });
-      }
-    }
-    return out;
   };
   const unwatchLag = metrics ? metrics.watchLag(groupId, lag) : () => {};
 
   const stopAll = async () => {
     clearInterval(ticker);
     unwatchLag();
-    await admin?.disconnect().catch(() => {});
     await consumer?.close().catch((err) => logger.warn("consumer close failed", { error: err }));
     await producer.close().catch((err) => logger.warn("producer close failed", { error: err }));
     pool.close();
