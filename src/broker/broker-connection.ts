@@ -46,6 +46,8 @@ export class BrokerConnection {
   /** A request is being handled asynchronously; later ones wait. */
   private busy = false;
   private closed = false;
+  /** No more requests are handled; the connection ends once the responses so far are out. */
+  private ending = false;
   /** Responses held back by latency injection or pause, in order. */
   private readonly outbox: DelayedResponse[] = [];
   private outboxTimer: ReturnType<typeof setTimeout> | undefined;
@@ -57,6 +59,9 @@ export class BrokerConnection {
       connectionId: id,
       signal: this.abort.signal,
       remote: `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`,
+      closeAfterResponse: () => {
+        this.ending = true;
+      },
     };
     socket.setNoDelay(true);
     socket.on("data", (chunk: Uint8Array) => this.onData(chunk));
@@ -169,7 +174,7 @@ export class BrokerConnection {
 
   /** Handles queued frames in order until one goes asynchronous. */
   private pump(): void {
-    while (!this.busy && !this.closed && !this.host.faults.paused) {
+    while (!this.busy && !this.closed && !this.ending && !this.host.faults.paused) {
       const bytes = this.frames[this.frameHead];
       if (bytes === undefined) break;
       this.frames[this.frameHead++] = EMPTY;
@@ -210,14 +215,23 @@ export class BrokerConnection {
   }
 
   private send(framed: FramedResponse): void {
-    if (framed === null || this.closed) return;
-    const { latencyMs, paused } = this.host.faults;
-    if (latencyMs === 0 && !paused && this.outbox.length === 0) {
-      this.write(framed);
-      return;
+    if (this.closed) return;
+    if (framed !== null) {
+      const { latencyMs, paused } = this.host.faults;
+      if (latencyMs === 0 && !paused && this.outbox.length === 0) this.write(framed);
+      else {
+        this.outbox.push({ readyAt: Date.now() + latencyMs, segments: framed });
+        this.flushOutbox();
+      }
     }
-    this.outbox.push({ readyAt: Date.now() + latencyMs, segments: framed });
-    this.flushOutbox();
+    if (this.ending) this.endWhenFlushed();
+  }
+
+  /** Ends the connection once held responses are written: the client reads them before EOF. */
+  private endWhenFlushed(): void {
+    if (this.closed || this.outbox.length > 0) return;
+    this.closed = true;
+    this.socket.end(() => this.socket.destroy());
   }
 
   private write(segments: Uint8Array[]): void {
@@ -237,7 +251,10 @@ export class BrokerConnection {
     const now = Date.now();
     for (;;) {
       const next = this.outbox[0];
-      if (next === undefined) return;
+      if (next === undefined) {
+        if (this.ending) this.endWhenFlushed();
+        return;
+      }
       if (next.readyAt > now) break;
       this.outbox.shift();
       this.write(next.segments);

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
-import { createApiVersionsHandler } from "./apis/api-versions.ts";
+import { createServer as createTlsServer } from "node:tls";
+import { type ApiVersionCaps, createApiVersionsHandler } from "./apis/api-versions.ts";
 import { createCreateTopicsHandler } from "./apis/create-topics.ts";
 import { createDeleteTopicsHandler } from "./apis/delete-topics.ts";
 import { createFetchHandler } from "./apis/fetch.ts";
@@ -13,6 +14,7 @@ import { createInitProducerIdHandler } from "./apis/init-producer-id.ts";
 import { createListOffsetsHandler } from "./apis/list-offsets.ts";
 import { createMetadataHandler } from "./apis/metadata.ts";
 import { createProduceHandler } from "./apis/produce.ts";
+import { type BrokerSaslOptions, createBrokerSasl } from "./apis/sasl.ts";
 import { BrokerConnection } from "./broker-connection.ts";
 import { type BrokerFaults, FaultState } from "./broker-faults.ts";
 import { type BrokerState, createTopicLogged } from "./broker-state.ts";
@@ -38,6 +40,19 @@ export interface BrokerOptions {
   retentionMs?: number;
   /** Passed to the group coordinator (default 0). */
   initialRebalanceDelayMs?: number;
+  /**
+   * What ApiVersions advertises per API key (tests impersonate other brokers): a number caps
+   * the highest version (negative: the API is left out), a pair replaces the range. Requests
+   * are still served at every version the broker has.
+   */
+  apiVersionCaps?: ApiVersionCaps;
+  /**
+   * Require SASL (PLAIN, SCRAM-SHA-256/512) from every connection before any API but
+   * ApiVersions and the SASL ones; `users` maps names to passwords.
+   */
+  sasl?: BrokerSaslOptions;
+  /** Serve TLS with this PEM certificate (chain) and key, on the same port. */
+  tls?: { cert: string; key: string };
   log?: (line: string) => void;
 }
 
@@ -111,7 +126,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     },
   });
 
-  const server = createServer();
+  const server = options.tls
+    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key })
+    : createServer();
   const port = await listen(server, options.port ?? 0, host);
   const info: BrokerInfo = {
     nodeId: options.nodeId ?? 1,
@@ -135,19 +152,37 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     topicPartitions: (topic) => topics.get(topic)?.partitions.length,
   });
   handlers.push(...coordinator.handlers);
-  handlers.push(createApiVersionsHandler(() => handlers));
-  const dispatcher = createDispatcher(handlers, info, faults, log);
+  // The SASL APIs are advertised only when required: a client that asks for SASL from a
+  // broker without it then learns so from ApiVersions instead of failing mid-handshake.
+  const sasl = options.sasl ? createBrokerSasl(options.sasl, log) : undefined;
+  if (sasl) handlers.push(...sasl.handlers);
+  handlers.push(createApiVersionsHandler(() => handlers, options.apiVersionCaps));
+  const dispatcher = createDispatcher(handlers, info, faults, log, sasl?.gate);
   const connectionHost = { dispatcher, faults, log };
 
   let nextConnectionId = 1;
-  server.on("connection", (socket) => {
+  const serve = (socket: Socket): void => {
     sockets.add(socket);
     const connection = new BrokerConnection(socket, nextConnectionId++, connectionHost, () => {
       sockets.delete(socket);
       connections.delete(connection);
     });
     connections.add(connection);
-  });
+  };
+  if (options.tls) {
+    // The TCP sockets are tracked from the start, so that close() and dropConnections()
+    // also end connections still in (or stuck in) their TLS handshake.
+    server.on("connection", (raw: Socket) => {
+      sockets.add(raw);
+      raw.once("close", () => sockets.delete(raw));
+    });
+    server.on("secureConnection", serve);
+    server.on("tlsClientError", (err, socket) =>
+      log(`TLS handshake with ${socket.remoteAddress ?? "?"} failed: ${err.message}`),
+    );
+  } else {
+    server.on("connection", serve);
+  }
 
   let retentionTimer: ReturnType<typeof setInterval> | undefined;
   if (options.retentionMs !== undefined) {

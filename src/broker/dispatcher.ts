@@ -24,6 +24,14 @@ export interface RequestSource {
   signal: AbortSignal;
   /** For log lines. */
   remote: string;
+  /** Closes the connection once the current request's response (if any) is written. */
+  closeAfterResponse(): void;
+}
+
+/** Decides per connection which APIs may be used yet (with SASL: none before authenticating). */
+export interface RequestGate {
+  /** Null when `apiKey` may be handled now on this connection, else why not. */
+  refusal(apiKey: number, connectionId: number): string | null;
 }
 
 /** Routes request frames to API handlers. */
@@ -49,6 +57,7 @@ export function createDispatcher(
   broker: BrokerInfo,
   faults: FaultState,
   log: (line: string) => void,
+  gate?: RequestGate,
 ): Dispatcher {
   const table: (ApiHandler | undefined)[] = [];
   for (const handler of handlers) {
@@ -67,6 +76,13 @@ export function createDispatcher(
       const apiVersion = req.int16();
       const correlationId = req.int32();
       const clientId = req.nullableString();
+      const refusal = gate?.refusal(apiKey, source.connectionId) ?? null;
+      if (refusal !== null) {
+        // As Kafka does: no answer (the body's layout is unknown), the connection just ends.
+        log(`closing connection ${source.connectionId} from ${source.remote}: ${refusal}`);
+        source.closeAfterResponse();
+        return null;
+      }
       const handler = apiKey >= 0 ? table[apiKey] : undefined;
       if (
         handler === undefined ||
@@ -99,6 +115,7 @@ export function createDispatcher(
         connectionId: source.connectionId,
         broker,
         signal: source.signal,
+        closeAfterResponse: source.closeAfterResponse,
       };
       const injected = faults.takeInjectedError(apiKey);
       if (injected !== undefined) ctx.injectedError = injected;

@@ -26,6 +26,14 @@ describe("createSelfSignedCertificate", () => {
     expect(x509.checkPrivateKey(createPrivateKey(key))).toBe(true);
   });
 
+  it("always writes a DER serial number strict parsers accept (a random one used to fail 1 in 128)", () => {
+    for (let i = 0; i < 600; i++) {
+      const serial = new X509Certificate(createSelfSignedCertificate("x").cert).serialNumber;
+      expect(serial).toMatch(/^[0-7][0-9A-F]{31}$/);
+      expect(serial.startsWith("00")).toBe(false);
+    }
+  });
+
   it("names another host too, and makes a fresh key each time", () => {
     const a = createSelfSignedCertificate("gateway.test", { validityDays: 2 });
     const b = createSelfSignedCertificate("gateway.test");

@@ -25,7 +25,10 @@ export function createSelfSignedCertificate(
   const notBefore = new Date(now - 60 * 60 * 1000);
   const notAfter = new Date(now + (opts.validityDays ?? 365) * 24 * 60 * 60 * 1000);
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f; // positive INTEGER
+  // A positive INTEGER in minimal DER: top bit clear, and a first byte that is never 0 (a
+  // leading zero byte before one below 0x80 is not DER, and strict parsers refuse the whole
+  // certificate — about 1 certificate in 128 before this).
+  serial[0] = ((serial[0] ?? 0) & 0x7f) | 0x01;
   const name = seq(set(seq(oid("2.5.4.3"), utf8(commonName))));
   const ecdsaWithSha256 = seq(oid("1.2.840.10045.4.3.2"));
 

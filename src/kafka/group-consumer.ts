@@ -16,7 +16,7 @@ import { Reader, Writer } from "../broker/protocol/wire.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
 import type { RecordHeader } from "./record-contract.ts";
-import { backoff, KafkaCluster } from "./wire/kafka-cluster.ts";
+import { backoff, KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
 import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./wire/kafka-errors.ts";
 import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
 import { type FetchedRecord, utf8 } from "./wire/record-codec.ts";
@@ -123,19 +123,22 @@ export async function startGroupConsumer(
   let paused = false;
   let closed = false;
   let rebalancing = false;
+  // JoinGroup/SyncGroup under way: the rebalance in progress is this one (heartbeats pause,
+  // and REBALANCE_IN_PROGRESS answers to commits must not start another round after it).
+  let joining = false;
   let wakeRebalance: (() => void) | undefined;
   // Records are handled one at a time across partitions (and brokers): a promise chain.
   let handling: Promise<void> = Promise.resolve();
   const refused = new Map<string, TopicPartition>();
 
   const triggerRebalance = (why: string) => {
-    if (rebalancing || closed) return;
+    if (rebalancing || joining || closed) return;
     logger.debug("consumer group rebalancing", { groupId, why });
     rebalancing = true;
     wakeRebalance?.();
   };
 
-  const coordinatorConnection = async (): Promise<WireConnection> => {
+  const coordinatorConnection = async (lane: Lane): Promise<WireConnection> => {
     if (coordinator === undefined) {
       const connection = await cluster.anyBroker();
       const version = connection.version(ApiKeys.FindCoordinator, 1, 2);
@@ -157,7 +160,7 @@ export async function startGroupConsumer(
       cluster.addBroker(node, `${host.includes(":") ? `[${host}]` : host}:${port}`);
       coordinator = node;
     }
-    return cluster.connection(coordinator, "group");
+    return cluster.connection(coordinator, lane);
   };
 
   /** A group request to the coordinator; a coordinator error forgets the coordinator. */
@@ -168,7 +171,11 @@ export async function startGroupConsumer(
     body: (w: Writer, version: number) => void,
     extraWaitMs = 0,
   ): Promise<{ r: Reader; version: number }> => {
-    const connection = await coordinatorConnection();
+    // The coordinator holds JoinGroup and SyncGroup until the group settles and answers a
+    // connection's requests in order: heartbeats, commits and offset reads queued behind
+    // them would time out (and take the join down with the connection). They go apart.
+    const lane = apiKey === ApiKeys.JoinGroup || apiKey === ApiKeys.SyncGroup ? "group" : "main";
+    const connection = await coordinatorConnection(lane);
     const version = connection.version(apiKey, min, max);
     try {
       const r = await connection.request(apiKey, version, (w) => body(w, version), extraWaitMs);
@@ -243,7 +250,20 @@ export async function startGroupConsumer(
     const ids = members.map((m) => m.id).sort();
     let turn = 0;
     for (const topic of topics) {
-      const count = (await cluster.partitions(topic).catch(() => [])).length;
+      // A topic left out here stays unread until the next rebalance: wait out what a
+      // cluster answers while it creates a topic or moves leaders.
+      const count = (
+        await cluster
+          .partitionsWithin(topic, Date.now() + cluster.settings.retryTimeoutMs)
+          .catch((error: unknown) => {
+            logger.warn("no partitions to assign for a subscribed topic", {
+              groupId,
+              topic,
+              error,
+            });
+            return [];
+          })
+      ).length;
       const takers = ids.filter((id) => members.find((m) => m.id === id)?.topics.includes(topic));
       if (takers.length === 0) continue;
       for (let p = 0; p < count; p++) {
@@ -283,6 +303,23 @@ export async function startGroupConsumer(
     }
     if (version >= 2) checkGroupError(r.int16(), "offset fetch");
     return out;
+  };
+
+  /** committedOffsets, waiting out a coordinator that loads or moves (a failure costs a rejoin). */
+  const committedOffsetsRetrying = async (
+    parts: TopicPartition[],
+  ): Promise<Map<string, number>> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await committedOffsets(parts);
+      } catch (error) {
+        const retriable =
+          error instanceof KafkaConnectionError ||
+          (error instanceof KafkaProtocolError && coordinatorCodes.has(error.code));
+        if (!retriable || attempt >= 5 || closed) throw error;
+        await sleep(backoff(attempt));
+      }
+    }
   };
 
   const handle = (topic: string, partition: number, records: FetchedRecord[]) => {
@@ -329,12 +366,15 @@ export async function startGroupConsumer(
   };
 
   const heartbeat = setInterval(() => {
-    if (closed || rebalancing || generation < 0 || coordinator === undefined) return;
+    if (closed || rebalancing || joining || generation < 0 || coordinator === undefined) return;
+    const sent = generation;
     groupRequest(ApiKeys.Heartbeat, 0, 3, (w, version) => {
       w.string(groupId).int32(generation).string(memberId);
       if (version >= 3) w.nullableString(null);
     })
       .then(({ r, version }) => {
+        // An answer about a generation the member has since left says nothing about this one.
+        if (generation !== sent) return;
         if (version >= 1) r.int32(); // throttle
         const error = r.int16();
         if (error === 0) return;
@@ -342,25 +382,34 @@ export async function startGroupConsumer(
         if (coordinatorCodes.has(error)) coordinator = undefined;
         triggerRebalance(kafkaCodeName(error));
       })
-      .catch((error: unknown) => triggerRebalance(`heartbeat failed: ${(error as Error).message}`));
+      .catch((error: unknown) => {
+        if (generation === sent) triggerRebalance(`heartbeat failed: ${(error as Error).message}`);
+      });
   }, heartbeatIntervalMs);
   heartbeat.unref?.();
 
   let firstJoin: (() => void) | undefined;
-  const joined = new Promise<void>((resolve) => {
+  let failFirstJoin: ((error: Error) => void) | undefined;
+  const joined = new Promise<void>((resolve, reject) => {
     firstJoin = resolve;
+    failFirstJoin = reject;
   });
+  // Why the first join has not succeeded yet, for the start-up error.
+  let lastFailure: Error | undefined;
 
   const run = async () => {
     for (let failures = 0; !closed; ) {
       try {
         rebalancing = false;
-        const next = await join();
+        joining = true;
+        const next = await join().finally(() => {
+          joining = false;
+        });
         if (closed) return;
         assignment = next;
         refused.clear();
         opts.onAssignment(next);
-        const positions = await committedOffsets(next);
+        const positions = await committedOffsetsRetrying(next);
         const settled = new Promise<void>((resolve) => (wakeRebalance = resolve));
         if (rebalancing) wakeRebalance?.();
         reader = await startPartitionReader({
@@ -393,6 +442,9 @@ export async function startGroupConsumer(
         reader = undefined;
         if (closed) return;
         const routine = error instanceof KafkaProtocolError && rebalanceCodes.has(error.code);
+        lastFailure = error as Error;
+        // No version in common with the broker: retrying cannot help, so start-up fails now.
+        if (error instanceof KafkaProtocolError && error.code === 35) failFirstJoin?.(error);
         if (!routine) {
           logger.warn("consumer group join failed; retrying", { groupId, error });
           await sleep(backoff(failures++));
@@ -409,7 +461,12 @@ export async function startGroupConsumer(
       joined,
       new Promise((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error(`consumer group ${groupId} got no assignment in time`)),
+          () =>
+            reject(
+              new Error(
+                `consumer group ${groupId} got no assignment in time${lastFailure ? ` (last failure: ${lastFailure.message})` : ""}`,
+              ),
+            ),
           timeoutMs,
         );
       }),

@@ -4,10 +4,9 @@
  * same bytes from the broker again.
  *
  * Design
- * - One shared reader per topic: a kafkajs consumer in a group of its own (kafkajs needs a
- *   group; the id is unique to this process and the group is deleted on close; nothing is
- *   ever committed). After every group join it seeks each partition to where its ring ends,
- *   so a rebalance or a consumer restart neither skips nor repeats records.
+ * - One shared reader per topic, reading assigned partitions with the gateway's own client
+ *   (src/kafka/wire/partition-reader.ts): no consumer group is ever joined or created and
+ *   nothing is committed; the reader positions every partition itself.
  * - Per partition a bounded ring (PartitionRing) of the most recent records, at most
  *   `maxLagRecords` records and `ringMaxBytes` bytes. The shared reader never waits for
  *   anyone: it appends, evicts the oldest, and wakes the waiting subscriptions.
@@ -18,28 +17,35 @@
  *   ring's bytes) behind the head and ends with FanoutLagError; it can resume from its last
  *   message id, which puts it on the catch-up path.
  * - A subscription positioned before what the ring holds, or more than half the lag bound
- *   behind the head, catches up with a short-lived reader of its own (another consumer in
- *   a group of its own) that buffers at most `catchUpBufferRecords` per partition, pausing
- *   the partition when the call does not keep up. Once a partition's position is within
- *   half the lag bound of the head and inside the ring, that partition joins the live edge;
- *   when every partition has, the catch-up reader is closed. The half-bound margin keeps a
- *   call that just joined from being evicted by the next record.
+ *   behind the head, catches up with a short-lived reader of its own (assigned partitions
+ *   again, starting at the subscription's positions) that buffers at most
+ *   `catchUpBufferRecords` per partition, pausing the partition when the call does not keep
+ *   up. Once a partition's position is within half the lag bound of the head and inside the
+ *   ring, that partition joins the live edge; when every partition has, the catch-up reader
+ *   is stopped. The half-bound margin keeps a call that just joined from being evicted by
+ *   the next record.
  * - When a topic's shared reader starts, its rings begin at max(earliest, high watermark −
- *   half the lag bound), so it never reads deep history that no live call needs.
+ *   half the lag bound) (ListOffsets), so it never reads deep history that no live call needs.
+ * - Every reader has a KafkaCluster of its own: a broker answers the requests of one
+ *   connection in order, so a long poll of one reader would hold up another's fetches.
+ * - Partitions added to a topic while its shared reader runs are found with the reader's
+ *   metadata refresh (`metadataRefreshMs`) and read from their earliest offset; calls already
+ *   open read them from there too.
+ * - Fetching that keeps failing (the cluster unreachable) for `failAfterMs` ends the
+ *   topic's calls with FanoutReaderError; a refusal retrying cannot cure ends them at once.
  * - A topic's shared reader closes `idleCloseMs` after its last subscription left.
- *
- * Not handled: partitions added to a topic while its shared reader runs are not read until
- * that reader restarts (the next time the topic is idle).
  */
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
-import process from "node:process";
-import type { Admin, Batch, Consumer, IHeaders, Kafka } from "kafkajs";
 import type { Logger } from "../ops/logger.ts";
+import type { Kafka } from "./kafka-client.ts";
 import { isKafkaUnreachable } from "./kafka-error.ts";
 import { PartitionRing } from "./partition-ring.ts";
+import { KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
+import { KafkaProtocolError } from "./wire/kafka-errors.ts";
+import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
+import type { FetchedRecord } from "./wire/record-codec.ts";
+import { ApiKeys, type WireConnection } from "./wire/wire-connection.ts";
 
-/** One record as the fetch capability sees it (bytes copied out of kafkajs' fetch buffers). */
+/** One record as the fetch capability sees it (bytes copied out of the Fetch response). */
 export interface FanoutRecord {
   partition: number;
   offset: number;
@@ -51,6 +57,7 @@ export interface FanoutRecord {
 }
 
 export interface TopicFanoutOptions {
+  /** The gateway's Kafka handle (its `wire` settings are what the readers use). */
   kafka: Kafka;
   logger: Logger;
   /** A call at the live edge further behind its partition's head than this is ended. */
@@ -61,13 +68,17 @@ export interface TopicFanoutOptions {
   idleCloseMs?: number;
   /**
    * Records a catch-up reader buffers per partition before it pauses that partition; the
-   * fetches in flight when it pauses (kafkajs fetches ahead) add a few `catchUpFetchBytes`.
+   * fetch that fills the buffer adds at most `catchUpFetchBytes` of records.
    */
   catchUpBufferRecords?: number;
-  /** Most bytes one catch-up fetch returns per partition (default 1 MiB). */
+  /** Most bytes one catch-up fetch returns (default 1 MiB). */
   catchUpFetchBytes?: number;
   /** Longest one fetch waits at the broker for new records. */
   maxWaitTimeMs?: number;
+  /** How long fetching may keep failing before the calls reading are ended (default 30 s). */
+  failAfterMs?: number;
+  /** How often shared readers re-read metadata to find new partitions (default 30 s). */
+  metadataRefreshMs?: number;
 }
 
 export interface SubscribeOptions {
@@ -101,7 +112,7 @@ export interface TopicFanoutStats {
     /** Records fetched by catch-up readers and not yet read by their calls. */
     catchUpBufferedRecords: number;
   }>;
-  /** Fetch requests sent to the cluster by shared and catch-up readers since creation. */
+  /** Fetch requests answered for shared and catch-up readers since creation. */
   fetchRequests: number;
   /** Bytes of Fetch responses received. */
   fetchResponseBytes: number;
@@ -151,11 +162,10 @@ export function createTopicFanout(options: TopicFanoutOptions): TopicFanout {
     ),
     catchUpFetchBytes: options.catchUpFetchBytes ?? 1024 * 1024,
     maxWaitTimeMs: options.maxWaitTimeMs ?? 1_000,
-    // Unique per process and per fan-out, so that no two gateways share a reader's group.
-    groupPrefix: `zilla-fetch-${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`,
-    counters: { fetchRequests: 0, fetchResponseBytes: 0, groups: 0, catchUpReaders: 0 },
-    admin: undefined,
-    retiring: new Set(),
+    failAfterMs: options.failAfterMs ?? 30_000,
+    metadataRefreshMs: options.metadataRefreshMs ?? 30_000,
+    counters: { fetchRequests: 0, fetchResponseBytes: 0, catchUpReaders: 0 },
+    starting: new Set(),
   };
   const readers = new Map<string, TopicReader>();
   let closed = false;
@@ -188,11 +198,8 @@ export function createTopicFanout(options: TopicFanoutOptions): TopicFanout {
       await Promise.allSettled(
         all.map((r) => r.close(new FanoutClosedError("the gateway is stopping"))),
       );
-      // Catch-up readers retire in the background; their group deletions need the admin.
-      while (settings.retiring.size > 0) await Promise.allSettled([...settings.retiring]);
-      const admin = settings.admin;
-      settings.admin = undefined;
-      if (admin) await (await admin).disconnect().catch(() => {});
+      // Catch-up readers stopped while starting: their readers are stopped once they exist.
+      while (settings.starting.size > 0) await Promise.allSettled([...settings.starting]);
     },
   };
 }
@@ -206,77 +213,85 @@ interface Settings {
   catchUpBufferRecords: number;
   catchUpFetchBytes: number;
   maxWaitTimeMs: number;
-  groupPrefix: string;
+  failAfterMs: number;
+  metadataRefreshMs: number;
   counters: {
     fetchRequests: number;
     fetchResponseBytes: number;
-    groups: number;
     catchUpReaders: number;
   };
-  /** One admin client, for offsets and group deletion. */
-  admin: Promise<Admin> | undefined;
-  /** Readers being disconnected and their groups deleted. */
-  retiring: Set<Promise<void>>;
+  /** Catch-up readers whose partition reader is still starting. */
+  starting: Set<Promise<void>>;
 }
 
-function adminOf(settings: Settings): Promise<Admin> {
-  if (settings.admin === undefined) {
-    const admin = settings.kafka.admin();
-    const connected = admin.connect().then(() => admin);
-    // A failed connect must not poison every later call.
-    connected.catch(() => {
-      if (settings.admin === connected) settings.admin = undefined;
-    });
-    settings.admin = connected;
-  }
-  return settings.admin;
-}
+/**
+ * A KafkaCluster of one reader, counting the Fetch responses its fetch connections receive
+ * (partition-reader.ts has no hook for them): the fan-out's stats, and the sign that
+ * fetching works again for the failure watch.
+ */
+class CountingCluster extends KafkaCluster {
+  private readonly onFetched: (responseBytes: number) => void;
+  private readonly counted = new WeakMap<WireConnection, WireConnection>();
 
-/** A consumer in a fresh group of its own, counting its fetches. */
-function createGroupConsumer(
-  settings: Settings,
-  topic: string,
-  role: "live" | "catch-up",
-): { consumer: Consumer; groupId: string } {
-  const groupId = `${settings.groupPrefix}-${topic}-${role}-${++settings.counters.groups}`;
-  const consumer = settings.kafka.consumer({
-    groupId,
-    allowAutoTopicCreation: false,
-    maxWaitTimeInMs: settings.maxWaitTimeMs,
-    ...(role === "catch-up"
-      ? {
-          // What the fetches in flight when it pauses bring is a catch-up reader's overshoot.
-          maxBytesPerPartition: settings.catchUpFetchBytes,
-          maxBytes: settings.catchUpFetchBytes,
-          // kafkajs sleeps this long when every partition is paused, and a resume does not
-          // cut the sleep short: keep it short so that a resumed call is not stalled.
-          maxWaitTimeInMs: Math.min(settings.maxWaitTimeMs, 100),
-        }
-      : {}),
-  });
-  consumer.on(consumer.events.REQUEST, (event) => {
-    if (event.payload.apiName === "Fetch") {
+  constructor(settings: Settings, onFetched: () => void) {
+    super(settings.kafka.wire, settings.logger);
+    this.onFetched = (responseBytes) => {
       settings.counters.fetchRequests++;
-      settings.counters.fetchResponseBytes += event.payload.size;
+      settings.counters.fetchResponseBytes += responseBytes;
+      onFetched();
+    };
+  }
+
+  override async connection(node: number, lane: Lane = "main"): Promise<WireConnection> {
+    const connection = await super.connection(node, lane);
+    if (lane !== "fetch") return connection;
+    let counted = this.counted.get(connection);
+    if (counted === undefined) {
+      const onFetched = this.onFetched;
+      const request: WireConnection["request"] = async (apiKey, version, body, extraWaitMs) => {
+        const response = await connection.request(apiKey, version, body, extraWaitMs);
+        if (apiKey === ApiKeys.Fetch) onFetched(response.end);
+        return response;
+      };
+      // Everything else goes to the connection itself (bound, so its own state is used).
+      counted = new Proxy(connection, {
+        get(target, key) {
+          if (key === "request") return request;
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      this.counted.set(connection, counted);
     }
-  });
-  return { consumer, groupId };
+    return counted;
+  }
 }
 
-/** Leaves and deletes a reader's group; failures only leave an empty group behind. */
-function retireConsumer(settings: Settings, consumer: Consumer, groupId: string): Promise<void> {
-  const retired = (async () => {
-    await consumer.disconnect().catch(() => {});
-    try {
-      const admin = await adminOf(settings);
-      await admin.deleteGroups([groupId]);
-    } catch (error) {
-      settings.logger.debug("fetch reader group not deleted", { groupId, error });
-    }
-  })();
-  settings.retiring.add(retired);
-  void retired.finally(() => settings.retiring.delete(retired));
-  return retired;
+/**
+ * Decides when a reader's problems (which partition-reader.ts works around by retrying)
+ * mean giving up: at once for a refusal retrying cannot cure, else once problems kept
+ * coming for `failAfterMs` without a Fetch being answered in between.
+ */
+class FailureWatch {
+  private readonly failAfterMs: number;
+  private failingSince: number | undefined;
+
+  constructor(failAfterMs: number) {
+    this.failAfterMs = failAfterMs;
+  }
+
+  /** A Fetch was answered: reading works. */
+  answered(): void {
+    this.failingSince = undefined;
+  }
+
+  /** Whether reading should stop with this problem. */
+  givesUp(error: unknown): boolean {
+    if (error instanceof KafkaProtocolError && !error.retriable) return true;
+    const now = Date.now();
+    this.failingSince ??= now;
+    return now - this.failingSince >= this.failAfterMs;
+  }
 }
 
 type Wake = () => void;
@@ -290,14 +305,15 @@ class TopicReader {
   readonly rings = new Map<number, PartitionRing<FanoutRecord>>();
   /** Earliest offset per partition when the reader started (where "from earliest" begins). */
   readonly earliest = new Map<number, number>();
-  /** Highest high watermark seen per partition. */
+  /** High watermark per partition when the reader started (its rings fill up to it first). */
   readonly highWatermarks = new Map<number, number>();
   readonly subscriptions = new Set<Subscription>();
   /** Subscriptions waiting for a record; woken (and removed) on every append. */
   readonly waiting = new Set<Wake>();
   private readonly started: Promise<void>;
-  private consumer: Consumer | undefined;
-  private groupId = "";
+  private readonly watch: FailureWatch;
+  private readonly cluster: KafkaCluster;
+  private reader: PartitionReader | undefined;
   private failure: Error | undefined;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
@@ -308,6 +324,8 @@ class TopicReader {
     this.settings = settings;
     this.onGone = onGone;
     this.logger = settings.logger.child({ component: "fetch", topic });
+    this.watch = new FailureWatch(settings.failAfterMs);
+    this.cluster = new CountingCluster(settings, () => this.watch.answered());
     this.started = this.start();
     // Subscribers see the failure; this only keeps an unobserved rejection quiet.
     this.started.catch(() => {});
@@ -398,78 +416,94 @@ class TopicReader {
     for (const subscription of [...this.subscriptions]) subscription.fail(failure);
     this.wakeAll();
     for (const ring of this.rings.values()) ring.clear();
+    this.reader?.stop();
+    // Ends the long poll in flight, and a start still under way.
+    this.cluster.close();
     this.closing = (async () => {
       await this.started.catch(() => {});
-      if (this.consumer) await retireConsumer(this.settings, this.consumer, this.groupId);
+      this.reader?.stop();
       this.logger.debug("fetch shared reader closed", { reason: reason.message });
     })();
     return this.closing;
   }
 
   private async start(): Promise<void> {
-    let offsets: Array<{ partition: number; high: string; low: string }>;
+    const { topic } = this;
     try {
-      const admin = await adminOf(this.settings);
-      offsets = await admin.fetchTopicOffsets(this.topic);
-    } catch (error) {
-      const failure = readerErrorFrom(error, `cannot read topic ${this.topic}`);
-      this.failure = failure;
-      void this.close(failure);
-      throw failure;
-    }
-    for (const { partition, high, low } of offsets) {
-      const earliest = Number(low);
-      const start = Math.max(earliest, Number(high) - this.joinLag);
-      this.earliest.set(partition, earliest);
-      this.highWatermarks.set(partition, Number(high));
-      this.rings.set(
-        partition,
-        new PartitionRing<FanoutRecord>(this.lagBound, this.settings.ringMaxBytes, start),
-      );
-    }
-    const { consumer, groupId } = createGroupConsumer(this.settings, this.topic, "live");
-    this.consumer = consumer;
-    this.groupId = groupId;
-    consumer.on(consumer.events.GROUP_JOIN, (event) => {
-      // Position every partition where its ring ends: whatever kafkajs would start from
-      // (earliest, for a fresh group) is not where this reader stands.
-      for (const partition of event.payload.memberAssignment[this.topic] ?? []) {
-        const ring = this.rings.get(partition);
-        if (ring) consumer.seek({ topic: this.topic, partition, offset: String(ring.headOffset) });
+      const partitions = (await this.cluster.partitions(topic)).map((p) => p.partition);
+      const [low, high] = await Promise.all([
+        this.cluster.listOffsets(topic, partitions, -2),
+        this.cluster.listOffsets(topic, partitions, -1),
+      ]);
+      const highs = new Map(high.map((o) => [o.partition, o.offset]));
+      const positions = new Map<string, number>();
+      for (const { partition, offset: earliest } of low) {
+        const highWatermark = highs.get(partition) ?? earliest;
+        const start = Math.max(earliest, highWatermark - this.joinLag);
+        this.earliest.set(partition, earliest);
+        this.highWatermarks.set(partition, highWatermark);
+        this.rings.set(
+          partition,
+          new PartitionRing<FanoutRecord>(this.lagBound, this.settings.ringMaxBytes, start),
+        );
+        positions.set(`${topic}\0${partition}`, start);
       }
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      if (event.payload.restart) return;
-      const failure = readerErrorFrom(event.payload.error, `reading topic ${this.topic} failed`);
-      this.logger.warn("fetch shared reader failed", { error: failure });
-      void this.close(failure);
-    });
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => this.append(batch),
+      if (this.closed) return;
+      this.reader = await startPartitionReader({
+        cluster: this.cluster,
+        topics: [topic],
+        start: "earliest",
+        positions,
+        maxWaitMs: this.settings.maxWaitTimeMs,
+        partitionMaxBytes: 1024 * 1024,
+        maxBytes: 10 * 1024 * 1024,
+        metadataRefreshMs: this.settings.metadataRefreshMs,
+        onRecords: (_, partition, records) => this.append(partition, records),
+        onProblem: (message, error) => this.onProblem(message, error),
       });
     } catch (error) {
-      const failure = readerErrorFrom(error, `cannot read topic ${this.topic}`);
+      if (this.closed) return;
+      const failure = readerErrorFrom(error, `cannot read topic ${topic}`);
       void this.close(failure);
       throw failure;
     }
-    this.logger.debug("fetch shared reader started", { groupId: this.groupId });
+    if (this.closed) this.reader.stop();
+    else this.logger.debug("fetch shared reader started", { partitions: this.rings.size });
   }
 
-  private append(batch: Batch): void {
-    const ring = this.rings.get(batch.partition);
-    if (ring === undefined || this.closed) return;
-    const highWatermark = Number(batch.highWatermark);
-    if (highWatermark > (this.highWatermarks.get(batch.partition) ?? 0)) {
-      this.highWatermarks.set(batch.partition, highWatermark);
+  private onProblem(message: string, error: unknown): void {
+    if (this.closed) return;
+    if (!this.watch.givesUp(error)) {
+      this.logger.warn(`fetch shared reader: ${message}`, { error });
+      return;
     }
-    for (const message of batch.messages) {
-      ring.append(recordFromKafka(batch.partition, message));
-    }
+    const failure = readerErrorFrom(error, `reading topic ${this.topic} failed`);
+    this.logger.warn("fetch shared reader failed", { error: failure });
+    void this.close(failure);
+  }
+
+  private append(partition: number, records: FetchedRecord[]): void {
+    if (this.closed) return;
+    const ring = this.rings.get(partition) ?? this.adopt(partition, records[0]?.offset ?? 0);
+    for (const record of records) ring.append(fanoutRecord(partition, record));
     this.wakeAll();
+  }
+
+  /**
+   * A partition added while the reader runs (the partition reader found it in metadata and
+   * reads it from its earliest offset): a ring from there, and open calls read it too.
+   */
+  private adopt(partition: number, firstOffset: number): PartitionRing<FanoutRecord> {
+    const ring = new PartitionRing<FanoutRecord>(
+      this.lagBound,
+      this.settings.ringMaxBytes,
+      firstOffset,
+    );
+    this.rings.set(partition, ring);
+    this.earliest.set(partition, firstOffset);
+    this.logger.info("fetch shared reader reads a new partition", { partition });
+    for (const subscription of this.subscriptions) subscription.adopt(partition, ring);
+    return ring;
   }
 }
 
@@ -494,6 +528,8 @@ class Subscription implements TopicSubscription {
   private catchUp: CatchUpReader | undefined;
   private failure: Error | undefined;
   private closed = false;
+  /** Whether `position` ran (cursors exist for the partitions known then). */
+  private positioned = false;
   private wake: Wake | undefined;
   private readonly onAbort = () => this.close();
 
@@ -515,6 +551,7 @@ class Subscription implements TopicSubscription {
 
   /** Sets the starting positions (once the reader knows its partitions). */
   position(resume: ReadonlyMap<number, number> | undefined): void {
+    this.positioned = true;
     const behind: Cursor[] = [];
     for (const partition of [...this.reader.rings.keys()].sort((a, b) => a - b)) {
       const position = resume?.get(partition) ?? this.reader.earliest.get(partition) ?? 0;
@@ -525,6 +562,22 @@ class Subscription implements TopicSubscription {
     if (behind.length > 0 && !this.closed) {
       this.catchUp = new CatchUpReader(this.reader.topic, this.settings, this, behind);
     }
+  }
+
+  /** A partition new to the reader: read at the live edge from the start of its ring. */
+  adopt(partition: number, ring: PartitionRing<FanoutRecord>): void {
+    if (!this.positioned || this.closed) return;
+    if (this.cursors.some((c) => c.partition === partition)) return;
+    const cursor: Cursor = {
+      partition,
+      position: ring.startOffset,
+      seq: ring.firstSeq,
+      queue: [],
+      queueHead: 0,
+    };
+    const at = this.cursors.findIndex((c) => c.partition > partition);
+    if (at < 0) this.cursors.push(cursor);
+    else this.cursors.splice(at, 0, cursor);
   }
 
   positions(): Array<[number, number]> {
@@ -669,125 +722,134 @@ class CatchUpReader {
   private readonly topic: string;
   private readonly settings: Settings;
   private readonly subscription: Subscription;
-  /** Partition → the offset after the last record queued (where to fetch next). */
-  private readonly wanted = new Map<number, number>();
-  private readonly paused = new Set<number>();
-  private readonly consumer: Consumer;
-  private readonly groupId: string;
-  private running = false;
+  /** Partitions still caught up here (not yet joined the live edge). */
+  private readonly active = new Set<number>();
+  /** Partitions paused because the call's buffer for them is full. */
+  private readonly full = new Set<number>();
+  private readonly cluster: KafkaCluster;
+  private readonly watch: FailureWatch;
+  private reader: PartitionReader | undefined;
   private stopped = false;
-  private readonly ran: Promise<void>;
 
   constructor(topic: string, settings: Settings, subscription: Subscription, cursors: Cursor[]) {
     this.topic = topic;
     this.settings = settings;
     this.subscription = subscription;
-    for (const cursor of cursors) this.wanted.set(cursor.partition, cursor.position);
     settings.counters.catchUpReaders++;
-    const { consumer, groupId } = createGroupConsumer(settings, topic, "catch-up");
-    this.consumer = consumer;
-    this.groupId = groupId;
-    consumer.on(consumer.events.GROUP_JOIN, (event) => {
-      for (const partition of event.payload.memberAssignment[topic] ?? []) {
-        const from = this.wanted.get(partition);
-        if (from !== undefined) consumer.seek({ topic, partition, offset: String(from) });
-        // Released to the live edge, or its buffer is full (a restart forgets pauses).
-        if (from === undefined || this.paused.has(partition)) {
-          consumer.pause([{ topic, partitions: [partition] }]);
+    this.watch = new FailureWatch(settings.failAfterMs);
+    this.cluster = new CountingCluster(settings, () => this.watch.answered());
+    const positions = new Map<string, number>();
+    for (const cursor of cursors) {
+      this.active.add(cursor.partition);
+      positions.set(`${topic}\0${cursor.partition}`, cursor.position);
+    }
+    const starting = startPartitionReader({
+      cluster: this.cluster,
+      topics: [topic],
+      assigned: cursors.map((c) => ({ topic, partition: c.partition })),
+      // Where a position is gone (retention), reading goes on from what is left.
+      start: "earliest",
+      positions,
+      // A resumed partition waits for the fetch in flight for the others: keep it short.
+      maxWaitMs: Math.min(settings.maxWaitTimeMs, 100),
+      partitionMaxBytes: settings.catchUpFetchBytes,
+      maxBytes: settings.catchUpFetchBytes,
+      onRecords: (_, partition, records) => this.append(partition, records),
+      onProblem: (message, error) => this.onProblem(message, error),
+    }).then(
+      (reader) => {
+        if (this.stopped) {
+          reader.stop();
+          return;
         }
-      }
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      if (event.payload.restart || this.stopped) return;
-      subscription.fail(readerErrorFrom(event.payload.error, `catching up on ${topic} failed`));
-    });
-    this.ran = (async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => this.append(batch) });
-      this.running = true;
-      // Partitions that joined the live edge or filled up while the consumer was starting.
-      if (this.stopped) return;
-      for (const partition of this.paused) consumer.pause([{ topic, partitions: [partition] }]);
-    })().catch((error: unknown) => {
-      if (!this.stopped) subscription.fail(readerErrorFrom(error, `cannot catch up on ${topic}`));
-    });
+        this.reader = reader;
+        // Partitions that joined the live edge or filled up while the reader was starting.
+        const paused = cursors
+          .filter((c) => this.full.has(c.partition) || !this.active.has(c.partition))
+          .map((c) => ({ topic, partition: c.partition }));
+        if (paused.length > 0) reader.pause(paused);
+      },
+      (error: unknown) => {
+        if (!this.stopped) subscription.fail(readerErrorFrom(error, `cannot catch up on ${topic}`));
+      },
+    );
+    settings.starting.add(starting);
+    void starting.finally(() => settings.starting.delete(starting));
   }
 
   /** The call read a queued record of `partition`: resume it once half its buffer is free. */
   drained(partition: number): void {
-    if (!this.paused.has(partition) || !this.wanted.has(partition)) return;
+    if (!this.full.has(partition) || !this.active.has(partition)) return;
     if (this.subscription.queued(partition) > this.settings.catchUpBufferRecords / 2) return;
-    this.paused.delete(partition);
-    if (this.running) this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+    this.full.delete(partition);
+    this.reader?.resume([{ topic: this.topic, partition }]);
   }
 
   /** `partition` joined the live edge; returns how many partitions are still caught up here. */
   release(partition: number): number {
-    if (this.wanted.delete(partition)) {
-      this.paused.add(partition);
-      if (this.running && !this.stopped) {
-        this.consumer.pause([{ topic: this.topic, partitions: [partition] }]);
-      }
+    if (this.active.delete(partition)) {
+      this.full.delete(partition);
+      if (!this.stopped) this.reader?.pause([{ topic: this.topic, partition }]);
     }
-    if (this.wanted.size === 0) this.stop();
-    return this.wanted.size;
+    if (this.active.size === 0) this.stop();
+    return this.active.size;
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    const retired = this.ran.then(() => retireConsumer(this.settings, this.consumer, this.groupId));
-    // Counted at once, so that closing the fan-out waits for a reader still starting.
-    this.settings.retiring.add(retired);
-    void retired.finally(() => this.settings.retiring.delete(retired));
+    this.reader?.stop();
+    // Ends the fetch in flight (and a start still under way) with the connections.
+    this.cluster.close();
   }
 
-  private append(batch: Batch): void {
+  private onProblem(message: string, error: unknown): void {
     if (this.stopped) return;
-    const { partition } = batch;
-    const from = this.wanted.get(partition);
-    if (from === undefined) return;
-    let next = from;
-    for (const message of batch.messages) {
-      const record = recordFromKafka(partition, message);
-      if (record.offset < next) continue;
-      this.subscription.enqueue(record);
-      next = record.offset + 1;
+    if (!this.watch.givesUp(error)) {
+      this.settings.logger.warn(`fetch catch-up reader: ${message}`, { topic: this.topic, error });
+      return;
     }
-    this.wanted.set(partition, next);
+    this.subscription.fail(readerErrorFrom(error, `catching up on ${this.topic} failed`));
+  }
+
+  private append(partition: number, records: FetchedRecord[]): void {
+    if (this.stopped || !this.active.has(partition)) return;
+    for (const record of records) this.subscription.enqueue(fanoutRecord(partition, record));
     if (this.subscription.queued(partition) >= this.settings.catchUpBufferRecords) {
-      this.paused.add(partition);
-      this.consumer.pause([{ topic: this.topic, partitions: [partition] }]);
+      this.full.add(partition);
+      this.reader?.pause([{ topic: this.topic, partition }]);
     }
     this.subscription.notify();
   }
 }
 
-/** A kafkajs message as a FanoutRecord, copying its bytes out of the shared fetch buffer. */
-function recordFromKafka(partition: number, message: Batch["messages"][number]): FanoutRecord {
-  // kafkajs slices values out of the whole Fetch response; a copy lets that buffer go.
-  const key = message.key ? new Uint8Array(message.key) : null;
-  const value = message.value ? new Uint8Array(message.value) : null;
-  const headers = headerList(message.headers);
+const utf8 = new TextEncoder();
+const noHeaders: FanoutRecord["headers"] = [];
+
+/**
+ * A fetched record as a FanoutRecord. Key and value are copied: they are views into the
+ * whole Fetch response, which a ring holding one record would otherwise keep alive. Header
+ * values arrive as UTF-8 text and go back to bytes for the route's filters (byte-exact for
+ * any valid UTF-8 value).
+ */
+function fanoutRecord(partition: number, record: FetchedRecord): FanoutRecord {
+  const key = record.key === null ? null : record.key.slice();
+  const value = record.value === null ? null : record.value.slice();
   let size = 64 + (key?.length ?? 0) + (value?.length ?? 0);
-  for (const [name, v] of headers) size += name.length + v.length;
-  return { partition, offset: Number(message.offset), key, value, headers, size };
-}
-
-function headerList(headers: IHeaders | undefined): Array<readonly [string, Uint8Array]> {
-  const out: Array<readonly [string, Uint8Array]> = [];
-  if (!headers) return out;
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) {
-      out.push([name, typeof v === "string" ? new TextEncoder().encode(v) : new Uint8Array(v)]);
+  let headers = noHeaders;
+  if (record.headers.length > 0) {
+    const list: Array<readonly [string, Uint8Array]> = [];
+    for (const [name, text] of record.headers) {
+      const bytes = utf8.encode(text);
+      list.push([name, bytes]);
+      size += name.length + bytes.length;
     }
+    headers = list;
   }
-  return out;
+  return { partition, offset: record.offset, key, value, headers, size };
 }
 
-/** A kafkajs failure as a FanoutReaderError, looking through retry wrappers for the cause. */
+/** A reader failure as a FanoutReaderError, looking through wrappers for the cause. */
 function readerErrorFrom(error: unknown, context: string): FanoutReaderError {
   if (error instanceof FanoutReaderError) return error;
   const unreachable = isKafkaUnreachable(error);

@@ -5,11 +5,13 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { Kafka as KafkaJs, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type FanoutMessage, FanoutMessageSchema } from "../../gen/example/fanout_pb.ts";
+import { startBroker } from "../../src/broker/broker.ts";
 import { defaultGrpcKafkaOptions, type FetchFilter } from "../../src/config/types.ts";
 import { createKafka } from "../../src/kafka/kafka-client.ts";
-import { createTopicFanout } from "../../src/kafka/topic-fanout.ts";
+import { createTopicFanout, FanoutReaderError } from "../../src/kafka/topic-fanout.ts";
 import { createFetchCapability } from "../../src/north/fetch/fetch-capability.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import {
@@ -294,15 +296,20 @@ describe("fetch", () => {
     for (const s of streams.slice(3)) s.cancel();
     await Promise.all(streams.map((s) => s.ended));
     await eventually(() => topicStats()?.subscriptions !== 2, 10_000, "all calls released");
-    expect((await harness.listGroups()).filter((g) => g.includes(topic))).toHaveLength(1);
+    // Assigned reads: the fetch capability never creates a consumer group.
+    expect(await harness.listGroups()).toEqual([]);
     // With no calls left, the topic's shared reader closes after its idle time (300 ms here)
-    // and deletes its consumer group.
+    // and stops fetching (every other test's topic is idle by now too).
     await eventually(() => topicStats() === undefined, 10_000, "the shared reader closed");
-    const deadline = Date.now() + 10_000;
-    while ((await harness.listGroups()).some((g) => g.includes(topic)) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect((await harness.listGroups()).filter((g) => g.includes(topic))).toEqual([]);
+    await eventually(
+      () => harness.capability.stats().topics.length === 0,
+      10_000,
+      "every shared reader closed",
+    );
+    const fetched = harness.capability.stats().fetchRequests;
+    // Longer than two long polls (1 s each): a reader still running would have fetched.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(harness.capability.stats().fetchRequests).toBe(fetched);
   });
 
   test("fetch.catch.up.beyond.ring", async () => {
@@ -319,14 +326,8 @@ describe("fetch", () => {
         const stats = () => small.capability.stats().topics.find((t) => t.topic === topic);
         // Caught up: the call joined the live edge and its own reader is gone.
         await eventually(() => stats()?.catchUpReaders === 0, 10_000, "catch-up reader closed");
-        // Its consumer group is deleted once it is gone.
-        const catchUpGroups = async () =>
-          (await small.listGroups()).filter((g) => g.includes(`${topic}-catch-up`));
-        const deadline = Date.now() + 10_000;
-        while ((await catchUpGroups()).length > 0 && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        expect(await catchUpGroups()).toEqual([]);
+        // Neither the shared nor the catch-up reader ever had a consumer group.
+        expect(await small.listGroups()).toEqual([]);
         expect(stats()?.ringRecords).toBeLessThanOrEqual(60);
         await small.produce(topic, records(3, 60, 70));
         const grouped = byPartition(await stream.waitFor(210));
@@ -413,9 +414,135 @@ describe("fetch", () => {
       // The bound per partition plus what the fetches in flight bring; not the 300 behind.
       expect(maxBuffered).toBeGreaterThan(0);
       expect(maxBuffered).toBeLessThanOrEqual(120);
+      // Paused partitions are not fetched meanwhile: about one fetch per small batch, not a
+      // fetch loop spinning on data it drops (that made tens of thousands).
+      expect(fanout.stats().fetchRequests).toBeLessThan(1_000);
     } finally {
       controller.abort();
       await fanout.close();
+    }
+  });
+
+  test("fetch.kafka.connections.dropped", async () => {
+    // Lost connections are retried without ending the call (fetching works again well within
+    // `failAfterMs` each time, though the drops together last longer), nothing lost or repeated.
+    const topic = "fetch-dropped";
+    harness.createTopic(topic, 2);
+    await harness.produce(topic, records(2, 0, 5));
+    const fanout = createTopicFanout({
+      kafka: createKafka({ servers: [harness.broker.bootstrap] }, silentLogger),
+      logger: silentLogger,
+      maxWaitTimeMs: 200,
+      failAfterMs: 3_000,
+    });
+    const controller = new AbortController();
+    try {
+      const subscription = await fanout.subscribe(topic, { signal: controller.signal });
+      const seen: FanoutMessage[] = [];
+      const read = async (count: number) => {
+        while (seen.length < count) {
+          const record = await subscription.next();
+          if (record === undefined) throw new Error("subscription ended");
+          seen.push(fromBinary(FanoutMessageSchema, record.value ?? new Uint8Array()));
+        }
+      };
+      await read(10);
+      for (let round = 1; round <= 4; round++) {
+        harness.broker.faults.dropConnections();
+        await harness.produce(topic, records(2, round * 5, round * 5 + 5));
+        await read(10 + round * 10);
+        await new Promise((r) => setTimeout(r, 1_200));
+      }
+      const grouped = byPartition(seen);
+      for (let p = 0; p < 2; p++) expect(grouped.get(p)).toEqual(range(p, 0, 25));
+    } finally {
+      controller.abort();
+      await fanout.close();
+    }
+  });
+
+  test("fetch.kafka.lost", async () => {
+    // The cluster goes away under an open call: once fetching kept failing for `failAfterMs`,
+    // the call ends with an "unreachable" reader error (UNAVAILABLE), so its client resumes
+    // elsewhere instead of waiting for ever.
+    const own = await startFetchHarness();
+    const fanout = createTopicFanout({
+      kafka: createKafka({ servers: [own.broker.bootstrap] }, silentLogger),
+      logger: silentLogger,
+      maxWaitTimeMs: 200,
+      failAfterMs: 500,
+    });
+    const controller = new AbortController();
+    try {
+      const topic = "fetch-lost";
+      own.createTopic(topic, 1);
+      await own.produce(topic, [{ value: recordValue("p0-0") }]);
+      const subscription = await fanout.subscribe(topic, { signal: controller.signal });
+      expect((await subscription.next())?.offset).toBe(0);
+      const ended = subscription.next().then(
+        () => new Error("next() resolved"),
+        (error: unknown) => error,
+      );
+      await own.broker.close();
+      const error = await ended;
+      expect(error).toBeInstanceOf(FanoutReaderError);
+      expect((error as FanoutReaderError).unreachable).toBe(true);
+      expect(fanout.stats().topics).toEqual([]);
+    } finally {
+      controller.abort();
+      await fanout.close();
+      await own.close();
+    }
+  });
+
+  test("fetch.new.partitions", async () => {
+    // Partitions that appear while a topic is read are found with the next metadata refresh
+    // and read from their beginning, by the calls already open too.
+    const strict = await startBroker({ port: 0, autoCreateTopics: false });
+    const testKafka = new KafkaJs({
+      clientId: "fetch-test",
+      brokers: [strict.bootstrap],
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = testKafka.admin();
+    const producer = testKafka.producer({ allowAutoTopicCreation: false });
+    const fanout = createTopicFanout({
+      kafka: createKafka({ servers: [strict.bootstrap] }, silentLogger),
+      logger: silentLogger,
+      maxWaitTimeMs: 200,
+      metadataRefreshMs: 300,
+    });
+    const controller = new AbortController();
+    try {
+      const topic = "fetch-growing";
+      strict.createTopic(topic, 1);
+      const subscription = await fanout.subscribe(topic, { signal: controller.signal });
+      expect(subscription.positions()).toEqual([[0, 0]]);
+      // The broker cannot add partitions to a topic: recreate it larger instead.
+      await admin.connect();
+      await admin.deleteTopics({ topics: [topic] });
+      strict.createTopic(topic, 3);
+      await producer.connect();
+      await producer.send({ topic, acks: -1, messages: records(3, 0, 2) });
+      const seen: FanoutMessage[] = [];
+      while (seen.length < 6) {
+        const record = await subscription.next();
+        if (record === undefined) throw new Error("subscription ended");
+        seen.push(fromBinary(FanoutMessageSchema, record.value ?? new Uint8Array()));
+      }
+      const grouped = byPartition(seen);
+      for (let p = 0; p < 3; p++) expect(grouped.get(p)).toEqual(range(p, 0, 2));
+      expect(subscription.positions()).toEqual([
+        [0, 2],
+        [1, 2],
+        [2, 2],
+      ]);
+    } finally {
+      controller.abort();
+      await fanout.close();
+      await producer.disconnect();
+      await admin.disconnect();
+      await strict.close();
     }
   });
 

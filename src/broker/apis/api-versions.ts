@@ -18,8 +18,36 @@ export function writeApiVersionsV0(
   });
 }
 
+/**
+ * Version ranges ApiVersions advertises instead of the served ones, per API key (tests
+ * impersonate other brokers this way): a number caps the maximum (below 0: the API is left
+ * out), a pair replaces the range.
+ */
+export type ApiVersionCaps = Readonly<Record<number, number | readonly [number, number]>>;
+
+function advertised(
+  handlers: readonly ApiHandler[],
+  caps: ApiVersionCaps | undefined,
+): ApiHandler[] {
+  if (!caps) return [...handlers];
+  const out: ApiHandler[] = [];
+  for (const h of handlers) {
+    const cap = caps[h.apiKey];
+    if (cap === undefined) out.push(h);
+    else if (typeof cap !== "number") out.push({ ...h, minVersion: cap[0], maxVersion: cap[1] });
+    else if (cap >= 0) {
+      const maxVersion = Math.min(h.maxVersion, cap);
+      out.push({ ...h, minVersion: Math.min(h.minVersion, maxVersion), maxVersion });
+    }
+  }
+  return out;
+}
+
 /** The ApiVersions handler; `handlers` returns every API served, itself included. */
-export function createApiVersionsHandler(handlers: () => readonly ApiHandler[]): ApiHandler {
+export function createApiVersionsHandler(
+  handlers: () => readonly ApiHandler[],
+  caps?: ApiVersionCaps,
+): ApiHandler {
   return {
     apiKey: ApiKey.ApiVersions,
     name: "ApiVersions",
@@ -33,7 +61,7 @@ export function createApiVersionsHandler(handlers: () => readonly ApiHandler[]):
         req.taggedFields();
       }
       const errorCode = ctx.injectedError ?? ErrorCode.NONE;
-      const list = [...handlers()].sort((a, b) => a.apiKey - b.apiKey);
+      const list = advertised(handlers(), caps).sort((a, b) => a.apiKey - b.apiKey);
       const version = ctx.apiVersion;
       return (w) => {
         if (version < 3) {

@@ -29,6 +29,8 @@ export interface RequestContext {
   broker: BrokerInfo;
   /** Aborted when the connection closes or the broker stops (ends long waits early). */
   signal?: AbortSignal;
+  /** Closes the connection once this request's response is written (failed SASL). */
+  closeAfterResponse?: () => void;
 }
 
 /** Writes a response body. */
@@ -77,6 +79,8 @@ export const ErrorCode = {
   INVALID_COMMIT_OFFSET_SIZE: 28,
   TOPIC_AUTHORIZATION_FAILED: 29,
   GROUP_AUTHORIZATION_FAILED: 30,
+  UNSUPPORTED_SASL_MECHANISM: 33,
+  ILLEGAL_SASL_STATE: 34,
   UNSUPPORTED_VERSION: 35,
   TOPIC_ALREADY_EXISTS: 36,
   INVALID_PARTITIONS: 37,
@@ -85,6 +89,7 @@ export const ErrorCode = {
   OUT_OF_ORDER_SEQUENCE_NUMBER: 45,
   DUPLICATE_SEQUENCE_NUMBER: 46,
   INVALID_PRODUCER_EPOCH: 47,
+  SASL_AUTHENTICATION_FAILED: 58,
   UNKNOWN_PRODUCER_ID: 59,
   NON_EMPTY_GROUP: 68,
   GROUP_ID_NOT_FOUND: 69,
@@ -115,5 +120,6 @@ export const ApiKey = {
   DeleteRecords: 21,
   InitProducerId: 22,
   DescribeConfigs: 32,
+  SaslAuthenticate: 36,
   DeleteGroups: 42,
 } as const;

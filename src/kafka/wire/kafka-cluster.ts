@@ -61,6 +61,8 @@ export class KafkaCluster {
   private refreshing: Promise<void> | undefined;
   private readonly roundRobin = new Map<string, number>();
   private closed = false;
+  /** Aborts connections still being opened when the client closes. */
+  private readonly closing = new AbortController();
 
   constructor(settings: WireSettings, logger: Logger) {
     this.settings = settings;
@@ -75,6 +77,7 @@ export class KafkaCluster {
   /** Closes every connection; requests in flight fail. */
   close(): void {
     this.closed = true;
+    this.closing.abort();
     for (const pending of this.connections.values())
       pending.then(
         (c) => c.close(),
@@ -202,7 +205,7 @@ export class KafkaCluster {
       if (!address) {
         return Promise.reject(new KafkaConnectionError(`broker ${node} is not in the metadata`));
       }
-      pending = WireConnection.open(address, this.settings);
+      pending = WireConnection.open(address, this.settings, this.closing.signal);
       this.connections.set(key, pending);
       pending.then(
         (c) =>
@@ -238,7 +241,7 @@ export class KafkaCluster {
     const errors: string[] = [];
     for (const server of this.settings.servers) {
       try {
-        return await WireConnection.open(server, this.settings);
+        return await WireConnection.open(server, this.settings, this.closing.signal);
       } catch (error) {
         if (error instanceof KafkaProtocolError) throw error;
         errors.push((error as Error).message);
@@ -268,7 +271,32 @@ export class KafkaCluster {
     timeoutMs: number,
     records: ReadonlyMap<string, readonly OutgoingRecord[]>,
   ): Promise<void> {
-    const deadline = Date.now() + Math.min(timeoutMs, this.settings.retryTimeoutMs);
+    const budgetMs = Math.min(timeoutMs, this.settings.retryTimeoutMs);
+    // A broker that accepts connections but does not answer would otherwise hold the
+    // produce for the whole request timeout, past the retry budget.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new KafkaConnectionError(`no answer from Kafka within ${budgetMs} ms`)),
+        budgetMs,
+      );
+    });
+    try {
+      await Promise.race([
+        this.produceUntil(acks, timeoutMs, records, Date.now() + budgetMs),
+        expired,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async produceUntil(
+    acks: -1 | 0 | 1,
+    timeoutMs: number,
+    records: ReadonlyMap<string, readonly OutgoingRecord[]>,
+    deadline: number,
+  ): Promise<void> {
     // topic → partition → records, in queue order.
     let todo = new Map<string, Map<number, OutgoingRecord[]>>();
     for (const [topic, list] of records) {
@@ -283,7 +311,7 @@ export class KafkaCluster {
       todo.set(topic, byPartition);
     }
     for (let attempt = 0; ; attempt++) {
-      const failed = await this.produceOnce(acks, timeoutMs, todo);
+      const failed = await this.produceOnce(acks, timeoutMs, todo, deadline);
       if (failed.retry.size === 0) return;
       if (Date.now() + backoff(attempt) >= deadline) throw failed.error;
       await sleep(backoff(attempt));
@@ -292,7 +320,11 @@ export class KafkaCluster {
     }
   }
 
-  private async partitionsWithin(topic: string, deadline: number): Promise<PartitionInfo[]> {
+  /**
+   * The partitions of `topic`, retrying what a cluster answers while it creates a topic or
+   * moves leaders (LEADER_NOT_AVAILABLE and the like) until `deadline`.
+   */
+  async partitionsWithin(topic: string, deadline: number): Promise<PartitionInfo[]> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.partitions(topic);
@@ -312,6 +344,7 @@ export class KafkaCluster {
     acks: -1 | 0 | 1,
     timeoutMs: number,
     todo: Map<string, Map<number, OutgoingRecord[]>>,
+    deadline: number,
   ): Promise<{ retry: Map<string, Map<number, OutgoingRecord[]>>; error: Error }> {
     const byLeader = new Map<number, Map<string, Map<number, OutgoingRecord[]>>>();
     const retry = new Map<string, Map<number, OutgoingRecord[]>>();
@@ -355,6 +388,10 @@ export class KafkaCluster {
       [...byLeader].map(async ([leader, topics]) => {
         try {
           const connection = await this.connection(leader);
+          // The caller has been told this produce failed: records sent now could land
+          // after those of the caller's next produce.
+          if (Date.now() >= deadline)
+            throw new KafkaConnectionError(`no answer from broker ${leader} in time`);
           const version = connection.version(ApiKeys.Produce, 3, 8);
           const body = (w: Writer) => {
             w.nullableString(null).int16(acks).int32(timeoutMs);

@@ -96,12 +96,15 @@ export async function startPartitionReader(
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
     }
     for (const [topic, partitions] of byTopic) {
-      await cluster.partitions(topic);
+      await cluster.partitionsWithin(topic, Date.now() + cluster.settings.retryTimeoutMs);
       await place(topic, partitions, options.start);
     }
   } else {
     for (const topic of options.topics) {
-      const partitions = await cluster.partitions(topic);
+      const partitions = await cluster.partitionsWithin(
+        topic,
+        Date.now() + cluster.settings.retryTimeoutMs,
+      );
       await place(
         topic,
         partitions.map((p) => p.partition),
@@ -158,14 +161,21 @@ export async function startPartitionReader(
   // Consecutive failures per broker, for the backoff before its loop starts again.
   const failures = new Map<number, number>();
   const fetchLoop = async (node: number) => {
-    while (!stopped) {
+    for (let turn = 0; !stopped; turn++) {
+      // Paused partitions stay out of the fetch: their records would only be dropped, and
+      // a paused partition behind its head would make every fetch return at once (a spin).
       const mine = [...state.values()].filter(
-        (p) => cluster.leaderOf(p.topic, p.partition) === node,
+        (p) => !p.paused && cluster.leaderOf(p.topic, p.partition) === node,
       );
       if (mine.length === 0) return;
+      // The broker fills a response in request order and stops at maxBytes: a different
+      // partition goes first each time, so that one partition's backlog holds up no other.
+      const first = turn % mine.length;
+      if (first > 0) mine.push(...mine.splice(0, first));
       try {
         const connection = await cluster.connection(node, "fetch");
         const version = connection.version(ApiKeys.Fetch, 4, 11);
+        const fetchedAt = new Map(mine.map((p) => [p, p.offset]));
         const byTopic = new Map<string, Position[]>();
         for (const p of mine) {
           const list = byTopic.get(p.topic);
@@ -193,7 +203,14 @@ export async function startPartitionReader(
           },
           options.maxWaitMs,
         );
-        const problems = await readFetchResponse(r, version, state, options, () => stopped);
+        const problems = await readFetchResponse(
+          r,
+          version,
+          state,
+          fetchedAt,
+          options,
+          () => stopped,
+        );
         failures.delete(node);
         for (const p of problems.outOfRange) {
           await place(p.topic, [p.partition], options.start).catch((error: unknown) =>
@@ -257,6 +274,7 @@ async function readFetchResponse(
   r: Reader,
   version: number,
   state: Map<string, Position>,
+  fetchedAt: ReadonlyMap<Position, number>,
   options: PartitionReaderOptions,
   isStopped: () => boolean,
 ): Promise<FetchProblems> {
@@ -283,7 +301,8 @@ async function readFetchResponse(
       const records = r.nullableBytes();
       const position = state.get(`${topic}\0${partition}`);
       // Paused while this fetch was out: its records are read again after the resume.
-      if (!position || position.paused) continue;
+      // Sought elsewhere meanwhile: this answer is for a position no longer wanted.
+      if (!position || position.paused || fetchedAt.get(position) !== position.offset) continue;
       if (error !== 0) {
         if (error === 1) problems.outOfRange.push(position);
         else if (isRetriableCode(error)) problems.refresh = true;
@@ -298,14 +317,15 @@ async function readFetchResponse(
       }
       if (!records || records.length === 0) continue;
       const out: FetchedRecord[] = [];
-      try {
-        position.offset = decodeBatches(records, position.offset, (record) => out.push(record));
-      } catch (error) {
-        // Records this gateway cannot read (an old format, a codec it lacks) would stall the
-        // partition for ever: say so and skip past them.
-        options.onProblem?.(`unreadable records in ${topic}-${partition} skipped`, error);
-        position.offset = skipBatches(records, position.offset);
-      }
+      // Batches this gateway cannot read (an old format, a codec it lacks) would stall the
+      // partition for ever: say so and read on past each of them.
+      position.offset = decodeBatches(
+        records,
+        position.offset,
+        (record) => out.push(record),
+        (error) =>
+          options.onProblem?.(`unreadable records in ${topic}-${partition} skipped`, error),
+      );
       if (out.length > 0 && !isStopped()) {
         const result = options.onRecords(topic, partition, out);
         if (result) await result;
@@ -313,17 +333,4 @@ async function readFetchResponse(
     }
   }
   return problems;
-}
-
-/** The offset after the last complete batch in `records`. */
-function skipBatches(records: Uint8Array, from: number): number {
-  const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
-  let next = from;
-  for (let at = 0; records.length - at >= 61; ) {
-    const end = at + 12 + view.getInt32(at + 8);
-    if (end > records.length) break;
-    next = Math.max(next, Number(view.getBigInt64(at)) + view.getInt32(at + 23) + 1);
-    at = end;
-  }
-  return next;
 }

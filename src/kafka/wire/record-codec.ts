@@ -31,6 +31,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 const HEADER_BYTES = 61;
+const MAGIC_AT = 16;
 const CRC_AT = 17;
 const ATTRIBUTES_AT = 21;
 const COMPRESSION_MASK = 0x07;
@@ -130,58 +131,93 @@ export class RecordDecodeError extends Error {
  * Decodes every complete batch in `bytes` (a Fetch response's records), calling `onRecord`
  * for records at or past `from`; returns the offset to fetch next (`from` if nothing
  * complete was there). A trailing partial batch is normal (the broker cuts at a size limit).
+ * A batch this client cannot read (an older format, a codec it lacks) goes to `onUnreadable`
+ * and is skipped, the batches after it are still read; without `onUnreadable` it throws.
  */
 export function decodeBatches(
   bytes: Uint8Array,
   from: number,
   onRecord: (record: FetchedRecord) => void,
+  onUnreadable?: (error: RecordDecodeError) => void,
 ): number {
   let next = from;
   let at = 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  while (bytes.length - at >= HEADER_BYTES) {
+  // Offset and length lead every format; the magic byte follows at 16 (older message sets
+  // can be shorter than a magic-2 header, so only 17 bytes are needed to judge one).
+  while (bytes.length - at >= MAGIC_AT + 1) {
     const batchLength = view.getInt32(at + 8);
     const end = at + 12 + batchLength;
     if (end > bytes.length) break;
     const baseOffset = Number(view.getBigInt64(at));
-    const magic = view.getInt8(at + 16);
-    if (magic !== 2) {
-      throw new RecordDecodeError(
+    const magic = view.getInt8(at + MAGIC_AT);
+    if (magic !== 2 || batchLength < HEADER_BYTES - 12) {
+      // A format 0/1 message's offset is its last (inner) offset.
+      const error = new RecordDecodeError(
         `record batch at offset ${baseOffset} has format ${magic}; only format 2 (Kafka 0.11+) is read`,
       );
+      if (!onUnreadable) throw error;
+      onUnreadable(error);
+      next = Math.max(next, baseOffset + 1);
+      at = end;
+      continue;
     }
     const attributes = view.getInt16(at + ATTRIBUTES_AT);
     const lastOffsetDelta = view.getInt32(at + 23);
-    const baseTimestamp = Number(view.getBigInt64(at + 27));
-    const count = view.getInt32(at + 57);
     if ((attributes & CONTROL_FLAG) === 0 && baseOffset + lastOffsetDelta >= from) {
-      const records = recordsOf(bytes.subarray(at + HEADER_BYTES, end), attributes, baseOffset);
-      const r = new Reader(records);
-      for (let i = 0; i < count; i++) {
-        const length = r.varint();
-        const recordEnd = r.offset + length;
-        r.int8(); // attributes
-        const timestamp = baseTimestamp + r.varlong();
-        const offset = baseOffset + r.varint();
-        const keyLength = r.varint();
-        const key = keyLength < 0 ? null : r.raw(keyLength);
-        const valueLength = r.varint();
-        const value = valueLength < 0 ? null : r.raw(valueLength);
-        const headerCount = r.varint();
-        const headers: RecordHeader[] = new Array(headerCount > 0 ? headerCount : 0);
-        for (let h = 0; h < headerCount; h++) {
-          const name = utf8(r.raw(r.varint()));
-          const valueBytes = r.varint();
-          headers[h] = [name, valueBytes < 0 ? "" : utf8(r.raw(valueBytes))];
-        }
-        r.offset = recordEnd;
-        if (offset >= from) onRecord({ offset, timestamp, key, value, headers });
+      try {
+        decodeRecords(bytes.subarray(at, end), view, at, from, onRecord);
+      } catch (error) {
+        const unreadable =
+          error instanceof RecordDecodeError
+            ? error
+            : new RecordDecodeError(
+                `record batch at offset ${baseOffset} is malformed: ${(error as Error).message}`,
+              );
+        if (!onUnreadable) throw unreadable;
+        onUnreadable(unreadable);
       }
     }
     next = Math.max(next, baseOffset + lastOffsetDelta + 1);
     at = end;
   }
   return next;
+}
+
+/** The records of one magic-2 batch (`batch`, at `at` in `view`) at or past `from`. */
+function decodeRecords(
+  batch: Uint8Array,
+  view: DataView,
+  at: number,
+  from: number,
+  onRecord: (record: FetchedRecord) => void,
+): void {
+  const baseOffset = Number(view.getBigInt64(at));
+  const attributes = view.getInt16(at + ATTRIBUTES_AT);
+  const baseTimestamp = Number(view.getBigInt64(at + 27));
+  const count = view.getInt32(at + 57);
+  const records = recordsOf(batch.subarray(HEADER_BYTES), attributes, baseOffset);
+  const r = new Reader(records);
+  for (let i = 0; i < count; i++) {
+    const length = r.varint();
+    const recordEnd = r.offset + length;
+    r.int8(); // attributes
+    const timestamp = baseTimestamp + r.varlong();
+    const offset = baseOffset + r.varint();
+    const keyLength = r.varint();
+    const key = keyLength < 0 ? null : r.raw(keyLength);
+    const valueLength = r.varint();
+    const value = valueLength < 0 ? null : r.raw(valueLength);
+    const headerCount = r.varint();
+    const headers: RecordHeader[] = new Array(headerCount > 0 ? headerCount : 0);
+    for (let h = 0; h < headerCount; h++) {
+      const name = utf8(r.raw(r.varint()));
+      const valueBytes = r.varint();
+      headers[h] = [name, valueBytes < 0 ? "" : utf8(r.raw(valueBytes))];
+    }
+    r.offset = recordEnd;
+    if (offset >= from) onRecord({ offset, timestamp, key, value, headers });
+  }
 }
 
 /** The records part of a batch, decompressed. */

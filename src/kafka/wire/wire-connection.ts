@@ -43,6 +43,8 @@ export const ApiKeys = {
   SaslAuthenticate: 36,
 } as const;
 
+const apiNames = new Map<number, string>(Object.entries(ApiKeys).map(([name, key]) => [key, name]));
+
 interface Pending {
   apiKey: number;
   resolve(reader: Reader): void;
@@ -84,16 +86,28 @@ export class WireConnection {
     this.sweeper.unref?.();
   }
 
-  /** Connects, negotiates API versions and authenticates. */
-  static async open(address: string, settings: WireSettings): Promise<WireConnection> {
+  /**
+   * Connects, negotiates API versions and authenticates; `signal` gives up (closing the
+   * socket) while that is still under way.
+   */
+  static async open(
+    address: string,
+    settings: WireSettings,
+    signal?: AbortSignal,
+  ): Promise<WireConnection> {
     const socket = await openSocket(address, settings);
     const connection = new WireConnection(socket, address, settings);
+    const abort = () => connection.close();
+    if (signal?.aborted) abort();
+    signal?.addEventListener("abort", abort);
     try {
       await connection.negotiateVersions();
       if (settings.sasl) await connection.authenticate(settings.sasl);
     } catch (error) {
       connection.close();
       throw error;
+    } finally {
+      signal?.removeEventListener("abort", abort);
     }
     return connection;
   }
@@ -115,10 +129,11 @@ export class WireConnection {
   version(apiKey: number, min: number, max: number): number {
     const theirs = this.versions.get(apiKey);
     if (!theirs || theirs[1] < min || theirs[0] > max) {
-      const range = theirs ? `${theirs[0]}–${theirs[1]}` : "none";
+      const range = theirs ? `versions ${theirs[0]}–${theirs[1]}` : "no version";
+      const name = apiNames.get(apiKey) ?? "API";
       throw new KafkaProtocolError(
         35,
-        `${this.address} supports versions ${range} of API ${apiKey}; this client needs ${min}–${max}`,
+        `${this.address} supports ${range} of ${name} (key ${apiKey}); this client needs ${min}–${max}`,
       );
     }
     return Math.min(max, theirs[1]);

@@ -1,0 +1,426 @@
+/**
+ * The partition reader over real sockets: start positions, lost connections during long
+ * polls, OFFSET_OUT_OF_RANGE resets, pause/resume/seek, partitions that appear, and stop.
+ */
+import { Kafka as KafkaJs, logLevel } from "kafkajs";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Broker, startBroker } from "../../broker/broker.ts";
+import { silentLogger } from "../../ops/logger.ts";
+import { KafkaCluster } from "./kafka-cluster.ts";
+import {
+  type PartitionReader,
+  type PartitionReaderOptions,
+  startPartitionReader,
+} from "./partition-reader.ts";
+import { type FetchedRecord, utf8 } from "./record-codec.ts";
+import { ApiKeys, type WireConnection } from "./wire-connection.ts";
+import { testSettings, waitFor } from "./wire-test-kit.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let broker: Broker;
+/** Writes records (its own client, so the reader's connections are not shared). */
+let writer: KafkaCluster;
+const clusters: KafkaCluster[] = [];
+const readers: PartitionReader[] = [];
+
+beforeAll(async () => {
+  broker = await startBroker();
+  writer = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+});
+
+// Readers of earlier tests must not take the faults injected for later ones.
+afterEach(() => {
+  for (const reader of readers.splice(0)) reader.stop();
+  for (const cluster of clusters.splice(0)) cluster.close();
+});
+
+afterAll(async () => {
+  writer?.close();
+  await broker?.close();
+});
+
+/** Writes `values` to `topic`-`partition` (the key picks the partition: found by search). */
+async function write(topic: string, partition: number, ...values: string[]): Promise<void> {
+  const partitions = await writer.partitions(topic);
+  let key = "";
+  for (let i = 0; ; i++) {
+    key = `k${i}`;
+    if (writer.choosePartition(topic, partitions, key) === partition) break;
+  }
+  await writer.produce(
+    -1,
+    5_000,
+    new Map([[topic, values.map((v) => ({ key, value: text(v), headers: [] }))]]),
+  );
+}
+
+interface Seen {
+  partition: number;
+  offset: number;
+  value: string;
+}
+
+/** Starts a reader on its own client, collecting what it reads. */
+async function reader(
+  topics: string[],
+  options: Partial<PartitionReaderOptions> & { bootstrap?: string } = {},
+) {
+  const cluster = new KafkaCluster(
+    testSettings(options.bootstrap ?? broker.bootstrap),
+    silentLogger,
+  );
+  clusters.push(cluster);
+  const seen: Seen[] = [];
+  const problems: string[] = [];
+  const started = await startPartitionReader({
+    cluster,
+    topics,
+    start: "earliest",
+    maxWaitMs: 500,
+    partitionMaxBytes: 1 << 20,
+    maxBytes: 4 << 20,
+    onProblem: (message, error) => problems.push(`${message}: ${(error as Error).message}`),
+    ...options,
+    onRecords: (topic, partition, records: FetchedRecord[]) => {
+      for (const r of records) {
+        seen.push({ partition, offset: r.offset, value: utf8(r.value as Uint8Array) });
+      }
+      return options.onRecords?.(topic, partition, records);
+    },
+  });
+  readers.push(started);
+  return { reader: started, cluster, seen, problems };
+}
+
+const values = (seen: Seen[], partition?: number) =>
+  seen.filter((s) => partition === undefined || s.partition === partition).map((s) => s.value);
+
+/** Counts the Fetch requests sent on `cluster`'s fetch connection to broker 1. */
+async function countFetches(cluster: KafkaCluster): Promise<{ count: number }> {
+  const connection: WireConnection = await cluster.connection(1, "fetch");
+  const counter = { count: 0 };
+  const request = connection.request.bind(connection);
+  connection.request = (apiKey, version, body, extraWaitMs) => {
+    if (apiKey === ApiKeys.Fetch) counter.count++;
+    return request(apiKey, version, body, extraWaitMs);
+  };
+  return counter;
+}
+
+describe("start positions", () => {
+  it("latest reads only what comes after the start; earliest everything; given positions win", async () => {
+    const topic = "positions";
+    broker.createTopic(topic, 2);
+    await write(topic, 0, "a0", "a1", "a2");
+    await write(topic, 1, "b0", "b1");
+    const latest = await reader([topic], { start: "latest" });
+    const earliest = await reader([topic], { start: "earliest" });
+    const given = await reader([topic], {
+      start: "latest",
+      positions: new Map([[`${topic}\u00000`, 1]]),
+    });
+    expect(latest.reader.positions()).toEqual(
+      new Map([
+        [`${topic}\u00000`, 3],
+        [`${topic}\u00001`, 2],
+      ]),
+    );
+    await write(topic, 0, "a3");
+    await write(topic, 1, "b2");
+    await waitFor(
+      () => latest.seen.length >= 2 && earliest.seen.length >= 7 && given.seen.length >= 4,
+      "records",
+    );
+    await sleep(300);
+    expect(values(latest.seen, 0)).toEqual(["a3"]);
+    expect(values(latest.seen, 1)).toEqual(["b2"]);
+    expect(values(earliest.seen, 0)).toEqual(["a0", "a1", "a2", "a3"]);
+    expect(values(earliest.seen, 1)).toEqual(["b0", "b1", "b2"]);
+    expect(values(given.seen, 0)).toEqual(["a1", "a2", "a3"]);
+    expect(values(given.seen, 1)).toEqual(["b2"]);
+    expect(given.reader.positions().get(`${topic}\u00000`)).toBe(4);
+  });
+});
+
+describe("faults", () => {
+  it("reconnects after dropped connections during long polls, without loss or duplicates", async () => {
+    const topic = "drops";
+    broker.createTopic(topic, 3);
+    const { seen, problems } = await reader([topic], { maxWaitMs: 5_000 });
+    const expected: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const batch = [0, 1, 2].map((p) => `r${round}-p${p}`);
+      for (const [p, v] of batch.entries()) await write(topic, p, v);
+      expected.push(...batch);
+      await waitFor(() => seen.length >= expected.length, `round ${round}`);
+      // The next long poll is out now (nothing to read): cut it off.
+      await sleep(300);
+      broker.faults.dropConnections();
+    }
+    await write(topic, 1, "after");
+    expected.push("after");
+    await waitFor(() => seen.length >= expected.length, "the record after the last drop");
+    await sleep(500);
+    expect([...values(seen)].sort()).toEqual([...expected].sort());
+    for (const p of [0, 1, 2]) {
+      const offsets = seen.filter((s) => s.partition === p).map((s) => s.offset);
+      expect(offsets).toEqual(offsets.map((_, i) => i));
+    }
+    expect(problems.some((p) => /fetch from broker 1 failed/.test(p))).toBe(true);
+  });
+
+  it("follows a leader change signalled by NOT_LEADER_OR_FOLLOWER on Fetch", async () => {
+    const topic = "not-leader";
+    broker.createTopic(topic, 1);
+    const { seen } = await reader([topic]);
+    await write(topic, 0, "x0");
+    await waitFor(() => seen.length === 1, "x0");
+    broker.faults.failNext(ApiKeys.Fetch, 3, 6);
+    await write(topic, 0, "x1", "x2");
+    await waitFor(() => seen.length >= 3, "x1, x2");
+    await sleep(300);
+    expect(values(seen)).toEqual(["x0", "x1", "x2"]);
+  });
+
+  it("restarts from the end after OFFSET_OUT_OF_RANGE when it starts at the latest", async () => {
+    const topic = "out-of-range-latest";
+    broker.createTopic(topic, 1);
+    await write(topic, 0, "old0", "old1");
+    const { reader: r, seen } = await reader([topic], { start: "latest", maxWaitMs: 200 });
+    const tp = [{ topic, partition: 0 }];
+    r.pause(tp);
+    await sleep(500); // the poll that was out comes back
+    await write(topic, 0, "mid");
+    // The first fetch after the resume is refused: the reset to the end skips "mid".
+    broker.faults.failNext(ApiKeys.Fetch, 1, 1);
+    r.resume(tp);
+    await waitFor(() => r.positions().get(`${topic}\u00000`) === 3, "the reset");
+    await write(topic, 0, "new");
+    await waitFor(() => seen.length >= 1, "new");
+    await sleep(300);
+    expect(values(seen)).toEqual(["new"]);
+    expect(r.positions().get(`${topic}\u00000`)).toBe(4);
+  });
+
+  it("restarts from the beginning after OFFSET_OUT_OF_RANGE when it starts at the earliest", async () => {
+    const topic = "out-of-range-earliest";
+    broker.createTopic(topic, 1);
+    await write(topic, 0, "e0", "e1", "e2");
+    const { seen } = await reader([topic], {
+      start: "earliest",
+      maxWaitMs: 200,
+      positions: new Map([[`${topic}\u00000`, 2]]),
+    });
+    await waitFor(() => seen.length >= 1, "e2");
+    broker.faults.failNext(ApiKeys.Fetch, 1, 1);
+    // The reset goes to the log start, not back to the given position.
+    await waitFor(() => seen.length >= 4, "the re-read");
+    await sleep(300);
+    expect(values(seen)).toEqual(["e2", "e0", "e1", "e2"]);
+  });
+
+  it("moves on to the log start when retention removed its position", async () => {
+    const small = await startBroker({ retentionBytes: 600 });
+    try {
+      const topic = "retained";
+      small.createTopic(topic, 1);
+      const producer = new KafkaCluster(testSettings(small.bootstrap), silentLogger);
+      clusters.push(producer);
+      const put = (v: string) =>
+        producer.produce(
+          -1,
+          5_000,
+          new Map([[topic, [{ key: "k", value: text(v), headers: [] }]]]),
+        );
+      await put("first");
+      const { reader: r, seen } = await reader([topic], { bootstrap: small.bootstrap });
+      await waitFor(() => seen.length === 1, "first");
+      r.pause([{ topic, partition: 0 }]);
+      await sleep(200);
+      // Enough batches that the head (and the reader's position) is dropped.
+      for (let i = 0; i < 12; i++) await put(`v${i}-${"x".repeat(100)}`);
+      r.resume([{ topic, partition: 0 }]);
+      await waitFor(() => seen.some((s) => s.value.startsWith("v11")), "the last record");
+      const after = seen.slice(1);
+      // Read on from the new log start: a contiguous tail, nothing before the reset again.
+      expect(after.length).toBeGreaterThan(0);
+      expect(after.length).toBeLessThan(12);
+      expect(after.map((s) => s.offset)).toEqual(after.map((_, i) => (after[0]?.offset ?? 0) + i));
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe("starting up", () => {
+  it("waits out LEADER_NOT_AVAILABLE and NOT_LEADER_OR_FOLLOWER while positioning", async () => {
+    // What a real cluster answers for a topic it is still creating.
+    const topic = "starting";
+    broker.createTopic(topic, 2);
+    await write(topic, 1, "s");
+    broker.faults.failNext(ApiKeys.Metadata, 2, 5);
+    broker.faults.failNext(ApiKeys.ListOffsets, 2, 6);
+    const { reader: r, seen } = await reader([topic]);
+    expect([...r.positions().values()]).toEqual([0, 0]);
+    await waitFor(() => seen.length === 1, "the record");
+    expect(values(seen)).toEqual(["s"]);
+  });
+});
+
+describe("fairness", () => {
+  it("does not hold one partition back behind another's backlog", async () => {
+    const topic = "fairness";
+    broker.createTopic(topic, 2);
+    for (let i = 0; i < 30; i++) await write(topic, 0, `big-${i}-${"x".repeat(1_200)}`);
+    await write(topic, 1, "small");
+    // Each response has room for one batch: the partitions must take turns.
+    const { seen } = await reader([topic], {
+      maxBytes: 1_000,
+      partitionMaxBytes: 1_000,
+      maxWaitMs: 100,
+    });
+    await waitFor(() => seen.some((s) => s.value === "small"), "the small partition's record");
+    const before = seen.findIndex((s) => s.value === "small");
+    expect(before).toBeLessThan(5);
+    await waitFor(() => seen.length === 31, "everything");
+  });
+});
+
+describe("pause, resume and seek", () => {
+  it("pauses one partition while others flow, resumes where it stopped, seeks back", async () => {
+    const topic = "pausing";
+    broker.createTopic(topic, 2);
+    const { reader: r, seen } = await reader([topic]);
+    r.pause([{ topic, partition: 0 }]);
+    await write(topic, 0, "p0-a", "p0-b");
+    await write(topic, 1, "p1-a");
+    await waitFor(() => seen.length >= 1, "p1-a");
+    await sleep(500);
+    expect(values(seen)).toEqual(["p1-a"]);
+    r.resume([{ topic, partition: 0 }]);
+    await waitFor(() => seen.length >= 3, "p0 after resume");
+    expect(values(seen, 0)).toEqual(["p0-a", "p0-b"]);
+    r.seek(topic, 0, 1);
+    await waitFor(() => seen.length >= 4, "p0 after seek");
+    await sleep(300);
+    expect(values(seen, 0)).toEqual(["p0-a", "p0-b", "p0-b"]);
+    expect(r.positions().get(`${topic}\u00000`)).toBe(2);
+  });
+
+  it("seeks from inside onRecords: the next fetch starts there", async () => {
+    const topic = "seek-inside";
+    broker.createTopic(topic, 1);
+    let rewound = false;
+    const { seen } = await reader([topic], {
+      onRecords: (t, p, records) => {
+        if (!rewound && records.some((r) => r.offset === 2)) {
+          rewound = true;
+          readerRef.seek(t, p, 1);
+        }
+      },
+    });
+    const readerRef = readers[readers.length - 1] as PartitionReader;
+    await write(topic, 0, "s0", "s1", "s2");
+    await waitFor(() => seen.length >= 5, "the re-read after the seek");
+    await sleep(300);
+    expect(values(seen)).toEqual(["s0", "s1", "s2", "s1", "s2"]);
+  });
+
+  it("seeks back while a long poll is out: the poll's answer does not override the seek", async () => {
+    const topic = "seek-during-poll";
+    broker.createTopic(topic, 1);
+    const { reader: r, seen } = await reader([topic], { maxWaitMs: 3_000 });
+    await write(topic, 0, "q0", "q1");
+    await waitFor(() => seen.length === 2, "q0, q1");
+    await sleep(300); // a long poll at offset 2 is out
+    r.seek(topic, 0, 0);
+    await write(topic, 0, "q2");
+    await waitFor(() => seen.length >= 5, "the re-read from 0");
+    await sleep(300);
+    expect(values(seen)).toEqual(["q0", "q1", "q0", "q1", "q2"]);
+  });
+
+  it("does not fetch while every partition it reads is paused", async () => {
+    const topic = "all-paused";
+    broker.createTopic(topic, 2);
+    await write(topic, 0, "w0");
+    await write(topic, 1, "w1");
+    const { reader: r, seen, cluster } = await reader([topic], { start: "latest", maxWaitMs: 300 });
+    const fetches = await countFetches(cluster);
+    r.pause([
+      { topic, partition: 0 },
+      { topic, partition: 1 },
+    ]);
+    await write(topic, 0, "while-paused");
+    await sleep(1_000);
+    const before = fetches.count;
+    await sleep(1_000);
+    // At most the long poll that was out when pausing: no loop over data it may not hand out.
+    expect(fetches.count - before).toBeLessThanOrEqual(1);
+    expect(seen).toEqual([]);
+    r.resume([{ topic, partition: 0 }]);
+    await waitFor(() => seen.length === 1, "the record after resume");
+    expect(values(seen)).toEqual(["while-paused"]);
+  });
+});
+
+describe("topology and stop", () => {
+  it("reads partitions that appear while running, from their beginning", async () => {
+    const strict = await startBroker({ autoCreateTopics: false });
+    const admin = new KafkaJs({
+      clientId: "referee",
+      brokers: [strict.bootstrap],
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    try {
+      const topic = "growing";
+      strict.createTopic(topic, 1);
+      const { seen } = await reader([topic], {
+        bootstrap: strict.bootstrap,
+        metadataRefreshMs: 300,
+      });
+      // The broker cannot add partitions to a topic: recreate it larger instead.
+      await admin.connect();
+      await admin.deleteTopics({ topics: [topic] });
+      strict.createTopic(topic, 3);
+      const producer = new KafkaCluster(testSettings(strict.bootstrap), silentLogger);
+      clusters.push(producer);
+      const partitions = await producer.partitions(topic);
+      expect(partitions).toHaveLength(3);
+      for (const key of ["a", "b", "c", "d", "e", "f"]) {
+        await producer.produce(
+          -1,
+          5_000,
+          new Map([[topic, [{ key, value: text(key), headers: [] }]]]),
+        );
+      }
+      const byPartition = new Set(
+        ["a", "b", "c", "d", "e", "f"].map((k) => producer.choosePartition(topic, partitions, k)),
+      );
+      expect(byPartition.size).toBeGreaterThan(1);
+      await waitFor(() => seen.length >= 6, "records on every partition");
+      expect([...values(seen)].sort()).toEqual(["a", "b", "c", "d", "e", "f"]);
+    } finally {
+      await admin.disconnect();
+      await strict.close();
+    }
+  });
+
+  it("stop() ends the fetch loops: nothing more is fetched or handed out", async () => {
+    const topic = "stopping";
+    broker.createTopic(topic, 2);
+    const { reader: r, seen, cluster } = await reader([topic], { maxWaitMs: 300 });
+    const fetches = await countFetches(cluster);
+    await write(topic, 0, "before");
+    await waitFor(() => seen.length === 1, "before");
+    r.stop();
+    await sleep(700); // the poll that was out ends
+    const after = fetches.count;
+    await write(topic, 1, "after");
+    await sleep(1_000);
+    expect(fetches.count).toBe(after);
+    expect(values(seen)).toEqual(["before"]);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * Helpers shared by the wire client's tests (not used by the gateway): settings for a test
+ * broker, kcat (librdkafka) as an independent client, and waiting for a condition.
+ */
+import { spawn } from "node:child_process";
+import type { WireSettings } from "./wire-connection.ts";
+
+/** Client settings for `bootstrap`, with timeouts generous enough for a loaded machine. */
+export function testSettings(
+  bootstrap: string,
+  overrides: Partial<WireSettings> = {},
+): WireSettings {
+  return {
+    servers: [bootstrap],
+    clientId: "wire-test",
+    connectTimeoutMs: 5_000,
+    requestTimeoutMs: 15_000,
+    retryTimeoutMs: 15_000,
+    ...overrides,
+  };
+}
+
+/** Runs kcat with `args` (and `stdin`, if given); resolves with its stdout, rejects on failure. */
+export function kcat(args: readonly string[], stdin?: string | Uint8Array): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("kcat", [...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
+      else
+        reject(
+          new Error(`kcat ${args.join(" ")} exited ${code}: ${Buffer.concat(err).toString()}`),
+        );
+    });
+    child.stdin.end(stdin ?? "");
+  });
+}
+
+/** One record as kcat -J prints it. */
+export interface KcatRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  payload: string | null;
+  /** Name, value, name, value, ... in record order. */
+  headers?: string[];
+}
+
+/** Every record of `topic` (all partitions, from the beginning) as kcat reads them. */
+export async function kcatRead(bootstrap: string, topic: string): Promise<KcatRecord[]> {
+  const stdout = await kcat(["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-J"]);
+  return stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as KcatRecord);
+}
+
+/** kcat's flat header list as pairs. */
+export function headerPairs(flat: readonly string[] | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  const list = flat ?? [];
+  for (let i = 0; i + 1 < list.length; i += 2) out.push([list[i] as string, list[i + 1] as string]);
+  return out;
+}
+
+/** Resolves once `check` returns true; rejects after `timeoutMs` with `what`. */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
