@@ -23,7 +23,7 @@ const concurrencies = (args.get("concurrency") ?? "1,64").split(",").map(Number)
 const durationMs = Number(args.get("duration-ms") ?? 3000);
 const partitions = Number(args.get("partitions") ?? 3);
 const verbose = args.has("verbose");
-const payloadBytes = 100;
+const payloadBytes = Number(args.get("payload-bytes") ?? 100);
 
 // [label, from stage, to stage]
 const spans: [string, string, string][] = [

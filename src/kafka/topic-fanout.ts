@@ -39,11 +39,10 @@ import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { isKafkaUnreachable } from "./kafka-error.ts";
 import { PartitionRing } from "./partition-ring.ts";
-import { KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
+import { KafkaCluster } from "./wire/kafka-cluster.ts";
 import { KafkaProtocolError } from "./wire/kafka-errors.ts";
 import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
 import type { FetchedRecord } from "./wire/record-codec.ts";
-import { ApiKeys, type WireConnection } from "./wire/wire-connection.ts";
 
 /** One record as the fetch capability sees it (bytes copied out of the Fetch response). */
 export interface FanoutRecord {
@@ -225,49 +224,6 @@ interface Settings {
 }
 
 /**
- * A KafkaCluster of one reader, counting the Fetch responses its fetch connections receive
- * (partition-reader.ts has no hook for them): the fan-out's stats, and the sign that
- * fetching works again for the failure watch.
- */
-class CountingCluster extends KafkaCluster {
-  private readonly onFetched: (responseBytes: number) => void;
-  private readonly counted = new WeakMap<WireConnection, WireConnection>();
-
-  constructor(settings: Settings, onFetched: () => void) {
-    super(settings.kafka.wire, settings.logger);
-    this.onFetched = (responseBytes) => {
-      settings.counters.fetchRequests++;
-      settings.counters.fetchResponseBytes += responseBytes;
-      onFetched();
-    };
-  }
-
-  override async connection(node: number, lane: Lane = "main"): Promise<WireConnection> {
-    const connection = await super.connection(node, lane);
-    if (lane !== "fetch") return connection;
-    let counted = this.counted.get(connection);
-    if (counted === undefined) {
-      const onFetched = this.onFetched;
-      const request: WireConnection["request"] = async (apiKey, version, body, extraWaitMs) => {
-        const response = await connection.request(apiKey, version, body, extraWaitMs);
-        if (apiKey === ApiKeys.Fetch) onFetched(response.end);
-        return response;
-      };
-      // Everything else goes to the connection itself (bound, so its own state is used).
-      counted = new Proxy(connection, {
-        get(target, key) {
-          if (key === "request") return request;
-          const value: unknown = Reflect.get(target, key, target);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-      this.counted.set(connection, counted);
-    }
-    return counted;
-  }
-}
-
-/**
  * Decides when a reader's problems (which partition-reader.ts works around by retrying)
  * mean giving up: at once for a refusal retrying cannot cure, else once problems kept
  * coming for `failAfterMs` without a Fetch being answered in between.
@@ -297,6 +253,13 @@ class FailureWatch {
 type Wake = () => void;
 
 /** The shared reader of one topic, its rings and its subscriptions. */
+/** Counts one Fetch response in the fan-out's stats; it also proves fetching works again. */
+function countFetch(settings: Settings, watch: FailureWatch, responseBytes: number): void {
+  settings.counters.fetchRequests++;
+  settings.counters.fetchResponseBytes += responseBytes;
+  watch.answered();
+}
+
 class TopicReader {
   readonly topic: string;
   private readonly settings: Settings;
@@ -325,7 +288,7 @@ class TopicReader {
     this.onGone = onGone;
     this.logger = settings.logger.child({ component: "fetch", topic });
     this.watch = new FailureWatch(settings.failAfterMs);
-    this.cluster = new CountingCluster(settings, () => this.watch.answered());
+    this.cluster = new KafkaCluster(settings.kafka.wire, settings.logger);
     this.started = this.start();
     // Subscribers see the failure; this only keeps an unobserved rejection quiet.
     this.started.catch(() => {});
@@ -459,6 +422,7 @@ class TopicReader {
         maxBytes: 10 * 1024 * 1024,
         metadataRefreshMs: this.settings.metadataRefreshMs,
         onRecords: (_, partition, records) => this.append(partition, records),
+        onFetched: (bytes) => countFetch(this.settings, this.watch, bytes),
         onProblem: (message, error) => this.onProblem(message, error),
       });
     } catch (error) {
@@ -737,7 +701,7 @@ class CatchUpReader {
     this.subscription = subscription;
     settings.counters.catchUpReaders++;
     this.watch = new FailureWatch(settings.failAfterMs);
-    this.cluster = new CountingCluster(settings, () => this.watch.answered());
+    this.cluster = new KafkaCluster(settings.kafka.wire, settings.logger);
     const positions = new Map<string, number>();
     for (const cursor of cursors) {
       this.active.add(cursor.partition);
@@ -755,6 +719,7 @@ class CatchUpReader {
       partitionMaxBytes: settings.catchUpFetchBytes,
       maxBytes: settings.catchUpFetchBytes,
       onRecords: (_, partition, records) => this.append(partition, records),
+      onFetched: (bytes) => countFetch(this.settings, this.watch, bytes),
       onProblem: (message, error) => this.onProblem(message, error),
     }).then(
       (reader) => {

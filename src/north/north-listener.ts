@@ -11,6 +11,7 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from "node:h
 import net, { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import type { NorthListener } from "../config/types.ts";
+import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
 import type { Logger } from "../ops/logger.ts";
 
 export type NorthRequestHandler = (
@@ -64,8 +65,9 @@ export async function listenNorth(
     session.on("error", (error) => logger.debug("http2 session error", { error }));
   };
 
-  const h2 = http2.createServer({});
+  const h2 = http2.createServer({ settings: http2WindowSettings });
   h2.on("session", trackSession);
+  h2.on("session", widenConnectionWindow);
   h2.on(
     "stream",
     (

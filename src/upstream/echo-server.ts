@@ -23,6 +23,7 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
 import {
   encodeGrpcMessage,
   FrameTooLargeError,
@@ -97,7 +98,8 @@ export async function startEchoServer(
   };
 
   let fallback: http2.Http2Server | undefined;
-  const server = http2.createServer();
+  const server = http2.createServer({ settings: http2WindowSettings });
+  server.on("session", widenConnectionWindow);
   // Node passes the raw header list as a fourth argument, which its compatibility layer reads.
   server.on("stream", (stream, headers, flags, rawHeaders?: string[]) => {
     const encoding = headers["grpc-encoding"];

@@ -14,6 +14,7 @@ import * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcRoute } from "../config/types.ts";
+import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
 import { FrameTooLargeError, GrpcFrameReader, grpcFrame } from "../north/grpc-wire.ts";
 
 export type UpstreamTarget = KafkaGrpcRoute["with"];
@@ -70,7 +71,11 @@ class SessionHolder implements UpstreamTransport {
   session(): http2.ClientHttp2Session {
     const open = this.current;
     if (open && !open.closed && !open.destroyed) return open;
-    const session = http2.connect(this.baseUrl, this.options ?? {});
+    const session = http2.connect(this.baseUrl, {
+      ...this.options,
+      settings: http2WindowSettings,
+    });
+    session.once("connect", () => widenConnectionWindow(session));
     const forget = () => {
       if (this.current === session) this.current = undefined;
     };

@@ -31,6 +31,8 @@ export interface PartitionReaderOptions {
    * broker's next fetch until it settles (backpressure).
    */
   onRecords(topic: string, partition: number, records: FetchedRecord[]): void | Promise<void>;
+  /** Every Fetch response a broker answered, with its size in bytes (for stats, liveness). */
+  onFetched?(responseBytes: number): void;
   /** Something went wrong that reading works around (logged by the caller). */
   onProblem?(message: string, error: unknown): void;
   /** How often metadata is re-read to find new partitions and leaders (default 30 s). */
@@ -203,6 +205,7 @@ export async function startPartitionReader(
           },
           options.maxWaitMs,
         );
+        options.onFetched?.(r.end);
         const problems = await readFetchResponse(
           r,
           version,
