@@ -365,9 +365,13 @@ export async function startGroupConsumer(
     if (rebalancing) throw new RebalancingError(`group ${groupId} is rebalancing`);
   };
 
+  // One heartbeat at a time: a slow coordinator must not collect a queue of them.
+  let heartbeating = false;
   const heartbeat = setInterval(() => {
-    if (closed || rebalancing || joining || generation < 0 || coordinator === undefined) return;
+    if (closed || rebalancing || joining || heartbeating) return;
+    if (generation < 0 || coordinator === undefined) return;
     const sent = generation;
+    heartbeating = true;
     groupRequest(ApiKeys.Heartbeat, 0, 3, (w, version) => {
       w.string(groupId).int32(generation).string(memberId);
       if (version >= 3) w.nullableString(null);
@@ -384,6 +388,9 @@ export async function startGroupConsumer(
       })
       .catch((error: unknown) => {
         if (generation === sent) triggerRebalance(`heartbeat failed: ${(error as Error).message}`);
+      })
+      .finally(() => {
+        heartbeating = false;
       });
   }, heartbeatIntervalMs);
   heartbeat.unref?.();
