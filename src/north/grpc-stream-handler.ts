@@ -307,12 +307,15 @@ class NativeGrpcCall implements ReplySink {
 
   end(code: GrpcStatus, message: string, trailers: MetadataEntries): void {
     if (this.ended) return;
+    // A unary reply's one message goes out with the end of the stream (one write, not two).
+    let last: Uint8Array | undefined;
     if (code === statusOk && this.singleReply) {
       if (this.heldReply === undefined) {
         code = Code.Internal;
         message = "reply ended without a message";
       } else {
-        this.write(this.heldReply);
+        last = this.heldReply;
+        if (!this.headersSent) this.headers([]);
       }
     }
     this.ended = true;
@@ -330,7 +333,8 @@ class NativeGrpcCall implements ReplySink {
       return;
     }
     this.trailers = status;
-    stream.end();
+    if (last === undefined) stream.end();
+    else stream.end(grpcFrame(last));
   }
 
   private write(bytes: Uint8Array): void {
