@@ -20,6 +20,11 @@ export interface PointFigures {
   cpuSecondsPer1kCalls?: number;
   /** Calls the echo upstream received during the run (warm-up included), for h2load runs. */
   upstreamCalls?: number;
+  /**
+   * Calls/s of every round when the point was measured more than once (target points);
+   * the other figures are the median round's.
+   */
+  roundsCallsPerS?: number[];
 }
 
 export interface ScenarioPoint {
@@ -95,6 +100,8 @@ export interface BenchResults {
     partitions: number;
     connectionsMax: number;
     loadProcesses: number;
+    /** Rounds of the target points (older results: 1). */
+    targetRounds?: number;
   };
   unaryC64RatioToFloor: number | null;
   unaryC1P50AddedMs: number | null;

@@ -70,7 +70,8 @@ export function createReplyStore<T>(opts: ReplyStoreOptions): ReplyStore<T> {
       if (existing) remove(id, existing, false);
       slots.set(id, { value, bytes: size, expiresAt: now() + opts.retentionMs });
       bytes += size;
-      sweep();
+      // Expiry is the periodic sweep's (and `get` checks it); a put only enforces the bounds.
+      if (slots.size > opts.maxEntries || bytes > opts.maxBytes) sweep();
     },
     delete(id) {
       const existing = slots.get(id);

@@ -28,7 +28,6 @@ export interface FetchedRecord {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const HEADER_BYTES = 61;
 const MAGIC_AT = 16;
@@ -107,19 +106,27 @@ function writeText(w: Writer, text: string): void {
   w.varint(bytes.length).raw(bytes);
 }
 
-/** Text of UTF-8 `bytes` (ASCII without a decoder call). */
+/** Text of UTF-8 `bytes` (invalid sequences become U+FFFD, as with a TextDecoder). */
 export function utf8(bytes: Uint8Array): string {
-  const length = bytes.length;
-  if (length < 64) {
-    let out = "";
-    for (let i = 0; i < length; i++) {
-      const b = bytes[i] as number;
-      if (b > 0x7f) return decoder.decode(bytes);
-      out += String.fromCharCode(b);
-    }
-    return out;
+  // Buffer's decoder is about twice as fast as TextDecoder or a JS loop on short strings.
+  return bufferOf(bytes).toString("utf8");
+}
+
+function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** A zigzag varlong as a number (record timestamp deltas), without BigInt. */
+function varlong(r: Reader): number {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    const b = r.uint8();
+    result += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) return result % 2 === 0 ? result / 2 : -(result + 1) / 2;
+    scale *= 128;
   }
-  return decoder.decode(bytes);
+  throw new RecordDecodeError("varlong too long");
 }
 
 /** Why fetched bytes could not be read as records. */
@@ -198,11 +205,17 @@ function decodeRecords(
   const count = view.getInt32(at + 57);
   const records = recordsOf(batch.subarray(HEADER_BYTES), attributes, baseOffset);
   const r = new Reader(records);
+  const text = bufferOf(records);
+  const string = (length: number): string => {
+    const start = r.offset;
+    r.raw(length); // bounds check, then decode in place
+    return text.toString("utf8", start, start + length);
+  };
   for (let i = 0; i < count; i++) {
     const length = r.varint();
     const recordEnd = r.offset + length;
     r.int8(); // attributes
-    const timestamp = baseTimestamp + r.varlong();
+    const timestamp = baseTimestamp + varlong(r);
     const offset = baseOffset + r.varint();
     const keyLength = r.varint();
     const key = keyLength < 0 ? null : r.raw(keyLength);
@@ -211,9 +224,9 @@ function decodeRecords(
     const headerCount = r.varint();
     const headers: RecordHeader[] = new Array(headerCount > 0 ? headerCount : 0);
     for (let h = 0; h < headerCount; h++) {
-      const name = utf8(r.raw(r.varint()));
+      const name = string(r.varint());
       const valueBytes = r.varint();
-      headers[h] = [name, valueBytes < 0 ? "" : utf8(r.raw(valueBytes))];
+      headers[h] = [name, valueBytes < 0 ? "" : string(valueBytes)];
     }
     r.offset = recordEnd;
     if (offset >= from) onRecord({ offset, timestamp, key, value, headers });
