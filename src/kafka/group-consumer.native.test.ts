@@ -4,10 +4,12 @@
  * from committed offsets, interop in one group with librdkafka, refused records, commits,
  * slow handlers, rebalances without churn, and leaving.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { type Admin, AssignerProtocol, Kafka as KafkaJs, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../broker/broker.ts";
+import { ApiKey } from "../broker/protocol/api.ts";
 import { createLogger, type Logger, silentLogger } from "../ops/logger.ts";
 import {
   type ConsumedRecord,
@@ -19,7 +21,7 @@ import {
 import { createKafka, type Kafka } from "./kafka-client.ts";
 import { KafkaCluster } from "./wire/kafka-cluster.ts";
 import { utf8 } from "./wire/record-codec.ts";
-import { ApiKeys } from "./wire/wire-connection.ts";
+
 import { testSettings, waitFor } from "./wire/wire-test-kit.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -426,7 +428,7 @@ describe("faults", () => {
     broker.faults.dropConnections();
     await fill(topic, 2, "b", 3);
     await waitFor(() => m.seen.length === 12, "the records after the drop");
-    broker.faults.failNext(ApiKeys.Heartbeat, 1, 16); // NOT_COORDINATOR
+    broker.faults.failNext(ApiKey.Heartbeat, 1, 16); // NOT_COORDINATOR
     await waitFor(() => m.assignments.length >= 2, "a rejoin");
     await fill(topic, 2, "c", 3);
     await waitFor(() => m.seen.length >= 18, "the records after the coordinator moved");
@@ -441,7 +443,7 @@ describe("faults", () => {
     const topic = "leader-metadata";
     broker.createTopic(topic, 3);
     await writer.partitions(topic);
-    broker.faults.failNext(ApiKeys.Metadata, 2, 5); // LEADER_NOT_AVAILABLE, as during creation
+    broker.faults.failNext(ApiKey.Metadata, 2, 5); // LEADER_NOT_AVAILABLE, as during creation
     const m = await member("g-leader-metadata", [topic]);
     expect(m.consumer.assignment().map((t) => t.partition)).toEqual([0, 1, 2]);
   });
@@ -456,7 +458,7 @@ describe("faults", () => {
     await first.commitNow();
     await first.consumer.close();
     await write(topic, 0, "o2");
-    broker.faults.failNext(ApiKeys.OffsetFetch, 2, 14); // COORDINATOR_LOAD_IN_PROGRESS
+    broker.faults.failNext(ApiKey.OffsetFetch, 2, 14); // COORDINATOR_LOAD_IN_PROGRESS
     const m = await member(groupId, [topic]);
     await waitFor(() => m.seen.length === 1, "the record after the commit");
     await sleep(500);

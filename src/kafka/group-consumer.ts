@@ -12,6 +12,7 @@
  * the member rejoins only after it has settled (its commits go out under the old generation).
  */
 
+import { ApiKey } from "../broker/protocol/api.ts";
 import { Reader, Writer } from "../broker/protocol/wire.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
@@ -20,7 +21,7 @@ import { backoff, KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
 import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./wire/kafka-errors.ts";
 import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
 import { type FetchedRecord, utf8 } from "./wire/record-codec.ts";
-import { ApiKeys, type WireConnection } from "./wire/wire-connection.ts";
+import type { WireConnection } from "./wire/wire-connection.ts";
 
 export interface TopicPartition {
   topic: string;
@@ -141,8 +142,8 @@ export async function startGroupConsumer(
   const coordinatorConnection = async (lane: Lane): Promise<WireConnection> => {
     if (coordinator === undefined) {
       const connection = await cluster.anyBroker();
-      const version = connection.version(ApiKeys.FindCoordinator, 1, 2);
-      const r = await connection.request(ApiKeys.FindCoordinator, version, (w) =>
+      const version = connection.version(ApiKey.FindCoordinator, 1, 2);
+      const r = await connection.request(ApiKey.FindCoordinator, version, (w) =>
         w.string(groupId).int8(0),
       );
       r.int32(); // throttle
@@ -174,7 +175,7 @@ export async function startGroupConsumer(
     // The coordinator holds JoinGroup and SyncGroup until the group settles and answers a
     // connection's requests in order: heartbeats, commits and offset reads queued behind
     // them would time out (and take the join down with the connection). They go apart.
-    const lane = apiKey === ApiKeys.JoinGroup || apiKey === ApiKeys.SyncGroup ? "group" : "main";
+    const lane = apiKey === ApiKey.JoinGroup || apiKey === ApiKey.SyncGroup ? "group" : "main";
     const connection = await coordinatorConnection(lane);
     const version = connection.version(apiKey, min, max);
     try {
@@ -197,7 +198,7 @@ export async function startGroupConsumer(
     for (;;) {
       const subscription = encodeSubscription(opts.topics);
       const { r, version } = await groupRequest(
-        ApiKeys.JoinGroup,
+        ApiKey.JoinGroup,
         2,
         5,
         (w, version) => {
@@ -228,7 +229,7 @@ export async function startGroupConsumer(
       memberId = me;
       generation = gen;
       const plan = leader === me ? await assign(protocol, members) : [];
-      const synced = await groupRequest(ApiKeys.SyncGroup, 1, 3, (w, version) => {
+      const synced = await groupRequest(ApiKey.SyncGroup, 1, 3, (w, version) => {
         w.string(groupId).int32(generation).string(memberId);
         if (version >= 3) w.nullableString(null);
         w.array(plan, (w, [member, bytes]) => w.string(member).bytes(bytes));
@@ -281,7 +282,7 @@ export async function startGroupConsumer(
     const out = new Map<string, number>();
     if (parts.length === 0) return out;
     const byTopic = groupByTopic(parts);
-    const { r, version } = await groupRequest(ApiKeys.OffsetFetch, 1, 5, (w) => {
+    const { r, version } = await groupRequest(ApiKey.OffsetFetch, 1, 5, (w) => {
       w.string(groupId);
       w.array([...byTopic], (w, [topic, list]) => {
         w.string(topic).array(list, (w, p) => w.int32(p));
@@ -372,7 +373,7 @@ export async function startGroupConsumer(
     if (generation < 0 || coordinator === undefined) return;
     const sent = generation;
     heartbeating = true;
-    groupRequest(ApiKeys.Heartbeat, 0, 3, (w, version) => {
+    groupRequest(ApiKey.Heartbeat, 0, 3, (w, version) => {
       w.string(groupId).int32(generation).string(memberId);
       if (version >= 3) w.nullableString(null);
     })
@@ -493,7 +494,7 @@ export async function startGroupConsumer(
       if (offsets.length === 0 || closed) return;
       const byTopic = new Map<string, CommitOffset[]>();
       for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
-      const { r, version } = await groupRequest(ApiKeys.OffsetCommit, 2, 7, (w, version) => {
+      const { r, version } = await groupRequest(ApiKey.OffsetCommit, 2, 7, (w, version) => {
         w.string(groupId).int32(generation).string(memberId);
         if (version >= 7) w.nullableString(null);
         if (version <= 4) w.int64(-1); // retention: the broker's default
@@ -558,7 +559,7 @@ export async function startGroupConsumer(
       reader?.stop();
       await handling;
       if (generation >= 0 && memberId) {
-        await groupRequest(ApiKeys.LeaveGroup, 0, 2, (w) => w.string(groupId).string(memberId))
+        await groupRequest(ApiKey.LeaveGroup, 0, 2, (w) => w.string(groupId).string(memberId))
           .then(({ r, version }) => {
             if (version >= 1) r.int32();
             const error = r.int16();

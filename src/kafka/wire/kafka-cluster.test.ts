@@ -3,15 +3,17 @@
  * and librdkafka (kcat), retries of retriable errors and lost connections, prompt failure
  * for the rest, an unreachable cluster, and topics created through metadata.
  */
+
 import { createServer, type Server, type Socket } from "node:net";
 import { Kafka as KafkaJs, logLevel, Partitioners } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
+import { ApiKey } from "../../broker/protocol/api.ts";
 import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
 import type { OutgoingRecord } from "./record-codec.ts";
-import { ApiKeys } from "./wire-connection.ts";
+
 import { kcat, kcatRead, testSettings, waitFor } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -129,7 +131,7 @@ describe("produce", () => {
     const topic = `retry-${code}`;
     broker.createTopic(topic, 1);
     await cluster.partitions(topic);
-    broker.faults.failNext(ApiKeys.Produce, 2, code);
+    broker.faults.failNext(ApiKey.Produce, 2, code);
     await cluster.produce(-1, 5_000, one(topic, record("k", "once")));
     const read = await kcatRead(broker.bootstrap, topic);
     expect(read.map((r) => r.payload)).toEqual(["once"]);
@@ -143,7 +145,7 @@ describe("produce", () => {
     const topic = `refused-${code}`;
     broker.createTopic(topic, 1);
     await cluster.partitions(topic);
-    broker.faults.failNext(ApiKeys.Produce, 1, code);
+    broker.faults.failNext(ApiKey.Produce, 1, code);
     const started = Date.now();
     const error = await cluster.produce(-1, 5_000, one(topic, record("k", "v"))).catch((e) => e);
     expect(error).toBeInstanceOf(KafkaProtocolError);

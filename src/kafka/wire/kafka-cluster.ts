@@ -11,6 +11,7 @@
  * Kafka since 2.1 and every Kafka-compatible broker the gateway targets speaks: Produce
  * 3–8, Fetch 4–11, ListOffsets 1–5, Metadata 1–8.
  */
+import { ApiKey } from "../../broker/protocol/api.ts";
 import type { Writer } from "../../broker/protocol/wire.ts";
 import type { Logger } from "../../ops/logger.ts";
 import { murmur2 } from "../murmur2-partitioner.ts";
@@ -21,7 +22,7 @@ import {
   kafkaCodeName,
 } from "./kafka-errors.ts";
 import { encodeBatch, type OutgoingRecord } from "./record-codec.ts";
-import { ApiKeys, WireConnection, type WireSettings } from "./wire-connection.ts";
+import { WireConnection, type WireSettings } from "./wire-connection.ts";
 
 export interface PartitionInfo {
   partition: number;
@@ -127,8 +128,8 @@ export class KafkaCluster {
 
   private async readMetadata(topics: string[]): Promise<void> {
     const connection = await this.anyConnection();
-    const version = connection.version(ApiKeys.Metadata, 1, 8);
-    const r = await connection.request(ApiKeys.Metadata, version, (w) => {
+    const version = connection.version(ApiKey.Metadata, 1, 8);
+    const r = await connection.request(ApiKey.Metadata, version, (w) => {
       w.array(topics, (w, t) => w.string(t));
       if (version >= 4) w.bool(true); // allow auto-creation, where the broker allows it
       if (version >= 8) w.bool(false).bool(false);
@@ -392,7 +393,7 @@ export class KafkaCluster {
           // after those of the caller's next produce.
           if (Date.now() >= deadline)
             throw new KafkaConnectionError(`no answer from broker ${leader} in time`);
-          const version = connection.version(ApiKeys.Produce, 3, 8);
+          const version = connection.version(ApiKey.Produce, 3, 8);
           const body = (w: Writer) => {
             w.nullableString(null).int16(acks).int32(timeoutMs);
             w.array([...topics], (w, [topic, parts]) => {
@@ -403,10 +404,10 @@ export class KafkaCluster {
             });
           };
           if (acks === 0) {
-            connection.send(ApiKeys.Produce, version, body);
+            connection.send(ApiKey.Produce, version, body);
             return;
           }
-          const r = await connection.request(ApiKeys.Produce, version, body);
+          const r = await connection.request(ApiKey.Produce, version, body);
           const count = r.int32();
           for (let t = 0; t < count; t++) {
             const topic = r.string();
@@ -482,8 +483,8 @@ export class KafkaCluster {
     await Promise.all(
       [...byLeader].map(async ([leader, list]) => {
         const connection = await this.connection(leader);
-        const version = connection.version(ApiKeys.ListOffsets, 1, 5);
-        const r = await connection.request(ApiKeys.ListOffsets, version, (w) => {
+        const version = connection.version(ApiKey.ListOffsets, 1, 5);
+        const r = await connection.request(ApiKey.ListOffsets, version, (w) => {
           w.int32(-1);
           if (version >= 2) w.int8(0);
           w.array([topic], (w, t) => {

@@ -2,9 +2,11 @@
  * The partition reader over real sockets: start positions, lost connections during long
  * polls, OFFSET_OUT_OF_RANGE resets, pause/resume/seek, partitions that appear, and stop.
  */
+
 import { Kafka as KafkaJs, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
+import { ApiKey } from "../../broker/protocol/api.ts";
 import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import {
@@ -13,7 +15,7 @@ import {
   startPartitionReader,
 } from "./partition-reader.ts";
 import { type FetchedRecord, utf8 } from "./record-codec.ts";
-import { ApiKeys, type WireConnection } from "./wire-connection.ts";
+import type { WireConnection } from "./wire-connection.ts";
 import { testSettings, waitFor } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -103,7 +105,7 @@ async function countFetches(cluster: KafkaCluster): Promise<{ count: number }> {
   const counter = { count: 0 };
   const request = connection.request.bind(connection);
   connection.request = (apiKey, version, body, extraWaitMs) => {
-    if (apiKey === ApiKeys.Fetch) counter.count++;
+    if (apiKey === ApiKey.Fetch) counter.count++;
     return request(apiKey, version, body, extraWaitMs);
   };
   return counter;
@@ -177,7 +179,7 @@ describe("faults", () => {
     const { seen } = await reader([topic]);
     await write(topic, 0, "x0");
     await waitFor(() => seen.length === 1, "x0");
-    broker.faults.failNext(ApiKeys.Fetch, 3, 6);
+    broker.faults.failNext(ApiKey.Fetch, 3, 6);
     await write(topic, 0, "x1", "x2");
     await waitFor(() => seen.length >= 3, "x1, x2");
     await sleep(300);
@@ -194,7 +196,7 @@ describe("faults", () => {
     await sleep(500); // the poll that was out comes back
     await write(topic, 0, "mid");
     // The first fetch after the resume is refused: the reset to the end skips "mid".
-    broker.faults.failNext(ApiKeys.Fetch, 1, 1);
+    broker.faults.failNext(ApiKey.Fetch, 1, 1);
     r.resume(tp);
     await waitFor(() => r.positions().get(`${topic}\u00000`) === 3, "the reset");
     await write(topic, 0, "new");
@@ -214,7 +216,7 @@ describe("faults", () => {
       positions: new Map([[`${topic}\u00000`, 2]]),
     });
     await waitFor(() => seen.length >= 1, "e2");
-    broker.faults.failNext(ApiKeys.Fetch, 1, 1);
+    broker.faults.failNext(ApiKey.Fetch, 1, 1);
     // The reset goes to the log start, not back to the given position.
     await waitFor(() => seen.length >= 4, "the re-read");
     await sleep(300);
@@ -260,8 +262,8 @@ describe("starting up", () => {
     const topic = "starting";
     broker.createTopic(topic, 2);
     await write(topic, 1, "s");
-    broker.faults.failNext(ApiKeys.Metadata, 2, 5);
-    broker.faults.failNext(ApiKeys.ListOffsets, 2, 6);
+    broker.faults.failNext(ApiKey.Metadata, 2, 5);
+    broker.faults.failNext(ApiKey.ListOffsets, 2, 6);
     const { reader: r, seen } = await reader([topic]);
     expect([...r.positions().values()]).toEqual([0, 0]);
     await waitFor(() => seen.length === 1, "the record");

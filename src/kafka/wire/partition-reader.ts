@@ -5,11 +5,11 @@
  * followed from metadata; a position past the log (OFFSET_OUT_OF_RANGE) restarts from the
  * policy's end. North's reply reader and the fetch capability's topic readers use it.
  */
+import { ApiKey } from "../../broker/protocol/api.ts";
 import type { Reader } from "../../broker/protocol/wire.ts";
 import { backoff, type KafkaCluster } from "./kafka-cluster.ts";
 import { isRetriableCode, KafkaProtocolError, kafkaCodeName } from "./kafka-errors.ts";
 import { decodeBatches, type FetchedRecord } from "./record-codec.ts";
-import { ApiKeys } from "./wire-connection.ts";
 
 export interface PartitionReaderOptions {
   cluster: KafkaCluster;
@@ -176,7 +176,7 @@ export async function startPartitionReader(
       if (first > 0) mine.push(...mine.splice(0, first));
       try {
         const connection = await cluster.connection(node, "fetch");
-        const version = connection.version(ApiKeys.Fetch, 4, 11);
+        const version = connection.version(ApiKey.Fetch, 4, 11);
         const fetchedAt = new Map(mine.map((p) => [p, p.offset]));
         const byTopic = new Map<string, Position[]>();
         for (const p of mine) {
@@ -185,7 +185,7 @@ export async function startPartitionReader(
           else byTopic.set(p.topic, [p]);
         }
         const r = await connection.request(
-          ApiKeys.Fetch,
+          ApiKey.Fetch,
           version,
           (w) => {
             w.int32(-1).int32(options.maxWaitMs).int32(1).int32(options.maxBytes).int8(0);

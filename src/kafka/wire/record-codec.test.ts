@@ -3,10 +3,12 @@
  * is read back by kcat (librdkafka) exactly, and what kcat writes (uncompressed, gzip, and
  * codecs this client does not read) is decoded, or reported and skipped, over a real broker.
  */
+
 import * as zlib from "node:zlib";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
+import { ApiKey } from "../../broker/protocol/api.ts";
 import { crc32c } from "../../broker/protocol/crc32c.ts";
 import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
@@ -19,7 +21,7 @@ import {
   type RecordDecodeError,
   utf8,
 } from "./record-codec.ts";
-import { ApiKeys } from "./wire-connection.ts";
+
 import { headerPairs, kcat, kcatRead, testSettings, waitFor } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -30,7 +32,7 @@ let cluster: KafkaCluster;
 beforeAll(async () => {
   // librdkafka 2.0 compresses only for brokers that list Produce v2 (it reads that as
   // "message format 1"); ours serves v3+, so it advertises the old versions too.
-  broker = await startBroker({ apiVersionCaps: { [ApiKeys.Produce]: [0, 8] } });
+  broker = await startBroker({ apiVersionCaps: { [ApiKey.Produce]: [0, 8] } });
   cluster = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
 });
 
@@ -70,7 +72,7 @@ async function readFrom(topic: string, from: number, count: number) {
 async function produceRawBatch(topic: string, batch: Uint8Array): Promise<number> {
   await cluster.partitions(topic);
   const connection = await cluster.connection(cluster.leaderOf(topic, 0));
-  const r = await connection.request(ApiKeys.Produce, 3, (w) => {
+  const r = await connection.request(ApiKey.Produce, 3, (w) => {
     w.nullableString(null).int16(-1).int32(5_000);
     w.array([topic], (w, t) => {
       w.string(t).array([0], (w, p) => w.int32(p).bytes(batch));

@@ -3,8 +3,10 @@
  * an older Kafka would), and produce, assigned reads and a consumer-group member run at
  * every version from our minimum to our maximum; an API below our minimum fails clearly.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
+import { ApiKey } from "../../broker/protocol/api.ts";
 import { silentLogger } from "../../ops/logger.ts";
 import { startGroupConsumer } from "../group-consumer.ts";
 import { createKafka, type Kafka } from "../kafka-client.ts";
@@ -12,24 +14,24 @@ import { KafkaCluster } from "./kafka-cluster.ts";
 import { KafkaProtocolError } from "./kafka-errors.ts";
 import { startPartitionReader } from "./partition-reader.ts";
 import { type FetchedRecord, utf8 } from "./record-codec.ts";
-import { ApiKeys, WireConnection } from "./wire-connection.ts";
+import { WireConnection } from "./wire-connection.ts";
 import { testSettings, waitFor } from "./wire-test-kit.ts";
 
 /** Our accepted range per API (kafka-cluster.ts, partition-reader.ts, group-consumer.ts). */
 const ranges: Record<number, readonly [number, number]> = {
-  [ApiKeys.Produce]: [3, 8],
-  [ApiKeys.Fetch]: [4, 11],
-  [ApiKeys.ListOffsets]: [1, 5],
-  [ApiKeys.Metadata]: [1, 8],
-  [ApiKeys.FindCoordinator]: [1, 2],
-  [ApiKeys.JoinGroup]: [2, 5],
-  [ApiKeys.SyncGroup]: [1, 3],
-  [ApiKeys.Heartbeat]: [0, 3],
-  [ApiKeys.OffsetCommit]: [2, 7],
-  [ApiKeys.OffsetFetch]: [1, 5],
-  [ApiKeys.LeaveGroup]: [0, 2],
+  [ApiKey.Produce]: [3, 8],
+  [ApiKey.Fetch]: [4, 11],
+  [ApiKey.ListOffsets]: [1, 5],
+  [ApiKey.Metadata]: [1, 8],
+  [ApiKey.FindCoordinator]: [1, 2],
+  [ApiKey.JoinGroup]: [2, 5],
+  [ApiKey.SyncGroup]: [1, 3],
+  [ApiKey.Heartbeat]: [0, 3],
+  [ApiKey.OffsetCommit]: [2, 7],
+  [ApiKey.OffsetFetch]: [1, 5],
+  [ApiKey.LeaveGroup]: [0, 2],
 };
-const names = Object.fromEntries(Object.entries(ApiKeys).map(([name, key]) => [key, name]));
+const names = Object.fromEntries(Object.entries(ApiKey).map(([name, key]) => [key, name]));
 
 /** Caps every API at `level` above our minimum (our maximum at most). */
 function capsAt(level: number): Record<number, number> {
@@ -120,7 +122,7 @@ async function scenario(broker: Broker): Promise<void> {
       await consumer.commit([{ topic, partition: 0, offset: 3n }]);
       expect(await consumer.lag()).toEqual([{ topic, partition: 0, lag: 0 }]);
       await waitFor(
-        () => [...sent].some((s) => s.startsWith(`${ApiKeys.Heartbeat}/`)),
+        () => [...sent].some((s) => s.startsWith(`${ApiKey.Heartbeat}/`)),
         "a heartbeat",
       );
     } finally {
@@ -178,9 +180,9 @@ describe("an API below our minimum", () => {
     broker = await startBroker({
       // Kafka 0.10's ranges for these three.
       apiVersionCaps: {
-        [ApiKeys.Produce]: [0, 2],
-        [ApiKeys.Fetch]: [0, 3],
-        [ApiKeys.JoinGroup]: [0, 1],
+        [ApiKey.Produce]: [0, 2],
+        [ApiKey.Fetch]: [0, 3],
+        [ApiKey.JoinGroup]: [0, 1],
       },
     });
     broker.createTopic("old", 1);

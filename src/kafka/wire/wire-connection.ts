@@ -7,6 +7,7 @@
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import { ApiKey } from "../../broker/protocol/api.ts";
 import { Reader, Writer } from "../../broker/protocol/wire.ts";
 import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
@@ -26,24 +27,7 @@ export interface WireSettings {
   retryTimeoutMs: number;
 }
 
-export const ApiKeys = {
-  Produce: 0,
-  Fetch: 1,
-  ListOffsets: 2,
-  Metadata: 3,
-  OffsetCommit: 8,
-  OffsetFetch: 9,
-  FindCoordinator: 10,
-  JoinGroup: 11,
-  Heartbeat: 12,
-  LeaveGroup: 13,
-  SyncGroup: 14,
-  SaslHandshake: 17,
-  ApiVersions: 18,
-  SaslAuthenticate: 36,
-} as const;
-
-const apiNames = new Map<number, string>(Object.entries(ApiKeys).map(([name, key]) => [key, name]));
+const apiNames = new Map<number, string>(Object.entries(ApiKey).map(([name, key]) => [key, name]));
 
 interface Pending {
   apiKey: number;
@@ -245,10 +229,10 @@ export class WireConnection {
 
   private async negotiateVersions(): Promise<void> {
     // v0–v2 are plain (non-flexible) on every broker since 0.10; 2 adds only the throttle.
-    let reader = await this.request(ApiKeys.ApiVersions, 2, () => {});
+    let reader = await this.request(ApiKey.ApiVersions, 2, () => {});
     let error = reader.int16();
     if (error === 35) {
-      reader = await this.request(ApiKeys.ApiVersions, 0, () => {});
+      reader = await this.request(ApiKey.ApiVersions, 0, () => {});
       error = reader.int16();
     }
     if (error !== 0) throw new KafkaProtocolError(error, `${this.address}: ApiVersions refused`);
@@ -265,13 +249,13 @@ export class WireConnection {
     const mechanism = sasl.mechanism.toUpperCase();
     // Without this check a broker that lacks SASL answers the handshake with a bare error
     // code, which read as a truncated (and retried) response instead of a clear refusal.
-    if (!this.versions.has(ApiKeys.SaslHandshake)) {
+    if (!this.versions.has(ApiKey.SaslHandshake)) {
       throw new KafkaProtocolError(
         35,
         `${this.address}: SASL is configured but the broker does not offer it (no SaslHandshake in its ApiVersions)`,
       );
     }
-    const handshake = await this.request(ApiKeys.SaslHandshake, 1, (w) => w.string(mechanism));
+    const handshake = await this.request(ApiKey.SaslHandshake, 1, (w) => w.string(mechanism));
     const error = handshake.int16();
     const offered = handshake.array((r) => r.string());
     if (error !== 0) {
@@ -280,9 +264,9 @@ export class WireConnection {
         `${this.address}: SASL mechanism ${mechanism} refused (the broker offers ${offered.join(", ") || "none"})`,
       );
     }
-    const version = this.version(ApiKeys.SaslAuthenticate, 0, 1);
+    const version = this.version(ApiKey.SaslAuthenticate, 0, 1);
     const exchange = async (bytes: Uint8Array): Promise<Uint8Array> => {
-      const r = await this.request(ApiKeys.SaslAuthenticate, version, (w) => w.bytes(bytes));
+      const r = await this.request(ApiKey.SaslAuthenticate, version, (w) => w.bytes(bytes));
       const code = r.int16();
       const message = r.nullableString();
       const answer = r.bytes();
