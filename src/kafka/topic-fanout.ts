@@ -422,6 +422,7 @@ class TopicReader {
         maxBytes: 10 * 1024 * 1024,
         metadataRefreshMs: this.settings.metadataRefreshMs,
         onRecords: (_, partition, records) => this.append(partition, records),
+        headerBytes: true,
         onFetched: (bytes) => countFetch(this.settings, this.watch, bytes),
         onProblem: (message, error) => this.onProblem(message, error),
       });
@@ -719,6 +720,7 @@ class CatchUpReader {
       partitionMaxBytes: settings.catchUpFetchBytes,
       maxBytes: settings.catchUpFetchBytes,
       onRecords: (_, partition, records) => this.append(partition, records),
+      headerBytes: true,
       onFetched: (bytes) => countFetch(this.settings, this.watch, bytes),
       onProblem: (message, error) => this.onProblem(message, error),
     }).then(
@@ -788,25 +790,23 @@ class CatchUpReader {
   }
 }
 
-const utf8 = new TextEncoder();
 const noHeaders: FanoutRecord["headers"] = [];
 
 /**
- * A fetched record as a FanoutRecord. Key and value are copied: they are views into the
- * whole Fetch response, which a ring holding one record would otherwise keep alive. Header
- * values arrive as UTF-8 text and go back to bytes for the route's filters (byte-exact for
- * any valid UTF-8 value).
+ * A fetched record as a FanoutRecord. Key, value and header values are copied: they are
+ * views into the whole Fetch response, which a ring holding one record would otherwise keep
+ * alive. Header values are the bytes on the wire, so the route's filters compare exactly.
  */
 function fanoutRecord(partition: number, record: FetchedRecord): FanoutRecord {
   const key = record.key === null ? null : record.key.slice();
   const value = record.value === null ? null : record.value.slice();
   let size = 64 + (key?.length ?? 0) + (value?.length ?? 0);
   let headers = noHeaders;
-  if (record.headers.length > 0) {
+  const raw = record.headerBytes ?? [];
+  if (raw.length > 0) {
     const list: Array<readonly [string, Uint8Array]> = [];
-    for (const [name, text] of record.headers) {
-      const bytes = utf8.encode(text);
-      list.push([name, bytes]);
+    for (const [name, bytes] of raw) {
+      list.push([name, bytes.slice()]);
       size += name.length + bytes.length;
     }
     headers = list;

@@ -157,6 +157,31 @@ describe("fetch", () => {
     }
   });
 
+  test("fetch.filtered.headers.bytes", async () => {
+    // Filters compare header bytes: a value that is not UTF-8 must not pass for the text its
+    // lossy decoding would give (U+FFFD), and the real U+FFFD must still match.
+    const topic = "fetch-filtered-header-bytes";
+    harness.createTopic(topic, 1);
+    await harness.produce(topic, [
+      { value: recordValue("p0-invalid"), headers: { h: Buffer.from([0xff]) } },
+      { value: recordValue("p0-replacement"), headers: { h: "\uFFFD" } },
+    ]);
+    // The filter travels as JSON in an ASCII header, so U+FFFD is written as its escape.
+    const stream = openStream(harness.client(), {
+      [topicHeader]: topic,
+      [filtersHeader]: '[{"headers":{"h":"\\ufffd"}}]',
+    });
+    try {
+      const messages = await stream.waitFor(1);
+      expect(messages.map((m) => m.message)).toEqual(["p0-replacement"]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(stream.messages).toHaveLength(1);
+    } finally {
+      stream.cancel();
+      await stream.ended;
+    }
+  });
+
   test("fetch.filters.or", async () => {
     const topic = "fetch-filters-or";
     harness.createTopic(topic, 1);

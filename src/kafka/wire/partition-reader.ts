@@ -31,6 +31,8 @@ export interface PartitionReaderOptions {
    * broker's next fetch until it settles (backpressure).
    */
   onRecords(topic: string, partition: number, records: FetchedRecord[]): void | Promise<void>;
+  /** Give records their header values as bytes too (see FetchedRecord.headerBytes). */
+  headerBytes?: boolean;
   /** Every Fetch response a broker answered, with its size in bytes (for stats, liveness). */
   onFetched?(responseBytes: number): void;
   /** Something went wrong that reading works around (logged by the caller). */
@@ -328,6 +330,7 @@ async function readFetchResponse(
         (record) => out.push(record),
         (error) =>
           options.onProblem?.(`unreadable records in ${topic}-${partition} skipped`, error),
+        options.headerBytes ? { headerBytes: true } : undefined,
       );
       if (out.length > 0 && !isStopped()) {
         const result = options.onRecords(topic, partition, out);

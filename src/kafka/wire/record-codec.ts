@@ -25,9 +25,21 @@ export interface FetchedRecord {
   key: Uint8Array | null;
   value: Uint8Array | null;
   headers: RecordHeader[];
+  /**
+   * The header values as the bytes on the wire (views into the fetched data), when the
+   * reader asked for them: byte-exact even where a value is not valid UTF-8.
+   */
+  headerBytes?: (readonly [name: string, value: Uint8Array])[];
+}
+
+/** How records are decoded. */
+export interface DecodeOptions {
+  /** Also give each record its header values as bytes (`headerBytes`). */
+  headerBytes?: boolean;
 }
 
 const encoder = new TextEncoder();
+const empty = new Uint8Array(0);
 
 const HEADER_BYTES = 61;
 const MAGIC_AT = 16;
@@ -146,6 +158,7 @@ export function decodeBatches(
   from: number,
   onRecord: (record: FetchedRecord) => void,
   onUnreadable?: (error: RecordDecodeError) => void,
+  decode: DecodeOptions = {},
 ): number {
   let next = from;
   let at = 0;
@@ -173,7 +186,7 @@ export function decodeBatches(
     const lastOffsetDelta = view.getInt32(at + 23);
     if ((attributes & CONTROL_FLAG) === 0 && baseOffset + lastOffsetDelta >= from) {
       try {
-        decodeRecords(bytes.subarray(at, end), view, at, from, onRecord);
+        decodeRecords(bytes.subarray(at, end), view, at, from, onRecord, decode);
       } catch (error) {
         const unreadable =
           error instanceof RecordDecodeError
@@ -198,6 +211,7 @@ function decodeRecords(
   at: number,
   from: number,
   onRecord: (record: FetchedRecord) => void,
+  decode: DecodeOptions,
 ): void {
   const baseOffset = Number(view.getBigInt64(at));
   const attributes = view.getInt16(at + ATTRIBUTES_AT);
@@ -223,13 +237,21 @@ function decodeRecords(
     const value = valueLength < 0 ? null : r.raw(valueLength);
     const headerCount = r.varint();
     const headers: RecordHeader[] = new Array(headerCount > 0 ? headerCount : 0);
+    const raw: (readonly [string, Uint8Array])[] | undefined = decode.headerBytes ? [] : undefined;
     for (let h = 0; h < headerCount; h++) {
       const name = string(r.varint());
       const valueBytes = r.varint();
+      if (raw)
+        raw.push([
+          name,
+          valueBytes < 0 ? empty : records.subarray(r.offset, r.offset + valueBytes),
+        ]);
       headers[h] = [name, valueBytes < 0 ? "" : string(valueBytes)];
     }
     r.offset = recordEnd;
-    if (offset >= from) onRecord({ offset, timestamp, key, value, headers });
+    if (offset < from) continue;
+    if (raw) onRecord({ offset, timestamp, key, value, headers, headerBytes: raw });
+    else onRecord({ offset, timestamp, key, value, headers });
   }
 }
 
