@@ -1,7 +1,9 @@
 /**
- * The gateway's Kafka connection (kafkajs is imported only under src/kafka/): a client
- * factory from the typed `kafka` binding config, and the conversion between the record
- * contract's header lists and kafkajs messages.
+ * The gateway's Kafka handle, from the typed `kafka` binding config: the settings of the
+ * gateway's own client (src/kafka/wire/), which carries all of its Kafka traffic, on a
+ * kafkajs client for the same cluster (kafkajs is imported only under src/kafka/) that
+ * tests and tools use as an independent referee; it opens no connection until asked. Also
+ * the conversion between the record contract's header lists and kafkajs messages.
  */
 import { type IHeaders, type KafkaConfig, Kafka as KafkaJs, logLevel, type Message } from "kafkajs";
 import type { KafkaClientConfig } from "../config/types.ts";
@@ -9,10 +11,7 @@ import type { Logger } from "../ops/logger.ts";
 import type { ContractRecord, RecordHeader } from "./record-contract.ts";
 import type { WireSettings } from "./wire/wire-connection.ts";
 
-/**
- * The gateway's Kafka handle: kafkajs for admin requests and consumer groups, plus the
- * settings its own client (src/kafka/wire/) uses for produce and assigned reads.
- */
+/** The gateway's Kafka handle: a kafkajs client plus the settings of the gateway's own client. */
 export type Kafka = KafkaJs & { readonly wire: WireSettings };
 
 /** A client for the configured cluster, logging through `logger`. */

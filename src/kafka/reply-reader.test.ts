@@ -147,6 +147,27 @@ describe("startReplyReader", () => {
   });
 });
 
+test("creates its reply topics with CreateTopics where the broker does not auto-create", async () => {
+  const strict = await startBroker({ port: 0, autoCreateTopics: false, defaultPartitions: 2 });
+  const strictKafka = createKafka({ servers: [strict.bootstrap] }, silentLogger, "strict-test");
+  const admin = strictKafka.admin();
+  try {
+    const reader = await startReplyReader({
+      kafka: strictKafka,
+      logger: silentLogger,
+      topics: ["replies-strict"],
+      correlationIdHeader: "zilla:correlation-id",
+    });
+    await admin.connect();
+    const [metadata] = (await admin.fetchTopicMetadata({ topics: ["replies-strict"] })).topics;
+    expect(metadata?.partitions).toHaveLength(2);
+    await reader.close();
+  } finally {
+    await admin.disconnect();
+    await strict.close();
+  }
+});
+
 async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!condition()) {

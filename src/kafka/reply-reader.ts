@@ -7,7 +7,6 @@
  * positioned at its end (ListOffsets): every reply produced after that moment is read, so a
  * call registered once the reader is started cannot miss its reply.
  */
-import type { Admin } from "kafkajs";
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
 import type { RecordHeader } from "./record-contract.ts";
@@ -70,12 +69,14 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
     for (const w of all) w.onFailure(error);
   };
 
-  const admin: Admin = kafka.admin();
   const cluster = new KafkaCluster(kafka.wire, logger);
   let reader: { stop(): void } | undefined;
   try {
-    await admin.connect();
-    await ensureTopics(admin, topics, logger);
+    // Missing reply topics are created with the broker's defaults; where that is refused,
+    // brokers that auto-create topics still make them on the reader's metadata request.
+    await cluster
+      .createTopics(topics)
+      .catch((error: unknown) => logger.debug("reply topics not created", { topics, error }));
     reader = await startPartitionReader({
       cluster,
       topics,
@@ -120,8 +121,6 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
   } catch (error) {
     cluster.close();
     throw error;
-  } finally {
-    await admin.disconnect().catch(() => {});
   }
   logger.debug("reply reader positioned", { topics });
 
@@ -161,17 +160,4 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
       failAll(new Error("reply reader is closed"));
     },
   };
-}
-
-/** Creates missing reply topics (broker defaults); falls back on auto-creation if refused. */
-async function ensureTopics(admin: Admin, topics: string[], logger: Logger): Promise<void> {
-  const existing = new Set(await admin.listTopics());
-  const missing = topics.filter((t) => !existing.has(t));
-  if (missing.length === 0) return;
-  try {
-    await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true });
-  } catch (error) {
-    // Metadata requests auto-create topics on brokers that allow it; fetchTopicOffsets asks.
-    logger.debug("reply topics not created", { topics: missing, error });
-  }
 }

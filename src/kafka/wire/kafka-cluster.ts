@@ -56,6 +56,8 @@ export class KafkaCluster {
   readonly settings: WireSettings;
   private readonly logger: Logger;
   private readonly brokers = new Map<number, string>();
+  /** The controller from the last metadata (-1: unknown), where CreateTopics goes. */
+  private controller = -1;
   private readonly topics = new Map<string, TopicInfo>();
   private readonly connections = new Map<string, Promise<WireConnection>>();
   private bootstrap: Promise<WireConnection> | undefined;
@@ -143,7 +145,7 @@ export class KafkaCluster {
       return [node, `${host.includes(":") ? `[${host}]` : host}:${port}`] as const;
     });
     if (version >= 2) r.nullableString(); // cluster id
-    r.int32(); // controller
+    const controller = r.int32();
     const answered = r.array((r) => {
       const error = r.int16();
       const name = r.string();
@@ -161,6 +163,7 @@ export class KafkaCluster {
       if (version >= 8) r.int32(); // authorized operations
       return { error, name, partitions };
     });
+    this.controller = controller;
     for (const [node, address] of brokers) this.brokers.set(node, address);
     for (const { error, name, partitions } of answered) {
       const sorted: PartitionInfo[] = [];
@@ -172,6 +175,55 @@ export class KafkaCluster {
         };
       }
       this.topics.set(name, { error, partitions: error === 0 ? sorted : [] });
+    }
+  }
+
+  /**
+   * Creates those of `topics` that do not exist, with the broker's default partition count
+   * and replication (CreateTopics v4, Kafka 2.4+). Older brokers get no request (they
+   * auto-create topics on metadata requests where allowed); existing topics are left alone;
+   * any other refusal throws.
+   */
+  async createTopics(topics: readonly string[], timeoutMs = 10_000): Promise<void> {
+    if (topics.length === 0) return;
+    for (let attempt = 0; ; attempt++) {
+      await this.refresh([]);
+      const connection =
+        this.controller >= 0 ? await this.connection(this.controller) : await this.anyConnection();
+      let version: number;
+      try {
+        version = connection.version(ApiKey.CreateTopics, 4, 4);
+      } catch {
+        return;
+      }
+      const r = await connection.request(
+        ApiKey.CreateTopics,
+        version,
+        (w) => {
+          w.array(topics, (w, topic) => {
+            w.string(topic).int32(-1).int16(-1); // the broker's defaults
+            w.int32(0).int32(0); // no replica assignment, no configs
+          });
+          w.int32(timeoutMs).bool(false);
+        },
+        timeoutMs,
+      );
+      r.int32(); // throttle
+      const results = r.array((r) => ({
+        name: r.string(),
+        error: r.int16(),
+        message: r.nullableString(),
+      }));
+      // NOT_CONTROLLER: the controller moved since the metadata was read.
+      if (results.some((t) => t.error === 41) && attempt < 3) continue;
+      const failed = results.find((t) => t.error !== 0 && t.error !== 36);
+      if (failed) {
+        throw new KafkaProtocolError(
+          failed.error,
+          `topic ${failed.name} not created: ${kafkaCodeName(failed.error)}${failed.message ? ` (${failed.message})` : ""}`,
+        );
+      }
+      return;
     }
   }
 
