@@ -547,3 +547,52 @@ describe("rebalances", () => {
     expect([...a.warnings, ...b.warnings, ...c.warnings]).toEqual([]);
   }, 60_000);
 });
+
+describe("with a kafkajs consumer in the same group (a rolling upgrade from kafkajs members)", () => {
+  it("shares the partitions under kafkajs' RoundRobinAssigner protocol", async () => {
+    const topic = "interop-kafkajs";
+    const groupId = "g-interop-kafkajs";
+    broker.createTopic(topic, 4);
+    const old = new KafkaJs({
+      clientId: "old-member",
+      brokers: [broker.bootstrap],
+      logLevel: logLevel.NOTHING,
+    }).consumer({ groupId, heartbeatInterval: 300, sessionTimeout: 10_000 });
+    const oldSeen: number[] = [];
+    try {
+      await old.connect();
+      await old.subscribe({ topic, fromBeginning: true });
+      await old.run({
+        eachMessage: async ({ partition }) => {
+          oldSeen.push(partition);
+        },
+      });
+      const native = await member(groupId, [topic]);
+      await waitFor(
+        async () => {
+          const group = await describe_(groupId);
+          return (
+            group.state === "Stable" &&
+            group.members.length === 2 &&
+            native.consumer.assignment().length === 2
+          );
+        },
+        "a stable two-member group",
+        30_000,
+      );
+      const group = await describe_(groupId);
+      // The only protocol both offer: kafkajs names its round robin "RoundRobinAssigner".
+      expect(group.protocol).toBe("RoundRobinAssigner");
+      expect(group.members.flatMap((m) => m.assignment[topic] ?? []).sort()).toEqual([0, 1, 2, 3]);
+
+      await fill(topic, 4, "y", 2);
+      await waitFor(() => native.seen.length + oldSeen.length >= 8, "every record read once");
+      await sleep(500);
+      expect(native.seen.length + oldSeen.length).toBe(8);
+      const nativeParts = new Set(native.seen.map((r) => r.partition));
+      expect(oldSeen.filter((p) => nativeParts.has(p))).toEqual([]);
+    } finally {
+      await old.disconnect();
+    }
+  });
+});
