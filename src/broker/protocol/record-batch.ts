@@ -11,20 +11,21 @@ export const BATCH_HEADER_BYTES = 61;
 /** baseOffset (8) + batchLength (4): the part of the header outside `batchLength`. */
 export const BATCH_LOG_OVERHEAD = 12;
 
-const MAGIC_AT = 16;
-const CRC_AT = 17;
+// Where the header's fields sit (the broker reads them; the gateway's client too).
+export const MAGIC_AT = 16;
+export const CRC_AT = 17;
 /** The CRC covers everything from the attributes field to the end of the batch. */
-const ATTRIBUTES_AT = 21;
-const LAST_OFFSET_DELTA_AT = 23;
-const BASE_TIMESTAMP_AT = 27;
+export const ATTRIBUTES_AT = 21;
+export const LAST_OFFSET_DELTA_AT = 23;
+export const BASE_TIMESTAMP_AT = 27;
 const MAX_TIMESTAMP_AT = 35;
 const PRODUCER_ID_AT = 43;
 const PRODUCER_EPOCH_AT = 51;
 const BASE_SEQUENCE_AT = 53;
-const RECORD_COUNT_AT = 57;
+export const RECORD_COUNT_AT = 57;
 
 const TRANSACTIONAL_FLAG = 0x10;
-const CONTROL_FLAG = 0x20;
+export const CONTROL_FLAG = 0x20;
 
 /** The fields of a batch header the broker acts on. */
 export interface BatchHeader {

@@ -8,6 +8,17 @@
 import * as zlib from "node:zlib";
 import { gunzipSync } from "node:zlib";
 import { crc32c } from "../../broker/protocol/crc32c.ts";
+import {
+  ATTRIBUTES_AT,
+  BASE_TIMESTAMP_AT,
+  BATCH_HEADER_BYTES,
+  BATCH_LOG_OVERHEAD,
+  CONTROL_FLAG,
+  CRC_AT,
+  LAST_OFFSET_DELTA_AT,
+  MAGIC_AT,
+  RECORD_COUNT_AT,
+} from "../../broker/protocol/record-batch.ts";
 import { Reader, Writer } from "../../broker/protocol/wire.ts";
 import type { RecordHeader } from "../record-contract.ts";
 
@@ -41,16 +52,11 @@ export interface DecodeOptions {
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
 
-const HEADER_BYTES = 61;
-const MAGIC_AT = 16;
-const CRC_AT = 17;
-const ATTRIBUTES_AT = 21;
 const COMPRESSION_MASK = 0x07;
-const CONTROL_FLAG = 0x20;
 
 /** One uncompressed batch of `records` stamped `timestamp`, base offset 0, CRC set. */
 export function encodeBatch(records: readonly OutgoingRecord[], timestamp: number): Uint8Array {
-  const w = new Writer(HEADER_BYTES + records.length * 160);
+  const w = new Writer(BATCH_HEADER_BYTES + records.length * 160);
   w.int64(0) // base offset: the broker assigns offsets
     .int32(0) // batch length, patched below
     .int32(-1) // partition leader epoch: the broker's to set
@@ -83,7 +89,7 @@ export function encodeBatch(records: readonly OutgoingRecord[], timestamp: numbe
   }
   const batch = w.bytesView().slice();
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
-  view.setInt32(8, batch.length - 12);
+  view.setInt32(8, batch.length - BATCH_LOG_OVERHEAD);
   view.setUint32(CRC_AT, crc32c(batch, ATTRIBUTES_AT, batch.length));
   return batch;
 }
@@ -167,11 +173,11 @@ export function decodeBatches(
   // can be shorter than a magic-2 header, so only 17 bytes are needed to judge one).
   while (bytes.length - at >= MAGIC_AT + 1) {
     const batchLength = view.getInt32(at + 8);
-    const end = at + 12 + batchLength;
+    const end = at + BATCH_LOG_OVERHEAD + batchLength;
     if (end > bytes.length) break;
     const baseOffset = Number(view.getBigInt64(at));
     const magic = view.getInt8(at + MAGIC_AT);
-    if (magic !== 2 || batchLength < HEADER_BYTES - 12) {
+    if (magic !== 2 || batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD) {
       // A format 0/1 message's offset is its last (inner) offset.
       const error = new RecordDecodeError(
         `record batch at offset ${baseOffset} has format ${magic}; only format 2 (Kafka 0.11+) is read`,
@@ -183,7 +189,7 @@ export function decodeBatches(
       continue;
     }
     const attributes = view.getInt16(at + ATTRIBUTES_AT);
-    const lastOffsetDelta = view.getInt32(at + 23);
+    const lastOffsetDelta = view.getInt32(at + LAST_OFFSET_DELTA_AT);
     if ((attributes & CONTROL_FLAG) === 0 && baseOffset + lastOffsetDelta >= from) {
       try {
         decodeRecords(bytes.subarray(at, end), view, at, from, onRecord, decode);
@@ -215,9 +221,9 @@ function decodeRecords(
 ): void {
   const baseOffset = Number(view.getBigInt64(at));
   const attributes = view.getInt16(at + ATTRIBUTES_AT);
-  const baseTimestamp = Number(view.getBigInt64(at + 27));
-  const count = view.getInt32(at + 57);
-  const records = recordsOf(batch.subarray(HEADER_BYTES), attributes, baseOffset);
+  const baseTimestamp = Number(view.getBigInt64(at + BASE_TIMESTAMP_AT));
+  const count = view.getInt32(at + RECORD_COUNT_AT);
+  const records = recordsOf(batch.subarray(BATCH_HEADER_BYTES), attributes, baseOffset);
   const r = new Reader(records);
   const text = bufferOf(records);
   const string = (length: number): string => {
