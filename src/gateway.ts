@@ -109,7 +109,7 @@ export async function startGateway(
     if (!opts.telemetry) await telemetry.shutdown();
     throw err;
   }
-  const probe = createKafkaProbe(kafka, logger);
+  const probe = createKafkaProbe(kafka);
   readiness.setKafkaProbe(probe.check);
 
   let current = config;
@@ -173,8 +173,8 @@ export async function startGateway(
 }
 
 /** Readiness's "Kafka answers": a Metadata request over one lazily opened connection. */
-function createKafkaProbe(kafka: Kafka, logger: Logger) {
-  const cluster = new KafkaCluster(kafka.wire, logger);
+function createKafkaProbe(kafka: Kafka) {
+  const cluster = new KafkaCluster(kafka.wire);
   return {
     // No topics asked for: the broker answers with its brokers only.
     check: () => cluster.refresh([]),

@@ -22,10 +22,9 @@ import { createKafka, type Kafka } from "./kafka-client.ts";
 import { KafkaCluster } from "./wire/kafka-cluster.ts";
 import { utf8 } from "./wire/record-codec.ts";
 
-import { testSettings, waitFor } from "./wire/wire-test-kit.ts";
+import { testSettings, waitFor, writeTo } from "./wire/wire-test-kit.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const text = (s: string) => new TextEncoder().encode(s);
 const tpKey = (t: TopicPartition) => `${t.topic}/${t.partition}`;
 
 let broker: Broker;
@@ -38,7 +37,7 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   broker = await startBroker();
   kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "group-test");
-  writer = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+  writer = new KafkaCluster(testSettings(broker.bootstrap));
   admin = new KafkaJs({
     clientId: "referee",
     brokers: [broker.bootstrap],
@@ -58,16 +57,9 @@ afterAll(async () => {
   await broker?.close();
 });
 
-/** Writes `values` to `topic`-`partition` (a key that hashes there). */
-async function write(topic: string, partition: number, ...values: string[]): Promise<void> {
-  const partitions = await writer.partitions(topic);
-  let key = "";
-  for (let i = 0; ; i++) {
-    key = `k${i}`;
-    if (writer.choosePartition(topic, partitions, key) === partition) break;
-  }
-  const records = values.map((v) => ({ key, value: text(v), headers: [] }));
-  await writer.produce(-1, 5_000, new Map([[topic, records]]));
+/** Writes `values` to `topic`-`partition`. */
+function write(topic: string, partition: number, ...values: string[]): Promise<void> {
+  return writeTo(writer, topic, partition, values);
 }
 
 /** Writes `count` records to every partition, valued "<tag>-p<partition>-<i>". */

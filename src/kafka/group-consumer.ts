@@ -17,7 +17,7 @@ import { Reader, Writer } from "../broker/protocol/wire.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
 import type { RecordHeader } from "./record-contract.ts";
-import { backoff, KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
+import { backoff, brokerAddress, KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
 import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./wire/kafka-errors.ts";
 import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
 import { type FetchedRecord, utf8 } from "./wire/record-codec.ts";
@@ -114,7 +114,7 @@ export async function startGroupConsumer(
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 30_000;
   const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 3_000;
   const rebalanceTimeoutMs = opts.rebalanceTimeoutMs ?? 60_000;
-  const cluster = new KafkaCluster(kafka.wire, logger);
+  const cluster = new KafkaCluster(kafka.wire);
 
   let memberId = "";
   let generation = -1;
@@ -158,7 +158,7 @@ export async function startGroupConsumer(
           `no coordinator for group ${groupId}: ${kafkaCodeName(error)}${message ? ` (${message})` : ""}`,
         );
       }
-      cluster.addBroker(node, `${host.includes(":") ? `[${host}]` : host}:${port}`);
+      cluster.addBroker(node, brokerAddress(host, port));
       coordinator = node;
     }
     return cluster.connection(coordinator, lane);

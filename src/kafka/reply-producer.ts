@@ -82,7 +82,7 @@ export async function startReplyProducer(
   kafka: Kafka,
   opts: { acks: Acks; logger: Logger; ackTimeoutMs?: number },
 ): Promise<ReplyProducer> {
-  const cluster = new KafkaCluster(kafka.wire, opts.logger);
+  const cluster = new KafkaCluster(kafka.wire);
   try {
     await cluster.connect();
   } catch (error) {

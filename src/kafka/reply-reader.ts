@@ -69,7 +69,7 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
     for (const w of all) w.onFailure(error);
   };
 
-  const cluster = new KafkaCluster(kafka.wire, logger);
+  const cluster = new KafkaCluster(kafka.wire);
   let reader: { stop(): void } | undefined;
   try {
     // Missing reply topics are created with the broker's defaults; where that is refused,

@@ -75,7 +75,7 @@ export async function createRequestProducer(
 ): Promise<RequestProducer> {
   const maxBatchBytes = options.maxBatchBytes ?? 900_000;
   const ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
-  const cluster = new KafkaCluster(options.kafka.wire, options.logger);
+  const cluster = new KafkaCluster(options.kafka.wire);
   try {
     await cluster.connect();
   } catch (error) {

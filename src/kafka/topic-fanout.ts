@@ -288,7 +288,7 @@ class TopicReader {
     this.onGone = onGone;
     this.logger = settings.logger.child({ component: "fetch", topic });
     this.watch = new FailureWatch(settings.failAfterMs);
-    this.cluster = new KafkaCluster(settings.kafka.wire, settings.logger);
+    this.cluster = new KafkaCluster(settings.kafka.wire);
     this.started = this.start();
     // Subscribers see the failure; this only keeps an unobserved rejection quiet.
     this.started.catch(() => {});
@@ -702,7 +702,7 @@ class CatchUpReader {
     this.subscription = subscription;
     settings.counters.catchUpReaders++;
     this.watch = new FailureWatch(settings.failAfterMs);
-    this.cluster = new KafkaCluster(settings.kafka.wire, settings.logger);
+    this.cluster = new KafkaCluster(settings.kafka.wire);
     const positions = new Map<string, number>();
     for (const cursor of cursors) {
       this.active.add(cursor.partition);

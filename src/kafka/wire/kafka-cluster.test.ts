@@ -9,7 +9,6 @@ import { Kafka as KafkaJs, logLevel, Partitioners } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
 import { ApiKey } from "../../broker/protocol/api.ts";
-import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
 import type { OutgoingRecord } from "./record-codec.ts";
@@ -29,7 +28,7 @@ let cluster: KafkaCluster;
 
 beforeAll(async () => {
   broker = await startBroker({ defaultPartitions: 3 });
-  cluster = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+  cluster = new KafkaCluster(testSettings(broker.bootstrap));
 });
 
 afterAll(async () => {
@@ -196,7 +195,6 @@ describe("produce", () => {
     broker.createTopic(topic, 1);
     const impatient = new KafkaCluster(
       testSettings(broker.bootstrap, { requestTimeoutMs: 800, retryTimeoutMs: 10_000 }),
-      silentLogger,
     );
     try {
       await impatient.partitions(topic);
@@ -248,10 +246,7 @@ describe("produce", () => {
 describe("failing clusters", () => {
   it("fails an unknown topic (no auto-creation) after the retry budget, naming the error", async () => {
     const strict = await startBroker({ autoCreateTopics: false });
-    const client = new KafkaCluster(
-      testSettings(strict.bootstrap, { retryTimeoutMs: 1_500 }),
-      silentLogger,
-    );
+    const client = new KafkaCluster(testSettings(strict.bootstrap, { retryTimeoutMs: 1_500 }));
     try {
       const started = Date.now();
       const error = await client
@@ -272,10 +267,7 @@ describe("failing clusters", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as { port: number }).port;
     await new Promise((resolve) => server.close(resolve));
-    const client = new KafkaCluster(
-      testSettings(`127.0.0.1:${port}`, { retryTimeoutMs: 1_500 }),
-      silentLogger,
-    );
+    const client = new KafkaCluster(testSettings(`127.0.0.1:${port}`, { retryTimeoutMs: 1_500 }));
     try {
       const started = Date.now();
       const error = await client.produce(-1, 5_000, one("t", record("k", "v"))).catch((e) => e);
@@ -302,7 +294,6 @@ describe("failing clusters", () => {
     const port = (silent.address() as { port: number }).port;
     const client = new KafkaCluster(
       testSettings(`127.0.0.1:${port}`, { retryTimeoutMs: 1_500, requestTimeoutMs: 30_000 }),
-      silentLogger,
     );
     try {
       const started = Date.now();

@@ -13,7 +13,6 @@
  */
 import { ApiKey } from "../../broker/protocol/api.ts";
 import type { Writer } from "../../broker/protocol/wire.ts";
-import type { Logger } from "../../ops/logger.ts";
 import { murmur2 } from "../murmur2-partitioner.ts";
 import {
   isRetriableCode,
@@ -54,7 +53,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class KafkaCluster {
   readonly settings: WireSettings;
-  private readonly logger: Logger;
   private readonly brokers = new Map<number, string>();
   /** The controller from the last metadata (-1: unknown), where CreateTopics goes. */
   private controller = -1;
@@ -67,9 +65,8 @@ export class KafkaCluster {
   /** Aborts connections still being opened when the client closes. */
   private readonly closing = new AbortController();
 
-  constructor(settings: WireSettings, logger: Logger) {
+  constructor(settings: WireSettings) {
     this.settings = settings;
-    this.logger = logger;
   }
 
   /** Connects to a bootstrap server (to check the cluster is there). */
@@ -142,7 +139,7 @@ export class KafkaCluster {
       const host = r.string();
       const port = r.int32();
       r.nullableString(); // rack
-      return [node, `${host.includes(":") ? `[${host}]` : host}:${port}`] as const;
+      return [node, brokerAddress(host, port)] as const;
     });
     if (version >= 2) r.nullableString(); // cluster id
     const controller = r.int32();
@@ -572,11 +569,11 @@ export class KafkaCluster {
     );
     return out;
   }
+}
 
-  /** Logs through the cluster's logger (for the readers built on it). */
-  get log(): Logger {
-    return this.logger;
-  }
+/** "host:port" for a broker a response names (IPv6 literals in brackets). */
+export function brokerAddress(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 /** 100 ms doubling to 2 s, with jitter so instances do not retry in step. */

@@ -7,7 +7,6 @@ import { Kafka as KafkaJs, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
 import { ApiKey } from "../../broker/protocol/api.ts";
-import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import {
   type PartitionReader,
@@ -16,7 +15,7 @@ import {
 } from "./partition-reader.ts";
 import { type FetchedRecord, utf8 } from "./record-codec.ts";
 import type { WireConnection } from "./wire-connection.ts";
-import { testSettings, waitFor } from "./wire-test-kit.ts";
+import { testSettings, waitFor, writeTo } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -29,7 +28,7 @@ const readers: PartitionReader[] = [];
 
 beforeAll(async () => {
   broker = await startBroker();
-  writer = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+  writer = new KafkaCluster(testSettings(broker.bootstrap));
 });
 
 // Readers of earlier tests must not take the faults injected for later ones.
@@ -43,19 +42,9 @@ afterAll(async () => {
   await broker?.close();
 });
 
-/** Writes `values` to `topic`-`partition` (the key picks the partition: found by search). */
-async function write(topic: string, partition: number, ...values: string[]): Promise<void> {
-  const partitions = await writer.partitions(topic);
-  let key = "";
-  for (let i = 0; ; i++) {
-    key = `k${i}`;
-    if (writer.choosePartition(topic, partitions, key) === partition) break;
-  }
-  await writer.produce(
-    -1,
-    5_000,
-    new Map([[topic, values.map((v) => ({ key, value: text(v), headers: [] }))]]),
-  );
+/** Writes `values` to `topic`-`partition`. */
+function write(topic: string, partition: number, ...values: string[]): Promise<void> {
+  return writeTo(writer, topic, partition, values);
 }
 
 interface Seen {
@@ -69,10 +58,7 @@ async function reader(
   topics: string[],
   options: Partial<PartitionReaderOptions> & { bootstrap?: string } = {},
 ) {
-  const cluster = new KafkaCluster(
-    testSettings(options.bootstrap ?? broker.bootstrap),
-    silentLogger,
-  );
+  const cluster = new KafkaCluster(testSettings(options.bootstrap ?? broker.bootstrap));
   clusters.push(cluster);
   const seen: Seen[] = [];
   const problems: string[] = [];
@@ -228,7 +214,7 @@ describe("faults", () => {
     try {
       const topic = "retained";
       small.createTopic(topic, 1);
-      const producer = new KafkaCluster(testSettings(small.bootstrap), silentLogger);
+      const producer = new KafkaCluster(testSettings(small.bootstrap));
       clusters.push(producer);
       const put = (v: string) =>
         producer.produce(
@@ -387,7 +373,7 @@ describe("topology and stop", () => {
       await admin.connect();
       await admin.deleteTopics({ topics: [topic] });
       strict.createTopic(topic, 3);
-      const producer = new KafkaCluster(testSettings(strict.bootstrap), silentLogger);
+      const producer = new KafkaCluster(testSettings(strict.bootstrap));
       clusters.push(producer);
       const partitions = await producer.partitions(topic);
       expect(partitions).toHaveLength(3);

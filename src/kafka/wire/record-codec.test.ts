@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
 import { ApiKey } from "../../broker/protocol/api.ts";
 import { crc32c } from "../../broker/protocol/crc32c.ts";
-import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import { startPartitionReader } from "./partition-reader.ts";
 import {
@@ -33,7 +32,7 @@ beforeAll(async () => {
   // librdkafka 2.0 compresses only for brokers that list Produce v2 (it reads that as
   // "message format 1"); ours serves v3+, so it advertises the old versions too.
   broker = await startBroker({ apiVersionCaps: { [ApiKey.Produce]: [0, 8] } });
-  cluster = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+  cluster = new KafkaCluster(testSettings(broker.bootstrap));
 });
 
 afterAll(async () => {

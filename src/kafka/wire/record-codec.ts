@@ -94,13 +94,6 @@ export function encodeBatch(records: readonly OutgoingRecord[], timestamp: numbe
   return batch;
 }
 
-/** Encoded size of `record` inside a batch, near enough to keep requests under a limit. */
-export function recordSize(record: OutgoingRecord): number {
-  let bytes = 24 + (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
-  for (const [name, value] of record.headers) bytes += name.length + value.length * 3 + 4;
-  return bytes;
-}
-
 function writeText(w: Writer, text: string): void {
   // Header names and values are short and nearly always ASCII: copy them byte by byte.
   const length = text.length;

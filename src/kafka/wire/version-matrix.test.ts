@@ -67,7 +67,7 @@ const text = (s: string) => new TextEncoder().encode(s);
 /** Produce, read back, and one group member's join, commit, heartbeat and leave. */
 async function scenario(broker: Broker): Promise<void> {
   const kafka: Kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "matrix");
-  const cluster = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+  const cluster = new KafkaCluster(testSettings(broker.bootstrap));
   const topic = "matrix";
   try {
     await cluster.produce(
@@ -192,7 +192,7 @@ describe("an API below our minimum", () => {
   });
 
   it("fails a produce at once, naming the API and both ranges", async () => {
-    const cluster = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+    const cluster = new KafkaCluster(testSettings(broker.bootstrap));
     try {
       const started = Date.now();
       const error = await cluster
@@ -210,7 +210,7 @@ describe("an API below our minimum", () => {
   });
 
   it("reports the Fetch version problem from a reader", async () => {
-    const cluster = new KafkaCluster(testSettings(broker.bootstrap), silentLogger);
+    const cluster = new KafkaCluster(testSettings(broker.bootstrap));
     const problems: string[] = [];
     const reader = await startPartitionReader({
       cluster,

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
 import { createSelfSignedCertificate } from "../../config/self-signed.ts";
 import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
-import { silentLogger } from "../../ops/logger.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
 import { startPartitionReader } from "./partition-reader.ts";
@@ -48,10 +47,7 @@ function clusterFor(
   auth: { sasl?: SaslOptions; tls?: TlsClientOptions },
   overrides: Parameters<typeof testSettings>[1] = {},
 ): KafkaCluster {
-  const cluster = new KafkaCluster(
-    testSettings(broker.bootstrap, { ...auth, ...overrides }),
-    silentLogger,
-  );
+  const cluster = new KafkaCluster(testSettings(broker.bootstrap, { ...auth, ...overrides }));
   clusters.push(cluster);
   return cluster;
 }

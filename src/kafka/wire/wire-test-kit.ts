@@ -1,9 +1,29 @@
 /**
  * Helpers shared by the wire client's tests (not used by the gateway): settings for a test
- * broker, kcat (librdkafka) as an independent client, and waiting for a condition.
+ * broker, writing to a chosen partition, kcat (librdkafka) as an independent client, and
+ * waiting for a condition.
  */
 import { spawn } from "node:child_process";
+import type { KafkaCluster } from "./kafka-cluster.ts";
 import type { WireSettings } from "./wire-connection.ts";
+
+/** Writes `values` to `topic`-`partition` with `writer` (the key picks the partition: found by search). */
+export async function writeTo(
+  writer: KafkaCluster,
+  topic: string,
+  partition: number,
+  values: readonly string[],
+): Promise<void> {
+  const partitions = await writer.partitions(topic);
+  let key = "";
+  for (let i = 0; ; i++) {
+    key = `k${i}`;
+    if (writer.choosePartition(topic, partitions, key) === partition) break;
+  }
+  const encoder = new TextEncoder();
+  const records = values.map((v) => ({ key, value: encoder.encode(v), headers: [] }));
+  await writer.produce(-1, 5_000, new Map([[topic, records]]));
+}
 
 /** Client settings for `bootstrap`, with timeouts generous enough for a loaded machine. */
 export function testSettings(
