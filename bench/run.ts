@@ -330,10 +330,7 @@ class Harness {
     const url = target === "gateway" ? this.gatewayUrl : this.echoUrl;
     const { warmupMs, durationMs, connectionsMax } = this.options;
     const connections = Math.min(concurrency, connectionsMax);
-    const cpuNow = async () =>
-      target === "gateway"
-        ? (await this.gateway?.request<ProcessStats>("stats"))?.cpuUs
-        : undefined;
+    const cpuNow = () => this.cpuSnapshot(target === "gateway" ? [this.gateway] : []);
     const bodyFile = this.bodyFiles.get(scenario.payloadBytes);
     if (scenario.kind === "unary" && this.h2load && bodyFile) {
       const run = {
@@ -386,12 +383,23 @@ class Harness {
     return withCpu(figuresOf(results, durationMs, generator), cpu0, cpu1);
   }
 
-  private async floorCpu(): Promise<number | undefined> {
-    const [a, b] = await Promise.all([
-      this.requester?.request<ProcessStats>("stats"),
-      this.responder?.request<ProcessStats>("stats"),
+  /**
+   * CPU used so far by `own` (the gateway, or the floor's two processes: undefined when any
+   * is missing), the broker and the echo upstream, microseconds.
+   */
+  private async cpuSnapshot(own: (BenchChild<object> | undefined)[]): Promise<CpuSnapshot> {
+    const cpuOf = async (child: BenchChild<object> | undefined) =>
+      child ? (await child.request<ProcessStats>("stats")).cpuUs : undefined;
+    const [owned, broker, echo] = await Promise.all([
+      Promise.all(own.map(cpuOf)),
+      cpuOf(this.broker),
+      cpuOf(this.echo),
     ]);
-    return a && b ? a.cpuUs + b.cpuUs : undefined;
+    const ownUs =
+      owned.length > 0 && owned.every((us) => us !== undefined)
+        ? owned.reduce<number>((sum, us) => sum + (us ?? 0), 0)
+        : undefined;
+    return { own: ownUs, broker, echo };
   }
 
   private async measureFloor(scenario: Scenario, concurrency: number): Promise<PointFigures> {
@@ -401,9 +409,10 @@ class Harness {
     const run = requester.request<LoadRunResult>("run", {
       request: { scenario, concurrency, connections: 1, warmupMs, durationMs },
     });
-    const cpu0 = await sleep(warmupMs).then(() => this.floorCpu());
+    const own = [this.requester, this.responder];
+    const cpu0 = await sleep(warmupMs).then(() => this.cpuSnapshot(own));
     const result = await run;
-    const cpu1 = await this.floorCpu();
+    const cpu1 = await this.cpuSnapshot(own);
     return withCpu(figuresOf([result], durationMs, "kafkajs requester (1 process)"), cpu0, cpu1);
   }
 
@@ -545,14 +554,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function withCpu(
-  figures: PointFigures,
-  cpu0: number | undefined,
-  cpu1: number | undefined,
-): PointFigures {
-  if (cpu0 !== undefined && cpu1 !== undefined && figures.calls > 0) {
-    figures.cpuSecondsPer1kCalls = round(((cpu1 - cpu0) / 1e6 / figures.calls) * 1000, 4);
-  }
+type CpuSnapshot = { own?: number; broker?: number; echo?: number };
+
+/** CPU seconds per 1,000 OK calls of the gateway or floor, the broker and the echo upstream. */
+function withCpu(figures: PointFigures, cpu0: CpuSnapshot, cpu1: CpuSnapshot): PointFigures {
+  const per1k = (a: number | undefined, b: number | undefined) =>
+    a !== undefined && b !== undefined && figures.calls > 0
+      ? round(((b - a) / 1e6 / figures.calls) * 1000, 4)
+      : undefined;
+  const own = per1k(cpu0.own, cpu1.own);
+  const broker = per1k(cpu0.broker, cpu1.broker);
+  const echo = per1k(cpu0.echo, cpu1.echo);
+  if (own !== undefined) figures.cpuSecondsPer1kCalls = own;
+  if (broker !== undefined) figures.brokerCpuSecondsPer1kCalls = broker;
+  if (echo !== undefined && echo > 0) figures.upstreamCpuSecondsPer1kCalls = echo;
   return figures;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadServiceRegistry, methodMatches } from "./service-registry.ts";
+import { loadServiceRegistry, methodMatches, methodPartsMatch } from "./service-registry.ts";
 
 describe("service registry from gen/", () => {
   it("finds the echo service and its four methods", async () => {
@@ -21,5 +21,30 @@ describe("service registry from gen/", () => {
     expect(methodMatches("a.B/C", "/a.B/C")).toBe(true);
     expect(methodMatches("a.B/C", "a.B/D")).toBe(false);
     expect(methodMatches("a.B/*", "a.BB/C")).toBe(false);
+  });
+
+  it("matches a service and method given apart exactly as their joined path", () => {
+    const patterns = ["a.B/*", "a.B/C", "/a.B/C", "/a.B/*", "a.B", "a.B/", "*", "a.BB/C", "a/B/C"];
+    const parts: [string, string][] = [
+      ["a.B", "C"],
+      ["a.B", "D"],
+      ["a.BB", "C"],
+      ["a.B", ""],
+      ["a", "B/C"],
+      ["", "C"],
+      ["a.B", "*"],
+    ];
+    let matches = 0;
+    for (const pattern of patterns) {
+      for (const [service, method] of parts) {
+        // A method name with a "/" is no gRPC method: joined, it reads as another service.
+        const joined = !method.includes("/") && methodMatches(pattern, `${service}/${method}`);
+        expect(methodPartsMatch(pattern, service, method), `${pattern} ${service} ${method}`).toBe(
+          joined,
+        );
+        if (joined) matches++;
+      }
+    }
+    expect(matches).toBeGreaterThan(5);
   });
 });

@@ -73,6 +73,21 @@ export function methodMatches(pattern: string, path: string): boolean {
   return ps === s && (pm === "*" || pm === m);
 }
 
+/**
+ * `methodMatches(pattern, service + "/" + method)` without building the path: a record's
+ * service and method are checked against a route's pattern once per request record.
+ */
+export function methodPartsMatch(pattern: string, service: string, method: string): boolean {
+  const start = pattern.charCodeAt(0) === 47 ? 1 : 0; // a leading "/"
+  const slash = pattern.lastIndexOf("/");
+  if (slash < start)
+    return method === "" && pattern.length - start === service.length && pattern.endsWith(service);
+  if (slash - start !== service.length || !pattern.startsWith(service, start)) return false;
+  const methodLength = pattern.length - slash - 1;
+  if (methodLength === 1 && pattern.charCodeAt(slash + 1) === 42) return true; // "*"
+  return methodLength === method.length && pattern.endsWith(method);
+}
+
 function isDescFile(value: unknown): value is DescFile {
   return typeof value === "object" && value !== null && (value as DescFile).kind === "file";
 }

@@ -18,6 +18,10 @@ export interface PointFigures {
   loadGenerator: string;
   /** CPU seconds per 1,000 OK calls: the gateway process (gateway) or requester + responder (floor). */
   cpuSecondsPer1kCalls?: number;
+  /** CPU seconds per 1,000 OK calls of the broker (every side uses it). */
+  brokerCpuSecondsPer1kCalls?: number;
+  /** CPU seconds per 1,000 OK calls of the echo upstream (gateway and direct). */
+  upstreamCpuSecondsPer1kCalls?: number;
   /** Calls the echo upstream received during the run (warm-up included), for h2load runs. */
   upstreamCalls?: number;
   /**

@@ -25,9 +25,20 @@ export function correlationHashInput(input: CorrelationInput): string {
   return text;
 }
 
+// The hashed text depends only on the route, service and method, so a gateway sees a few
+// distinct ones: their digests are kept (bounded, in case names come from clients).
+const digests = new Map<string, string>();
+const digestsMax = 4096;
+
 /** `prefix-md5hex(hashInput)`; prefix is the idempotency key, else a random v4 UUID (SPEC §3). */
 export function createCorrelationId(input: CorrelationInput): string {
   const prefix = input.idempotencyKey ?? randomUUID();
-  const digest = createHash("md5").update(correlationHashInput(input), "utf8").digest("hex");
+  const text = correlationHashInput(input);
+  let digest = digests.get(text);
+  if (digest === undefined) {
+    digest = createHash("md5").update(text, "utf8").digest("hex");
+    if (digests.size >= digestsMax) digests.clear();
+    digests.set(text, digest);
+  }
   return `${prefix}-${digest}`;
 }

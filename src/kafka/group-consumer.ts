@@ -48,9 +48,13 @@ export interface GroupConsumerOptions {
   /**
    * Handles one record; consumption waits until it resolves. While it waits long it may
    * call `keepAlive`, which throws when the group is rebalancing (let that propagate).
-   * Resolving `false` refuses the record: its partition pauses until `resumeRefused`.
+   * Resolving `false` refuses the record: its partition pauses until `resumeRefused`. A
+   * handler that answers at once may return the answer itself (no turn per record).
    */
-  onRecord(record: ConsumedRecord, keepAlive: () => Promise<void>): Promise<boolean | undefined>;
+  onRecord(
+    record: ConsumedRecord,
+    keepAlive: () => Promise<void>,
+  ): boolean | undefined | Promise<boolean | undefined>;
   /**
    * The group is rebalancing: commit what is safe. `canWait` says whether the member's
    * rejoin waits for the returned promise (it always does here).
@@ -343,7 +347,8 @@ export async function startGroupConsumer(
         };
         let accepted: boolean | undefined;
         try {
-          accepted = await opts.onRecord(record, keepAlive);
+          const answer = opts.onRecord(record, keepAlive);
+          accepted = answer instanceof Promise ? await answer : answer;
         } catch (error) {
           // Not handled (a rebalance interrupted it): read it again, here or at the new owner.
           current?.seek(topic, partition, fetched.offset);

@@ -107,8 +107,8 @@ export interface ParsedRequest {
   deadlineMs?: number;
   /** Metadata entries from `meta:*` headers, names without the prefix, in record order. */
   metadata: [string, string][];
-  /** Every header, for route matching on `headers`. */
-  headers: RecordHeader[];
+  /** Every header (the record's own array), for route matching on `headers`. */
+  headers: readonly RecordHeader[];
 }
 
 /** Reads a request record's headers (SPEC §2); unknown headers are kept in `headers`. */
@@ -116,7 +116,7 @@ export function parseRequestHeaders(
   headers: readonly RecordHeader[],
   names: CorrelationHeaders,
 ): ParsedRequest {
-  const parsed: ParsedRequest = { metadata: [], headers: [...headers] };
+  const parsed: ParsedRequest = { metadata: [], headers };
   for (const [name, value] of headers) {
     if (name === names.service) parsed.service = value;
     else if (name === names.method) parsed.method = value;

@@ -40,6 +40,7 @@ import {
 } from "./commit-tracker.ts";
 import { createReplyStore } from "./reply-store.ts";
 import {
+  type CancelSignal,
   callUpstream,
   checkMessageBytes,
   createUpstreamPool,
@@ -147,8 +148,13 @@ interface RunningCall {
   messages: (Uint8Array | undefined)[];
   answered: boolean;
   requestEnded: boolean;
+  /**
+   * The method takes one request message (unary, server streaming): it is sent with the
+   * request's end, so the upstream gets one DATA frame that ends the stream.
+   */
+  singleRequest: boolean;
   waiters: Set<() => void>;
-  abort: AbortController;
+  abort: CallCancel;
   /** Set when the call must end with this status whatever the upstream says. */
   failure?: { code: Code; message: string };
   /** Closing or crashing: end without a reply, leave the records uncommitted. */
@@ -186,6 +192,39 @@ interface FinishedCall {
 }
 
 const noServiceMessage = "request record has no service or method header";
+
+/**
+ * A call's cancel switch: what `callUpstream` needs of an AbortSignal, as a plain object
+ * (an AbortController and its signal per call cost more than the rest of the call's state).
+ */
+class CallCancel implements CancelSignal {
+  aborted = false;
+  private listeners: (() => void)[] | undefined;
+
+  get signal(): CallCancel {
+    return this;
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (this.aborted) return;
+    if (this.listeners) this.listeners.push(listener);
+    else this.listeners = [listener];
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const listeners = this.listeners;
+    const at = listeners ? listeners.indexOf(listener) : -1;
+    if (at >= 0) listeners?.splice(at, 1);
+  }
+}
 
 /** Starts west and resolves once its consumer group has given it an assignment. */
 export async function startWest(opts: StartWestOptions): Promise<West> {
@@ -226,6 +265,14 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   });
   let closing = false;
   let crashed = false;
+
+  /** Whether a generated method takes one request message (methods not in gen/ stream). */
+  const isSingleRequest = (parsed: ParsedRequest): boolean => {
+    if (parsed.service === undefined || parsed.method === undefined) return false;
+    const service = opts.registry.services.get(parsed.service);
+    const kind = service?.methods.find((m) => m.name === parsed.method)?.methodKind;
+    return kind === "unary" || kind === "server_streaming";
+  };
 
   // ---- concurrency bound -------------------------------------------------------------
   // At most maxConcurrentCalls upstream calls run. Records of calls already running are
@@ -346,13 +393,19 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     else spans.push({ tracker, span: tracker.open(offset) });
   }
 
+  // The last partition's tracker: records come in runs of one partition.
+  let lastTracked: { topic: string; partition: number; tracker: PartitionTracker } | undefined;
+
   function trackerFor(tp: TopicPartition): PartitionTracker {
+    const last = lastTracked;
+    if (last && last.partition === tp.partition && last.topic === tp.topic) return last.tracker;
     const key = tpKey(tp);
     let tracker = trackers.get(key);
     if (!tracker) {
       tracker = createPartitionTracker();
       trackers.set(key, tracker);
     }
+    lastTracked = { topic: tp.topic, partition: tp.partition, tracker };
     return tracker;
   }
 
@@ -497,8 +550,8 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   async function* requestStream(call: RunningCall): AsyncIterable<RequestChunk> {
     let next = 0;
     for (;;) {
-      const ended = call.requestEnded || call.abort.signal.aborted;
-      if (next < call.messages.length || ended) {
+      const ended = call.requestEnded || call.abort.aborted;
+      if (ended || (next < call.messages.length && !call.singleRequest)) {
         const messages = call.messages.slice(next) as Uint8Array[];
         // Once the upstream answered there is no retry left to resend for.
         if (call.answered) call.messages.fill(undefined, next);
@@ -564,8 +617,9 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       messages: [],
       answered: false,
       requestEnded: false,
+      singleRequest: isSingleRequest(parsed),
       waiters: new Set(),
-      abort: new AbortController(),
+      abort: new CallCancel(),
       abandoned: false,
       reply: [],
       replyCount: 0,
@@ -742,7 +796,14 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     const finished = store.get(id);
     if (finished && onFinishedRecord(finished, tracker, record)) return true;
 
-    const routeInput = { ...parsed, topic: record.topic, key: record.key };
+    const routeInput = {
+      topic: record.topic,
+      key: record.key,
+      headers: parsed.headers,
+      replyTo: parsed.replyTo,
+      service: parsed.service,
+      method: parsed.method,
+    };
     if (parsed.service === undefined || parsed.method === undefined) {
       const route = matchWestRoute(routes, routeInput, true);
       if (!route) skipHeld(tracker, record, spans);
@@ -796,7 +857,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     sessionTimeoutMs: tuning.sessionTimeoutMs,
     heartbeatIntervalMs,
     rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
-    async onRecord(record) {
+    onRecord(record) {
       try {
         return handleRecord(record);
       } catch (err) {
@@ -816,6 +877,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       await commitNow();
     },
     onAssignment(assignment) {
+      lastTracked = undefined;
       const keep = new Set(assignment.map(tpKey));
       for (const key of [...trackers.keys()]) {
         // A revoked partition's calls still answer, but its offsets are the new owner's.

@@ -61,3 +61,39 @@ describe("createReplyStore", () => {
     expect(evicted).toEqual(["a", "b"]);
   });
 });
+
+describe("createReplyStore under churn", () => {
+  it("keeps bounds and storing order over many puts, deletes and replacements", () => {
+    let t = 0;
+    const evicted: string[] = [];
+    const store = createReplyStore<number>({
+      retentionMs: 1_000,
+      maxEntries: 100,
+      maxBytes: 1_000_000,
+      now: () => t,
+      onEvict: (id) => evicted.push(id),
+    });
+    for (let i = 0; i < 10_000; i++) {
+      t = i;
+      store.put(`k${i}`, i, 1);
+      if (i % 3 === 0) store.delete(`k${i}`);
+      if (i % 7 === 0) store.put(`k${i}`, -i, 2);
+    }
+    expect(store.size).toBeLessThanOrEqual(100);
+    // Evictions come oldest first, never an entry that was deleted before.
+    const numbers = evicted.map((id) => Number(id.slice(1)));
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+    expect(numbers.some((n) => n % 3 === 0 && n % 7 !== 0)).toBe(false);
+    // What is left are the newest entries, and the byte count matches them.
+    let expectedBytes = 0;
+    for (let i = 9_999; i >= 0; i--) {
+      const v = store.get(`k${i}`);
+      if (v !== undefined) expectedBytes += i % 7 === 0 ? 2 : 1;
+    }
+    expect(store.bytes).toBe(expectedBytes);
+    t = 20_000;
+    store.sweep();
+    expect(store.size).toBe(0);
+    expect(store.bytes).toBe(0);
+  });
+});

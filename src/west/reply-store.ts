@@ -28,30 +28,46 @@ export interface ReplyStore<T> {
 }
 
 interface Slot<T> {
+  id: string;
   value: T;
   bytes: number;
   expiresAt: number;
+  /** Left the store (deleted or replaced): its place in the queue is skipped. */
+  gone: boolean;
 }
 
 /** A store whose entries expire `retentionMs` after `put`. */
 export function createReplyStore<T>(opts: ReplyStoreOptions): ReplyStore<T> {
   const now = opts.now ?? Date.now;
-  // Map iteration order is insertion order, and every entry has the same retention, so
-  // the first entry is always the oldest: expiry and eviction only look at the head.
   const slots = new Map<string, Slot<T>>();
+  // Every entry has the same retention, so storing order is expiry order: expiry and
+  // eviction take from the head of this queue. (Walking a Map from its start instead costs
+  // a skip over every entry deleted since the engine last rehashed it, on each sweep.)
+  let queue: Slot<T>[] = [];
+  let head = 0;
   let bytes = 0;
 
-  const remove = (id: string, slot: Slot<T>, evicted: boolean) => {
-    slots.delete(id);
+  const remove = (slot: Slot<T>, evicted: boolean) => {
+    slots.delete(slot.id);
+    slot.gone = true;
     bytes -= slot.bytes;
-    if (evicted) opts.onEvict?.(id, slot.value);
+    if (evicted) opts.onEvict?.(slot.id, slot.value);
   };
 
   const sweep = () => {
     const t = now();
-    for (const [id, slot] of slots) {
-      if (slot.expiresAt > t && slots.size <= opts.maxEntries && bytes <= opts.maxBytes) break;
-      remove(id, slot, true);
+    while (head < queue.length) {
+      const slot = queue[head] as Slot<T>;
+      if (!slot.gone) {
+        if (slot.expiresAt > t && slots.size <= opts.maxEntries && bytes <= opts.maxBytes) break;
+        remove(slot, true);
+      }
+      head++;
+    }
+    // Drop the consumed part of the queue once it is most of it.
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
     }
   };
 
@@ -60,22 +76,30 @@ export function createReplyStore<T>(opts: ReplyStoreOptions): ReplyStore<T> {
       const slot = slots.get(id);
       if (slot === undefined) return undefined;
       if (slot.expiresAt <= now()) {
-        remove(id, slot, true);
+        remove(slot, true);
         return undefined;
       }
       return slot.value;
     },
     put(id, value, size) {
       const existing = slots.get(id);
-      if (existing) remove(id, existing, false);
-      slots.set(id, { value, bytes: size, expiresAt: now() + opts.retentionMs });
+      if (existing) remove(existing, false);
+      const slot: Slot<T> = {
+        id,
+        value,
+        bytes: size,
+        expiresAt: now() + opts.retentionMs,
+        gone: false,
+      };
+      slots.set(id, slot);
+      queue.push(slot);
       bytes += size;
       // Expiry is the periodic sweep's (and `get` checks it); a put only enforces the bounds.
       if (slots.size > opts.maxEntries || bytes > opts.maxBytes) sweep();
     },
     delete(id) {
       const existing = slots.get(id);
-      if (existing) remove(id, existing, false);
+      if (existing) remove(existing, false);
     },
     sweep,
     get size() {

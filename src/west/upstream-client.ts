@@ -180,6 +180,13 @@ function readVarint(bytes: Uint8Array, at: number, end: number): typeof varint {
   throw new Error("malformed protobuf message: bad varint");
 }
 
+/** What a call needs of its cancel signal (an AbortSignal is one). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
 /** Request messages that have arrived, and whether the request ended after them. */
 export interface RequestChunk {
   messages: readonly Uint8Array[];
@@ -194,7 +201,7 @@ export interface UpstreamCall {
   metadata: readonly (readonly [string, string])[];
   /** Absolute deadline, epoch ms. */
   deadlineMs: number;
-  signal: AbortSignal;
+  signal: CancelSignal;
   /**
    * The request messages (protobuf bytes) from the first one on, in chunks of what has
    * arrived; called again for each retry. A chunk that ends the request lets its last
@@ -676,7 +683,7 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: CancelSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);

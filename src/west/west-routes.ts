@@ -4,7 +4,7 @@
  */
 import type { KafkaGrpcRoute, KafkaGrpcWhen } from "../config/types.ts";
 import type { RecordHeader } from "../kafka/record-contract.ts";
-import { methodMatches } from "../service-registry.ts";
+import { methodPartsMatch } from "../service-registry.ts";
 
 /** What a request record offers to route matching. */
 export interface RouteInput {
@@ -36,10 +36,18 @@ export function westTopics(routes: readonly KafkaGrpcRoute[]): string[] {
 function whenMatches(when: KafkaGrpcWhen, input: RouteInput, ignoreMethod: boolean): boolean {
   if (when.topic !== input.topic || when.replyTo !== input.replyTo) return false;
   if (when.key !== undefined && when.key !== input.key) return false;
-  for (const [name, value] of Object.entries(when.headers ?? {})) {
-    if (!input.headers.some(([n, v]) => n === name && v === value)) return false;
+  if (when.headers !== undefined) {
+    for (const name in when.headers) {
+      const value = when.headers[name];
+      if (!hasHeader(input.headers, name, value)) return false;
+    }
   }
   if (when.method === undefined || ignoreMethod) return true;
   if (input.service === undefined || input.method === undefined) return false;
-  return methodMatches(when.method, `${input.service}/${input.method}`);
+  return methodPartsMatch(when.method, input.service, input.method);
+}
+
+function hasHeader(headers: readonly RecordHeader[], name: string, value: unknown): boolean {
+  for (const [n, v] of headers) if (n === name && v === value) return true;
+  return false;
 }

@@ -269,6 +269,14 @@ export class Writer {
     return this;
   }
 
+  /** The char codes of `s`, one byte each: for text known to be ASCII. */
+  ascii(s: string): this {
+    const at = this.ensure(s.length);
+    const buf = this.buf;
+    for (let i = 0; i < s.length; i++) buf[at + i] = s.charCodeAt(i);
+    return this;
+  }
+
   string(s: string): this {
     const b = textEncoder.encode(s);
     return this.int16(b.length).raw(b);
@@ -359,6 +367,11 @@ export class Writer {
     }
     if (this.offset > from) out.push(this.buf.subarray(from, this.offset));
     return out;
+  }
+
+  /** A view of the own buffer as written so far (positions as `offset`; `rawRef` bytes not in it). */
+  ownBytes(): Uint8Array {
+    return this.buf.subarray(0, this.offset);
   }
 
   /** The written bytes (a view unless `rawRef` was used; copy before reusing the writer). */

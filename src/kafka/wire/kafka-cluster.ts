@@ -20,7 +20,7 @@ import {
   KafkaProtocolError,
   kafkaCodeName,
 } from "./kafka-errors.ts";
-import { encodeBatch, type OutgoingRecord } from "./record-codec.ts";
+import { type OutgoingRecord, writeBatch } from "./record-codec.ts";
 import { WireConnection, type WireSettings } from "./wire-connection.ts";
 
 export interface PartitionInfo {
@@ -448,7 +448,10 @@ export class KafkaCluster {
             w.array([...topics], (w, [topic, parts]) => {
               w.string(topic);
               w.array([...parts], (w, [partition, list]) => {
-                w.int32(partition).bytes(encodeBatch(list, now));
+                w.int32(partition);
+                const sizeAt = w.reserveInt32();
+                writeBatch(w, list, now);
+                w.patchInt32(sizeAt, w.offset - sizeAt - 4);
               });
             });
           };

@@ -354,6 +354,63 @@ describe("pause, resume and seek", () => {
   });
 });
 
+describe("the next fetch while records are handed on", () => {
+  it("is already out while onRecords still works on the last answer", async () => {
+    const topic = "pipelined";
+    broker.createTopic(topic, 1);
+    let release: () => void = () => {};
+    let fetchesWhenHanded = -1;
+    let fetches = { count: 0 };
+    const { seen } = await reader([topic], {
+      maxWaitMs: 2_000,
+      onRecords: (_t, _p, records) => {
+        if (!records.some((r) => utf8(r.value as Uint8Array) === "first")) return undefined;
+        fetchesWhenHanded = fetches.count;
+        return new Promise<void>((resolve) => {
+          release = resolve;
+        });
+      },
+    });
+    fetches = await countFetches(clusters[clusters.length - 1] as KafkaCluster);
+    await write(topic, 0, "first");
+    await waitFor(() => fetchesWhenHanded >= 0, "the first record handed on");
+    await sleep(300);
+    // The handler has not returned, yet the next long poll is out.
+    expect(fetches.count).toBe(fetchesWhenHanded + 1);
+    await write(topic, 0, "second");
+    await sleep(300);
+    expect(values(seen)).toEqual(["first"]);
+    release();
+    await waitFor(() => seen.length === 2, "the second record");
+    expect(values(seen)).toEqual(["first", "second"]);
+  });
+
+  it("keeps the records of a partition paused while another partition's were handed on", async () => {
+    const topic = "paused-between";
+    broker.createTopic(topic, 2);
+    await write(topic, 0, "a0", "a1");
+    await write(topic, 1, "b0", "b1");
+    let pausedOther: number | undefined;
+    const { reader: r, seen } = await reader([topic], {
+      onRecords: (t, partition) => {
+        if (pausedOther !== undefined) return;
+        // Both partitions came in one answer: the one handed on second is paused first.
+        pausedOther = 1 - partition;
+        readerRef.pause([{ topic: t, partition: pausedOther }]);
+      },
+    });
+    const readerRef = r;
+    await waitFor(() => pausedOther !== undefined, "the first partition handed on");
+    await sleep(500);
+    const other = pausedOther as number;
+    expect(values(seen, other)).toEqual([]);
+    r.resume([{ topic, partition: other }]);
+    await waitFor(() => seen.length === 4, "the paused partition after resume");
+    expect(values(seen, 0)).toEqual(["a0", "a1"]);
+    expect(values(seen, 1)).toEqual(["b0", "b1"]);
+  });
+});
+
 describe("topology and stop", () => {
   it("reads partitions that appear while running, from their beginning", async () => {
     const strict = await startBroker({ autoCreateTopics: false });

@@ -164,59 +164,82 @@ export async function startPartitionReader(
 
   // Consecutive failures per broker, for the backoff before its loop starts again.
   const failures = new Map<number, number>();
+
+  /** Sends one Fetch for `node`'s unpaused partitions; undefined when it has none. */
+  const sendFetch = async (node: number, turn: number): Promise<FetchSent | undefined> => {
+    // Paused partitions stay out of the fetch: their records would only be dropped, and
+    // a paused partition behind its head would make every fetch return at once (a spin).
+    const mine = [...state.values()].filter(
+      (p) => !p.paused && cluster.leaderOf(p.topic, p.partition) === node,
+    );
+    if (mine.length === 0) return undefined;
+    // The broker fills a response in request order and stops at maxBytes: a different
+    // partition goes first each time, so that one partition's backlog holds up no other.
+    const first = turn % mine.length;
+    if (first > 0) mine.push(...mine.splice(0, first));
+    const connection = await cluster.connection(node, "fetch");
+    const version = connection.version(ApiKey.Fetch, 4, 11);
+    const fetchedAt = new Map(mine.map((p) => [p, p.offset]));
+    const byTopic = new Map<string, Position[]>();
+    for (const p of mine) {
+      const list = byTopic.get(p.topic);
+      if (list) list.push(p);
+      else byTopic.set(p.topic, [p]);
+    }
+    const r = await connection.request(
+      ApiKey.Fetch,
+      version,
+      (w) => {
+        w.int32(-1).int32(options.maxWaitMs).int32(1).int32(options.maxBytes).int8(0);
+        if (version >= 7) w.int32(0).int32(-1); // no fetch session
+        w.array([...byTopic], (w, [topic, list]) => {
+          w.string(topic);
+          w.array(list, (w, p) => {
+            w.int32(p.partition);
+            if (version >= 9) w.int32(-1);
+            w.int64(p.offset);
+            if (version >= 5) w.int64(-1);
+            w.int32(options.partitionMaxBytes);
+          });
+        });
+        if (version >= 7) w.int32(0); // forgotten topics
+        if (version >= 11) w.string("");
+      },
+      options.maxWaitMs,
+    );
+    return { r, version, fetchedAt };
+  };
+
   const fetchLoop = async (node: number) => {
+    // The next Fetch leaves as soon as an answer is decoded, before its records are handed
+    // on: the broker long-polls for new records while this side works through the last ones
+    // (handing replies to hundreds of calls takes a while), instead of after.
+    let next: Promise<FetchSent | undefined> | undefined;
     for (let turn = 0; !stopped; turn++) {
-      // Paused partitions stay out of the fetch: their records would only be dropped, and
-      // a paused partition behind its head would make every fetch return at once (a spin).
-      const mine = [...state.values()].filter(
-        (p) => !p.paused && cluster.leaderOf(p.topic, p.partition) === node,
-      );
-      if (mine.length === 0) return;
-      // The broker fills a response in request order and stops at maxBytes: a different
-      // partition goes first each time, so that one partition's backlog holds up no other.
-      const first = turn % mine.length;
-      if (first > 0) mine.push(...mine.splice(0, first));
       try {
-        const connection = await cluster.connection(node, "fetch");
-        const version = connection.version(ApiKey.Fetch, 4, 11);
-        const fetchedAt = new Map(mine.map((p) => [p, p.offset]));
-        const byTopic = new Map<string, Position[]>();
-        for (const p of mine) {
-          const list = byTopic.get(p.topic);
-          if (list) list.push(p);
-          else byTopic.set(p.topic, [p]);
-        }
-        const r = await connection.request(
-          ApiKey.Fetch,
-          version,
-          (w) => {
-            w.int32(-1).int32(options.maxWaitMs).int32(1).int32(options.maxBytes).int8(0);
-            if (version >= 7) w.int32(0).int32(-1); // no fetch session
-            w.array([...byTopic], (w, [topic, list]) => {
-              w.string(topic);
-              w.array(list, (w, p) => {
-                w.int32(p.partition);
-                if (version >= 9) w.int32(-1);
-                w.int64(p.offset);
-                if (version >= 5) w.int64(-1);
-                w.int32(options.partitionMaxBytes);
-              });
-            });
-            if (version >= 7) w.int32(0); // forgotten topics
-            if (version >= 11) w.string("");
-          },
-          options.maxWaitMs,
-        );
-        options.onFetched?.(r.end);
-        const problems = await readFetchResponse(
-          r,
-          version,
-          state,
-          fetchedAt,
-          options,
-          () => stopped,
-        );
+        const sent = await (next ?? sendFetch(node, turn));
+        next = undefined;
+        if (!sent) return;
+        options.onFetched?.(sent.r.end);
+        const { problems, batches } = readFetchResponse(sent, state, options);
         failures.delete(node);
+        if (!problems.refresh && problems.outOfRange.length === 0 && !stopped) {
+          next = sendFetch(node, turn + 1);
+          // Awaited below; until then a failure must not count as unhandled.
+          next.catch(() => {});
+        }
+        for (const batch of batches) {
+          const p = batch.position;
+          // Sought elsewhere by the records handed on before these: that position stands.
+          if (p.offset !== batch.nextOffset) continue;
+          if (stopped || p.paused) {
+            // Not handed on: read them again after a resume.
+            p.offset = batch.fromOffset;
+            continue;
+          }
+          const result = options.onRecords(p.topic, p.partition, batch.records);
+          if (result) await result;
+        }
         for (const p of problems.outOfRange) {
           await place(p.topic, [p.partition], options.start).catch((error: unknown) =>
             options.onProblem?.(`could not reposition ${p.topic}-${p.partition}`, error),
@@ -225,6 +248,7 @@ export async function startPartitionReader(
         // Leaders moved: read metadata again; the partitions go to their new brokers' loops.
         if (problems.refresh) await refresh();
       } catch (error) {
+        next = undefined;
         if (stopped) return;
         const failed = failures.get(node) ?? 0;
         failures.set(node, failed + 1);
@@ -275,15 +299,31 @@ interface FetchProblems {
   outOfRange: Position[];
 }
 
-async function readFetchResponse(
-  r: Reader,
-  version: number,
+/** A Fetch on its way: the answer, its version and the positions it asked from. */
+interface FetchSent {
+  r: Reader;
+  version: number;
+  fetchedAt: ReadonlyMap<Position, number>;
+}
+
+/** One partition's records from an answer, and the position they moved it to. */
+interface FetchedBatch {
+  position: Position;
+  records: FetchedRecord[];
+  /** The position before and after these records. */
+  fromOffset: number;
+  nextOffset: number;
+}
+
+/** Decodes an answer: moves positions past its records and returns them with any problems. */
+function readFetchResponse(
+  sent: FetchSent,
   state: Map<string, Position>,
-  fetchedAt: ReadonlyMap<Position, number>,
   options: PartitionReaderOptions,
-  isStopped: () => boolean,
-): Promise<FetchProblems> {
+): { problems: FetchProblems; batches: FetchedBatch[] } {
+  const { r, version, fetchedAt } = sent;
   const problems: FetchProblems = { refresh: false, outOfRange: [] };
+  const batches: FetchedBatch[] = [];
   r.int32(); // throttle
   if (version >= 7) {
     const error = r.int16();
@@ -332,11 +372,11 @@ async function readFetchResponse(
           options.onProblem?.(`unreadable records in ${topic}-${partition} skipped`, error),
         options.headerBytes ? { headerBytes: true } : undefined,
       );
-      if (out.length > 0 && !isStopped()) {
-        const result = options.onRecords(topic, partition, out);
-        if (result) await result;
+      if (out.length > 0) {
+        const fromOffset = fetchedAt.get(position) as number;
+        batches.push({ position, records: out, fromOffset, nextOffset: position.offset });
       }
     }
   }
-  return problems;
+  return { problems, batches };
 }

@@ -57,6 +57,19 @@ const COMPRESSION_MASK = 0x07;
 /** One uncompressed batch of `records` stamped `timestamp`, base offset 0, CRC set. */
 export function encodeBatch(records: readonly OutgoingRecord[], timestamp: number): Uint8Array {
   const w = new Writer(BATCH_HEADER_BYTES + records.length * 160);
+  writeBatch(w, records, timestamp);
+  return w.bytesView().slice();
+}
+
+// Each record is written here first: its size prefix is a varint, known only once written.
+const recordScratch = new Writer(1024);
+
+/**
+ * Appends one uncompressed batch of `records` to `w` (base offset 0, CRC set), written in
+ * place rather than built apart and copied: a Produce request carries it as it is.
+ */
+export function writeBatch(w: Writer, records: readonly OutgoingRecord[], timestamp: number): void {
+  const start = w.offset;
   w.int64(0) // base offset: the broker assigns offsets
     .int32(0) // batch length, patched below
     .int32(-1) // partition leader epoch: the broker's to set
@@ -70,7 +83,7 @@ export function encodeBatch(records: readonly OutgoingRecord[], timestamp: numbe
     .int16(-1)
     .int32(-1)
     .int32(records.length);
-  const body = new Writer(256);
+  const body = recordScratch;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as OutgoingRecord;
     body.offset = 0;
@@ -87,11 +100,9 @@ export function encodeBatch(records: readonly OutgoingRecord[], timestamp: numbe
     const bytes = body.bytesView();
     w.varint(bytes.length).raw(bytes);
   }
-  const batch = w.bytesView().slice();
-  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
-  view.setInt32(8, batch.length - BATCH_LOG_OVERHEAD);
-  view.setUint32(CRC_AT, crc32c(batch, ATTRIBUTES_AT, batch.length));
-  return batch;
+  const end = w.offset;
+  w.patchInt32(start + 8, end - start - BATCH_LOG_OVERHEAD);
+  w.patchUint32(start + CRC_AT, crc32c(w.ownBytes(), start + ATTRIBUTES_AT, end));
 }
 
 function writeText(w: Writer, text: string): void {
@@ -106,10 +117,7 @@ function writeText(w: Writer, text: string): void {
       }
     }
     if (ascii) {
-      w.varint(length);
-      const bytes = new Uint8Array(length);
-      for (let i = 0; i < length; i++) bytes[i] = text.charCodeAt(i);
-      w.raw(bytes);
+      w.varint(length).ascii(text);
       return;
     }
   }

@@ -46,6 +46,7 @@ export class WireConnection {
   private readonly requestTimeoutMs: number;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private readonly requestBytes: number[] = [];
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly sweeper: ReturnType<typeof setInterval>;
@@ -146,11 +147,13 @@ export class WireConnection {
   private write(apiKey: number, version: number, body: RequestBody): number {
     const id = this.nextId;
     this.nextId = (this.nextId + 1) & 0x7fffffff;
-    const w = new Writer(256);
+    // Sized like the last request of its kind, so a large Produce is not grown by doubling.
+    const w = new Writer(this.requestBytes[apiKey] ?? 256);
     const sizeAt = w.reserveInt32();
     w.int16(apiKey).int16(version).int32(id).nullableString(this.clientId);
     body(w);
     w.patchInt32(sizeAt, w.length - 4);
+    this.requestBytes[apiKey] = Math.min(Math.ceil(w.offset * 1.25), 1 << 20);
     const segments = w.segments();
     if (segments.length === 1) this.socket.write(segments[0] as Uint8Array);
     else {

@@ -1,0 +1,142 @@
+/**
+ * CPU per call of every process on the gateway's path, as the bench deploys it (broker,
+ * echo upstream, north and west as two processes, h2load): drives unary 100 B calls with
+ * h2load and reads each process's CPU time from /proc (Linux), so the figures include
+ * every thread of a process (GC and JIT helpers) and the kernel time its syscalls take.
+ * Profilers that sample the JS thread's wall time cannot tell those apart on a loaded
+ * 2-core machine (a socket write that wakes another process looks expensive).
+ *
+ *   npx bun bench/profile/split-cpu.ts [--concurrency 1,64] [--duration-ms 5000]
+ *     [--payload-bytes 100] [--deployment split|single] [--cpu-prof DIR]
+ */
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import * as os from "node:os";
+import { spawnChild } from "../lib/child.ts";
+import { parseArgs } from "../lib/child-channel.ts";
+import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
+import { runH2load } from "../lib/h2load.ts";
+
+const args = parseArgs();
+const concurrencies = (args.get("concurrency") ?? "1,64").split(",").map(Number);
+const durationMs = Number(args.get("duration-ms") ?? 5000);
+const payloadBytes = Number(args.get("payload-bytes") ?? 100);
+const deployment = args.get("deployment") ?? "split";
+const ticksPerSecond = 100;
+
+/** CPU seconds (user + system, all threads) of a process, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Idle and total CPU time of the whole machine so far, in ticks, from /proc/stat. */
+function machineTicks(): { idle: number; total: number } {
+  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total };
+}
+
+/** Direct children of a process (the west process is north's child in a split gateway). */
+function childrenOf(pid: number): Promise<number[]> {
+  return new Promise((resolve) => {
+    execFile("pgrep", ["-P", String(pid)], (_err, stdout) =>
+      resolve(stdout.split("\n").filter(Boolean).map(Number)),
+    );
+  });
+}
+
+const broker = spawnChild<{ bootstrap: string }>("broker", "processes/broker.ts", [
+  "--partitions",
+  "3",
+  "--topics",
+  "echo-requests,echo-responses",
+]);
+const echo = spawnChild<{ port: number }>("echo", "processes/echo.ts", []);
+const { bootstrap } = await broker.ready;
+const { port: echoPort } = await echo.ready;
+// --cpu-prof DIR: north and west run under the runtime's CPU profiler (a .cpuprofile each
+// in DIR when they exit; it samples the JS thread's wall time, see above).
+const profileDir = args.get("cpu-prof");
+const execArgv = [...process.execArgv];
+if (profileDir) process.execArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`);
+const gateway = spawnChild<{ port: number }>("gateway", "processes/gateway.ts", [
+  "--bootstrap",
+  bootstrap,
+  "--echo-port",
+  String(echoPort),
+  "--request-topic",
+  "echo-requests",
+  "--reply-topic",
+  "echo-responses",
+  "--deployment",
+  deployment,
+]);
+const { port } = await gateway.ready;
+process.execArgv.splice(0, process.execArgv.length, ...execArgv);
+const [westPid] = await childrenOf(gateway.pid);
+const bodyFile = `${os.tmpdir()}/split-cpu-body-${process.pid}`;
+await writeFile(bodyFile, grpcFrame(echoRequestBytes(echoTextOfSize(payloadBytes))));
+const processes: [string, number][] = [
+  ["north", gateway.pid],
+  ...(westPid ? ([["west", westPid]] as [string, number][]) : []),
+  ["echo", echo.pid],
+  ["broker", broker.pid],
+];
+try {
+  for (const c of concurrencies) {
+    const run = {
+      url: `http://127.0.0.1:${port}/grpc.examples.echo.Echo/UnaryEcho`,
+      bodyFile,
+      concurrency: c,
+      connections: Math.min(c, 4),
+      responseBytes: 5 + payloadBytes,
+    };
+    await runH2load({ ...run, durationMs: 1000 });
+    const before = processes.map(([, pid]) => cpuSeconds(pid));
+    const selfBefore = process.resourceUsage();
+    const machineBefore = machineTicks();
+    const result = await runH2load({ ...run, durationMs, logFile: `${bodyFile}.log` });
+    const selfAfter = process.resourceUsage();
+    const machineAfter = machineTicks();
+    const idleShare =
+      (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total);
+    const after = processes.map(([, pid]) => cpuSeconds(pid));
+    const calls = result.calls;
+    const perCall = (seconds: number) => `${((seconds / calls) * 1e6).toFixed(0)} µs`;
+    const rows = processes.map(([name], i) => [name, (after[i] ?? 0) - (before[i] ?? 0)] as const);
+    const loadCpu =
+      (selfAfter.userCPUTime +
+        selfAfter.systemCPUTime -
+        selfBefore.userCPUTime -
+        selfBefore.systemCPUTime) /
+      1e6;
+    console.log(
+      `\nc=${c}: ${((calls / durationMs) * 1000).toFixed(0)} calls/s, ${result.failed} failed, machine ${(idleShare * 100).toFixed(0)}% idle`,
+    );
+    let total = 0;
+    for (const [name, seconds] of rows) {
+      total += seconds;
+      console.log(
+        `  ${name.padEnd(8)} ${perCall(seconds).padStart(8)} per call  ${((seconds / durationMs) * 1e5).toFixed(0).padStart(4)}% of a core`,
+      );
+    }
+    console.log(
+      `  ${"total".padEnd(8)} ${perCall(total).padStart(8)} per call (h2load and this driver not counted; driver ${perCall(loadCpu)})`,
+    );
+  }
+} finally {
+  await rm(bodyFile, { force: true });
+  await Promise.all([gateway.stop(2_000), echo.stop(2_000)]);
+  await broker.stop(2_000);
+}
