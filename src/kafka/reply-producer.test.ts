@@ -46,4 +46,34 @@ describe("createBatchQueue", () => {
     ]);
     await queue.drain();
   });
+
+  it("with an ordering, overlaps flushes of other keys and holds a key in flight", async () => {
+    const flushes: string[][] = [];
+    const releases: (() => void)[] = [];
+    const queue = createBatchQueue<string>(
+      async (items) => {
+        flushes.push(items);
+        await new Promise<void>((r) => releases.push(r));
+      },
+      1000,
+      { maxInFlight: 4, keysOf: (item) => [item.slice(0, 1)] },
+    );
+    const a1 = queue.push("a1");
+    await new Promise((r) => setImmediate(r));
+    const b1 = queue.push("b1");
+    await new Promise((r) => setImmediate(r));
+    // b1 shares no key with what is in flight: it went at once.
+    expect(flushes).toEqual([["a1"], ["b1"]]);
+    const a2 = queue.push("a2");
+    await new Promise((r) => setImmediate(r));
+    expect(flushes).toHaveLength(2); // a2 waits for a1
+    releases[0]?.();
+    await a1;
+    await new Promise((r) => setImmediate(r));
+    expect(flushes).toEqual([["a1"], ["b1"], ["a2"]]);
+    releases[1]?.();
+    releases[2]?.();
+    await Promise.all([b1, a2]);
+    await queue.drain();
+  });
 });

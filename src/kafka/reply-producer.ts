@@ -1,9 +1,9 @@
 /**
  * West's reply producer (SPEC §4): records from all calls are gathered for one event-loop
- * turn and written with one produce (src/kafka/wire/), one batch in flight at a time. One batch at a time
- * keeps each call's records in order (a retried later batch can never overtake an earlier
- * one); gathering while a batch is in flight makes batches grow with load, so throughput
- * does not suffer. A lone call pays no timer: its records go out on the next turn.
+ * turn and written with one produce (src/kafka/wire/). Batches overlap only when they share
+ * no key, so each call's records stay in order (a retried later batch can never overtake an
+ * earlier one with the same call's records); gathering while batches are in flight makes
+ * batches grow with load. A lone call pays no timer: its records go out on the next turn.
  */
 import { type Acks, acksToNumber } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
@@ -31,47 +31,92 @@ interface Pending<T> {
   reject: (err: unknown) => void;
 }
 
-/** A queue that hands everything pushed during one turn to `flush`, one flush at a time. */
+/**
+ * How flushes may overlap: up to `maxInFlight` at once, a new one only when none of its
+ * items shares a key with an item in flight (items of one key stay in push order).
+ */
+export interface BatchOrdering<T> {
+  maxInFlight: number;
+  keysOf(item: T): Iterable<string>;
+}
+
+/**
+ * A queue that hands everything pushed during one turn to `flush`: one flush at a time, or
+ * with `ordering` several, as long as no key is in two of them.
+ */
 export function createBatchQueue<T>(
   flush: (items: T[]) => Promise<void>,
   maxItems = 1000,
+  ordering?: BatchOrdering<T>,
 ): BatchQueue<T> {
   let pending: Pending<T>[] = [];
   let scheduled = false;
-  let flushing = false;
+  let inFlight = 0;
+  const maxInFlight = ordering ? Math.max(1, ordering.maxInFlight) : 1;
+  const keysInFlight = new Map<string, number>();
   let idle: (() => void)[] = [];
 
-  const run = async () => {
-    scheduled = false;
-    flushing = true;
-    while (pending.length > 0) {
-      const batch = pending.slice(0, maxItems);
-      pending = pending.slice(batch.length);
-      try {
-        await flush(batch.map((p) => p.item));
-        for (const p of batch) p.resolve();
-      } catch (err) {
-        for (const p of batch) p.reject(err);
+  const mustWait = (): boolean => {
+    if (inFlight === 0) return false;
+    if (inFlight >= maxInFlight || !ordering) return true;
+    for (const p of pending) {
+      for (const key of ordering.keysOf(p.item)) if (keysInFlight.has(key)) return true;
+    }
+    return false;
+  };
+
+  const countKeys = (batch: Pending<T>[], delta: 1 | -1) => {
+    if (!ordering) return;
+    for (const p of batch) {
+      for (const key of ordering.keysOf(p.item)) {
+        const n = (keysInFlight.get(key) ?? 0) + delta;
+        if (n <= 0) keysInFlight.delete(key);
+        else keysInFlight.set(key, n);
       }
     }
-    flushing = false;
-    const waiters = idle;
-    idle = [];
-    for (const w of waiters) w();
+  };
+
+  const run = () => {
+    scheduled = false;
+    while (pending.length > 0 && !mustWait()) {
+      const batch = pending.slice(0, maxItems);
+      pending = pending.slice(batch.length);
+      inFlight++;
+      countKeys(batch, 1);
+      flush(batch.map((p) => p.item))
+        .then(
+          () => {
+            for (const p of batch) p.resolve();
+          },
+          (err: unknown) => {
+            for (const p of batch) p.reject(err);
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          countKeys(batch, -1);
+          if (pending.length > 0) run();
+          else if (inFlight === 0) {
+            const waiters = idle;
+            idle = [];
+            for (const w of waiters) w();
+          }
+        });
+    }
   };
 
   return {
     push(item) {
       return new Promise<void>((resolve, reject) => {
         pending.push({ item, resolve, reject });
-        if (!flushing && !scheduled) {
+        if (!scheduled && inFlight < maxInFlight) {
           scheduled = true;
           setImmediate(run);
         }
       });
     },
     drain() {
-      if (!flushing && !scheduled && pending.length === 0) return Promise.resolve();
+      if (inFlight === 0 && !scheduled && pending.length === 0) return Promise.resolve();
       return new Promise((resolve) => idle.push(resolve));
     },
   };
@@ -101,6 +146,10 @@ export async function startReplyProducer(
       }
       await cluster.produce(acks, opts.ackTimeoutMs ?? 30_000, byTopic);
     },
+    1000,
+    // Replies of new calls need not wait for earlier calls' acknowledgements; one call's
+    // records (one key) still leave one batch after the other.
+    { maxInFlight: 4, keysOf: (item) => item.records.map((r) => r.key ?? "") },
   );
 
   return {

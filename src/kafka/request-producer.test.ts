@@ -90,6 +90,32 @@ describe("createRequestProducer", () => {
     ]);
   });
 
+  test("a new call's records leave while an earlier call's batch is in flight; the earlier call's next record waits for it", async () => {
+    broker.createTopic("requests-overlapping", 1);
+    const producer = await createRequestProducer({ kafka, logger: silentLogger });
+    await producer.send("requests-overlapping", 1, record("warm-up", "w"));
+    broker.faults.setLatency(400);
+    try {
+      const started = performance.now();
+      const at = (p: Promise<void>) => p.then(() => performance.now() - started);
+      const a1 = at(producer.send("requests-overlapping", 1, record("a", "a1")));
+      await new Promise((r) => setImmediate(r)); // a1's batch is in flight
+      const b1 = at(producer.send("requests-overlapping", 1, record("b", "b1")));
+      await new Promise((r) => setImmediate(r)); // b1 left beside it
+      const a2 = at(producer.send("requests-overlapping", 1, record("a", "a2")));
+      const [a1Ms, b1Ms, a2Ms] = await Promise.all([a1, b1, a2]);
+      // b1 did not wait for a1's acknowledgement (one 400 ms answer each, side by side)...
+      expect(b1Ms - a1Ms).toBeLessThan(200);
+      // ...a2 did: same key, so it left only after a1 was acknowledged.
+      expect(a2Ms - a1Ms).toBeGreaterThanOrEqual(350);
+    } finally {
+      broker.faults.setLatency(0);
+    }
+    await producer.close();
+    const values = (await readAll("requests-overlapping", 4)).map((r) => r.value);
+    expect(values.indexOf("a1")).toBeLessThan(values.indexOf("a2"));
+  });
+
   test("a batch never exceeds maxBatchBytes (unless one record does)", async () => {
     broker.createTopic("requests-sized", 1);
     const producer = await createRequestProducer({

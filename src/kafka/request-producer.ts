@@ -1,10 +1,12 @@
 /**
  * North's Kafka producer for request records. Records from concurrent calls are gathered
- * into one produce per scheduler turn and acks level, with at most one batch in flight per
- * acks level: the next batch leaves when the previous one is acknowledged, so the records of
- * one call (one topic, one key, one partition) reach Kafka in the order they were queued even
- * when a batch is retried. No timer sits on the path: a lone call's records leave on the next
- * turn of the event loop. Written with the gateway's own client (src/kafka/wire/).
+ * into one produce per scheduler turn and acks level. A batch may leave while others are in
+ * flight (up to `maxInFlight`) only if none of its records has the key of a record in flight:
+ * the records of one key (one call: one topic, one key, one partition) leave one batch after
+ * the other, so they reach Kafka in the order they were queued even when a batch is retried,
+ * while new calls' records need not wait for earlier calls' acknowledgements. No timer sits
+ * on the path: a lone call's records leave on the next turn of the event loop. Written with
+ * the gateway's own client (src/kafka/wire/).
  */
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
@@ -44,6 +46,8 @@ export interface RequestProducerOptions {
   maxBatchBytes?: number;
   /** How long the broker may take to acknowledge a batch. */
   ackTimeoutMs?: number;
+  /** Batches in flight at once per acks level (default 4; 1 sends one after the other). */
+  maxInFlight?: number;
 }
 
 interface QueuedRecord {
@@ -54,13 +58,16 @@ interface QueuedRecord {
   reject: (error: ProduceError) => void;
 }
 
-/** One acks level: its queue and whether a batch of it is in flight. */
+/** One acks level: its queue and its batches in flight. */
 interface Lane {
   acks: AcksNumber;
   queue: QueuedRecord[];
   /** Index of the first record still queued (avoids shifting long arrays). */
   head: number;
-  inFlight: boolean;
+  /** Batches in flight. */
+  inFlight: number;
+  /** Keys of the records in flight, with how many batches in flight carry each. */
+  keysInFlight: Map<string, number>;
   scheduled: boolean;
 }
 
@@ -75,6 +82,7 @@ export async function createRequestProducer(
 ): Promise<RequestProducer> {
   const maxBatchBytes = options.maxBatchBytes ?? 900_000;
   const ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 4);
   const cluster = new KafkaCluster(options.kafka.wire);
   try {
     await cluster.connect();
@@ -92,7 +100,7 @@ export async function createRequestProducer(
   const laneFor = (acks: AcksNumber): Lane => {
     let lane = lanes.get(acks);
     if (!lane) {
-      lane = { acks, queue: [], head: 0, inFlight: false, scheduled: false };
+      lane = { acks, queue: [], head: 0, inFlight: 0, keysInFlight: new Map(), scheduled: false };
       lanes.set(acks, lane);
     }
     return lane;
@@ -100,9 +108,15 @@ export async function createRequestProducer(
 
   const flush = (lane: Lane) => {
     lane.scheduled = false;
-    if (lane.inFlight || lane.head >= lane.queue.length) return;
+    if (lane.inFlight >= maxInFlight || lane.head >= lane.queue.length) return;
+    // A queued record whose key is in flight waits, and everything behind it with it.
+    if (lane.inFlight > 0 && queuedKeyInFlight(lane)) return;
     const batch = takeBatch(lane, maxBatchBytes);
-    lane.inFlight = true;
+    lane.inFlight++;
+    for (const r of batch) {
+      const key = r.record.key ?? "";
+      lane.keysInFlight.set(key, (lane.keysInFlight.get(key) ?? 0) + 1);
+    }
     batches++;
     cluster
       .produce(lane.acks, ackTimeoutMs, groupByTopic(batch))
@@ -121,7 +135,13 @@ export async function createRequestProducer(
         },
       )
       .finally(() => {
-        lane.inFlight = false;
+        lane.inFlight--;
+        for (const r of batch) {
+          const key = r.record.key ?? "";
+          const left = (lane.keysInFlight.get(key) ?? 1) - 1;
+          if (left === 0) lane.keysInFlight.delete(key);
+          else lane.keysInFlight.set(key, left);
+        }
         pending -= batch.length;
         if (lane.head < lane.queue.length) flush(lane);
         else if (pending === 0) drained?.();
@@ -141,7 +161,7 @@ export async function createRequestProducer(
         const lane = laneFor(acks);
         lane.queue.push({ topic, record, bytes: recordBytes(record), resolve, reject });
         pending++;
-        if (!lane.inFlight && !lane.scheduled) {
+        if (lane.inFlight < maxInFlight && !lane.scheduled) {
           lane.scheduled = true;
           schedule(() => flush(lane));
         }
@@ -154,6 +174,14 @@ export async function createRequestProducer(
       cluster.close();
     },
   };
+}
+
+/** Whether a queued record shares its key with a record in flight. */
+function queuedKeyInFlight(lane: Lane): boolean {
+  for (let i = lane.head; i < lane.queue.length; i++) {
+    if (lane.keysInFlight.has((lane.queue[i] as QueuedRecord).record.key ?? "")) return true;
+  }
+  return false;
 }
 
 /** Takes queued records from the head of the lane up to `maxBytes` (at least one). */

@@ -11,6 +11,7 @@ import { gunzip, inflate } from "node:zlib";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { GrpcKafkaRoute } from "../config/types.ts";
+import { sendTrailersSoon } from "../http2-batching.ts";
 import { isResponseMetadata } from "../kafka/record-contract.ts";
 import {
   encodeGrpcMessage,
@@ -343,11 +344,8 @@ class NativeGrpcCall implements ReplySink {
   }
 
   onWantTrailers(): void {
-    try {
-      this.stream.sendTrailers(this.trailers ?? { "grpc-status": String(statusOk) });
-    } catch {
-      this.stream.close(0x2);
-    }
+    // With the trailers of the other calls answered in this turn (see sendTrailersSoon).
+    sendTrailersSoon(this.stream, this.trailers ?? { "grpc-status": String(statusOk) });
   }
 }
 

@@ -23,6 +23,7 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { endSoon, sendTrailersSoon } from "../http2-batching.ts";
 import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
 import {
   encodeGrpcMessage,
@@ -409,9 +410,7 @@ class GrpcCall {
       }
     }
     this.stream.respond(out, { waitForTrailers: true });
-    this.stream.once("wantTrailers", () => {
-      if (!this.stream.destroyed) this.stream.sendTrailers(this.trailers);
-    });
+    this.stream.once("wantTrailers", () => sendTrailersSoon(this.stream, this.trailers));
   }
 
   /** Ends the call with a status, after `last` (a framed message) when given. */
@@ -423,8 +422,12 @@ class GrpcCall {
     this.trailers = { "grpc-status": String(code) };
     if (message) this.trailers["grpc-message"] = encodeGrpcMessage(message);
     if (this.meta) this.trailers["x-trailer"] = "t";
-    this.sendHeaders();
-    this.stream.end(last);
+    // With the other calls ended this turn: one socket write for all (see endSoon).
+    endSoon(() => {
+      if (this.stream.destroyed || this.stream.closed) return;
+      this.sendHeaders();
+      this.stream.end(last);
+    });
   }
 
   private release(): void {
