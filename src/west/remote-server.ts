@@ -153,6 +153,13 @@ interface RunningCall {
    * request's end, so the upstream gets one DATA frame that ends the stream.
    */
   singleRequest: boolean;
+  /**
+   * The method answers with one message (unary, client streaming): the message is held and
+   * written with the status, in one batch, so north need not wait for a second one.
+   */
+  singleReply: boolean;
+  /** A single reply's message, until the status comes. */
+  heldReply: ContractRecord | undefined;
   waiters: Set<() => void>;
   abort: CallCancel;
   /** Set when the call must end with this status whatever the upstream says. */
@@ -266,12 +273,11 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   let closing = false;
   let crashed = false;
 
-  /** Whether a generated method takes one request message (methods not in gen/ stream). */
-  const isSingleRequest = (parsed: ParsedRequest): boolean => {
-    if (parsed.service === undefined || parsed.method === undefined) return false;
+  /** The kind of a generated method (undefined for methods not in gen/: they stream). */
+  const methodKind = (parsed: ParsedRequest): string | undefined => {
+    if (parsed.service === undefined || parsed.method === undefined) return undefined;
     const service = opts.registry.services.get(parsed.service);
-    const kind = service?.methods.find((m) => m.name === parsed.method)?.methodKind;
-    return kind === "unary" || kind === "server_streaming";
+    return service?.methods.find((m) => m.name === parsed.method)?.methodKind;
   };
 
   // ---- concurrency bound -------------------------------------------------------------
@@ -443,8 +449,15 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       headers: replyHeaders(names, call.id, header ? headerEntries(header) : []),
     };
     keepReply(call, record);
+    if (call.singleReply && call.heldReply === undefined) {
+      call.heldReply = record;
+      return;
+    }
+    // More than one message after all: the held one goes first.
+    const records = call.heldReply ? [call.heldReply, record] : [record];
+    call.heldReply = undefined;
     // Batches go out in order, so awaiting the end record later covers this one too.
-    producer.send(call.replyTo, [record]).catch(() => {
+    producer.send(call.replyTo, records).catch(() => {
       call.sendFailed = true;
     });
   };
@@ -472,9 +485,11 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       headers: replyEndHeaders(names, call.id, code, message, metadata),
     };
     keepReply(call, end);
+    const records = call.heldReply ? [call.heldReply, end] : [end];
+    call.heldReply = undefined;
     const sentAt = performance.now();
     try {
-      await producer.send(call.replyTo, [end]);
+      await producer.send(call.replyTo, records);
       metrics?.produced((performance.now() - sentAt) / 1000);
     } catch {
       call.sendFailed = true;
@@ -607,6 +622,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     immediate?: { code: Code; message: string },
     spans: SpanRef[] = [],
   ): RunningCall => {
+    const kind = methodKind(parsed);
     const call: RunningCall = {
       id: parsed.correlationId as string,
       replyTo: parsed.replyTo as string,
@@ -617,7 +633,9 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       messages: [],
       answered: false,
       requestEnded: false,
-      singleRequest: isSingleRequest(parsed),
+      singleRequest: kind === "unary" || kind === "server_streaming",
+      singleReply: kind === "unary" || kind === "client_streaming",
+      heldReply: undefined,
       waiters: new Set(),
       abort: new CallCancel(),
       abandoned: false,
