@@ -18,6 +18,7 @@ import {
   FrameTooLargeError,
   GrpcFrameReader,
   grpcFrame,
+  grpcFrames,
   isGrpcProtoContentType,
   parseGrpcTimeout,
 } from "./grpc-wire.ts";
@@ -106,6 +107,9 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
   };
 }
 
+/** Reply messages written together, up to this many bytes a write. */
+const maxWriteBytes = 1024 * 1024;
+
 /** The call's stream listeners are shared functions; the stream leads them to its call. */
 const callOfStream = Symbol("northGrpcCall");
 type CallStream = ServerHttp2Stream & { [callOfStream]?: NativeGrpcCall };
@@ -151,6 +155,8 @@ class NativeGrpcCall implements ReplySink {
   private headersSent = false;
   private ended = false;
   private trailers: OutgoingHttpHeaders | undefined;
+  /** Reply messages written at the end of this turn (see write()). */
+  private outgoing: Uint8Array[] | undefined;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -321,6 +327,8 @@ class NativeGrpcCall implements ReplySink {
     }
     this.ended = true;
     this.heldReply = undefined;
+    // Messages still waiting for this turn's write go first.
+    this.flushOutgoing();
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
     // Anything the client still sends is of no use now.
@@ -340,7 +348,25 @@ class NativeGrpcCall implements ReplySink {
 
   private write(bytes: Uint8Array): void {
     if (!this.headersSent) this.headers([]);
-    if (!this.stream.closed) this.stream.write(grpcFrame(bytes));
+    if (this.stream.closed) return;
+    // Reply messages handed over in one turn (one Kafka fetch) leave in one write.
+    if (this.outgoing) {
+      this.outgoing.push(bytes);
+      return;
+    }
+    this.outgoing = [bytes];
+    queueMicrotask(() => this.flushOutgoing());
+  }
+
+  private flushOutgoing(): void {
+    const messages = this.outgoing;
+    this.outgoing = undefined;
+    if (!messages || this.stream.closed || this.stream.destroyed) return;
+    for (let i = 0; i < messages.length; ) {
+      const { bytes, next } = grpcFrames(messages, i, maxWriteBytes);
+      i = next;
+      this.stream.write(bytes);
+    }
   }
 
   onWantTrailers(): void {

@@ -4,6 +4,7 @@ import {
   FrameTooLargeError,
   GrpcFrameReader,
   grpcFrame,
+  grpcFrames,
   isGrpcProtoContentType,
   parseGrpcTimeout,
 } from "./grpc-wire.ts";
@@ -78,5 +79,21 @@ describe("encodeGrpcMessage", () => {
     expect(encodeGrpcMessage("not ready yet")).toBe("not ready yet");
     expect(encodeGrpcMessage("100% done")).toBe("100%25 done");
     expect(encodeGrpcMessage("café\n")).toBe("caf%C3%A9%0A");
+  });
+});
+
+describe("grpcFrames", () => {
+  test("frames several messages into one buffer, as many as fit, and reads back the same", () => {
+    const [a, b, c] = [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array(10).fill(7)];
+    const messages = [a, b, c];
+    const all = grpcFrames(messages, 0, 1024);
+    expect(all.next).toBe(3);
+    expect(all.bytes).toEqual(new Uint8Array([...grpcFrame(a), ...grpcFrame(b), ...grpcFrame(c)]));
+    const frames = new GrpcFrameReader(1024).push(all.bytes);
+    expect(frames.map((f) => [...f.bytes])).toEqual(messages.map((m) => [...m]));
+    // 8 + 5 bytes fit in 13; the third (15 bytes) does not.
+    expect(grpcFrames(messages, 0, 13).next).toBe(2);
+    // One message always goes, even past the limit.
+    expect(grpcFrames(messages, 2, 1)).toEqual({ bytes: grpcFrame(c), next: 3 });
   });
 });

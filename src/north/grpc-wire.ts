@@ -111,6 +111,36 @@ export function grpcFrame(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Length-prefixed frames of `messages[from…]` in one buffer, as many as fit in `maxBytes`
+ * (at least one); `next` is the index of the first message left out.
+ */
+export function grpcFrames(
+  messages: readonly Uint8Array[],
+  from: number,
+  maxBytes: number,
+): { bytes: Uint8Array; next: number } {
+  let size = 0;
+  let next = from;
+  while (next < messages.length) {
+    const frame = 5 + (messages[next] as Uint8Array).byteLength;
+    if (next > from && size + frame > maxBytes) break;
+    size += frame;
+    next++;
+  }
+  if (next === from + 1) return { bytes: grpcFrame(messages[from] as Uint8Array), next };
+  const bytes = new Uint8Array(size);
+  const view = new DataView(bytes.buffer);
+  let at = 0;
+  for (let i = from; i < next; i++) {
+    const message = messages[i] as Uint8Array;
+    view.setUint32(at + 1, message.byteLength);
+    bytes.set(message, at + 5);
+    at += 5 + message.byteLength;
+  }
+  return { bytes, next };
+}
+
 /** `grpc-message` text: percent-encodes what the spec does not allow as is (and `%`). */
 export function encodeGrpcMessage(message: string): string {
   let plain = true;

@@ -15,7 +15,7 @@ import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcRoute } from "../config/types.ts";
 import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
-import { FrameTooLargeError, GrpcFrameReader, grpcFrame } from "../north/grpc-wire.ts";
+import { FrameTooLargeError, GrpcFrameReader, grpcFrames } from "../north/grpc-wire.ts";
 
 export type UpstreamTarget = KafkaGrpcRoute["with"];
 
@@ -229,6 +229,9 @@ export interface UpstreamResult {
   attempts: number;
 }
 
+/** Request messages that have arrived are written together, up to this many bytes a write. */
+const maxWriteBytes = 1024 * 1024;
+
 /** Largest response message accepted (gRPC's length prefix allows 4 GiB). */
 const maxResponseMessageBytes = 0xffff_ffff;
 
@@ -367,16 +370,21 @@ class UpstreamAttempt {
   private async writeRequests(stream: http2.ClientHttp2Stream): Promise<void> {
     try {
       for await (const { messages, ended } of this.call.requests()) {
-        const last = ended ? messages.length - 1 : messages.length;
-        for (let i = 0; i < last; i++) {
+        // The messages that have arrived leave in one write (up to maxWriteBytes each), the
+        // request's end with the last of them.
+        for (let i = 0; i < messages.length; ) {
           if (this.finished || stream.destroyed) return;
-          if (!stream.write(grpcFrame(messages[i] as Uint8Array))) await drained(stream);
+          const { bytes, next } = grpcFrames(messages, i, maxWriteBytes);
+          i = next;
+          if (ended && i === messages.length) {
+            stream.end(bytes);
+            return;
+          }
+          if (!stream.write(bytes)) await drained(stream);
         }
         if (this.finished || stream.destroyed) return;
         if (ended) {
-          const final = messages[last];
-          if (final === undefined) stream.end();
-          else stream.end(grpcFrame(final));
+          stream.end();
           return;
         }
       }
