@@ -73,6 +73,25 @@ export interface H2loadRun {
   responseBytes: number;
 }
 
+/**
+ * The profiling tools' run: unary echo calls of `payloadBytes` to 127.0.0.1:`port`, the
+ * concurrency spread over min(concurrency, 4) connections as in the benchmark.
+ */
+export function unaryEchoRun(
+  port: number,
+  bodyFile: string,
+  concurrency: number,
+  payloadBytes: number,
+): Omit<H2loadRun, "durationMs"> {
+  return {
+    url: `http://127.0.0.1:${port}/grpc.examples.echo.Echo/UnaryEcho`,
+    bodyFile,
+    concurrency,
+    connections: Math.min(concurrency, 4),
+    responseBytes: 5 + payloadBytes,
+  };
+}
+
 function h2loadArgs(run: H2loadRun, durationMs: number): string[] {
   const streams = Math.max(1, Math.ceil(run.concurrency / run.connections));
   return [

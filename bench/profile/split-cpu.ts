@@ -16,7 +16,7 @@ import * as os from "node:os";
 import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
-import { runH2load } from "../lib/h2load.ts";
+import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
 
 const args = parseArgs();
 const concurrencies = (args.get("concurrency") ?? "1,64").split(",").map(Number);
@@ -95,13 +95,7 @@ const processes: [string, number][] = [
 ];
 try {
   for (const c of concurrencies) {
-    const run = {
-      url: `http://127.0.0.1:${port}/grpc.examples.echo.Echo/UnaryEcho`,
-      bodyFile,
-      concurrency: c,
-      connections: Math.min(c, 4),
-      responseBytes: 5 + payloadBytes,
-    };
+    const run = unaryEchoRun(port, bodyFile, c, payloadBytes);
     await runH2load({ ...run, durationMs: 1000 });
     const before = processes.map(([, pid]) => cpuSeconds(pid));
     const selfBefore = process.resourceUsage();

@@ -15,7 +15,7 @@ import * as os from "node:os";
 import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
-import { runH2load } from "../lib/h2load.ts";
+import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
 import { percentile } from "../lib/stats.ts";
 
 const args = parseArgs();
@@ -68,13 +68,7 @@ await writeFile(bodyFile, grpcFrame(echoRequestBytes(echoTextOfSize(payloadBytes
 const fmt = (v: number) => (Number.isNaN(v) ? "   n/a" : v.toFixed(2).padStart(7));
 try {
   for (const c of concurrencies) {
-    const run = {
-      url: `http://127.0.0.1:${port}/grpc.examples.echo.Echo/UnaryEcho`,
-      bodyFile,
-      concurrency: c,
-      connections: Math.min(c, 4),
-      responseBytes: 5 + payloadBytes,
-    };
+    const run = unaryEchoRun(port, bodyFile, c, payloadBytes);
     await runH2load({ ...run, durationMs: 500 });
     await gateway.request("record");
     const cpu = () =>
