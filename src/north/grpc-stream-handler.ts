@@ -332,7 +332,7 @@ class NativeGrpcCall implements ReplySink {
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
     // Anything the client still sends is of no use now.
-    stream.resume();
+    if (!stream.readableEnded) stream.resume();
     const status = outgoingMetadata(trailers);
     status["grpc-status"] = String(code);
     if (message !== "") status["grpc-message"] = encodeGrpcMessage(message);

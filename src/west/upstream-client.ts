@@ -286,9 +286,6 @@ const reservedHeaders = new Set([
 
 /** The call's HTTP/2 request headers; throws on metadata that is not a valid header. */
 function requestHeaders(call: UpstreamCall): http2.OutgoingHttpHeaders {
-  // Headers validates names and values the way a client must (and lower-cases names).
-  const metadata = new Headers();
-  for (const [name, value] of call.metadata) metadata.append(name, value);
   const out: http2.OutgoingHttpHeaders = {
     ":method": "POST",
     ":path": `/${call.service}/${call.method}`,
@@ -298,6 +295,10 @@ function requestHeaders(call: UpstreamCall): http2.OutgoingHttpHeaders {
     // CPU than it saves, so the upstream answers uncompressed (gzip is still read).
     "user-agent": "zilla-gateway-ts",
   };
+  if (call.metadata.length === 0) return out;
+  // Headers validates names and values the way a client must (and lower-cases names).
+  const metadata = new Headers();
+  for (const [name, value] of call.metadata) metadata.append(name, value);
   metadata.forEach((value, name) => {
     if (!name.startsWith(":") && !reservedHeaders.has(name)) out[name] = value;
   });
