@@ -8,6 +8,7 @@
 import { type Acks, acksToNumber } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
+import { KeysInFlight } from "./keys-in-flight.ts";
 import type { ContractRecord } from "./record-contract.ts";
 import { KafkaCluster } from "./wire/kafka-cluster.ts";
 
@@ -53,7 +54,7 @@ export function createBatchQueue<T>(
   let scheduled = false;
   let inFlight = 0;
   const maxInFlight = ordering ? Math.max(1, ordering.maxInFlight) : 1;
-  const keysInFlight = new Map<string, number>();
+  const keysInFlight = new KeysInFlight();
   let idle: (() => void)[] = [];
 
   const mustWait = (): boolean => {
@@ -65,13 +66,12 @@ export function createBatchQueue<T>(
     return false;
   };
 
-  const countKeys = (batch: Pending<T>[], delta: 1 | -1) => {
+  const countKeys = (batch: Pending<T>[], inFlightNow: boolean) => {
     if (!ordering) return;
     for (const p of batch) {
       for (const key of ordering.keysOf(p.item)) {
-        const n = (keysInFlight.get(key) ?? 0) + delta;
-        if (n <= 0) keysInFlight.delete(key);
-        else keysInFlight.set(key, n);
+        if (inFlightNow) keysInFlight.add(key);
+        else keysInFlight.remove(key);
       }
     }
   };
@@ -82,7 +82,7 @@ export function createBatchQueue<T>(
       const batch = pending.slice(0, maxItems);
       pending = pending.slice(batch.length);
       inFlight++;
-      countKeys(batch, 1);
+      countKeys(batch, true);
       flush(batch.map((p) => p.item))
         .then(
           () => {
@@ -94,7 +94,7 @@ export function createBatchQueue<T>(
         )
         .finally(() => {
           inFlight--;
-          countKeys(batch, -1);
+          countKeys(batch, false);
           if (pending.length > 0) run();
           else if (inFlight === 0) {
             const waiters = idle;

@@ -11,6 +11,7 @@
 import type { Logger } from "../ops/logger.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { isKafkaUnreachable } from "./kafka-error.ts";
+import { KeysInFlight } from "./keys-in-flight.ts";
 import type { ContractRecord } from "./record-contract.ts";
 import { KafkaCluster } from "./wire/kafka-cluster.ts";
 
@@ -66,8 +67,7 @@ interface Lane {
   head: number;
   /** Batches in flight. */
   inFlight: number;
-  /** Keys of the records in flight, with how many batches in flight carry each. */
-  keysInFlight: Map<string, number>;
+  keysInFlight: KeysInFlight;
   scheduled: boolean;
 }
 
@@ -100,7 +100,14 @@ export async function createRequestProducer(
   const laneFor = (acks: AcksNumber): Lane => {
     let lane = lanes.get(acks);
     if (!lane) {
-      lane = { acks, queue: [], head: 0, inFlight: 0, keysInFlight: new Map(), scheduled: false };
+      lane = {
+        acks,
+        queue: [],
+        head: 0,
+        inFlight: 0,
+        keysInFlight: new KeysInFlight(),
+        scheduled: false,
+      };
       lanes.set(acks, lane);
     }
     return lane;
@@ -113,10 +120,7 @@ export async function createRequestProducer(
     if (lane.inFlight > 0 && queuedKeyInFlight(lane)) return;
     const batch = takeBatch(lane, maxBatchBytes);
     lane.inFlight++;
-    for (const r of batch) {
-      const key = r.record.key ?? "";
-      lane.keysInFlight.set(key, (lane.keysInFlight.get(key) ?? 0) + 1);
-    }
+    for (const r of batch) lane.keysInFlight.add(r.record.key ?? "");
     batches++;
     cluster
       .produce(lane.acks, ackTimeoutMs, groupByTopic(batch))
@@ -136,12 +140,7 @@ export async function createRequestProducer(
       )
       .finally(() => {
         lane.inFlight--;
-        for (const r of batch) {
-          const key = r.record.key ?? "";
-          const left = (lane.keysInFlight.get(key) ?? 1) - 1;
-          if (left === 0) lane.keysInFlight.delete(key);
-          else lane.keysInFlight.set(key, left);
-        }
+        for (const r of batch) lane.keysInFlight.remove(r.record.key ?? "");
         pending -= batch.length;
         if (lane.head < lane.queue.length) flush(lane);
         else if (pending === 0) drained?.();

@@ -20,6 +20,7 @@ import {
   grpcFrame,
   grpcFrames,
   isGrpcProtoContentType,
+  maxFramesWriteBytes,
   parseGrpcTimeout,
 } from "./grpc-wire.ts";
 import { noRouteError } from "./north-error.ts";
@@ -106,9 +107,6 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
     return true;
   };
 }
-
-/** Reply messages written together, up to this many bytes a write. */
-const maxWriteBytes = 1024 * 1024;
 
 /** The call's stream listeners are shared functions; the stream leads them to its call. */
 const callOfStream = Symbol("northGrpcCall");
@@ -363,7 +361,7 @@ class NativeGrpcCall implements ReplySink {
     this.outgoing = undefined;
     if (!messages || this.stream.closed || this.stream.destroyed) return;
     for (let i = 0; i < messages.length; ) {
-      const { bytes, next } = grpcFrames(messages, i, maxWriteBytes);
+      const { bytes, next } = grpcFrames(messages, i, maxFramesWriteBytes);
       i = next;
       this.stream.write(bytes);
     }

@@ -111,6 +111,9 @@ export function grpcFrame(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Messages framed into one HTTP/2 write at the most (see grpcFrames). */
+export const maxFramesWriteBytes = 1024 * 1024;
+
 /**
  * Length-prefixed frames of `messages[from…]` in one buffer, as many as fit in `maxBytes`
  * (at least one); `next` is the index of the first message left out.

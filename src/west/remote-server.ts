@@ -208,10 +208,6 @@ class CallCancel implements CancelSignal {
   aborted = false;
   private listeners: (() => void)[] | undefined;
 
-  get signal(): CallCancel {
-    return this;
-  }
-
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
@@ -601,7 +597,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
         ? withTraceparent(parsed.metadata, call.span.traceparent)
         : parsed.metadata,
       deadlineMs,
-      signal: call.abort.signal,
+      signal: call.abort,
       requests: () => requestStream(call),
       onAnswered: () => {
         call.answered = true;

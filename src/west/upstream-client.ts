@@ -15,7 +15,12 @@ import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcRoute } from "../config/types.ts";
 import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
-import { FrameTooLargeError, GrpcFrameReader, grpcFrames } from "../north/grpc-wire.ts";
+import {
+  FrameTooLargeError,
+  GrpcFrameReader,
+  grpcFrames,
+  maxFramesWriteBytes,
+} from "../north/grpc-wire.ts";
 
 export type UpstreamTarget = KafkaGrpcRoute["with"];
 
@@ -229,9 +234,6 @@ export interface UpstreamResult {
   attempts: number;
 }
 
-/** Request messages that have arrived are written together, up to this many bytes a write. */
-const maxWriteBytes = 1024 * 1024;
-
 /** Largest response message accepted (gRPC's length prefix allows 4 GiB). */
 const maxResponseMessageBytes = 0xffff_ffff;
 
@@ -371,11 +373,11 @@ class UpstreamAttempt {
   private async writeRequests(stream: http2.ClientHttp2Stream): Promise<void> {
     try {
       for await (const { messages, ended } of this.call.requests()) {
-        // The messages that have arrived leave in one write (up to maxWriteBytes each), the
+        // The messages that have arrived leave in one write (up to maxFramesWriteBytes), the
         // request's end with the last of them.
         for (let i = 0; i < messages.length; ) {
           if (this.finished || stream.destroyed) return;
-          const { bytes, next } = grpcFrames(messages, i, maxWriteBytes);
+          const { bytes, next } = grpcFrames(messages, i, maxFramesWriteBytes);
           i = next;
           if (ended && i === messages.length) {
             stream.end(bytes);
