@@ -11,7 +11,7 @@
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure at run time,
  * 2 bad usage or invalid config, 130/143 a second Ctrl-C / SIGTERM stopped it without draining.
  */
-import { existsSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { dirname, join, relative } from "node:path";
@@ -28,6 +28,7 @@ import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.
 import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
 import { createOpsHost } from "./ops/ops-host.ts";
+import { repositoryFile } from "./runtime/runtime.ts";
 import { loadServiceRegistry } from "./service-registry.ts";
 import { type EchoServer, startEchoServer } from "./upstream/echo-server.ts";
 
@@ -344,11 +345,7 @@ async function runUntilSignal(
 
 /** The bundled example, found from src/ (sources) and from dist/src/ (the Node build). */
 function exampleConfigPath(): string {
-  const candidates = [
-    "../examples/grpc.kafka.proxy/zilla.yaml",
-    "../../examples/grpc.kafka.proxy/zilla.yaml",
-  ].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
-  return candidates.find((path) => existsSync(path)) ?? (candidates[0] as string);
+  return repositoryFile(import.meta.url, "examples/grpc.kafka.proxy/zilla.yaml");
 }
 
 async function runEmbeddedDefault(settings: RunSettings, logger: Logger): Promise<number> {

@@ -4,8 +4,8 @@
  * telemetry and what a config reload may change while they run.
  */
 import type { GatewayConfig } from "./config/types.ts";
+import { KafkaCluster } from "./kafka/client/kafka-cluster.ts";
 import { createKafka, type Kafka } from "./kafka/kafka-client.ts";
-import { KafkaCluster } from "./kafka/wire/kafka-cluster.ts";
 import { type North, startNorth } from "./north/north-server.ts";
 import type { OverallHealth } from "./north/ops-services.ts";
 import { planReload } from "./ops/config-reload.ts";
@@ -67,7 +67,7 @@ export async function startGateway(
   const registry = opts.registry ?? (await loadServiceRegistry());
   const telemetry = opts.telemetry ?? (await createTelemetry(config));
   const { tracer, callLogLevel } = telemetry;
-  const kafka = createKafka(config.kafka, logger, config.kafka.clientId ?? `zilla-${config.name}`);
+  const kafka = createKafka(config.kafka, config.kafka.clientId ?? `zilla-${config.name}`);
   const west: West[] = [];
   const north: North[] = [];
   const health = (): OverallHealth => (readiness.snapshot().ready ? "SERVING" : "NOT_SERVING");

@@ -37,7 +37,7 @@ const broker = spawnChild<{ bootstrap: string }>("broker", "processes/broker.ts"
 ]);
 const { bootstrap } = await broker.ready;
 const logger = createLogger("warn", (line) => process.stderr.write(`${line}\n`));
-const kafka = createKafka({ servers: [bootstrap] }, logger, "kafka-loop");
+const kafka = createKafka({ servers: [bootstrap] }, "kafka-loop");
 const reader = await startReplyReader({
   kafka,
   logger,

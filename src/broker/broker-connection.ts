@@ -5,9 +5,9 @@
  * malformed frame closes this connection only.
  */
 import type { Socket } from "node:net";
+import { WireError } from "../kafka/protocol/wire.ts";
 import type { FaultState } from "./broker-faults.ts";
 import type { Dispatcher, FramedResponse, RequestSource } from "./dispatcher.ts";
-import { WireError } from "./protocol/wire.ts";
 
 /** Smallest frame that holds a request header's api key, version and correlation id. */
 const MIN_FRAME_BYTES = 8;

@@ -4,10 +4,11 @@
  * client-facing scenarios are in test/broker/.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { ApiKey } from "../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../kafka/protocol/errors.ts";
+import { batchBaseOffset, encodeRecordBatch } from "../kafka/protocol/record-batch.ts";
+import { type Reader, Writer } from "../kafka/protocol/wire.ts";
 import { type Broker, startBroker } from "./broker.ts";
-import { ApiKey, ErrorCode } from "./protocol/api.ts";
-import { batchBaseOffset, encodeRecordBatch } from "./protocol/record-batch.ts";
-import { type Reader, Writer } from "./protocol/wire.ts";
 import { WireClient } from "./wire-client.ts";
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
+import type { ApiHandler, BrokerInfo } from "./api.ts";
 import { type ApiVersionCaps, createApiVersionsHandler } from "./apis/api-versions.ts";
 import { createCreateTopicsHandler } from "./apis/create-topics.ts";
 import { createDeleteTopicsHandler } from "./apis/delete-topics.ts";
@@ -21,7 +22,6 @@ import { type BrokerState, createTopicLogged } from "./broker-state.ts";
 import { createDispatcher } from "./dispatcher.ts";
 import { createGroupCoordinator } from "./group-coordinator.ts";
 import { TopicStore, validateTopicName } from "./log/topic-store.ts";
-import type { ApiHandler, BrokerInfo } from "./protocol/api.ts";
 
 /** How to run the broker; every field is optional. */
 export interface BrokerOptions {

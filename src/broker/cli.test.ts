@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { ApiKey } from "./protocol/api.ts";
+import { ApiKey } from "../kafka/protocol/api-keys.ts";
 import { WireClient } from "./wire-client.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));

@@ -3,17 +3,13 @@
  * handler by API key, checks the version, calls the handler and frames its body with the
  * right response header. Versions the broker lacks get UNSUPPORTED_VERSION.
  */
+
+import { ApiKey } from "../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../kafka/protocol/errors.ts";
+import { Reader, Writer } from "../kafka/protocol/wire.ts";
+import type { ApiHandler, BrokerInfo, RequestContext, ResponseBody } from "./api.ts";
 import { writeApiVersionsV0 } from "./apis/api-versions.ts";
 import type { FaultState } from "./broker-faults.ts";
-import {
-  type ApiHandler,
-  ApiKey,
-  type BrokerInfo,
-  ErrorCode,
-  type RequestContext,
-  type ResponseBody,
-} from "./protocol/api.ts";
-import { Reader, Writer } from "./protocol/wire.ts";
 
 /** A framed response (size prefix included) as byte segments, or null for "no response". */
 export type FramedResponse = Uint8Array[] | null;

@@ -5,9 +5,11 @@
  */
 import { createRequire } from "node:module";
 import { afterEach, describe, expect, it } from "vitest";
+import { ApiKey } from "../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../kafka/protocol/errors.ts";
+import { Reader, Writer } from "../kafka/protocol/wire.ts";
+import type { ApiHandler, RequestContext } from "./api.ts";
 import { createGroupCoordinator, type GroupCoordinator } from "./group-coordinator.ts";
-import { type ApiHandler, ApiKey, ErrorCode, type RequestContext } from "./protocol/api.ts";
-import { Reader, Writer } from "./protocol/wire.ts";
 
 const require = createRequire(import.meta.url);
 

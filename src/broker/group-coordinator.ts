@@ -4,6 +4,11 @@
  * coordinator. State lives in memory (groups/group-manager.ts); wire formats are in
  * groups/group-codecs.ts and groups/offset-codecs.ts.
  */
+
+import { ApiKey } from "../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../kafka/protocol/errors.ts";
+import type { Reader } from "../kafka/protocol/wire.ts";
+import type { ApiHandler, RequestContext } from "./api.ts";
 import {
   decodeDeleteGroupsRequest,
   decodeDescribeGroupsRequest,
@@ -28,8 +33,6 @@ import {
   encodeOffsetCommitResponse,
   encodeOffsetFetchResponse,
 } from "./groups/offset-codecs.ts";
-import { type ApiHandler, ApiKey, ErrorCode, type RequestContext } from "./protocol/api.ts";
-import type { Reader } from "./protocol/wire.ts";
 
 export interface GroupCoordinatorOptions {
   /** group.initial.rebalance.delay.ms; default 0. */

@@ -1,6 +1,6 @@
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ScramClient } from "../kafka/wire/sasl.ts";
+import { ScramClient } from "../kafka/client/sasl.ts";
 import {
   createScramCredential,
   type ScramCredential,

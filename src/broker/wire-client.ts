@@ -4,7 +4,7 @@
  * hands back each response body. Not a Kafka client for application code.
  */
 import { connect, type Socket } from "node:net";
-import { Reader, Writer } from "./protocol/wire.ts";
+import { Reader, Writer } from "../kafka/protocol/wire.ts";
 
 /** How to frame one request. */
 export interface WireRequestOptions {

@@ -9,8 +9,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { type Admin, AssignerProtocol, Kafka as KafkaJs, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../broker/broker.ts";
-import { ApiKey } from "../broker/protocol/api.ts";
 import { createLogger, type Logger, silentLogger } from "../ops/logger.ts";
+import { KafkaCluster } from "./client/kafka-cluster.ts";
+import { testSettings, waitFor, writeTo } from "./client/wire-test-kit.ts";
 import {
   type ConsumedRecord,
   type GroupConsumer,
@@ -19,10 +20,8 @@ import {
   type TopicPartition,
 } from "./group-consumer.ts";
 import { createKafka, type Kafka } from "./kafka-client.ts";
-import { KafkaCluster } from "./wire/kafka-cluster.ts";
-import { utf8 } from "./wire/record-codec.ts";
-
-import { testSettings, waitFor, writeTo } from "./wire/wire-test-kit.ts";
+import { ApiKey } from "./protocol/api-keys.ts";
+import { utf8 } from "./protocol/record-codec.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const tpKey = (t: TopicPartition) => `${t.topic}/${t.partition}`;
@@ -36,7 +35,7 @@ const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   broker = await startBroker();
-  kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "group-test");
+  kafka = createKafka({ servers: [broker.bootstrap] }, "group-test");
   writer = new KafkaCluster(testSettings(broker.bootstrap));
   admin = new KafkaJs({
     clientId: "referee",
@@ -496,7 +495,7 @@ describe("rebalances", () => {
     broker.createTopic(topic, 6);
     // A short request timeout: a heartbeat queued behind a long JoinGroup must not time out
     // the coordinator connection.
-    const quick = createKafka({ servers: [broker.bootstrap] }, silentLogger, "group-test-quick");
+    const quick = createKafka({ servers: [broker.bootstrap] }, "group-test-quick");
     (quick as { wire: Kafka["wire"] }).wire = testSettings(broker.bootstrap, {
       requestTimeoutMs: 2_000,
     });

@@ -7,7 +7,7 @@ import {
   isRebalancing,
   rangeOwner,
 } from "./group-consumer.ts";
-import { KafkaProtocolError } from "./wire/kafka-errors.ts";
+import { KafkaProtocolError } from "./protocol/errors.ts";
 
 describe("consumer protocol metadata", () => {
   it("encodes a v0 subscription byte for byte", () => {

@@ -1,5 +1,5 @@
 /**
- * A consumer-group member for west (SPEC §6), on the gateway's own client (src/kafka/wire/):
+ * A consumer-group member for west (SPEC §6), on the gateway's own client (src/kafka/client/):
  * the standard consumer group protocol (FindCoordinator, JoinGroup, SyncGroup with the
  * leader assigning partitions, Heartbeat, OffsetFetch/OffsetCommit, LeaveGroup), with
  * "consumer" protocol metadata, so other Kafka consumers can share or inspect the group.
@@ -12,16 +12,16 @@
  * the member rejoins only after it has settled (its commits go out under the old generation).
  */
 
-import { ApiKey } from "../broker/protocol/api.ts";
-import { Reader, Writer } from "../broker/protocol/wire.ts";
 import type { Logger } from "../ops/logger.ts";
+import { backoff, brokerAddress, KafkaCluster, type Lane } from "./client/kafka-cluster.ts";
+import { type PartitionReader, startPartitionReader } from "./client/partition-reader.ts";
+import type { WireConnection } from "./client/wire-connection.ts";
 import type { Kafka } from "./kafka-client.ts";
+import { ApiKey } from "./protocol/api-keys.ts";
+import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./protocol/errors.ts";
+import { type FetchedRecord, utf8 } from "./protocol/record-codec.ts";
+import { Reader, Writer } from "./protocol/wire.ts";
 import type { RecordHeader } from "./record-contract.ts";
-import { backoff, brokerAddress, KafkaCluster, type Lane } from "./wire/kafka-cluster.ts";
-import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./wire/kafka-errors.ts";
-import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
-import { type FetchedRecord, utf8 } from "./wire/record-codec.ts";
-import type { WireConnection } from "./wire/wire-connection.ts";
 
 export interface TopicPartition {
   topic: string;

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { createPartitioner, murmur2 } from "./murmur2-partitioner.ts";
+import { createPartitioner } from "../../test/support/kafkajs.ts";
+import { murmur2 } from "./murmur2-partitioner.ts";
 
 // kafkajs' own murmur2 (the one its DefaultPartitioner uses) as the reference.
 const require = createRequire(import.meta.url);

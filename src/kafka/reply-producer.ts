@@ -1,16 +1,16 @@
 /**
  * West's reply producer (SPEC §4): records from all calls are gathered for one event-loop
- * turn and written with one produce (src/kafka/wire/). Batches overlap only when they share
+ * turn and written with one produce (src/kafka/client/). Batches overlap only when they share
  * no key, so each call's records stay in order (a retried later batch can never overtake an
  * earlier one with the same call's records); gathering while batches are in flight makes
  * batches grow with load. A lone call pays no timer: its records go out on the next turn.
  */
 import { type Acks, acksToNumber } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
+import { KafkaCluster } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
 import type { ContractRecord } from "./record-contract.ts";
-import { KafkaCluster } from "./wire/kafka-cluster.ts";
 
 export interface ReplyProducer {
   /** Queues records for `topic`; resolves once Kafka acknowledged the batch they went in. */

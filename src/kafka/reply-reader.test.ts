@@ -1,5 +1,6 @@
 import type { Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { kafkajsFor } from "../../test/support/kafkajs.ts";
 import { type Broker, startBroker } from "../broker/broker.ts";
 import { silentLogger } from "../ops/logger.ts";
 import { createKafka, type Kafka } from "./kafka-client.ts";
@@ -13,8 +14,8 @@ let producer: Producer;
 beforeAll(async () => {
   broker = await startBroker({ port: 0 });
   broker.createTopic(topic, 4);
-  kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "reply-reader-test");
-  producer = kafka.producer();
+  kafka = createKafka({ servers: [broker.bootstrap] }, "reply-reader-test");
+  producer = kafkajsFor(kafka).producer();
   await producer.connect();
 });
 
@@ -131,7 +132,7 @@ describe("startReplyReader", () => {
     reader.register("x", c.waiter);
     await produce(0, "x", false, "replies-created-on-start");
     await c.complete;
-    const admin = kafka.admin();
+    const admin = kafkajsFor(kafka).admin();
     await admin.connect();
     try {
       // Assigned reads: nothing for the broker to keep after this instance goes away.
@@ -149,8 +150,8 @@ describe("startReplyReader", () => {
 
 test("creates its reply topics with CreateTopics where the broker does not auto-create", async () => {
   const strict = await startBroker({ port: 0, autoCreateTopics: false, defaultPartitions: 2 });
-  const strictKafka = createKafka({ servers: [strict.bootstrap] }, silentLogger, "strict-test");
-  const admin = strictKafka.admin();
+  const strictKafka = createKafka({ servers: [strict.bootstrap] }, "strict-test");
+  const admin = kafkajsFor(strictKafka).admin();
   try {
     const reader = await startReplyReader({
       kafka: strictKafka,

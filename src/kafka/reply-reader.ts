@@ -1,17 +1,17 @@
 /**
  * North's reply reader (SPEC §5): one reader per north instance that reads every partition
  * of every reply topic and hands each record to the call waiting for its correlation id.
- * It reads assigned partitions with the gateway's own client (src/kafka/wire/), no consumer
+ * It reads assigned partitions with the gateway's own client (src/kafka/client/), no consumer
  * group: every instance must see every partition, so a group would only add joins,
  * rebalances and a group to delete. Before `startReplyReader` resolves, each partition is
  * positioned at its end (ListOffsets): every reply produced after that moment is read, so a
  * call registered once the reader is started cannot miss its reply.
  */
 import type { Logger } from "../ops/logger.ts";
+import { KafkaCluster } from "./client/kafka-cluster.ts";
+import { startPartitionReader } from "./client/partition-reader.ts";
 import type { Kafka } from "./kafka-client.ts";
 import type { RecordHeader } from "./record-contract.ts";
-import { KafkaCluster } from "./wire/kafka-cluster.ts";
-import { startPartitionReader } from "./wire/partition-reader.ts";
 
 /** One reply record as a waiter sees it; `value: null` is the end tombstone. */
 export interface ReplyRecord {

@@ -1,8 +1,9 @@
-import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { kafkajsFor } from "../../test/support/kafkajs.ts";
 import { type Broker, startBroker } from "../broker/broker.ts";
 import { silentLogger } from "../ops/logger.ts";
 import { createKafka, type Kafka } from "./kafka-client.ts";
+import { KafkaConnectionError, KafkaProtocolError } from "./protocol/errors.ts";
 import type { ContractRecord } from "./record-contract.ts";
 import { createRequestProducer, ProduceError, produceErrorFrom } from "./request-producer.ts";
 
@@ -12,7 +13,7 @@ let kafka: Kafka;
 beforeAll(async () => {
   broker = await startBroker({ port: 0, defaultPartitions: 4 });
   broker.createTopic("requests", 4);
-  kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "request-producer-test");
+  kafka = createKafka({ servers: [broker.bootstrap] }, "request-producer-test");
 });
 
 afterAll(async () => {
@@ -27,7 +28,10 @@ const record = (key: string, text: string | null): ContractRecord => ({
 
 /** Every record of `topic`, read from the beginning. */
 async function readAll(topic: string, expected: number) {
-  const consumer = kafka.consumer({ groupId: `read-${Math.random()}`, maxWaitTimeInMs: 100 });
+  const consumer = kafkajsFor(kafka).consumer({
+    groupId: `read-${Math.random()}`,
+    maxWaitTimeInMs: 100,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const out: Array<{ partition: number; key: string; value: string | null }> = [];
@@ -134,7 +138,7 @@ describe("createRequestProducer", () => {
   test("an unreachable cluster is reported as such", async () => {
     const doomed = await startBroker({ port: 0 });
     const producer = await createRequestProducer({
-      kafka: createKafka({ servers: [doomed.bootstrap] }, silentLogger),
+      kafka: createKafka({ servers: [doomed.bootstrap] }),
       logger: silentLogger,
       ackTimeoutMs: 1_500,
     });
@@ -145,14 +149,14 @@ describe("createRequestProducer", () => {
     await producer.close();
   });
 
-  test("produceErrorFrom looks through retry wrappers", () => {
-    const connection = new KafkaJSConnectionError("Connection error: ECONNREFUSED");
-    const wrapped = new KafkaJSNumberOfRetriesExceeded(connection, {
-      retryCount: 5,
-      retryTime: 100,
+  test("produceErrorFrom looks through wrapping errors for a lost connection", () => {
+    const refusedSocket = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), {
+      code: "ECONNREFUSED",
     });
+    const wrapped = new Error("produce gave up", { cause: refusedSocket });
     expect(produceErrorFrom(wrapped).unreachable).toBe(true);
-    const refused = new Error("MESSAGE_TOO_LARGE");
+    expect(produceErrorFrom(new KafkaConnectionError("no answer")).unreachable).toBe(true);
+    const refused = new KafkaProtocolError(10, "MESSAGE_TOO_LARGE");
     expect(produceErrorFrom(refused).unreachable).toBe(false);
     expect(produceErrorFrom(refused).message).toBe("MESSAGE_TOO_LARGE");
   });

@@ -6,14 +6,14 @@
  * the other, so they reach Kafka in the order they were queued even when a batch is retried,
  * while new calls' records need not wait for earlier calls' acknowledgements. No timer sits
  * on the path: a lone call's records leave on the next turn of the event loop. Written with
- * the gateway's own client (src/kafka/wire/).
+ * the gateway's own client (src/kafka/client/).
  */
 import type { Logger } from "../ops/logger.ts";
+import { KafkaCluster } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
-import { isKafkaUnreachable } from "./kafka-error.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
+import { isKafkaUnreachable } from "./protocol/errors.ts";
 import type { ContractRecord } from "./record-contract.ts";
-import { KafkaCluster } from "./wire/kafka-cluster.ts";
 
 export type AcksNumber = -1 | 0 | 1;
 

@@ -5,7 +5,7 @@
  *
  * Design
  * - One shared reader per topic, reading assigned partitions with the gateway's own client
- *   (src/kafka/wire/partition-reader.ts): no consumer group is ever joined or created and
+ *   (src/kafka/client/partition-reader.ts): no consumer group is ever joined or created and
  *   nothing is committed; the reader positions every partition itself.
  * - Per partition a bounded ring (PartitionRing) of the most recent records, at most
  *   `maxLagRecords` records and `ringMaxBytes` bytes. The shared reader never waits for
@@ -36,13 +36,12 @@
  * - A topic's shared reader closes `idleCloseMs` after its last subscription left.
  */
 import type { Logger } from "../ops/logger.ts";
+import { KafkaCluster } from "./client/kafka-cluster.ts";
+import { type PartitionReader, startPartitionReader } from "./client/partition-reader.ts";
 import type { Kafka } from "./kafka-client.ts";
-import { isKafkaUnreachable } from "./kafka-error.ts";
 import { PartitionRing } from "./partition-ring.ts";
-import { KafkaCluster } from "./wire/kafka-cluster.ts";
-import { KafkaProtocolError } from "./wire/kafka-errors.ts";
-import { type PartitionReader, startPartitionReader } from "./wire/partition-reader.ts";
-import type { FetchedRecord } from "./wire/record-codec.ts";
+import { isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
+import type { FetchedRecord } from "./protocol/record-codec.ts";
 
 /** One record as the fetch capability sees it (bytes copied out of the Fetch response). */
 export interface FanoutRecord {

@@ -11,29 +11,27 @@ import { gunzip, inflate } from "node:zlib";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { GrpcKafkaRoute } from "../config/types.ts";
-import { sendTrailersSoon } from "../http2-batching.ts";
-import { isResponseMetadata } from "../kafka/record-contract.ts";
+import { parseGrpcTimeout } from "../grpc/deadline.ts";
 import {
-  encodeGrpcMessage,
   FrameTooLargeError,
   GrpcFrameReader,
   grpcFrame,
   grpcFrames,
-  isGrpcProtoContentType,
   maxFramesWriteBytes,
-  parseGrpcTimeout,
-} from "./grpc-wire.ts";
+} from "../grpc/framing.ts";
+import { isGrpcProtoContentType } from "../grpc/metadata.ts";
+import { encodeGrpcMessage, type GrpcStatus, statusOk } from "../grpc/status.ts";
+import { isResponseMetadata } from "../kafka/record-contract.ts";
+import { sendTrailersSoon } from "../runtime/http2-batching.ts";
 import { noRouteError } from "./north-error.ts";
 import { isOpsServicePath } from "./ops-services.ts";
 import {
   type CallDeps,
-  type GrpcStatus,
   type MetadataEntries,
   type ProduceCall,
   type ProduceCallInit,
   type ReplySink,
   startProduceCall,
-  statusOk,
 } from "./produce-call.ts";
 import { matchRoute } from "./route-match.ts";
 

@@ -15,6 +15,7 @@ import {
   type MethodImpl,
 } from "@connectrpc/connect";
 import type { FetchWith, GrpcKafkaRoute, ProduceWith } from "../config/types.ts";
+import { statusOk } from "../grpc/status.ts";
 import type { FetchCapability } from "./fetch/fetch-capability.ts";
 import { connectErrorFromAbort, noRouteError } from "./north-error.ts";
 import {
@@ -22,7 +23,6 @@ import {
   type MetadataEntries,
   type ReplySink,
   startProduceCall,
-  statusOk,
 } from "./produce-call.ts";
 import { createReplyQueue } from "./reply-queue.ts";
 import { matchRoute } from "./route-match.ts";

@@ -11,8 +11,8 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from "node:h
 import net, { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import type { NorthListener } from "../config/types.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
 import type { Logger } from "../ops/logger.ts";
+import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
 
 export type NorthRequestHandler = (
   req: Http2ServerRequest | IncomingMessage,

@@ -8,6 +8,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import { acksToNumber, type GrpcKafkaOptions, type ProduceWith } from "../config/types.ts";
+import { type GrpcStatus, statusOk } from "../grpc/status.ts";
 import { createCorrelationId } from "../kafka/correlation-id.ts";
 import {
   type ContractRecord,
@@ -29,11 +30,6 @@ import {
 } from "./north-error.ts";
 
 export type MetadataEntries = ReadonlyArray<readonly [string, string]>;
-
-/** gRPC's OK, which connect-es' `Code` leaves out (it only lists errors). */
-export const statusOk = 0;
-/** A gRPC status code: OK or one of connect-es' error codes. */
-export type GrpcStatus = Code | typeof statusOk;
 
 /** Where a call's reply goes; the protocol side writes it to the wire. */
 export interface ReplySink {

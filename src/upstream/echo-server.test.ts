@@ -13,7 +13,7 @@ import {
   EchoRequestSchema,
   EchoResponseSchema,
 } from "../../gen/grpc/examples/echo/echo_pb.ts";
-import { grpcFrame } from "../north/grpc-wire.ts";
+import { grpcFrame } from "../grpc/framing.ts";
 import { type EchoServer, parseEchoHooks, startEchoServer } from "./echo-server.ts";
 
 describe("parseEchoHooks", () => {

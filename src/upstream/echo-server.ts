@@ -23,15 +23,12 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
-import { endSoon, sendTrailersSoon } from "../http2-batching.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
-import {
-  encodeGrpcMessage,
-  FrameTooLargeError,
-  GrpcFrameReader,
-  isGrpcProtoContentType,
-  parseGrpcTimeout,
-} from "../north/grpc-wire.ts";
+import { parseGrpcTimeout } from "../grpc/deadline.ts";
+import { FrameTooLargeError, GrpcFrameReader } from "../grpc/framing.ts";
+import { isGrpcProtoContentType } from "../grpc/metadata.ts";
+import { encodeGrpcMessage, statusOk } from "../grpc/status.ts";
+import { endSoon, sendTrailersSoon } from "../runtime/http2-batching.ts";
+import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
 
 export interface EchoRequestLog {
   /** Simple method name, e.g. "UnaryEcho". */
@@ -181,8 +178,6 @@ const shapes = new Map<string, Shape>([
   ["ClientStreamingEcho", { clientStream: true, serverStream: false }],
   ["BidirectionalStreamingEcho", { clientStream: true, serverStream: true }],
 ]);
-
-const statusOk = 0;
 
 /** Serves one uncompressed gRPC call (a POST) on its HTTP/2 stream. */
 function serveGrpc(

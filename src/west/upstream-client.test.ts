@@ -6,14 +6,14 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { createSelfSignedCertificate } from "../config/self-signed.ts";
-import { grpcFrame } from "../north/grpc-wire.ts";
+import { grpcFrame } from "../grpc/framing.ts";
+import { statusOk } from "../grpc/status.ts";
 import { type EchoServer, startEchoServer } from "../upstream/echo-server.ts";
 import {
   callUpstream,
   checkMessageBytes,
   createUpstreamPool,
   type RequestChunk,
-  statusOk,
   type UpstreamCall,
   type UpstreamPool,
 } from "./upstream-client.ts";

@@ -14,13 +14,16 @@ import * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcRoute } from "../config/types.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../http2-windows.ts";
+import { formatGrpcTimeout } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
   GrpcFrameReader,
   grpcFrames,
   maxFramesWriteBytes,
-} from "../north/grpc-wire.ts";
+} from "../grpc/framing.ts";
+import { reservedRequestHeaders } from "../grpc/metadata.ts";
+import { statusFromTrailer } from "../grpc/status.ts";
+import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
 
 export type UpstreamTarget = KafkaGrpcRoute["with"];
 
@@ -221,9 +224,6 @@ export interface UpstreamCall {
   now?: () => number;
 }
 
-/** gRPC's OK, which Connect's `Code` leaves out (it only lists errors). */
-export const statusOk = 0;
-
 export interface UpstreamResult {
   /** gRPC status code: `statusOk` or a `Code`. */
   code: number;
@@ -271,21 +271,6 @@ export async function callUpstream(call: UpstreamCall): Promise<UpstreamResult> 
   }
 }
 
-// Headers the client sets itself; metadata of the same name would break the protocol.
-const reservedHeaders = new Set([
-  "content-type",
-  "te",
-  "grpc-timeout",
-  "grpc-encoding",
-  "grpc-accept-encoding",
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-]);
-
 /** The call's HTTP/2 request headers; throws on metadata that is not a valid header. */
 function requestHeaders(call: UpstreamCall): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {
@@ -302,17 +287,9 @@ function requestHeaders(call: UpstreamCall): http2.OutgoingHttpHeaders {
   const metadata = new Headers();
   for (const [name, value] of call.metadata) metadata.append(name, value);
   metadata.forEach((value, name) => {
-    if (!name.startsWith(":") && !reservedHeaders.has(name)) out[name] = value;
+    if (!name.startsWith(":") && !reservedRequestHeaders.has(name)) out[name] = value;
   });
   return out;
-}
-
-/** `grpc-timeout` for a time left: at most 8 digits, so long deadlines use a coarser unit. */
-function grpcTimeout(ms: number): string {
-  const whole = Math.max(1, Math.ceil(ms));
-  if (whole <= 99_999_999) return `${whole}m`;
-  if (whole / 1000 <= 99_999_999) return `${Math.ceil(whole / 1000)}S`;
-  return `${Math.min(99_999_999, Math.ceil(whole / 3_600_000))}H`;
 }
 
 interface AttemptOutcome {
@@ -352,7 +329,7 @@ class UpstreamAttempt {
     try {
       stream = call.transport
         .session()
-        .request({ ...headers, "grpc-timeout": grpcTimeout(timeoutMs) });
+        .request({ ...headers, "grpc-timeout": formatGrpcTimeout(timeoutMs) });
     } catch (err) {
       this.fail(err);
       return;
@@ -482,7 +459,7 @@ class UpstreamAttempt {
     const stream = this.stream;
     const statusSource = this.trailersOnly ? this.header : this.trailer;
     if (statusSource?.has("grpc-status")) {
-      const { code, message } = statusFrom(statusSource);
+      const { code, message } = statusFromTrailer(statusSource);
       this.finish(
         {
           code,
@@ -569,22 +546,6 @@ function headersFromNode(raw: http2.IncomingHttpHeaders): Headers {
     else out.append(name, value);
   }
   return out;
-}
-
-/** `grpc-status` and the percent-decoded `grpc-message` of a trailer (or trailers-only header). */
-function statusFrom(trailer: Headers): { code: number; message: string | undefined } {
-  const text = trailer.get("grpc-status") ?? "";
-  const code = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!(code >= 0 && code <= 16)) {
-    return { code: Code.Internal, message: `invalid grpc-status: ${text}` };
-  }
-  const raw = trailer.get("grpc-message");
-  if (!raw) return { code, message: undefined };
-  try {
-    return { code, message: decodeURIComponent(raw) };
-  } catch {
-    return { code, message: raw };
-  }
 }
 
 /** gRPC's HTTP-status-to-code mapping (http-grpc-status-mapping.md). */

@@ -7,10 +7,10 @@
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
-import { ApiKey } from "../../src/broker/protocol/api.ts";
-import { encodeRecordBatch } from "../../src/broker/protocol/record-batch.ts";
-import { Writer } from "../../src/broker/protocol/wire.ts";
 import { WireClient } from "../../src/broker/wire-client.ts";
+import { ApiKey } from "../../src/kafka/protocol/api-keys.ts";
+import { encodeRecordBatch } from "../../src/kafka/protocol/record-batch.ts";
+import { Writer } from "../../src/kafka/protocol/wire.ts";
 
 const SEED = 0x5eed_2024;
 const CONNECTIONS = 200;

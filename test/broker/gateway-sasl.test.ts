@@ -13,6 +13,7 @@ import { type Gateway, startGateway } from "../../src/gateway.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
 import { exampleConfig, replyTopic, requestTopic } from "../support/example-config.ts";
+import { kafkajsFor } from "../support/kafkajs.ts";
 
 const cert = createSelfSignedCertificate("localhost");
 const brokerLog: string[] = [];
@@ -61,7 +62,7 @@ describe("gateway against a SASL_SSL broker", () => {
 
   it("hands the same SASL and TLS settings to kafkajs (admin requests)", async () => {
     const before = authenticatedCount();
-    const admin = gateway.kafka.admin();
+    const admin = kafkajsFor(gateway.kafka).admin();
     try {
       await admin.connect();
       expect(await admin.listTopics()).toEqual(expect.arrayContaining([requestTopic, replyTopic]));

@@ -61,7 +61,7 @@ export interface FetchHarness {
 export async function startFetchHarness(options: FetchHarnessOptions = {}): Promise<FetchHarness> {
   const logger = process.env.GATEWAY_TEST_LOG ? createLogger("debug") : silentLogger;
   const broker = await startBroker({ port: 0 });
-  const gatewayKafka = createKafka({ servers: [broker.bootstrap] }, logger, "fetch-gateway");
+  const gatewayKafka = createKafka({ servers: [broker.bootstrap] }, "fetch-gateway");
   const capability = createFetchCapability({
     kafka: gatewayKafka,
     logger,

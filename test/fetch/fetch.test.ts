@@ -368,7 +368,7 @@ describe("fetch", () => {
 
   test("fetch.kafka.unavailable", async () => {
     // No broker behind this address: the call fails with UNAVAILABLE, so clients retry.
-    const kafka = createKafka({ servers: ["127.0.0.1:1"] }, silentLogger);
+    const kafka = createKafka({ servers: ["127.0.0.1:1"] });
     const capability = createFetchCapability({
       kafka,
       logger: silentLogger,
@@ -398,7 +398,7 @@ describe("fetch", () => {
     // Small produce calls, so that record batches are small.
     for (let i = 0; i < 150; i += 5) await harness.produce(topic, records(2, i, i + 5));
     const fanout = createTopicFanout({
-      kafka: createKafka({ servers: [harness.broker.bootstrap] }, silentLogger),
+      kafka: createKafka({ servers: [harness.broker.bootstrap] }),
       logger: silentLogger,
       maxLagRecords: 20,
       catchUpBufferRecords: 8,
@@ -455,7 +455,7 @@ describe("fetch", () => {
     harness.createTopic(topic, 2);
     await harness.produce(topic, records(2, 0, 5));
     const fanout = createTopicFanout({
-      kafka: createKafka({ servers: [harness.broker.bootstrap] }, silentLogger),
+      kafka: createKafka({ servers: [harness.broker.bootstrap] }),
       logger: silentLogger,
       maxWaitTimeMs: 200,
       failAfterMs: 3_000,
@@ -492,7 +492,7 @@ describe("fetch", () => {
     // elsewhere instead of waiting for ever.
     const own = await startFetchHarness();
     const fanout = createTopicFanout({
-      kafka: createKafka({ servers: [own.broker.bootstrap] }, silentLogger),
+      kafka: createKafka({ servers: [own.broker.bootstrap] }),
       logger: silentLogger,
       maxWaitTimeMs: 200,
       failAfterMs: 500,
@@ -532,7 +532,7 @@ describe("fetch", () => {
     const admin = testKafka.admin();
     const producer = testKafka.producer({ allowAutoTopicCreation: false });
     const fanout = createTopicFanout({
-      kafka: createKafka({ servers: [strict.bootstrap] }, silentLogger),
+      kafka: createKafka({ servers: [strict.bootstrap] }),
       logger: silentLogger,
       maxWaitTimeMs: 200,
       metadataRefreshMs: 300,

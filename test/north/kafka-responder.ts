@@ -9,7 +9,6 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { defaultCorrelationHeaders } from "../../src/config/types.ts";
-import { headersFromKafka, toKafkaMessage } from "../../src/kafka/kafka-client.ts";
 import {
   type ParsedRequest,
   parseRequestHeaders,
@@ -18,6 +17,7 @@ import {
   replyHeaders,
 } from "../../src/kafka/record-contract.ts";
 import { parseEchoHooks } from "../../src/upstream/echo-server.ts";
+import { headersFromKafka, toKafkaMessage } from "../support/kafkajs.ts";
 
 export interface SeenRecord {
   partition: number;

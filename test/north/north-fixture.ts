@@ -10,11 +10,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import type { NorthConfig } from "../../src/config/types.ts";
-import {
-  createKafka,
-  type Kafka as GatewayKafka,
-  headersFromKafka,
-} from "../../src/kafka/kafka-client.ts";
+import { createKafka, type Kafka as GatewayKafka } from "../../src/kafka/kafka-client.ts";
 import type { RecordHeader } from "../../src/kafka/record-contract.ts";
 import { type North, startNorth } from "../../src/north/north-server.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/ops/logger.ts";
@@ -27,6 +23,7 @@ import {
   replyTopic,
   requestTopic,
 } from "../support/example-config.ts";
+import { headersFromKafka } from "../support/kafkajs.ts";
 import { type Responder, startResponder } from "./kafka-responder.ts";
 
 // North tests import the example's config and topics with the fixture.
@@ -46,7 +43,7 @@ export const testLogger: Logger = process.env.GATEWAY_TEST_LOG
 export async function startTestNorth(
   bootstrap: string,
   config: NorthConfig = exampleNorthConfig(),
-  kafka: GatewayKafka = createKafka({ servers: [bootstrap] }, testLogger, "north-test"),
+  kafka: GatewayKafka = createKafka({ servers: [bootstrap] }, "north-test"),
 ): Promise<{ north: North; client: Client<typeof Echo>; url: string }> {
   const north = await startNorth({
     config,
@@ -83,7 +80,7 @@ export async function startWestAndEcho(
   const west = await startWest({
     config: exampleWestConfig(echo.port),
     namespace: "north-test",
-    kafka: createKafka({ servers: [bootstrap] }, testLogger, "west-test"),
+    kafka: createKafka({ servers: [bootstrap] }, "west-test"),
     registry: await loadServiceRegistry(),
     logger: testLogger,
   });

@@ -8,11 +8,11 @@ import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
-import { ApiKey, ErrorCode } from "../../src/broker/protocol/api.ts";
 import type { NorthConfig } from "../../src/config/types.ts";
 import { createKafka } from "../../src/kafka/kafka-client.ts";
+import { ApiKey } from "../../src/kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../src/kafka/protocol/errors.ts";
 import type { North } from "../../src/north/north-server.ts";
-import { silentLogger } from "../../src/ops/logger.ts";
 import { type Responder, startResponder } from "./kafka-responder.ts";
 import {
   exampleNorthConfig,
@@ -153,7 +153,7 @@ describe("north instances", () => {
   test("kafka.unreachable.unavailable", async () => {
     const doomed = await startBroker({ port: 0 });
     // Few retries, so the call fails well before its deadline.
-    const kafka = createKafka({ servers: [doomed.bootstrap] }, silentLogger, "north-unreachable");
+    const kafka = createKafka({ servers: [doomed.bootstrap] }, "north-unreachable");
     // Give up on the vanished broker after a second, not the default ten.
     Object.assign(kafka, { wire: { ...kafka.wire, retryTimeoutMs: 1_000 } });
     const { north: cut, client } = await startTestNorth(

@@ -15,7 +15,7 @@ import {
   type WestConfig,
 } from "../../src/config/types.ts";
 import { STATUS } from "../../src/kafka/header-names.ts";
-import { createKafka, createPartitioner, toKafkaMessage } from "../../src/kafka/kafka-client.ts";
+import { createKafka } from "../../src/kafka/kafka-client.ts";
 import {
   type ContractRecord,
   parseReplyHeaders,
@@ -26,6 +26,7 @@ import { createLogger, silentLogger } from "../../src/ops/logger.ts";
 import { loadServiceRegistry } from "../../src/service-registry.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
 import { startWest, type West, type WestTuning } from "../../src/west/remote-server.ts";
+import { createPartitioner, toKafkaMessage } from "../support/kafkajs.ts";
 
 export const requestTopic = "echo-requests";
 export const replyTopic = "echo-responses";
@@ -124,7 +125,7 @@ export async function startWestBench(partitions = 3): Promise<WestBench> {
     logLevel: logLevel.NOTHING,
     retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
-  const westKafka = createKafka({ servers: [broker.bootstrap] }, logger, "west-under-test");
+  const westKafka = createKafka({ servers: [broker.bootstrap] }, "west-under-test");
   const registry = await loadServiceRegistry();
   const producer: Producer = kafka.producer({ createPartitioner });
   const admin = kafka.admin();

@@ -7,7 +7,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { grpcFrame } from "../../src/north/grpc-wire.ts";
+import { grpcFrame } from "../../src/grpc/framing.ts";
 import { echoText, endOf, startWestBench, type WestBench, waitFor } from "./west-harness.ts";
 
 const trailerDelayMs = 400;

@@ -3,8 +3,11 @@
  * version we lack gets the v0-format answer with UNSUPPORTED_VERSION and the full list,
  * so the client can retry with a version from it (librdkafka starts with v3).
  */
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
-import type { Writer } from "../protocol/wire.ts";
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { Writer } from "../../kafka/protocol/wire.ts";
+import type { ApiHandler } from "../api.ts";
 
 /** The v0 response body: error code and the classic array of ranges. */
 export function writeApiVersionsV0(

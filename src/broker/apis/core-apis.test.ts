@@ -6,10 +6,11 @@
  */
 import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import { encodeRecordBatch } from "../../kafka/protocol/record-batch.ts";
+import type { Reader, Writer } from "../../kafka/protocol/wire.ts";
 import { type Broker, startBroker } from "../broker.ts";
-import { ApiKey, ErrorCode } from "../protocol/api.ts";
-import { encodeRecordBatch } from "../protocol/record-batch.ts";
-import type { Reader, Writer } from "../protocol/wire.ts";
 import { WireClient } from "../wire-client.ts";
 
 const require = createRequire(import.meta.url);

@@ -2,9 +2,12 @@
  * CreateTopics (v0-v4), with validateOnly. A partition count of -1 means the broker's
  * default; a replication factor above 1 fails as it would on a one-broker Kafka.
  */
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { ApiHandler } from "../api.ts";
 import { type BrokerState, createTopicLogged } from "../broker-state.ts";
 import { validateTopicName } from "../log/topic-store.ts";
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
 
 /** Partition counts beyond this are refused: every partition costs memory up front. */
 const MAX_PARTITIONS = 10_000;

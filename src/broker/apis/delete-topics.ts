@@ -1,6 +1,9 @@
 /** DeleteTopics (v0-v3): removes topics and their data at once. */
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { ApiHandler } from "../api.ts";
 import type { BrokerState } from "../broker-state.ts";
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
 
 /** The DeleteTopics handler. */
 export function createDeleteTopicsHandler(state: BrokerState): ApiHandler {

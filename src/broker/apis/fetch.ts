@@ -4,10 +4,13 @@
  * the next append (no timer polling), or answers empty when MaxWaitMs runs out. Record
  * batches go into the response by reference, never copied.
  */
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { Reader, Writer } from "../../kafka/protocol/wire.ts";
+import type { ApiHandler, ResponseBody } from "../api.ts";
 import type { BrokerState } from "../broker-state.ts";
 import type { ReadResult } from "../log/partition-log.ts";
-import { type ApiHandler, ApiKey, ErrorCode, type ResponseBody } from "../protocol/api.ts";
-import type { Reader, Writer } from "../protocol/wire.ts";
 
 const READ_COMMITTED = 1;
 

@@ -2,8 +2,11 @@
  * InitProducerId (v0-v1): hands idempotent producers a fresh producer id with epoch 0.
  * Transactions are not supported, so a transactional id gets an id like anyone else.
  */
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { ApiHandler } from "../api.ts";
 import type { BrokerState } from "../broker-state.ts";
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
 
 /** The InitProducerId handler. */
 export function createInitProducerIdHandler(state: BrokerState): ApiHandler {

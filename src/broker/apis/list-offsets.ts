@@ -2,8 +2,11 @@
  * ListOffsets (v1-v5): earliest (-2) is the log start offset, latest (-1) the high
  * watermark, and a timestamp finds the first batch whose max timestamp is at or after it.
  */
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { ApiHandler } from "../api.ts";
 import type { BrokerState } from "../broker-state.ts";
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
 
 const LATEST = -1;
 const EARLIEST = -2;

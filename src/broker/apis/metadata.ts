@@ -3,11 +3,14 @@
  * in-sync replica of every partition. Unknown topics are created on the fly when the
  * broker allows it and the request does (v4+ asks explicitly; older versions always do).
  */
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import { type Reader, WireError } from "../../kafka/protocol/wire.ts";
+import type { ApiHandler } from "../api.ts";
 import { type BrokerState, createTopicLogged } from "../broker-state.ts";
 import type { Topic } from "../log/topic-store.ts";
 import { validateTopicName } from "../log/topic-store.ts";
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
-import { type Reader, WireError } from "../protocol/wire.ts";
 
 /** "No authorized operations were requested" (Kafka's INT32_MIN sentinel). */
 const OPERATIONS_OMITTED = -2147483648;

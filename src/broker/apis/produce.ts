@@ -3,16 +3,19 @@
  * batch once into the log with a broker-assigned base offset, and applies idempotent-producer
  * sequence checks. acks=0 gets no response at all, as with Kafka.
  */
-import type { BrokerState } from "../broker-state.ts";
-import type { PartitionLog } from "../log/partition-log.ts";
-import { type ApiHandler, ApiKey, ErrorCode } from "../protocol/api.ts";
+
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import {
   BatchError,
   type BatchHeader,
   isTransactionalOrControl,
   parseBatchHeader,
-} from "../protocol/record-batch.ts";
-import type { Reader } from "../protocol/wire.ts";
+} from "../../kafka/protocol/record-batch.ts";
+import type { Reader } from "../../kafka/protocol/wire.ts";
+import type { ApiHandler } from "../api.ts";
+import type { BrokerState } from "../broker-state.ts";
+import type { PartitionLog } from "../log/partition-log.ts";
 
 interface PartitionResult {
   index: number;

@@ -3,10 +3,11 @@
  * what is refused, and when the connection is closed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ScramClient } from "../../kafka/wire/sasl.ts";
+import { ScramClient } from "../../kafka/client/sasl.ts";
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { Reader } from "../../kafka/protocol/wire.ts";
 import { type Broker, startBroker } from "../broker.ts";
-import { ApiKey, ErrorCode } from "../protocol/api.ts";
-import type { Reader } from "../protocol/wire.ts";
 import { WireClient } from "../wire-client.ts";
 
 const encoder = new TextEncoder();

@@ -10,9 +10,11 @@
  * framing no client uses against a broker that offers SaslAuthenticate.
  */
 import { timingSafeEqual } from "node:crypto";
+import { ApiKey } from "../../kafka/protocol/api-keys.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import type { Writer } from "../../kafka/protocol/wire.ts";
+import type { ApiHandler, RequestContext } from "../api.ts";
 import type { RequestGate } from "../dispatcher.ts";
-import { type ApiHandler, ApiKey, ErrorCode, type RequestContext } from "../protocol/api.ts";
-import type { Writer } from "../protocol/wire.ts";
 import {
   createScramCredential,
   type ScramCredential,

@@ -4,7 +4,7 @@
  * Heartbeat 0-3, LeaveGroup 0-3, DescribeGroups 0-4, ListGroups 0-2, DeleteGroups 0-1.
  * Byte fields are copied out of the request buffer, which the connection may reuse.
  */
-import type { Reader, Writer } from "../protocol/wire.ts";
+import type { Reader, Writer } from "../../kafka/protocol/wire.ts";
 import type {
   DescribedGroup,
   GroupProtocol,

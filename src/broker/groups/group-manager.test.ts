@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ErrorCode } from "../protocol/api.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import {
   createGroupManager,
   type GroupManager,

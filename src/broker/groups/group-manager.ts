@@ -5,7 +5,8 @@
  * at the latest on close().
  */
 import { randomUUID } from "node:crypto";
-import { ErrorCode } from "../protocol/api.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import { unrefTimer } from "../../runtime/runtime.ts";
 
 /** Kafka error codes the coordinator needs beyond the shared table. */
 export const GroupErrorCode = {
@@ -217,13 +218,7 @@ const MAX_METADATA_LENGTH = 4096;
 function startTimer(ms: number, fn: () => void): Timer {
   const t = setTimeout(fn, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   // Unref'd so that a coordinator with idle groups never keeps a process alive.
-  if (typeof t === "object" && t !== null && "unref" in t) {
-    t.unref();
-  } else {
-    // Deno returns a number and has its own unref.
-    const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
-    deno?.unrefTimer(t as unknown as number);
-  }
+  unrefTimer(t);
   return t;
 }
 

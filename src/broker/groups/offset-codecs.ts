@@ -2,7 +2,7 @@
  * Request decoders and response encoders for OffsetCommit 0-7 and OffsetFetch 0-5, the
  * classic (non-flexible) versions.
  */
-import { type Reader, WireError, type Writer } from "../protocol/wire.ts";
+import { type Reader, WireError, type Writer } from "../../kafka/protocol/wire.ts";
 import type {
   OffsetCommitInput,
   OffsetFetchResult,

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../protocol/api.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import {
   batchBaseOffset,
   encodeRecordBatch,
   parseBatchHeader,
   type RecordInput,
-} from "../protocol/record-batch.ts";
+} from "../../kafka/protocol/record-batch.ts";
 import { PartitionLog, type RetentionLimits } from "./partition-log.ts";
 
 const value = (s: string): Uint8Array => new TextEncoder().encode(s);

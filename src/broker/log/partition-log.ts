@@ -3,8 +3,8 @@
  * broker-assigned base offsets, a time index, retention by size and age, idempotent-producer
  * checks, and wake-ups for fetches long-polling on new data.
  */
-import { ErrorCode } from "../protocol/api.ts";
-import { type BatchHeader, setBatchBaseOffset } from "../protocol/record-batch.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
+import { type BatchHeader, setBatchBaseOffset } from "../../kafka/protocol/record-batch.ts";
 import { ProducerSequences } from "./producer-sequences.ts";
 
 /** A batch in the log. */

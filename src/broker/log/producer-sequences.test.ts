@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../protocol/api.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import { ProducerSequences } from "./producer-sequences.ts";
 
 const batch = (producerEpoch: number, baseSequence: number, count = 1) => ({

@@ -3,7 +3,7 @@
  * last few batches of each producer id, so that a retried batch is recognised as a
  * duplicate (answered with its original offset, not appended again) and a gap is refused.
  */
-import { ErrorCode } from "../protocol/api.ts";
+import { ErrorCode } from "../../kafka/protocol/errors.ts";
 
 /** Kafka keeps this many batches per producer for duplicate detection (max in-flight). */
 const RECENT_BATCHES = 5;

@@ -8,7 +8,7 @@ import { createFetchCapability } from "./fetch-capability.ts";
 describe("createFetchCapability", () => {
   test("a non-empty request is ABORTED before Kafka is touched", async () => {
     // Nothing listens on port 1: reaching Kafka would fail differently (and slowly).
-    const kafka = createKafka({ servers: ["127.0.0.1:1"] }, silentLogger);
+    const kafka = createKafka({ servers: ["127.0.0.1:1"] });
     const capability = createFetchCapability({
       kafka,
       logger: silentLogger,
@@ -35,7 +35,7 @@ describe("createFetchCapability", () => {
   test("rejects a reliability field number protobuf cannot encode", () => {
     const options = defaultGrpcKafkaOptions();
     options.reliability.field = 0;
-    const kafka = createKafka({ servers: ["127.0.0.1:1"] }, silentLogger);
+    const kafka = createKafka({ servers: ["127.0.0.1:1"] });
     expect(() => createFetchCapability({ kafka, logger: silentLogger, options })).toThrow(
       /field number/,
     );

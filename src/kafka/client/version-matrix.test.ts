@@ -6,14 +6,14 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
-import { ApiKey } from "../../broker/protocol/api.ts";
 import { silentLogger } from "../../ops/logger.ts";
 import { startGroupConsumer } from "../group-consumer.ts";
 import { createKafka, type Kafka } from "../kafka-client.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
+import { KafkaProtocolError } from "../protocol/errors.ts";
+import { type FetchedRecord, utf8 } from "../protocol/record-codec.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
-import { KafkaProtocolError } from "./kafka-errors.ts";
 import { startPartitionReader } from "./partition-reader.ts";
-import { type FetchedRecord, utf8 } from "./record-codec.ts";
 import { WireConnection } from "./wire-connection.ts";
 import { testSettings, waitFor } from "./wire-test-kit.ts";
 
@@ -66,7 +66,7 @@ const text = (s: string) => new TextEncoder().encode(s);
 
 /** Produce, read back, and one group member's join, commit, heartbeat and leave. */
 async function scenario(broker: Broker): Promise<void> {
-  const kafka: Kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "matrix");
+  const kafka: Kafka = createKafka({ servers: [broker.bootstrap] }, "matrix");
   const cluster = new KafkaCluster(testSettings(broker.bootstrap));
   const topic = "matrix";
   try {
@@ -233,7 +233,7 @@ describe("an API below our minimum", () => {
   });
 
   it("fails a group member's start at once, naming JoinGroup", async () => {
-    const kafka = createKafka({ servers: [broker.bootstrap] }, silentLogger, "matrix-old");
+    const kafka = createKafka({ servers: [broker.bootstrap] }, "matrix-old");
     const started = Date.now();
     const error = await startGroupConsumer(kafka, {
       groupId: "old-group",

@@ -11,16 +11,17 @@
  * Kafka since 2.1 and every Kafka-compatible broker the gateway targets speaks: Produce
  * 3–8, Fetch 4–11, ListOffsets 1–5, Metadata 1–8.
  */
-import { ApiKey } from "../../broker/protocol/api.ts";
-import type { Writer } from "../../broker/protocol/wire.ts";
+
 import { murmur2 } from "../murmur2-partitioner.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
 import {
   isRetriableCode,
   KafkaConnectionError,
   KafkaProtocolError,
   kafkaCodeName,
-} from "./kafka-errors.ts";
-import { type OutgoingRecord, writeBatch } from "./record-codec.ts";
+} from "../protocol/errors.ts";
+import { type OutgoingRecord, writeBatch } from "../protocol/record-codec.ts";
+import type { Writer } from "../protocol/wire.ts";
 import { WireConnection, type WireSettings } from "./wire-connection.ts";
 
 export interface PartitionInfo {

@@ -8,10 +8,11 @@ import * as zlib from "node:zlib";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
-import { ApiKey } from "../../broker/protocol/api.ts";
-import { crc32c } from "../../broker/protocol/crc32c.ts";
-import { KafkaCluster } from "./kafka-cluster.ts";
-import { startPartitionReader } from "./partition-reader.ts";
+import { KafkaCluster } from "../client/kafka-cluster.ts";
+import { startPartitionReader } from "../client/partition-reader.ts";
+import { headerPairs, kcat, kcatRead, testSettings, waitFor } from "../client/wire-test-kit.ts";
+import { ApiKey } from "./api-keys.ts";
+import { crc32c } from "./crc32c.ts";
 import {
   decodeBatches,
   encodeBatch,
@@ -20,8 +21,6 @@ import {
   type RecordDecodeError,
   utf8,
 } from "./record-codec.ts";
-
-import { headerPairs, kcat, kcatRead, testSettings, waitFor } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 

@@ -1,13 +1,8 @@
 import { describe, expect, test } from "vitest";
-import {
-  encodeGrpcMessage,
-  FrameTooLargeError,
-  GrpcFrameReader,
-  grpcFrame,
-  grpcFrames,
-  isGrpcProtoContentType,
-  parseGrpcTimeout,
-} from "./grpc-wire.ts";
+import { parseGrpcTimeout } from "./deadline.ts";
+import { FrameTooLargeError, GrpcFrameReader, grpcFrame, grpcFrames } from "./framing.ts";
+import { isGrpcProtoContentType } from "./metadata.ts";
+import { encodeGrpcMessage } from "./status.ts";
 
 describe("isGrpcProtoContentType", () => {
   test("gRPC with protobuf only", () => {

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
 import { createSelfSignedCertificate } from "../../config/self-signed.ts";
 import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
+import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts";
+import { type FetchedRecord, utf8 } from "../protocol/record-codec.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
-import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
 import { startPartitionReader } from "./partition-reader.ts";
-import { type FetchedRecord, utf8 } from "./record-codec.ts";
 import { testSettings, waitFor } from "./wire-test-kit.ts";
 
 const USERS = { alice: "wonderland", gateway: "p@ss,w=rd" };

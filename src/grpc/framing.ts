@@ -1,35 +1,8 @@
 /**
- * gRPC over HTTP/2 wire details for the native gRPC path (the gRPC protocol spec,
- * PROTOCOL-HTTP2.md): content types, `grpc-timeout`, length-prefixed message frames and
- * `grpc-message` encoding. Pure functions, no sockets.
+ * gRPC's length-prefixed messages (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"): reading
+ * them off a body chunk by chunk and framing them for a write. North, west's upstream
+ * client and the echo upstream all frame with these. Pure functions, no sockets.
  */
-
-/** Whether a content type is gRPC with protobuf messages (`application/grpc[+proto][;...]`). */
-export function isGrpcProtoContentType(contentType: string | undefined): boolean {
-  if (contentType === undefined) return false;
-  const base = contentType.split(";", 1)[0]?.trim().toLowerCase();
-  return base === "application/grpc" || base === "application/grpc+proto";
-}
-
-const timeoutUnitsMs: Record<string, number> = {
-  H: 3_600_000,
-  M: 60_000,
-  S: 1_000,
-  m: 1,
-  u: 0.001,
-  n: 0.000_001,
-};
-
-/**
- * `grpc-timeout` in milliseconds: undefined when absent, NaN when malformed
- * (at most 8 digits and one unit letter: H, M, S, m, u, n).
- */
-export function parseGrpcTimeout(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!match) return Number.NaN;
-  return Number(match[1]) * (timeoutUnitsMs[match[2] as string] as number);
-}
 
 /** One length-prefixed message as read off the request body. */
 export interface GrpcFrame {
@@ -142,25 +115,4 @@ export function grpcFrames(
     at += 5 + message.byteLength;
   }
   return { bytes, next };
-}
-
-/** `grpc-message` text: percent-encodes what the spec does not allow as is (and `%`). */
-export function encodeGrpcMessage(message: string): string {
-  let plain = true;
-  for (let i = 0; i < message.length; i++) {
-    const c = message.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x25) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return message;
-  let out = "";
-  for (const byte of new TextEncoder().encode(message)) {
-    out +=
-      byte < 0x20 || byte > 0x7e || byte === 0x25
-        ? `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
-        : String.fromCharCode(byte);
-  }
-  return out;
 }

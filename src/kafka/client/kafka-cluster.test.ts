@@ -8,10 +8,10 @@ import { createServer, type Server, type Socket } from "node:net";
 import { Kafka as KafkaJs, logLevel, Partitioners } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
-import { ApiKey } from "../../broker/protocol/api.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
+import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts";
+import type { OutgoingRecord } from "../protocol/record-codec.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
-import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
-import type { OutgoingRecord } from "./record-codec.ts";
 
 import { kcat, kcatRead, testSettings, waitFor } from "./wire-test-kit.ts";
 

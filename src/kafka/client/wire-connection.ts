@@ -7,10 +7,10 @@
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { ApiKey } from "../../broker/protocol/api.ts";
-import { Reader, Writer } from "../../broker/protocol/wire.ts";
 import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
-import { KafkaConnectionError, KafkaProtocolError } from "./kafka-errors.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
+import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts";
+import { Reader, Writer } from "../protocol/wire.ts";
 import { plainInitialResponse, ScramClient } from "./sasl.ts";
 
 /** How the gateway's client reaches the cluster. */

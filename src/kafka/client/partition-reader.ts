@@ -5,11 +5,11 @@
  * followed from metadata; a position past the log (OFFSET_OUT_OF_RANGE) restarts from the
  * policy's end. North's reply reader and the fetch capability's topic readers use it.
  */
-import { ApiKey } from "../../broker/protocol/api.ts";
-import type { Reader } from "../../broker/protocol/wire.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
+import { isRetriableCode, KafkaProtocolError, kafkaCodeName } from "../protocol/errors.ts";
+import { decodeBatches, type FetchedRecord } from "../protocol/record-codec.ts";
+import type { Reader } from "../protocol/wire.ts";
 import { backoff, type KafkaCluster } from "./kafka-cluster.ts";
-import { isRetriableCode, KafkaProtocolError, kafkaCodeName } from "./kafka-errors.ts";
-import { decodeBatches, type FetchedRecord } from "./record-codec.ts";
 
 export interface PartitionReaderOptions {
   cluster: KafkaCluster;

@@ -7,7 +7,8 @@
 
 import * as zlib from "node:zlib";
 import { gunzipSync } from "node:zlib";
-import { crc32c } from "../../broker/protocol/crc32c.ts";
+import type { RecordHeader } from "../record-contract.ts";
+import { crc32c } from "./crc32c.ts";
 import {
   ATTRIBUTES_AT,
   BASE_TIMESTAMP_AT,
@@ -18,9 +19,8 @@ import {
   LAST_OFFSET_DELTA_AT,
   MAGIC_AT,
   RECORD_COUNT_AT,
-} from "../../broker/protocol/record-batch.ts";
-import { Reader, Writer } from "../../broker/protocol/wire.ts";
-import type { RecordHeader } from "../record-contract.ts";
+} from "./record-batch.ts";
+import { Reader, Writer } from "./wire.ts";
 
 /** A record on its way to Kafka (the contract's record, or anything shaped like it). */
 export interface OutgoingRecord {

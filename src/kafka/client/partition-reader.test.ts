@@ -6,14 +6,14 @@
 import { Kafka as KafkaJs, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
-import { ApiKey } from "../../broker/protocol/api.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
+import { type FetchedRecord, utf8 } from "../protocol/record-codec.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import {
   type PartitionReader,
   type PartitionReaderOptions,
   startPartitionReader,
 } from "./partition-reader.ts";
-import { type FetchedRecord, utf8 } from "./record-codec.ts";
 import type { WireConnection } from "./wire-connection.ts";
 import { testSettings, waitFor, writeTo } from "./wire-test-kit.ts";
 
