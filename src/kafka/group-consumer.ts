@@ -60,8 +60,11 @@ export interface GroupConsumerOptions {
    * rejoin waits for the returned promise (it always does here).
    */
   onRebalancing(canWait: boolean): Promise<void>;
-  /** The member's assignment after each join (possibly empty). */
-  onAssignment(assignment: TopicPartition[]): void;
+  /**
+   * The member's assignment after each join (possibly empty). A returned promise holds the
+   * first fetch of the assignment until it settles (state to restore before records come).
+   */
+  onAssignment(assignment: TopicPartition[]): void | Promise<void>;
   logger: Logger;
   /** Where a group without committed offsets starts (default true: no request is lost). */
   fromBeginning?: boolean;
@@ -421,7 +424,7 @@ export async function startGroupConsumer(
         if (closed) return;
         assignment = next;
         refused.clear();
-        opts.onAssignment(next);
+        await opts.onAssignment(next);
         const positions = await committedOffsetsRetrying(next);
         const settled = new Promise<void>((resolve) => (wakeRebalance = resolve));
         if (rebalancing) wakeRebalance?.();

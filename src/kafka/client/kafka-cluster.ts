@@ -354,7 +354,7 @@ export class KafkaCluster {
       const partitions = await this.partitionsWithin(topic, deadline);
       const byPartition = new Map<number, OutgoingRecord[]>();
       for (const record of list) {
-        const p = this.choosePartition(topic, partitions, record.key);
+        const p = record.partition ?? this.choosePartition(topic, partitions, record.key);
         const bucket = byPartition.get(p);
         if (bucket) bucket.push(record);
         else byPartition.set(p, [record]);

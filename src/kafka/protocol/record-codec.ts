@@ -27,6 +27,8 @@ export interface OutgoingRecord {
   key: string | null;
   value: Uint8Array | null;
   headers: readonly RecordHeader[];
+  /** The partition to write to; absent: murmur2 of the key (Kafka's default partitioner). */
+  partition?: number;
 }
 
 /** A record read from Kafka. */
