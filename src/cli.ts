@@ -6,7 +6,8 @@
  *   gateway validate --config FILE [options]  check a zilla.yaml, print its pipelines (exit 0) or errors (exit 2)
  *   gateway broker [--port 9092] [--host H] [--partitions N]
  *
- * Options: --kafka-servers host:port,...  --ops-port N|off (default 7190, 0 = any free port)
+ * Options: --kafka-servers host:port,...  --kafka-compression CODEC  --kafka-undecodable-batches
+ * fail|skip  --ops-port N|off (default 7190, 0 = any free port)
  * --ephemeral-ports  --log-level debug|info|warn|error  --grace-ms N
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure at run time,
  * 2 bad usage or invalid config, 130/143 a second Ctrl-C / SIGTERM stopped it without draining.
@@ -21,10 +22,12 @@ import { getRequestListener } from "@hono/node-server";
 import { type Broker, startBroker } from "./broker/broker.ts";
 import type { ConfigError } from "./config/config-error.ts";
 import { formatPipelines } from "./config/format-pipelines.ts";
-import { loadConfig } from "./config/load-config.ts";
+import { type LoadConfigOptions, loadConfig } from "./config/load-config.ts";
 import { createSelfSignedCertificate } from "./config/self-signed.ts";
 import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
+import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
+import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
 import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
 import { createOpsHost } from "./ops/ops-host.ts";
@@ -40,6 +43,11 @@ const usage = `usage:
 
 options:
   --kafka-servers host:port,...   replace the kafka client binding's servers
+  --kafka-compression none|gzip|snappy|lz4|zstd
+                                  codec of the batches the gateway produces (default none)
+  --kafka-undecodable-batches fail|skip
+                                  a batch that cannot be decoded holds its partition (fail,
+                                  the default) or is logged and skipped (docs/compression.md)
   --ops-port N|off                HTTP/1.1 port for /healthz, /readyz, /metrics
                                   (default 7190; 0 = any free port, logged at start)
   --ephemeral-ports               bind every north listener (and the embedded broker) to a free
@@ -56,6 +64,8 @@ const repeatedSignalMs = 1_000;
 type Options = {
   config?: string;
   "kafka-servers"?: string;
+  "kafka-compression"?: string;
+  "kafka-undecodable-batches"?: string;
   "ops-port"?: string;
   "ephemeral-ports"?: boolean;
   "log-level"?: string;
@@ -67,8 +77,7 @@ type Options = {
 };
 
 /** What the options of `start` and the embedded default resolve to. */
-interface RunSettings {
-  kafkaServers?: string[];
+interface RunSettings extends KafkaOverrides {
   /** The ops port to bind (0 = any free port), or undefined for none. */
   opsPort: number | undefined;
   ephemeralPorts: boolean;
@@ -85,6 +94,8 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: "string", short: "c" },
         "kafka-servers": { type: "string" },
+        "kafka-compression": { type: "string" },
+        "kafka-undecodable-batches": { type: "string" },
         "ops-port": { type: "string" },
         "ephemeral-ports": { type: "boolean" },
         "log-level": { type: "string" },
@@ -125,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
         console.error(`gateway ${command}: --config FILE is required\n\n${usage}`);
         return 2;
       }
-      const config = await loadOrReport(values.config, settings.kafkaServers, process.env);
+      const config = await loadOrReport(values.config, settings, process.env);
       if (!config) return 2;
       if (command === "validate") {
         console.log(formatPipelines(config));
@@ -138,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
         watchConfigFile({
           path,
           load: async () => {
-            const next = await loadOrReport(path, settings.kafkaServers, process.env);
+            const next = await loadOrReport(path, settings, process.env);
             // The running listeners are on free ports: compare like with like.
             if (next && settings.ephemeralPorts) {
               for (const n of next.north) for (const listener of n.listeners) listener.port = 0;
@@ -174,6 +185,20 @@ function parseRunSettings(values: Options): RunSettings | string {
       return `--ops-port: expected a port number (0 = any free port) or "off", got "${ops}"`;
     }
   }
+  const compression = values["kafka-compression"];
+  if (
+    compression !== undefined &&
+    !(compressionCodecs as readonly string[]).includes(compression)
+  ) {
+    return `--kafka-compression: expected ${compressionCodecs.join(", ")}, got "${compression}"`;
+  }
+  const undecodable = values["kafka-undecodable-batches"];
+  if (
+    undecodable !== undefined &&
+    !(undecodablePolicies as readonly string[]).includes(undecodable)
+  ) {
+    return `--kafka-undecodable-batches: expected fail or skip, got "${undecodable}"`;
+  }
   const grace = values["grace-ms"];
   const graceMs = grace === undefined ? defaultGraceMs : Number(grace);
   if (!Number.isInteger(graceMs) || graceMs < 0) {
@@ -181,23 +206,35 @@ function parseRunSettings(values: Options): RunSettings | string {
   }
   return {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
+    ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
+    ...(undecodable ? { kafkaUndecodableBatches: undecodable as UndecodablePolicy } : {}),
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
   };
 }
 
+/** What the command line replaces in the kafka client binding. */
+type KafkaOverrides = Pick<
+  LoadConfigOptions,
+  "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches"
+>;
+
 /** Loads a zilla.yaml; on errors prints them, one per line, and resolves undefined. */
 async function loadOrReport(
   path: string,
-  kafkaServers: string[] | undefined,
+  kafka: KafkaOverrides,
   env: Record<string, string | undefined>,
 ): Promise<GatewayConfig | undefined> {
   const registry = await loadServiceRegistry();
   const result = await loadConfig(path, {
     env,
     registry,
-    ...(kafkaServers ? { kafkaServers } : {}),
+    ...(kafka.kafkaServers ? { kafkaServers: kafka.kafkaServers } : {}),
+    ...(kafka.kafkaCompression ? { kafkaCompression: kafka.kafkaCompression } : {}),
+    ...(kafka.kafkaUndecodableBatches
+      ? { kafkaUndecodableBatches: kafka.kafkaUndecodableBatches }
+      : {}),
   });
   if (!result.ok) {
     for (const error of result.errors) console.error(formatErrorLine(path, error));
@@ -373,7 +410,7 @@ async function runEmbeddedDefault(settings: RunSettings, logger: Logger): Promis
       ECHO_SERVER_HOST: "127.0.0.1",
       ECHO_SERVER_PORT: String(echo.port),
     };
-    config = await loadOrReport(examplePath, kafkaServers, env);
+    config = await loadOrReport(examplePath, { ...settings, kafkaServers }, env);
     if (!config) {
       for (const part of parts.reverse()) await part.close();
       return 2;

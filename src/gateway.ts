@@ -6,6 +6,7 @@
 import type { GatewayConfig } from "./config/types.ts";
 import { KafkaCluster } from "./kafka/client/kafka-cluster.ts";
 import { createKafka, type Kafka } from "./kafka/kafka-client.ts";
+import { createUndecodableWatch, heldPartitionsReason } from "./kafka/undecodable-batches.ts";
 import { type North, startNorth } from "./north/north-server.ts";
 import type { OverallHealth } from "./north/ops-services.ts";
 import { planReload } from "./ops/config-reload.ts";
@@ -67,7 +68,21 @@ export async function startGateway(
   const registry = opts.registry ?? (await loadServiceRegistry());
   const telemetry = opts.telemetry ?? (await createTelemetry(config));
   const { tracer, callLogLevel } = telemetry;
-  const kafka = createKafka(config.kafka, config.kafka.clientId ?? `zilla-${config.name}`);
+  // Ready until a reader holds a partition at a batch it cannot decode; then /readyz names it.
+  const heldPart = readiness.expect("kafka records");
+  heldPart.ready();
+  const undecodable = createUndecodableWatch({
+    policy: config.kafka.undecodableBatches ?? "fail",
+    logger,
+    metrics: telemetry.metrics.undecodable,
+    onChange: (held) =>
+      held.length === 0 ? heldPart.ready() : heldPart.unready(heldPartitionsReason(held)),
+  });
+  const kafka = createKafka(
+    config.kafka,
+    config.kafka.clientId ?? `zilla-${config.name}`,
+    undecodable,
+  );
   const west: West[] = [];
   const north: North[] = [];
   const health = (): OverallHealth => (readiness.snapshot().ready ? "SERVING" : "NOT_SERVING");
@@ -106,6 +121,8 @@ export async function startGateway(
   } catch (err) {
     for (const part of [...parts.west, ...parts.north]) part.unready("failed to start");
     await Promise.allSettled([...north.map((n) => n.close(0)), ...west.map((w) => w.close())]);
+    undecodable.close();
+    heldPart.remove();
     if (!opts.telemetry) await telemetry.shutdown();
     throw err;
   }
@@ -164,6 +181,8 @@ export async function startGateway(
         await Promise.allSettled(north.map((n) => n.close(graceMs)));
         await Promise.allSettled(west.map((w) => w.close()));
         readiness.setKafkaProbe(undefined);
+        undecodable.close();
+        heldPart.remove();
         await probe.close();
         if (!opts.telemetry) await telemetry.shutdown();
       })();

@@ -2,6 +2,8 @@
  * Decoders of binding `options` and route `when` / `with` items, per binding type, each
  * checked against the keys Zilla defines (and the ones this gateway does not support).
  */
+import { type CompressionCodec, compressionCodecs } from "../kafka/protocol/compression.ts";
+import { type UndecodablePolicy, undecodablePolicies } from "../kafka/undecodable-batches.ts";
 import { childPath, describeValue } from "./config-error.ts";
 import {
   type DecodeContext,
@@ -602,22 +604,40 @@ export function decodeGrpcKafkaOptions(
 // ---------------------------------------------------------------------------------------
 // kafka, kafka-grpc
 
-/** kafka client `options`: servers and SASL. */
+/** What the kafka client `options` give. */
+interface KafkaClientOptions {
+  servers?: string[];
+  sasl?: SaslOptions;
+  compression?: CompressionCodec;
+  undecodableBatches?: UndecodablePolicy;
+}
+
+/** kafka client `options`: servers, SASL, and the gateway's compression and undecodable-batch policy. */
 export function decodeKafkaClientOptions(
   ctx: DecodeContext,
   value: unknown,
   path: string,
-): { servers?: string[]; sasl?: SaslOptions } {
+): KafkaClientOptions {
   if (value === undefined) return {};
   const m = readMapping(ctx, value, path, {
-    keys: ["servers", "sasl"],
+    keys: ["servers", "sasl", "compression", "undecodable-batches"],
     unsupported: {
       authorization:
         'kafka "authorization" is not supported by this gateway; give credentials under options.sasl (mechanism, username, password)',
     },
   });
   if (!m) return {};
-  const out: { servers?: string[]; sasl?: SaslOptions } = {};
+  const out: KafkaClientOptions = {};
+  // Extensions: Zilla's kafka client has neither (see docs/compression.md).
+  if (has(m, "compression")) {
+    const codec = readChoice(ctx, m.compression, childPath(path, "compression"), compressionCodecs);
+    if (codec) out.compression = codec;
+  }
+  if (has(m, "undecodable-batches")) {
+    const p = childPath(path, "undecodable-batches");
+    const policy = readChoice(ctx, m["undecodable-batches"], p, undecodablePolicies);
+    if (policy) out.undecodableBatches = policy;
+  }
   if (has(m, "servers")) {
     const servers = readListOf(ctx, m.servers, childPath(path, "servers"), (v, p) => {
       const s = readName(ctx, v, p);

@@ -3,8 +3,11 @@
  * strictly, resolve the binding graph. Every problem found on the way is reported, each with
  * its path and, where it was written, its line.
  */
+
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
+import type { CompressionCodec } from "../kafka/protocol/compression.ts";
+import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
 import type { ConfigError } from "./config-error.ts";
 import { interpolateEnv } from "./interpolate.ts";
@@ -20,6 +23,10 @@ export interface LoadConfigOptions {
   registry: ServiceRegistry;
   /** Replaces the kafka client binding's `servers` (e.g. `--kafka-servers`). */
   kafkaServers?: string[];
+  /** Replaces the kafka client binding's `compression` (`--kafka-compression`). */
+  kafkaCompression?: CompressionCodec;
+  /** Replaces its `undecodable-batches` (`--kafka-undecodable-batches`). */
+  kafkaUndecodableBatches?: UndecodablePolicy;
 }
 
 export type LoadConfigResult =
@@ -61,6 +68,10 @@ export async function parseConfig(
     baseDir,
     registry: opts.registry,
     ...(opts.kafkaServers ? { kafkaServers: opts.kafkaServers } : {}),
+    ...(opts.kafkaCompression ? { kafkaCompression: opts.kafkaCompression } : {}),
+    ...(opts.kafkaUndecodableBatches
+      ? { kafkaUndecodableBatches: opts.kafkaUndecodableBatches }
+      : {}),
   });
   if (ctx.errors.length === 0 && config) return { ok: true, config };
   return { ok: false, errors: placeErrors(ctx.errors, source.positions) };

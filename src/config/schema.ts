@@ -7,6 +7,8 @@
  * only recorded here (as `Ref`s with their paths); topology.ts checks them and builds the
  * pipelines.
  */
+import type { CompressionCodec } from "../kafka/protocol/compression.ts";
+import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
 import { childPath, describeValue } from "./config-error.ts";
 import {
   type DecodeContext,
@@ -144,6 +146,8 @@ export interface KafkaClient extends BindingBase {
   role: "kafka.client";
   servers?: string[];
   sasl?: SaslOptions;
+  compression?: CompressionCodec;
+  undecodableBatches?: UndecodablePolicy;
   routes: RouteBase[];
 }
 export interface KafkaGrpcWhenModel {

@@ -8,9 +8,12 @@
  *   west:  kafka-grpc remote_server (entry: the kafka chain) ─route─▶ grpc client ▶ http client
  *          ▶ [tls client] ▶ tcp client
  */
+
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { rootCertificates } from "node:tls";
+import { type CompressionCodec, zstdCompressionAvailable } from "../kafka/protocol/compression.ts";
+import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
 import { type ConfigError, childPath, closestName } from "./config-error.ts";
 import type { Ref } from "./decode.ts";
@@ -53,6 +56,10 @@ export interface TopologyOptions {
   registry: ServiceRegistry;
   /** Replaces the kafka client's `servers`. */
   kafkaServers?: string[];
+  /** Replaces the kafka client's `compression` (`--kafka-compression`). */
+  kafkaCompression?: CompressionCodec;
+  /** Replaces the kafka client's `undecodable-batches` (`--kafka-undecodable-batches`). */
+  kafkaUndecodableBatches?: UndecodablePolicy;
 }
 
 type LoadedStore =
@@ -680,6 +687,16 @@ export async function resolveTopology(
       );
     }
     const out: KafkaClientConfig = { servers: [...servers], ...(k.sasl ? { sasl: k.sasl } : {}) };
+    const compression = opts.kafkaCompression ?? k.compression;
+    if (compression === "zstd" && !zstdCompressionAvailable()) {
+      return fail(
+        childPath(childPath(k.path, "options"), "compression"),
+        `zstd compression needs a runtime whose node:zlib has zstd (Bun, Deno, Node 22.15+); this is Node ${process.versions.node}: choose gzip, snappy or lz4, or run under Bun`,
+      );
+    }
+    if (compression && compression !== "none") out.compression = compression;
+    const undecodable = opts.kafkaUndecodableBatches ?? k.undecodableBatches;
+    if (undecodable) out.undecodableBatches = undecodable;
     let tcp = next(k, ["tls.client", "tcp.client"]);
     if (tcp?.role === "tls.client") {
       const tls = clientTls(tcp);

@@ -5,6 +5,9 @@
  * options), so the loader only translates names.
  */
 
+import type { CompressionCodec } from "../kafka/protocol/compression.ts";
+import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
+
 /** `acks` as written in config; produce maps none|leader_only|in_sync_replicas → 0|1|-1. */
 export type Acks = "none" | "leader_only" | "in_sync_replicas";
 
@@ -43,6 +46,10 @@ export interface KafkaClientConfig {
   clientId?: string;
   sasl?: SaslOptions;
   tls?: TlsClientOptions;
+  /** Codec of the batches the gateway produces (extension `options.compression`; default none). */
+  compression?: CompressionCodec;
+  /** What a batch that cannot be decoded does (extension `options.undecodable-batches`; default fail). */
+  undecodableBatches?: UndecodablePolicy;
 }
 
 /** One listening socket of the north front door (tcp server + optional tls server). */

@@ -440,6 +440,10 @@ export async function startGroupConsumer(
           onRecords: handle,
           onProblem: (message, error) =>
             logger.warn(`west consumer: ${message}`, { groupId, error }),
+          // Held: no record of the partition past the batch is handled, so none is committed.
+          ...(kafka.undecodable
+            ? { undecodable: kafka.undecodable.reporter(`west group ${groupId}`) }
+            : {}),
         });
         if (paused) reader.pause(next);
         failures = 0;

@@ -6,14 +6,24 @@
  */
 import type { KafkaClientConfig } from "../config/types.ts";
 import type { WireSettings } from "./client/wire-connection.ts";
+import type { UndecodableWatch } from "./undecodable-batches.ts";
 
 /** The gateway's Kafka handle: what its own client needs to reach the cluster. */
 export interface Kafka {
   readonly wire: WireSettings;
+  /**
+   * Where readers report batches they cannot decode, and the policy for them (hold the
+   * partition, or skip). Absent: partitions are held, said only in the reader's log.
+   */
+  readonly undecodable?: UndecodableWatch;
 }
 
 /** The Kafka handle for the configured cluster. */
-export function createKafka(config: KafkaClientConfig, clientId = "zilla-gateway"): Kafka {
+export function createKafka(
+  config: KafkaClientConfig,
+  clientId = "zilla-gateway",
+  undecodable?: UndecodableWatch,
+): Kafka {
   const wire: WireSettings = {
     servers: config.servers,
     clientId: config.clientId ?? clientId,
@@ -22,6 +32,7 @@ export function createKafka(config: KafkaClientConfig, clientId = "zilla-gateway
     retryTimeoutMs: 10_000,
     ...(config.sasl ? { sasl: config.sasl } : {}),
     ...(config.tls ? { tls: config.tls } : {}),
+    ...(config.compression ? { compression: config.compression } : {}),
   };
-  return { wire };
+  return undecodable ? { wire, undecodable } : { wire };
 }

@@ -85,6 +85,10 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
       partitionMaxBytes: Math.max(1024 * 1024, maxMessageBytes + 64 * 1024),
       maxBytes: Math.max(10 * 1024 * 1024, 2 * maxMessageBytes),
       onProblem: (message, error) => logger.warn(`reply reader: ${message}`, { error }),
+      // A held reply partition delivers no more replies: calls waiting on it reach their deadline.
+      ...(kafka.undecodable
+        ? { undecodable: kafka.undecodable.reporter("north reply reader") }
+        : {}),
       onRecords(topic, partition, records) {
         for (const record of records) {
           let id: string | undefined;

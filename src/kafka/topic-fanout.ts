@@ -424,6 +424,8 @@ class TopicReader {
         headerBytes: true,
         onFetched: (bytes) => countFetch(this.settings, this.watch, bytes),
         onProblem: (message, error) => this.onProblem(message, error),
+        // Held: the partition's calls get nothing past the batch (they wait at that point).
+        ...undecodableReporter(this.settings.kafka, `fetch ${topic}`),
       });
     } catch (error) {
       if (this.closed) return;
@@ -722,6 +724,7 @@ class CatchUpReader {
       headerBytes: true,
       onFetched: (bytes) => countFetch(this.settings, this.watch, bytes),
       onProblem: (message, error) => this.onProblem(message, error),
+      ...undecodableReporter(settings.kafka, `fetch ${topic} catch-up`),
     }).then(
       (reader) => {
         if (this.stopped) {
@@ -811,6 +814,11 @@ function fanoutRecord(partition: number, record: FetchedRecord): FanoutRecord {
     headers = list;
   }
   return { partition, offset: record.offset, key, value, headers, size };
+}
+
+/** The partition reader option reporting undecodable batches, when the gateway watches them. */
+function undecodableReporter(kafka: Kafka, reader: string) {
+  return kafka.undecodable ? { undecodable: kafka.undecodable.reporter(reader) } : {};
 }
 
 /** A reader failure as a FanoutReaderError, looking through wrappers for the cause. */

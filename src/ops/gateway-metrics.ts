@@ -2,9 +2,10 @@
  * The gateway's metrics: what north and west record, named like Zilla's Prometheus exporter
  * (`grpc_duration_seconds`, `grpc_active_requests`, ...) with `namespace` and `binding`
  * labels, plus the Kafka side (produce and consume latency, pending and dropped replies,
- * consumer lag, replays, retries). Each method's label sets are resolved on its first call
+ * consumer lag, replays, retries, undecodable batches and held partitions). Each method's label sets are resolved on its first call
  * and kept, so a call records numbers only.
  */
+import type { UndecodableMetrics } from "../kafka/undecodable-batches.ts";
 import {
   type CounterChild,
   countBuckets,
@@ -67,6 +68,8 @@ export interface GatewayMetrics {
   readonly registry: MetricsRegistry;
   north(binding: string): NorthMetrics;
   west(binding: string): WestMetrics;
+  /** Undecodable batches met by any reader, held partitions, skipped offsets. */
+  readonly undecodable: UndecodableMetrics;
   /** A config change was applied (fully or partly) or refused. */
   reloaded(result: "applied" | "partial" | "refused"): void;
 }
@@ -208,6 +211,21 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
     "Records in a partition past the consumer group's committed offset.",
     [...base, "group", "topic", "partition"],
   );
+  const undecodableBatches = counter(
+    "kafka_undecodable_batches_total",
+    "Record batches a reader could not decode, by topic, partition and action (held or skipped).",
+    ["namespace", "topic", "partition", "action"],
+  );
+  const skippedOffsets = counter(
+    "kafka_skipped_offsets_total",
+    "Offsets in undecodable batches skipped under the skip policy (their records are lost).",
+    ["namespace", "topic", "partition"],
+  );
+  const heldPartitions = gauge(
+    "kafka_held_partitions",
+    "1 while a reader holds the partition at an undecodable batch (policy fail), else 0.",
+    ["namespace", "reader", "topic", "partition"],
+  );
   const reloads = counter(
     "gateway_config_reloads_total",
     "Config file changes, by result (applied, partial, refused).",
@@ -275,6 +293,14 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
           });
         },
       };
+    },
+    undecodable: {
+      batch: (topic, partition, action) =>
+        undecodableBatches.labels(namespace, topic, String(partition), action).inc(),
+      skippedOffsets: (topic, partition, count) =>
+        skippedOffsets.labels(namespace, topic, String(partition)).inc(count),
+      holding: (reader, topic, partition, held) =>
+        heldPartitions.labels(namespace, reader, topic, String(partition)).set(held ? 1 : 0),
     },
     reloaded(result) {
       reloads.labels(namespace, result).inc();

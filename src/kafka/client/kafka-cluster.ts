@@ -451,7 +451,7 @@ export class KafkaCluster {
               w.array([...parts], (w, [partition, list]) => {
                 w.int32(partition);
                 const sizeAt = w.reserveInt32();
-                writeBatch(w, list, now);
+                writeBatch(w, list, now, this.settings.compression);
                 w.patchInt32(sizeAt, w.offset - sizeAt - 4);
               });
             });

@@ -3,12 +3,20 @@
  * positions the caller gives or from each partition's end or beginning, with one long-poll
  * Fetch loop per leader broker. Leader moves, lost connections and new partitions are
  * followed from metadata; a position past the log (OFFSET_OUT_OF_RANGE) restarts from the
- * policy's end. North's reply reader and the fetch capability's topic readers use it.
+ * policy's end. A batch it cannot decode holds its partition there (or is skipped, by the
+ * reporter's policy: src/kafka/undecodable-batches.ts). North's reply reader, west's group
+ * member and the fetch capability's topic readers use it.
  */
 import { ApiKey } from "../protocol/api-keys.ts";
 import { isRetriableCode, KafkaProtocolError, kafkaCodeName } from "../protocol/errors.ts";
-import { decodeBatches, type FetchedRecord } from "../protocol/record-codec.ts";
+import {
+  DEFAULT_BATCH_MAX_BYTES,
+  type DecodeOptions,
+  decodeBatches,
+  type FetchedRecord,
+} from "../protocol/record-codec.ts";
 import type { Reader } from "../protocol/wire.ts";
+import type { UndecodableEvent, UndecodableReporter } from "../undecodable-batches.ts";
 import { backoff, type KafkaCluster } from "./kafka-cluster.ts";
 
 export interface PartitionReaderOptions {
@@ -39,6 +47,20 @@ export interface PartitionReaderOptions {
   onProblem?(message: string, error: unknown): void;
   /** How often metadata is re-read to find new partitions and leaders (default 30 s). */
   metadataRefreshMs?: number;
+  /**
+   * Where batches this reader cannot decode are reported, and whether their partition is
+   * held there (policy "fail") or they are skipped ("skip"). Absent: held, and said through
+   * `onProblem`. The reader closes it when it stops.
+   */
+  undecodable?: UndecodableReporter;
+}
+
+/**
+ * Most bytes one batch may decompress to: 16 times the partition's fetch size, at least
+ * 64 MiB (a batch over it is undecodable, so a decompression bomb costs no more memory).
+ */
+export function batchMaxBytes(partitionMaxBytes: number): number {
+  return Math.max(DEFAULT_BATCH_MAX_BYTES, 16 * partitionMaxBytes);
 }
 
 export interface PartitionReader {
@@ -46,6 +68,8 @@ export interface PartitionReader {
   positions(): Map<string, number>;
   /** Reads `topic`-`partition` from `offset` on (from inside `onRecords`: after this batch). */
   seek(topic: string, partition: number, offset: number): void;
+  /** Partitions held at a batch that could not be decoded, with the batch's offset. */
+  held(): { topic: string; partition: number; offset: number }[];
   /** Stops fetching these partitions until `resume`. */
   pause(partitions: readonly { topic: string; partition: number }[]): void;
   resume(partitions: readonly { topic: string; partition: number }[]): void;
@@ -58,6 +82,8 @@ interface Position {
   partition: number;
   offset: number;
   paused: boolean;
+  /** Held at an undecodable batch at `offset`: not fetched until sought elsewhere. */
+  held?: boolean;
 }
 
 /** Positions every partition, then starts reading; resolves once positioned. */
@@ -147,7 +173,7 @@ export async function startPartitionReader(
     if (stopped) return;
     let leaderless = false;
     for (const p of state.values()) {
-      if (p.paused) continue;
+      if (p.paused || p.held) continue;
       const leader = cluster.leaderOf(p.topic, p.partition);
       if (leader < 0) leaderless = true;
       else if (!loops.has(leader)) {
@@ -170,7 +196,7 @@ export async function startPartitionReader(
     // Paused partitions stay out of the fetch: their records would only be dropped, and
     // a paused partition behind its head would make every fetch return at once (a spin).
     const mine = [...state.values()].filter(
-      (p) => !p.paused && cluster.leaderOf(p.topic, p.partition) === node,
+      (p) => !p.paused && !p.held && cluster.leaderOf(p.topic, p.partition) === node,
     );
     if (mine.length === 0) return undefined;
     // The broker fills a response in request order and stops at maxBytes: a different
@@ -221,7 +247,7 @@ export async function startPartitionReader(
         next = undefined;
         if (!sent) return;
         options.onFetched?.(sent.r.end);
-        const { problems, batches } = readFetchResponse(sent, state, options);
+        const { problems, batches } = readFetchResponse(sent, state, options, decodeOptions);
         failures.delete(node);
         if (!problems.refresh && problems.outOfRange.length === 0 && !stopped) {
           next = sendFetch(node, turn + 1);
@@ -259,6 +285,10 @@ export async function startPartitionReader(
     }
   };
 
+  const decodeOptions: DecodeOptions = {
+    maxDecompressedBytes: batchMaxBytes(options.partitionMaxBytes),
+    ...(options.headerBytes ? { headerBytes: true } : {}),
+  };
   started = true;
   ensureLoops();
   const timer = setInterval(() => void refresh(), options.metadataRefreshMs ?? 30_000);
@@ -272,7 +302,18 @@ export async function startPartitionReader(
     },
     seek(topic, partition, offset) {
       const p = state.get(`${topic}\0${partition}`);
-      if (p) p.offset = offset;
+      if (!p) return;
+      if (p.held && p.offset !== offset) {
+        p.held = false;
+        options.undecodable?.released(topic, partition);
+        ensureLoops();
+      }
+      p.offset = offset;
+    },
+    held() {
+      return [...state.values()]
+        .filter((p) => p.held)
+        .map((p) => ({ topic: p.topic, partition: p.partition, offset: p.offset }));
     },
     pause(partitions) {
       for (const { topic, partition } of partitions) {
@@ -290,6 +331,7 @@ export async function startPartitionReader(
     stop() {
       stopped = true;
       clearInterval(timer);
+      options.undecodable?.close();
     },
   };
 }
@@ -320,6 +362,7 @@ function readFetchResponse(
   sent: FetchSent,
   state: Map<string, Position>,
   options: PartitionReaderOptions,
+  decode: DecodeOptions,
 ): { problems: FetchProblems; batches: FetchedBatch[] } {
   const { r, version, fetchedAt } = sent;
   const problems: FetchProblems = { refresh: false, outOfRange: [] };
@@ -362,16 +405,7 @@ function readFetchResponse(
       }
       if (!records || records.length === 0) continue;
       const out: FetchedRecord[] = [];
-      // Batches this gateway cannot read (an old format, a codec it lacks) would stall the
-      // partition for ever: say so and read on past each of them.
-      position.offset = decodeBatches(
-        records,
-        position.offset,
-        (record) => out.push(record),
-        (error) =>
-          options.onProblem?.(`unreadable records in ${topic}-${partition} skipped`, error),
-        options.headerBytes ? { headerBytes: true } : undefined,
-      );
+      position.offset = decodePartition(records, position, out, options, decode);
       if (out.length > 0) {
         const fromOffset = fetchedAt.get(position) as number;
         batches.push({ position, records: out, fromOffset, nextOffset: position.offset });
@@ -379,4 +413,46 @@ function readFetchResponse(
     }
   }
   return { problems, batches };
+}
+
+/**
+ * Decodes one partition's records from `position.offset` into `out`; returns the offset to
+ * read next. An undecodable batch is skipped (policy "skip", reading goes on past it) or
+ * holds the partition (the default): the records before it are handed on, none after.
+ */
+function decodePartition(
+  records: Uint8Array,
+  position: Position,
+  out: FetchedRecord[],
+  options: PartitionReaderOptions,
+  decode: DecodeOptions,
+): number {
+  const { topic, partition } = position;
+  const push = (record: FetchedRecord) => out.push(record);
+  let bytes = records;
+  let from = position.offset;
+  for (;;) {
+    const result = decodeBatches(bytes, from, push, decode);
+    from = result.next;
+    const batch = result.undecodable;
+    if (!batch) return from;
+    const event: UndecodableEvent = {
+      topic,
+      partition,
+      baseOffset: batch.baseOffset,
+      lastOffset: batch.lastOffset,
+      reason: batch.error.message,
+    };
+    const reporter = options.undecodable;
+    if (reporter?.policy === "skip") {
+      reporter.skipped(event);
+      from = Math.max(from, batch.lastOffset + 1);
+      bytes = bytes.subarray(result.resumeAt);
+      continue;
+    }
+    position.held = true;
+    if (reporter) reporter.held(event);
+    else options.onProblem?.(`${topic}-${partition} held at offset ${from}`, batch.error);
+    return from;
+  }
 }

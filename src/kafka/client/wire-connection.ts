@@ -5,10 +5,12 @@
  * in time, or a socket error, closes the connection and fails everything in flight on it
  * (answers on one connection come in request order, so nothing later can be trusted).
  */
+
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
 import { ApiKey } from "../protocol/api-keys.ts";
+import type { CompressionCodec } from "../protocol/compression.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts";
 import { Reader, Writer } from "../protocol/wire.ts";
 import { plainInitialResponse, ScramClient } from "./sasl.ts";
@@ -25,6 +27,8 @@ export interface WireSettings {
   requestTimeoutMs: number;
   /** How long a produce keeps retrying (leader moves, brokers unreachable) before failing. */
   retryTimeoutMs: number;
+  /** The codec of the batches this client produces (default none). */
+  compression?: CompressionCodec;
 }
 
 const apiNames = new Map<number, string>(Object.entries(ApiKey).map(([name, key]) => [key, name]));

@@ -1,10 +1,10 @@
 /**
  * Record batches in both directions, judged by independent clients: what encodeBatch writes
- * is read back by kcat (librdkafka) exactly, and what kcat writes (uncompressed, gzip, and
- * codecs this client does not read) is decoded, or reported and skipped, over a real broker.
+ * (uncompressed and with every codec) is read back by kcat (librdkafka) exactly, and what kcat
+ * writes with every codec is decoded over a real broker. Batches that cannot be decoded stop
+ * decoding where they are, with the reason.
  */
 
-import * as zlib from "node:zlib";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
@@ -12,13 +12,14 @@ import { KafkaCluster } from "../client/kafka-cluster.ts";
 import { startPartitionReader } from "../client/partition-reader.ts";
 import { headerPairs, kcat, kcatRead, testSettings, waitFor } from "../client/wire-test-kit.ts";
 import { ApiKey } from "./api-keys.ts";
+import { type CompressionCodec, zstdCompressionAvailable } from "./compression.ts";
 import { crc32c } from "./crc32c.ts";
 import {
+  type DecodedBatches,
   decodeBatches,
   encodeBatch,
   type FetchedRecord,
   type OutgoingRecord,
-  type RecordDecodeError,
   utf8,
 } from "./record-codec.ts";
 
@@ -194,10 +195,45 @@ describe("encodeBatch, read by kcat", () => {
   });
 });
 
+/** The codec ids of the batches stored in `topic`-0, read with a raw Fetch. */
+async function storedCodecs(topic: string): Promise<number[]> {
+  await cluster.partitionsWithin(topic, Date.now() + 5_000);
+  const connection = await cluster.connection(cluster.leaderOf(topic, 0), "fetch");
+  const r = await connection.request(ApiKey.Fetch, 4, (w) => {
+    w.int32(-1)
+      .int32(0)
+      .int32(1)
+      .int32(8 << 20)
+      .int8(0);
+    w.array([topic], (w, t) => {
+      w.string(t).array([0], (w) =>
+        w
+          .int32(0)
+          .int64(0)
+          .int32(8 << 20),
+      );
+    });
+  });
+  r.int32(); // throttle
+  r.int32(); // topics
+  r.string();
+  r.int32(); // partitions
+  r.int32();
+  expect(r.int16()).toBe(0);
+  r.int64();
+  r.int64();
+  r.int32(); // aborted transactions (null)
+  const bytes = r.nullableBytes() ?? new Uint8Array(0);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const codecs: number[] = [];
+  for (let at = 0; at + 61 <= bytes.length; at += 12 + view.getInt32(at + 8)) {
+    codecs.push(view.getInt16(at + 21) & 7);
+  }
+  return codecs;
+}
+
 describe("decoding what kcat wrote", () => {
-  it("decodes plain and gzip batches and reports lz4/snappy ones, reading on after them", async () => {
-    // zstd is read where the runtime has it (Node 22.15+), else reported like lz4.
-    const zstd = "zstdDecompressSync" in zlib;
+  it("decodes batches of every codec (none, lz4, gzip, snappy, zstd), in order, exactly", async () => {
     const topic = "codec-kcat";
     broker.createTopic(topic, 1);
     // Compressible values: librdkafka sends a batch uncompressed when compression does not pay.
@@ -223,19 +259,57 @@ describe("decoding what kcat wrote", () => {
         `${lines(`${codec}${i}`)}\n`,
       );
     }
+    // The broker keeps batches as sent: one per kcat run, each in its codec.
+    expect(await storedCodecs(topic)).toEqual([0, 3, 1, 2, 4, 0]);
     const all = await kcatRead(broker.bootstrap, topic);
     expect(all).toHaveLength(18);
-    const unreadable = ["lz4", "snappy", ...(zstd ? [] : ["zstd"])];
-    const readable = all.filter((r) => !unreadable.some((codec) => r.key?.startsWith(codec)));
 
-    const { records, problems, position } = await readFrom(topic, 0, readable.length);
-    expect(records.map((r) => r.offset)).toEqual(readable.map((r) => r.offset));
-    expect(records.map((r) => utf8(r.key as Uint8Array))).toEqual(readable.map((r) => r.key));
-    expect(records.map((r) => utf8(r.value as Uint8Array))).toEqual(readable.map((r) => r.payload));
-    expect(records.map((r) => r.headers)).toEqual(readable.map((r) => headerPairs(r.headers)));
-    expect(problems).toHaveLength(unreadable.length);
-    for (const [i, codec] of unreadable.entries()) expect(problems[i]).toMatch(codec);
+    const { records, problems, position } = await readFrom(topic, 0, all.length);
+    expect(records.map((r) => r.offset)).toEqual(all.map((r) => r.offset));
+    expect(records.map((r) => utf8(r.key as Uint8Array))).toEqual(all.map((r) => r.key));
+    expect(records.map((r) => utf8(r.value as Uint8Array))).toEqual(all.map((r) => r.payload));
+    expect(records.map((r) => r.headers)).toEqual(all.map((r) => headerPairs(r.headers)));
+    expect(problems).toEqual([]);
     expect(position).toBe(18);
+  });
+
+  it("reads back batches the gateway compressed with each codec, and so does kcat", async () => {
+    const codecs: CompressionCodec[] = ["gzip", "snappy", "lz4"];
+    // zstd is written where node:zlib has it (Bun, Deno, Node 22.15+).
+    if (zstdCompressionAvailable()) codecs.push("zstd");
+    for (const codec of codecs) {
+      const topic = `codec-write-${codec}`;
+      broker.createTopic(topic, 1);
+      const records: OutgoingRecord[] = Array.from({ length: 40 }, (_, i) => ({
+        key: `k${i}`,
+        value: text(`${codec} value ${i} ${"ab".repeat(i * 10)}`),
+        headers: [
+          ["zilla:correlation-id", `id-${i}`],
+          ["ü", "✓"],
+        ],
+      }));
+      const producer = new KafkaCluster({
+        ...testSettings(broker.bootstrap),
+        compression: codec,
+      });
+      try {
+        await producer.produce(-1, 5_000, new Map([[topic, records]]));
+      } finally {
+        producer.close();
+      }
+      expect(await storedCodecs(topic)).toEqual([
+        [0, "gzip", "snappy", "lz4", "zstd"].indexOf(codec),
+      ]);
+      const read = await kcatRead(broker.bootstrap, topic);
+      expect(read.map((r) => r.key)).toEqual(records.map((r) => r.key));
+      expect(read.map((r) => r.payload)).toEqual(records.map((r) => utf8(r.value as Uint8Array)));
+      for (const r of read) expect(headerPairs(r.headers)).toHaveLength(2);
+      const back = await readFrom(topic, 0, records.length);
+      expect(back.records.map((r) => utf8(r.value as Uint8Array))).toEqual(
+        records.map((r) => utf8(r.value as Uint8Array)),
+      );
+      expect(back.problems).toEqual([]);
+    }
   });
 
   it("starts inside a batch: earlier records of that batch are skipped (plain and gzip)", async () => {
@@ -277,19 +351,22 @@ describe("decodeBatches", () => {
     );
   const decode = (bytes: Uint8Array, from: number) => {
     const out: FetchedRecord[] = [];
-    const skipped: RecordDecodeError[] = [];
-    const next = decodeBatches(
-      bytes,
-      from,
-      (r) => out.push(r),
-      (e) => skipped.push(e),
-    );
+    const result: DecodedBatches = decodeBatches(bytes, from, (r) => out.push(r));
     return {
-      next,
+      next: result.next,
       values: out.map((r) => utf8(r.value as Uint8Array)),
       offsets: out.map((r) => r.offset),
-      skipped,
+      undecodable: result.undecodable,
+      resumeAt: result.resumeAt,
     };
+  };
+  /** `bytes` with its attributes set to `attributes` and its CRC made right again. */
+  const withAttributes = (bytes: Uint8Array, attributes: number) => {
+    const copy = bytes.slice();
+    const view = new DataView(copy.buffer);
+    view.setInt16(21, attributes);
+    view.setUint32(17, crc32c(copy, 21, copy.length));
+    return copy;
   };
 
   it("skips control batches", () => {
@@ -298,11 +375,11 @@ describe("decodeBatches", () => {
       controlBatch(2),
       atOffset(batch(["c"]), 3),
     );
-    const { next, values, offsets, skipped } = decode(bytes, 0);
+    const { next, values, offsets, undecodable } = decode(bytes, 0);
     expect(values).toEqual(["a", "b", "c"]);
     expect(offsets).toEqual([0, 1, 3]);
     expect(next).toBe(4);
-    expect(skipped).toEqual([]);
+    expect(undecodable).toBeUndefined();
     // A fetch that holds only a control batch still moves past it.
     expect(decode(controlBatch(7), 7).next).toBe(8);
   });
@@ -329,7 +406,68 @@ describe("decodeBatches", () => {
     });
   });
 
-  it("reports batches of older formats and moves past them, small ones included", () => {
+  it("stops at a batch whose CRC does not match: nothing of it, the records before it", () => {
+    const bad = atOffset(batch(["b1", "b2", "b3"]), 2);
+    bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0xff; // a flipped byte in the last value
+    const bytes = concat(atOffset(batch(["a0", "a1"]), 0), bad, atOffset(batch(["c"]), 5));
+    const result = decode(bytes, 0);
+    expect(result.values).toEqual(["a0", "a1"]);
+    expect(result.next).toBe(2);
+    expect(result.undecodable).toMatchObject({ baseOffset: 2, lastOffset: 4 });
+    expect(result.undecodable?.error.message).toMatch(/offset 2 is corrupt: CRC-32C/);
+    // Reading on past it (the skip policy) finds the next batch where `resumeAt` says.
+    const rest = decode(bytes.subarray(result.resumeAt), 5);
+    expect(rest).toMatchObject({ values: ["c"], next: 6, undecodable: undefined });
+  });
+
+  it("stops at an unknown codec id (5, 6, 7), naming it", () => {
+    for (const id of [5, 6, 7]) {
+      const bytes = concat(
+        withAttributes(atOffset(batch(["x", "y"]), 0), id),
+        atOffset(batch(["z"]), 2),
+      );
+      const result = decode(bytes, 0);
+      expect(result.values).toEqual([]);
+      expect(result.next).toBe(0);
+      expect(result.undecodable?.error.message).toMatch(
+        new RegExp(`offset 0 cannot be decompressed: unknown compression codec id ${id}`),
+      );
+      expect(result.undecodable?.lastOffset).toBe(1);
+    }
+  });
+
+  it("stops at broken records (a record running past its batch), handing on none of that batch", () => {
+    const broken = atOffset(batch(["one", "two"]), 0);
+    const view = new DataView(broken.buffer);
+    // Claim three records where there are two: the third runs past the end.
+    view.setInt32(57, 3);
+    view.setInt32(23, 2);
+    view.setUint32(17, crc32c(broken, 21, broken.length));
+    const result = decode(broken, 0);
+    expect(result.values).toEqual([]);
+    expect(result.undecodable?.error.message).toMatch(/offset 0 is malformed/);
+  });
+
+  it("stops at a gzip batch that is not gzip", () => {
+    const fake = withAttributes(atOffset(batch(["plain"]), 3), 1);
+    expect(decode(fake, 3).undecodable?.error.message).toMatch(
+      /offset 3 cannot be decompressed: gzip data is malformed/,
+    );
+  });
+
+  it("stops at a batch over the decompression bound", () => {
+    const big = atOffset(gzipBatch(batch(["x".repeat(100_000)])), 0);
+    const out: FetchedRecord[] = [];
+    const result = decodeBatches(big, 0, (r) => out.push(r), { maxDecompressedBytes: 50_000 });
+    expect(out).toEqual([]);
+    expect(result.undecodable?.error.message).toMatch(
+      /more than 50000 bytes, the limit for one batch/,
+    );
+    // Within the bound it reads.
+    expect(decodeBatches(big, 0, () => {}, { maxDecompressedBytes: 200_000 }).next).toBe(1);
+  });
+
+  it("stops at batches of older formats, small ones included, and skips those already passed", () => {
     // Magic 1 messages (Kafka 0.10 format): offset, size, crc, magic, attributes, timestamp,
     // key, value. Shorter than a magic-2 header.
     const v1 = (offset: number, value: string) => {
@@ -347,18 +485,13 @@ describe("decodeBatches", () => {
       return concat(head, body);
     };
     const bytes = concat(v1(0, "old"), v1(1, "old2"), atOffset(batch(["new"]), 2));
-    const { next, values, skipped } = decode(bytes, 0);
-    expect(values).toEqual(["new"]);
-    expect(next).toBe(3);
-    expect(skipped.length).toBeGreaterThanOrEqual(1);
-    expect(skipped[0]?.message).toMatch(/format 1/);
-    // A lone small old message must not hold the position for ever.
-    expect(decode(v1(5, "x"), 5).next).toBe(6);
-  });
-
-  it("throws for an unreadable batch when no handler is given", () => {
-    const lz4 = atOffset(batch(["a"]), 0);
-    new DataView(lz4.buffer).setInt16(21, 3);
-    expect(() => decodeBatches(lz4, 0, () => {})).toThrow(/lz4/);
+    const first = decode(bytes, 0);
+    expect(first.values).toEqual([]);
+    expect(first.undecodable).toMatchObject({ baseOffset: 0, lastOffset: 0 });
+    expect(first.undecodable?.error.message).toMatch(/format 1/);
+    // Past them (skipped before), the format-2 batch reads.
+    expect(decode(bytes, 2)).toMatchObject({ values: ["new"], next: 3, undecodable: undefined });
+    // A lone small old message is reported, not mistaken for a partial batch.
+    expect(decode(v1(5, "x"), 5).undecodable).toMatchObject({ baseOffset: 5, lastOffset: 5 });
   });
 });

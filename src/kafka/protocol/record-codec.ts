@@ -1,13 +1,22 @@
 /**
  * Record batches (magic 2) for the gateway's Kafka client: contract records encoded into one
- * uncompressed batch per partition, and fetched batches decoded back (uncompressed or gzip;
- * control batches skipped). Header values are text in the contract, so they are decoded as
- * UTF-8 here, with a fast path for the ASCII the contract's headers almost always are.
+ * batch per partition (uncompressed unless a codec is asked for), and fetched batches checked
+ * (CRC-32C) and decoded back, whatever their codec (compression.ts; control batches
+ * skipped). Decoding stops at the first batch it cannot read and says which: the caller's
+ * policy decides whether to hold the partition there or skip it. Header values are text in
+ * the contract, so they are decoded as UTF-8 here, with a fast path for the ASCII the
+ * contract's headers almost always are.
  */
 
-import * as zlib from "node:zlib";
-import { gunzipSync } from "node:zlib";
 import type { RecordHeader } from "../record-contract.ts";
+import {
+  type CompressionCodec,
+  CompressionError,
+  codecId,
+  compressRecords,
+  decompressRecords,
+  type ZstdReader,
+} from "./compression.ts";
 import { crc32c } from "./crc32c.ts";
 import {
   ATTRIBUTES_AT,
@@ -49,35 +58,53 @@ export interface FetchedRecord {
 export interface DecodeOptions {
   /** Also give each record its header values as bytes (`headerBytes`). */
   headerBytes?: boolean;
+  /** Most bytes one batch's records may decompress to (default `DEFAULT_BATCH_MAX_BYTES`). */
+  maxDecompressedBytes?: number;
+  /** How zstd is read (tests and the bench force the pure-JS reader). */
+  zstdReader?: ZstdReader;
 }
+
+/** The decompressed size a batch may have unless the reader says otherwise: 64 MiB. */
+export const DEFAULT_BATCH_MAX_BYTES = 64 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
 
 const COMPRESSION_MASK = 0x07;
 
-/** One uncompressed batch of `records` stamped `timestamp`, base offset 0, CRC set. */
-export function encodeBatch(records: readonly OutgoingRecord[], timestamp: number): Uint8Array {
+/** One batch of `records` stamped `timestamp`, base offset 0, CRC set. */
+export function encodeBatch(
+  records: readonly OutgoingRecord[],
+  timestamp: number,
+  codec: CompressionCodec = "none",
+): Uint8Array {
   const w = new Writer(BATCH_HEADER_BYTES + records.length * 160);
-  writeBatch(w, records, timestamp);
+  writeBatch(w, records, timestamp, codec);
   return w.bytesView().slice();
 }
 
 // Each record is written here first: its size prefix is a varint, known only once written.
 const recordScratch = new Writer(1024);
+// A compressed batch's records are written here, then compressed into the batch.
+const recordsScratch = new Writer(16 * 1024);
 
 /**
- * Appends one uncompressed batch of `records` to `w` (base offset 0, CRC set), written in
- * place rather than built apart and copied: a Produce request carries it as it is.
+ * Appends one batch of `records` to `w` (base offset 0, CRC set). Uncompressed, it is written
+ * in place rather than built apart and copied: a Produce request carries it as it is.
  */
-export function writeBatch(w: Writer, records: readonly OutgoingRecord[], timestamp: number): void {
+export function writeBatch(
+  w: Writer,
+  records: readonly OutgoingRecord[],
+  timestamp: number,
+  codec: CompressionCodec = "none",
+): void {
   const start = w.offset;
   w.int64(0) // base offset: the broker assigns offsets
     .int32(0) // batch length, patched below
     .int32(-1) // partition leader epoch: the broker's to set
     .int8(2)
     .uint32(0) // crc, patched below
-    .int16(0) // attributes: uncompressed, CreateTime, not transactional
+    .int16(codecId(codec)) // attributes: the codec, CreateTime, not transactional
     .int32(records.length - 1)
     .int64(timestamp)
     .int64(timestamp)
@@ -85,6 +112,19 @@ export function writeBatch(w: Writer, records: readonly OutgoingRecord[], timest
     .int16(-1)
     .int32(-1)
     .int32(records.length);
+  if (codec === "none") writeRecords(w, records);
+  else {
+    recordsScratch.offset = 0;
+    writeRecords(recordsScratch, records);
+    w.raw(compressRecords(codec, recordsScratch.bytesView()));
+  }
+  const end = w.offset;
+  w.patchInt32(start + 8, end - start - BATCH_LOG_OVERHEAD);
+  w.patchUint32(start + CRC_AT, crc32c(w.ownBytes(), start + ATTRIBUTES_AT, end));
+}
+
+/** The records part of a batch (each record's size, then the record). */
+function writeRecords(w: Writer, records: readonly OutgoingRecord[]): void {
   const body = recordScratch;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as OutgoingRecord;
@@ -102,9 +142,6 @@ export function writeBatch(w: Writer, records: readonly OutgoingRecord[], timest
     const bytes = body.bytesView();
     w.varint(bytes.length).raw(bytes);
   }
-  const end = w.offset;
-  w.patchInt32(start + 8, end - start - BATCH_LOG_OVERHEAD);
-  w.patchUint32(start + CRC_AT, crc32c(w.ownBytes(), start + ATTRIBUTES_AT, end));
 }
 
 function writeText(w: Writer, text: string): void {
@@ -155,20 +192,38 @@ export class RecordDecodeError extends Error {
   override name = "RecordDecodeError";
 }
 
+/** A batch that could not be read: where it is and why. */
+export interface UndecodableBatch {
+  /** The batch's first offset (for an old-format message, its offset). */
+  baseOffset: number;
+  /** The last offset it covers, as far as can be told: skipping it reads on past this. */
+  lastOffset: number;
+  error: RecordDecodeError;
+}
+
+/** What `decodeBatches` read. */
+export interface DecodedBatches {
+  /** The offset to read next: past the last batch read, or `from` if none was. */
+  next: number;
+  /** The first batch that could not be read; decoding stopped there. */
+  undecodable?: UndecodableBatch;
+  /** With `undecodable`: where in the bytes the batch after it starts (to read on past it). */
+  resumeAt?: number;
+}
+
 /**
- * Decodes every complete batch in `bytes` (a Fetch response's records), calling `onRecord`
- * for records at or past `from`; returns the offset to fetch next (`from` if nothing
- * complete was there). A trailing partial batch is normal (the broker cuts at a size limit).
- * A batch this client cannot read (an older format, a codec it lacks) goes to `onUnreadable`
- * and is skipped, the batches after it are still read; without `onUnreadable` it throws.
+ * Decodes the complete batches in `bytes` (a Fetch response's records), calling `onRecord`
+ * for records at or past `from`, until the end or the first batch it cannot read (CRC
+ * mismatch, an older format, a codec it lacks, broken records, over the size bound), which it
+ * returns as `undecodable` without calling `onRecord` for any of its records. A trailing
+ * partial batch is normal (the broker cuts at a size limit).
  */
 export function decodeBatches(
   bytes: Uint8Array,
   from: number,
   onRecord: (record: FetchedRecord) => void,
-  onUnreadable?: (error: RecordDecodeError) => void,
   decode: DecodeOptions = {},
-): number {
+): DecodedBatches {
   let next = from;
   let at = 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -177,40 +232,73 @@ export function decodeBatches(
   while (bytes.length - at >= MAGIC_AT + 1) {
     const batchLength = view.getInt32(at + 8);
     const end = at + BATCH_LOG_OVERHEAD + batchLength;
-    if (end > bytes.length) break;
+    if (batchLength < 0 || end > bytes.length) break;
     const baseOffset = Number(view.getBigInt64(at));
     const magic = view.getInt8(at + MAGIC_AT);
     if (magic !== 2 || batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD) {
       // A format 0/1 message's offset is its last (inner) offset.
+      if (baseOffset < from) {
+        at = end;
+        continue;
+      }
       const error = new RecordDecodeError(
-        `record batch at offset ${baseOffset} has format ${magic}; only format 2 (Kafka 0.11+) is read`,
+        magic !== 2
+          ? `record batch at offset ${baseOffset} has format ${magic}; only format 2 (Kafka 0.11+) is read`
+          : `record batch at offset ${baseOffset} is ${batchLength + BATCH_LOG_OVERHEAD} bytes, shorter than its header`,
       );
-      if (!onUnreadable) throw error;
-      onUnreadable(error);
-      next = Math.max(next, baseOffset + 1);
-      at = end;
-      continue;
+      return stopAt(bytes, view, end, next, { baseOffset, lastOffset: baseOffset, error });
     }
     const attributes = view.getInt16(at + ATTRIBUTES_AT);
     const lastOffsetDelta = view.getInt32(at + LAST_OFFSET_DELTA_AT);
-    if ((attributes & CONTROL_FLAG) === 0 && baseOffset + lastOffsetDelta >= from) {
-      try {
-        decodeRecords(bytes.subarray(at, end), view, at, from, onRecord, decode);
-      } catch (error) {
-        const unreadable =
-          error instanceof RecordDecodeError
-            ? error
-            : new RecordDecodeError(
-                `record batch at offset ${baseOffset} is malformed: ${(error as Error).message}`,
-              );
-        if (!onUnreadable) throw unreadable;
-        onUnreadable(unreadable);
+    const lastOffset = baseOffset + Math.max(0, lastOffsetDelta);
+    if (lastOffset >= from) {
+      const expectedCrc = view.getUint32(at + CRC_AT);
+      const actualCrc = crc32c(bytes, at + ATTRIBUTES_AT, end);
+      if (expectedCrc !== actualCrc) {
+        const error = new RecordDecodeError(
+          `record batch at offset ${baseOffset} is corrupt: CRC-32C ${actualCrc} where its header says ${expectedCrc}`,
+        );
+        return stopAt(bytes, view, end, next, { baseOffset, lastOffset, error });
+      }
+      if ((attributes & CONTROL_FLAG) === 0) {
+        // Records are gathered first: a batch that breaks halfway hands on none of them.
+        const records: FetchedRecord[] = [];
+        try {
+          decodeRecords(bytes.subarray(at, end), view, at, from, records, decode);
+        } catch (error) {
+          const reason =
+            error instanceof RecordDecodeError
+              ? error
+              : new RecordDecodeError(
+                  `record batch at offset ${baseOffset} ${error instanceof CompressionError ? "cannot be decompressed" : "is malformed"}: ${(error as Error).message}`,
+                );
+          return stopAt(bytes, view, end, next, { baseOffset, lastOffset, error: reason });
+        }
+        for (const record of records) onRecord(record);
       }
     }
-    next = Math.max(next, baseOffset + lastOffsetDelta + 1);
+    next = Math.max(next, lastOffset + 1);
     at = end;
   }
-  return next;
+  return { next };
+}
+
+/**
+ * The result for decoding stopped at `batch`. When another batch follows it in the bytes,
+ * its base offset bounds how far skipping `batch` reaches (a corrupt header may claim more).
+ */
+function stopAt(
+  bytes: Uint8Array,
+  view: DataView,
+  end: number,
+  next: number,
+  batch: UndecodableBatch,
+): DecodedBatches {
+  if (bytes.length - end >= BATCH_LOG_OVERHEAD) {
+    const following = Number(view.getBigInt64(end));
+    if (following > batch.baseOffset) batch.lastOffset = Math.min(batch.lastOffset, following - 1);
+  }
+  return { next, undecodable: batch, resumeAt: end };
 }
 
 /** The records of one magic-2 batch (`batch`, at `at` in `view`) at or past `from`. */
@@ -219,14 +307,19 @@ function decodeRecords(
   view: DataView,
   at: number,
   from: number,
-  onRecord: (record: FetchedRecord) => void,
+  out: FetchedRecord[],
   decode: DecodeOptions,
 ): void {
   const baseOffset = Number(view.getBigInt64(at));
   const attributes = view.getInt16(at + ATTRIBUTES_AT);
   const baseTimestamp = Number(view.getBigInt64(at + BASE_TIMESTAMP_AT));
   const count = view.getInt32(at + RECORD_COUNT_AT);
-  const records = recordsOf(batch.subarray(BATCH_HEADER_BYTES), attributes, baseOffset);
+  const records = decompressRecords(
+    attributes & COMPRESSION_MASK,
+    batch.subarray(BATCH_HEADER_BYTES),
+    decode.maxDecompressedBytes ?? DEFAULT_BATCH_MAX_BYTES,
+    decode.zstdReader,
+  );
   const r = new Reader(records);
   const text = bufferOf(records);
   const string = (length: number): string => {
@@ -259,28 +352,7 @@ function decodeRecords(
     }
     r.offset = recordEnd;
     if (offset < from) continue;
-    if (raw) onRecord({ offset, timestamp, key, value, headers, headerBytes: raw });
-    else onRecord({ offset, timestamp, key, value, headers });
+    if (raw) out.push({ offset, timestamp, key, value, headers, headerBytes: raw });
+    else out.push({ offset, timestamp, key, value, headers });
   }
-}
-
-/** The records part of a batch, decompressed. */
-function recordsOf(records: Uint8Array, attributes: number, baseOffset: number): Uint8Array {
-  const codec = attributes & COMPRESSION_MASK;
-  switch (codec) {
-    case 0:
-      return records;
-    case 1:
-      return gunzipSync(records);
-    case 4: {
-      const zstd = (zlib as { zstdDecompressSync?: (b: Uint8Array) => Uint8Array })
-        .zstdDecompressSync;
-      if (zstd) return zstd(records);
-      break;
-    }
-  }
-  const name = ["none", "gzip", "snappy", "lz4", "zstd"][codec] ?? `codec ${codec}`;
-  throw new RecordDecodeError(
-    `record batch at offset ${baseOffset} is ${name}-compressed; this gateway reads uncompressed and gzip batches${codec === 4 ? " (zstd needs Node 22.15+)" : ""}`,
-  );
 }
