@@ -15,6 +15,11 @@ export interface BrokerFaults {
   /** Stops reading and answering requests until `resume()`. */
   pause(): void;
   resume(): void;
+  /**
+   * The next batch produced to `topic` is changed by `alter` after it was checked and before
+   * it is stored (its base offset is set after): how tests store corrupt batches.
+   */
+  alterNextBatch(topic: string, alter: (batch: Uint8Array) => void): void;
 }
 
 /** Hooks the broker gives the fault state to reach its connections. */
@@ -29,6 +34,7 @@ export class FaultState implements BrokerFaults {
   latencyMs = 0;
   paused = false;
   private readonly pending = new Map<number, { count: number; errorCode: number }>();
+  private readonly alters = new Map<string, (batch: Uint8Array) => void>();
   private readonly targets: FaultTargets;
 
   constructor(targets: FaultTargets) {
@@ -47,6 +53,18 @@ export class FaultState implements BrokerFaults {
     if (entry === undefined) return undefined;
     if (--entry.count <= 0) this.pending.delete(apiKey);
     return entry.errorCode;
+  }
+
+  alterNextBatch(topic: string, alter: (batch: Uint8Array) => void): void {
+    this.alters.set(topic, alter);
+  }
+
+  /** The change to make to the next batch stored for `topic`, once. */
+  takeBatchAlter(topic: string): ((batch: Uint8Array) => void) | undefined {
+    if (this.alters.size === 0) return undefined;
+    const alter = this.alters.get(topic);
+    this.alters.delete(topic);
+    return alter;
   }
 
   setLatency(ms: number): void {

@@ -138,7 +138,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   };
 
   const handlers: ApiHandler[] = [
-    createProduceHandler(state),
+    createProduceHandler(state, faults),
     createFetchHandler(state),
     createListOffsetsHandler(state),
     createMetadataHandler(state),

@@ -14,6 +14,7 @@ import {
 } from "../../kafka/protocol/record-batch.ts";
 import type { Reader } from "../../kafka/protocol/wire.ts";
 import type { ApiHandler } from "../api.ts";
+import type { FaultState } from "../broker-faults.ts";
 import type { BrokerState } from "../broker-state.ts";
 import type { PartitionLog } from "../log/partition-log.ts";
 
@@ -45,7 +46,12 @@ function failed(index: number, errorCode: number): PartitionResult {
 }
 
 /** Validates every batch of a partition's record set, then appends them in order. */
-function appendRecords(log: PartitionLog, index: number, records: Uint8Array): PartitionResult {
+function appendRecords(
+  log: PartitionLog,
+  index: number,
+  records: Uint8Array,
+  alter: ((batch: Uint8Array) => void) | undefined,
+): PartitionResult {
   const headers: BatchHeader[] = [];
   const starts: number[] = [];
   try {
@@ -68,6 +74,7 @@ function appendRecords(log: PartitionLog, index: number, records: Uint8Array): P
     // The one copy of the batch: the log must not pin the socket chunk it arrived in.
     const batch = new Uint8Array(header.sizeBytes);
     batch.set(records.subarray(start, start + header.sizeBytes));
+    if (i === 0) alter?.(batch);
     const result = log.append(batch, header);
     if (result.errorCode !== ErrorCode.NONE) return failed(index, result.errorCode);
     if (i === 0) firstOffset = result.baseOffset;
@@ -81,7 +88,7 @@ function appendRecords(log: PartitionLog, index: number, records: Uint8Array): P
 }
 
 /** The Produce handler. */
-export function createProduceHandler(state: BrokerState): ApiHandler {
+export function createProduceHandler(state: BrokerState, faults?: FaultState): ApiHandler {
   return {
     apiKey: ApiKey.Produce,
     name: "Produce",
@@ -105,7 +112,7 @@ export function createProduceHandler(state: BrokerState): ApiHandler {
           const log = state.topics.partition(topic.name, index);
           if (log === undefined) return failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
           if (records === null) return failed(index, ErrorCode.CORRUPT_MESSAGE);
-          return appendRecords(log, index, records);
+          return appendRecords(log, index, records, faults?.takeBatchAlter(topic.name));
         }),
       }));
       if (acks === 0) return null;

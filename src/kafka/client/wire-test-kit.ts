@@ -4,7 +4,8 @@
  * waiting for a condition.
  */
 import { spawn } from "node:child_process";
-import type { KafkaCluster } from "./kafka-cluster.ts";
+import { ApiKey } from "../protocol/api-keys.ts";
+import { KafkaCluster } from "./kafka-cluster.ts";
 import type { WireSettings } from "./wire-connection.ts";
 
 /** Writes `values` to `topic`-`partition` with `writer` (the key picks the partition: found by search). */
@@ -98,5 +99,55 @@ export async function waitFor(
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * The codec id (attributes & 7) of every batch stored in `topic`-`partition`, read with a raw
+ * Fetch: what proves a producer really compressed.
+ */
+export async function storedCodecs(
+  bootstrap: string,
+  topic: string,
+  partition = 0,
+): Promise<number[]> {
+  const cluster = new KafkaCluster(testSettings(bootstrap));
+  try {
+    await cluster.partitionsWithin(topic, Date.now() + 5_000);
+    const connection = await cluster.connection(cluster.leaderOf(topic, partition), "fetch");
+    const r = await connection.request(ApiKey.Fetch, 4, (w) => {
+      w.int32(-1)
+        .int32(0)
+        .int32(1)
+        .int32(8 << 20)
+        .int8(0);
+      w.array([topic], (w, t) => {
+        w.string(t).array([partition], (w, p) =>
+          w
+            .int32(p)
+            .int64(0)
+            .int32(8 << 20),
+        );
+      });
+    });
+    r.int32(); // throttle
+    r.int32(); // topics
+    r.string();
+    r.int32(); // partitions
+    r.int32();
+    const error = r.int16();
+    if (error !== 0) throw new Error(`fetch of ${topic}-${partition} failed: ${error}`);
+    r.int64();
+    r.int64();
+    r.int32(); // aborted transactions (null)
+    const bytes = r.nullableBytes() ?? new Uint8Array(0);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const codecs: number[] = [];
+    for (let at = 0; at + 61 <= bytes.length; at += 12 + view.getInt32(at + 8)) {
+      codecs.push(view.getInt16(at + 21) & 7);
+    }
+    return codecs;
+  } finally {
+    cluster.close();
   }
 }

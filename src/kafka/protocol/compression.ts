@@ -128,7 +128,7 @@ function isXerial(data: Uint8Array): boolean {
 }
 
 function decompressSnappy(data: Uint8Array, maxBytes: number): Uint8Array {
-  if (!isXerial(data)) return snappyBlock(data, maxBytes);
+  if (!isXerial(data)) return snappyBlock(data, maxBytes, maxBytes);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const blocks: Uint8Array[] = [];
   let total = 0;
@@ -139,7 +139,7 @@ function decompressSnappy(data: Uint8Array, maxBytes: number): Uint8Array {
     if (length < 0 || length > data.length - at) {
       throw new CompressionError(`snappy: xerial block of ${length} bytes runs past the data`);
     }
-    const block = snappyBlock(data.subarray(at, at + length), maxBytes - total);
+    const block = snappyBlock(data.subarray(at, at + length), maxBytes - total, maxBytes);
     blocks.push(block);
     total += block.length;
     at += length;
@@ -147,10 +147,13 @@ function decompressSnappy(data: Uint8Array, maxBytes: number): Uint8Array {
   return concat(blocks, total);
 }
 
-/** One raw Snappy block; snappyjs refuses a declared length over `maxBytes` before allocating. */
-function snappyBlock(data: Uint8Array, maxBytes: number): Uint8Array {
+/**
+ * One raw Snappy block of at most `leftBytes` (of the batch's `maxBytes`); snappyjs refuses
+ * a declared length over it before allocating.
+ */
+function snappyBlock(data: Uint8Array, leftBytes: number, maxBytes: number): Uint8Array {
   try {
-    return snappy.uncompress(data, maxBytes);
+    return snappy.uncompress(data, leftBytes);
   } catch (error) {
     const message = (error as Error).message;
     if (/too big/.test(message)) throw overLimit("snappy", maxBytes);

@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
 import { KafkaCluster } from "../client/kafka-cluster.ts";
 import { startPartitionReader } from "../client/partition-reader.ts";
-import { headerPairs, kcat, kcatRead, testSettings, waitFor } from "../client/wire-test-kit.ts";
+import {
+  headerPairs,
+  kcat,
+  kcatRead,
+  storedCodecs,
+  testSettings,
+  waitFor,
+} from "../client/wire-test-kit.ts";
 import { ApiKey } from "./api-keys.ts";
 import { type CompressionCodec, zstdCompressionAvailable } from "./compression.ts";
 import { crc32c } from "./crc32c.ts";
@@ -195,43 +202,6 @@ describe("encodeBatch, read by kcat", () => {
   });
 });
 
-/** The codec ids of the batches stored in `topic`-0, read with a raw Fetch. */
-async function storedCodecs(topic: string): Promise<number[]> {
-  await cluster.partitionsWithin(topic, Date.now() + 5_000);
-  const connection = await cluster.connection(cluster.leaderOf(topic, 0), "fetch");
-  const r = await connection.request(ApiKey.Fetch, 4, (w) => {
-    w.int32(-1)
-      .int32(0)
-      .int32(1)
-      .int32(8 << 20)
-      .int8(0);
-    w.array([topic], (w, t) => {
-      w.string(t).array([0], (w) =>
-        w
-          .int32(0)
-          .int64(0)
-          .int32(8 << 20),
-      );
-    });
-  });
-  r.int32(); // throttle
-  r.int32(); // topics
-  r.string();
-  r.int32(); // partitions
-  r.int32();
-  expect(r.int16()).toBe(0);
-  r.int64();
-  r.int64();
-  r.int32(); // aborted transactions (null)
-  const bytes = r.nullableBytes() ?? new Uint8Array(0);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const codecs: number[] = [];
-  for (let at = 0; at + 61 <= bytes.length; at += 12 + view.getInt32(at + 8)) {
-    codecs.push(view.getInt16(at + 21) & 7);
-  }
-  return codecs;
-}
-
 describe("decoding what kcat wrote", () => {
   it("decodes batches of every codec (none, lz4, gzip, snappy, zstd), in order, exactly", async () => {
     const topic = "codec-kcat";
@@ -260,7 +230,7 @@ describe("decoding what kcat wrote", () => {
       );
     }
     // The broker keeps batches as sent: one per kcat run, each in its codec.
-    expect(await storedCodecs(topic)).toEqual([0, 3, 1, 2, 4, 0]);
+    expect(await storedCodecs(broker.bootstrap, topic)).toEqual([0, 3, 1, 2, 4, 0]);
     const all = await kcatRead(broker.bootstrap, topic);
     expect(all).toHaveLength(18);
 
@@ -297,7 +267,7 @@ describe("decoding what kcat wrote", () => {
       } finally {
         producer.close();
       }
-      expect(await storedCodecs(topic)).toEqual([
+      expect(await storedCodecs(broker.bootstrap, topic)).toEqual([
         [0, "gzip", "snappy", "lz4", "zstd"].indexOf(codec),
       ]);
       const read = await kcatRead(broker.bootstrap, topic);
