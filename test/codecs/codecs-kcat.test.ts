@@ -47,8 +47,10 @@ describe("west reads requests kcat compressed", () => {
       const { bootstrap } = stack.broker;
       const id = `kcat-${codec}-${randomUUID()}`;
       const message = longMessage(codec);
+      const before = (await storedCodecs(bootstrap, requestTopic, 0)).length;
       await kcatRequest(bootstrap, id, message, codec, 0);
-      expect((await storedCodecs(bootstrap, requestTopic, 0)).at(-1)).toBe(codecId(codec));
+      const written = (await storedCodecs(bootstrap, requestTopic, 0)).slice(before);
+      expect(written).toContain(codecId(codec));
 
       let reply: { payload: string | null; headers?: string[] } | undefined;
       await waitFor(async () => {
@@ -84,8 +86,10 @@ describe("north's reply reader reads replies kcat compressed", () => {
         id = header(request?.headers, "zilla:correlation-id");
         return id !== undefined;
       }, "north's request record");
+      const before = (await storedCodecs(bootstrap, replyTopic, 1)).length;
       await kcatReply(bootstrap, id as string, `reply ${message}`, codec, 1);
-      expect((await storedCodecs(bootstrap, replyTopic, 1)).at(-1)).toBe(codecId(codec));
+      const written = (await storedCodecs(bootstrap, replyTopic, 1)).slice(before);
+      expect(written).toContain(codecId(codec));
       expect((await call).message).toBe(`reply ${message}`);
     });
   }

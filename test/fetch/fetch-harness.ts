@@ -19,13 +19,14 @@ import {
   FanoutMessageSchema,
   FanoutService,
 } from "../../gen/example/fanout_pb.ts";
-import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import { type Broker, type BrokerOptions, startBroker } from "../../src/broker/broker.ts";
 import {
   defaultGrpcKafkaOptions,
   type FetchFilter,
   type FetchWith,
 } from "../../src/config/types.ts";
 import { createKafka } from "../../src/kafka/kafka-client.ts";
+import type { UndecodableWatch } from "../../src/kafka/undecodable-batches.ts";
 import {
   createFetchCapability,
   type FetchCapability,
@@ -40,6 +41,10 @@ export const filtersHeader = "x-test-filters";
 export interface FetchHarnessOptions {
   maxLagRecords?: number;
   idleCloseMs?: number;
+  /** How the broker is started (e.g. the API versions it advertises). */
+  broker?: BrokerOptions;
+  /** Where the capability's readers report undecodable batches (and the policy). */
+  undecodable?: UndecodableWatch;
 }
 
 export interface FetchHarness {
@@ -60,8 +65,12 @@ export interface FetchHarness {
 /** Starts broker, fetch capability and gRPC server. */
 export async function startFetchHarness(options: FetchHarnessOptions = {}): Promise<FetchHarness> {
   const logger = process.env.GATEWAY_TEST_LOG ? createLogger("debug") : silentLogger;
-  const broker = await startBroker({ port: 0 });
-  const gatewayKafka = createKafka({ servers: [broker.bootstrap] }, "fetch-gateway");
+  const broker = await startBroker({ ...options.broker, port: 0 });
+  const gatewayKafka = createKafka(
+    { servers: [broker.bootstrap] },
+    "fetch-gateway",
+    options.undecodable,
+  );
   const capability = createFetchCapability({
     kafka: gatewayKafka,
     logger,
