@@ -91,7 +91,7 @@ export function xxh32(b: Uint8Array, start = 0, end = b.length): number {
 class Output {
   bytes: Uint8Array;
   length = 0;
-  private readonly maxBytes: number;
+  readonly maxBytes: number;
 
   constructor(initial: number, maxBytes: number) {
     this.maxBytes = maxBytes;
@@ -100,10 +100,15 @@ class Output {
 
   /** Makes room for `n` more bytes, or throws when that would pass the bound. */
   room(n: number): void {
-    const need = this.length + n;
-    if (need > this.maxBytes) {
+    if (this.length + n > this.maxBytes) {
       throw new Lz4LimitError(`decompressed data exceeds the ${this.maxBytes}-byte limit`);
     }
+    this.reserve(n);
+  }
+
+  /** Grows the buffer to hold `n` more bytes (never past the bound; no check). */
+  reserve(n: number): void {
+    const need = Math.min(this.length + n, this.maxBytes);
     if (need <= this.bytes.length) return;
     const grown = new Uint8Array(Math.min(this.maxBytes, Math.max(need, this.bytes.length * 2)));
     grown.set(this.bytes.subarray(0, this.length));
@@ -185,7 +190,6 @@ function readFrame(input: Uint8Array, at: number, out: Output): number {
       out.bytes.set(input.subarray(at, at + size), out.length);
       out.length += size;
     } else {
-      out.room(0);
       decodeBlock(input, at, at + size, out, blockMax, independent ? out.length : frameStart);
     }
     at += size + (blockChecksums ? 4 : 0);
@@ -217,7 +221,15 @@ function decodeBlock(
   blockMax: number,
   windowStart: number,
 ): void {
-  const blockEnd = out.length + blockMax;
+  // The block may fill up to its maximum size, and never past the bound.
+  const limit = Math.min(out.length + blockMax, out.maxBytes);
+  const over = () =>
+    limit === out.maxBytes && out.length + blockMax > out.maxBytes
+      ? new Lz4LimitError(`decompressed data exceeds the ${out.maxBytes}-byte limit`)
+      : new Lz4FormatError("block over its size");
+  out.reserve(limit - out.length);
+  const bytes = out.bytes;
+  let o = out.length;
   let i = start;
   for (;;) {
     if (i >= end) throw new Lz4FormatError("block ends inside a sequence");
@@ -233,17 +245,20 @@ function decodeBlock(
     }
     if (literals > 0) {
       if (i + literals > end) throw new Lz4FormatError("literals run past the block");
-      if (out.length + literals > blockEnd) throw new Lz4FormatError("block over its size");
-      out.room(literals);
-      out.bytes.set(input.subarray(i, i + literals), out.length);
-      out.length += literals;
-      i += literals;
+      if (o + literals > limit) throw over();
+      // Short runs byte by byte: a subarray per run costs more than the copy.
+      if (literals < 32) for (let n = 0; n < literals; n++) bytes[o++] = input[i++] as number;
+      else {
+        bytes.set(input.subarray(i, i + literals), o);
+        o += literals;
+        i += literals;
+      }
     }
-    if (i === end) return; // the last sequence has literals only
+    if (i === end) break; // the last sequence has literals only
     if (i + 2 > end) throw new Lz4FormatError("block ends inside a match offset");
     const offset = (input[i] as number) | ((input[i + 1] as number) << 8);
     i += 2;
-    if (offset === 0 || offset > out.length - windowStart) {
+    if (offset === 0 || offset > o - windowStart) {
       throw new Lz4FormatError(`match offset ${offset} reaches before the data`);
     }
     let length = token & 0x0f;
@@ -256,19 +271,17 @@ function decodeBlock(
       }
     }
     length += MIN_MATCH;
-    if (out.length + length > blockEnd) throw new Lz4FormatError("block over its size");
-    out.room(length);
-    const bytes = out.bytes;
-    let from = out.length - offset;
-    let to = out.length;
-    if (offset >= length) {
-      bytes.copyWithin(to, from, from + length);
+    if (o + length > limit) throw over();
+    let from = o - offset;
+    if (offset >= length && length >= 32) {
+      bytes.copyWithin(o, from, from + length);
+      o += length;
     } else {
-      // Overlapping: the match repeats the last `offset` bytes.
-      for (const stop = to + length; to < stop; ) bytes[to++] = bytes[from++] as number;
+      // Short or overlapping (the match repeats the last `offset` bytes): byte by byte.
+      for (const stop = o + length; o < stop; ) bytes[o++] = bytes[from++] as number;
     }
-    out.length += length;
   }
+  out.length = o;
 }
 
 const BLOCK_BYTES = 64 << 10;
