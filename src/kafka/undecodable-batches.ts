@@ -117,8 +117,11 @@ export function createUndecodableWatch(options: UndecodableWatchOptions): Undeco
     } else if (holds.size === 0 && timer) {
       clearInterval(timer);
       timer = undefined;
-      loggedAt.clear();
     }
+    // Kept across a release (a rebalance stops one reader and starts the next, which meets
+    // the batch again): only entries past the interval go.
+    const now = Date.now();
+    for (const [key, at] of loggedAt) if (now - at >= remindEveryMs) loggedAt.delete(key);
     options.onChange?.([...holds.values()]);
   };
 
