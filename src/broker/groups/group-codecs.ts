@@ -15,7 +15,7 @@ import type {
   ListedGroup,
   SyncGroupInput,
   SyncGroupResult,
-} from "./group-manager.ts";
+} from "./group-api.ts";
 
 /** Kafka's "authorized operations were not asked for" marker (KIP-430). */
 const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;

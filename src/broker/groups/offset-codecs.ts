@@ -3,11 +3,7 @@
  * classic (non-flexible) versions.
  */
 import { type Reader, WireError, type Writer } from "../../kafka/protocol/wire.ts";
-import type {
-  OffsetCommitInput,
-  OffsetFetchResult,
-  TopicPartitionErrors,
-} from "./group-manager.ts";
+import type { OffsetCommitInput, OffsetFetchResult, TopicPartitionErrors } from "./group-api.ts";
 
 /**
  * OffsetCommit request, v0-7. v0 carries no generation or member (a commit outside group
