@@ -2,6 +2,7 @@
  * What the core API handlers share: the topics, the topic-creation policy and the
  * producer-id counter. One per broker.
  */
+import type { CleanupPolicy } from "./log/partition-log.ts";
 import type { Topic, TopicStore } from "./log/topic-store.ts";
 
 /** Mutable broker-wide state handed to the core API handlers. */
@@ -16,8 +17,14 @@ export interface BrokerState {
 }
 
 /** Creates a topic and logs it; the caller has validated the name and count. */
-export function createTopicLogged(state: BrokerState, name: string, partitions: number): Topic {
-  const topic = state.topics.create(name, partitions);
-  state.log(`created topic ${name} with ${partitions} partition(s)`);
+export function createTopicLogged(
+  state: BrokerState,
+  name: string,
+  partitions: number,
+  policy?: CleanupPolicy,
+): Topic {
+  const topic = state.topics.create(name, partitions, policy);
+  const compacted = policy?.compact ? ", compacted" : "";
+  state.log(`created topic ${name} with ${partitions} partition(s)${compacted}`);
   return topic;
 }

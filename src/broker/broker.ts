@@ -64,8 +64,13 @@ export interface Broker {
   port: number;
   close(): Promise<void>;
   faults: BrokerFaults;
-  /** Creates a topic directly (tests); does nothing if it already exists. */
-  createTopic(name: string, partitions: number): void;
+  /**
+   * Creates a topic directly (tests); does nothing if it already exists. With `compact`,
+   * like cleanup.policy=compact (see log/compaction.ts).
+   */
+  createTopic(name: string, partitions: number, options?: { compact?: boolean }): void;
+  /** Compacts the compacted topics now (tests; it also happens as batches come in). */
+  compact(): void;
 }
 
 /** Age retention is checked this often at most (and at least once per quarter limit). */
@@ -200,13 +205,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     host: info.host,
     port,
     faults,
-    createTopic(name, partitions) {
+    createTopic(name, partitions, options) {
       const illegal = validateTopicName(name);
       if (illegal !== null) throw new Error(illegal);
       if (!Number.isInteger(partitions) || partitions < 1) {
         throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
       }
-      if (topics.get(name) === undefined) createTopicLogged(state, name, partitions);
+      if (topics.get(name) === undefined) {
+        createTopicLogged(state, name, partitions, { compact: options?.compact === true });
+      }
+    },
+    compact() {
+      topics.compactAll();
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

@@ -1,6 +1,8 @@
 /**
  * CreateTopics (v0-v4), with validateOnly. A partition count of -1 means the broker's
- * default; a replication factor above 1 fails as it would on a one-broker Kafka.
+ * default; a replication factor above 1 fails as it would on a one-broker Kafka. Of the
+ * topic configs only cleanup.policy acts (compact, delete or both; see log/compaction.ts);
+ * the others are accepted and ignored.
  */
 
 import { ApiKey } from "../../kafka/protocol/api-keys.ts";
@@ -17,7 +19,11 @@ interface TopicRequest {
   numPartitions: number;
   replicationFactor: number;
   assignedPartitions: number;
+  /** cleanup.policy as given (absent: delete). */
+  cleanupPolicy: string | null;
 }
+
+const CLEANUP_POLICIES = new Set(["compact", "delete"]);
 
 interface TopicResult {
   name: string;
@@ -43,11 +49,19 @@ export function createCreateTopicsHandler(state: BrokerState): ApiHandler {
           a.int32(); // partition index
           a.array((b) => b.int32()); // broker ids
         });
+        let cleanupPolicy: string | null = null;
         r.array((c) => {
-          c.string(); // config name
-          c.nullableString(); // config value
+          const config = c.string();
+          const value = c.nullableString();
+          if (config === "cleanup.policy") cleanupPolicy = value;
         });
-        return { name, numPartitions, replicationFactor, assignedPartitions: assignments.length };
+        return {
+          name,
+          numPartitions,
+          replicationFactor,
+          assignedPartitions: assignments.length,
+          cleanupPolicy,
+        };
       });
       req.int32(); // timeout
       const validateOnly = version >= 1 ? req.bool() : false;
@@ -90,7 +104,15 @@ export function createCreateTopicsHandler(state: BrokerState): ApiHandler {
             `Replication factor: ${r.replicationFactor} larger than available brokers: 1.`,
           );
         }
-        if (!validateOnly) createTopicLogged(state, r.name, partitions);
+        const policies = (r.cleanupPolicy ?? "delete").split(",").map((p) => p.trim());
+        if (policies.some((p) => !CLEANUP_POLICIES.has(p))) {
+          return fail(
+            ErrorCode.INVALID_CONFIG,
+            `Invalid value ${r.cleanupPolicy} for configuration cleanup.policy: each must be compact or delete.`,
+          );
+        }
+        const policy = { compact: policies.includes("compact") };
+        if (!validateOnly) createTopicLogged(state, r.name, partitions, policy);
         return { name: r.name, errorCode: ErrorCode.NONE, errorMessage: null };
       });
       return (w) => {

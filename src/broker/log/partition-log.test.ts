@@ -177,3 +177,62 @@ describe("PartitionLog waiters", () => {
     expect(log.closed).toBe(true);
   });
 });
+
+describe("PartitionLog time index within a batch", () => {
+  it("answers the first record at or after the target, not the batch's first", () => {
+    const { log } = clockLog();
+    appendRecords(log, [
+      { value: value("a"), timestamp: 100 },
+      { value: value("b"), timestamp: 200 },
+      { value: value("c"), timestamp: 300 },
+    ]);
+    expect(log.offsetForTimestamp(150)).toEqual({ offset: 1, timestamp: 200 });
+    expect(log.offsetForTimestamp(300)).toEqual({ offset: 2, timestamp: 300 });
+  });
+});
+
+describe("PartitionLog compaction", () => {
+  const keyed = (key: string, v: string, timestamp = 1_000): RecordInput => ({
+    key: value(key),
+    value: value(v),
+    timestamp,
+  });
+
+  function compactedLog() {
+    const clock = { now: 1_000_000 };
+    const log = new PartitionLog("t", 0, {}, () => clock.now, { compact: true });
+    return log;
+  }
+
+  it("reads on past the gaps compaction leaves, with offsets and the high watermark unchanged", () => {
+    const log = compactedLog();
+    appendRecords(log, [keyed("a", "1"), keyed("b", "1")]); // 0-1
+    appendRecords(log, [keyed("a", "2")]); // 2
+    appendRecords(log, [keyed("b", "2"), keyed("c", "1")]); // 3-4
+    log.compact();
+    expect(log.highWatermark).toBe(5);
+    expect(log.logStartOffset).toBe(0);
+    // Offset 0 and 1 are gone: a read from 0 starts with the batch that holds 2.
+    const read = log.read(0, Number.MAX_SAFE_INTEGER, true);
+    expect(read.batches.map(batchBaseOffset)).toEqual([2, 3]);
+    expect(log.sizeBytes).toBe(read.sizeBytes);
+    expect(log.bytesFrom(1)).toBe(read.sizeBytes);
+    expect(log.read(5, 1_000, true).batches).toEqual([]);
+  });
+
+  it("compacts on its own once as many batches came in as it kept, at least 64", () => {
+    const log = compactedLog();
+    for (let i = 0; i < 63; i++) appendRecords(log, [keyed("k", `v${i}`)]);
+    expect(log.batchCount).toBe(63);
+    appendRecords(log, [keyed("k", "v63")]);
+    expect(log.batchCount).toBe(1);
+    expect(log.highWatermark).toBe(64);
+    expect(log.offsetForTimestamp(0)).toEqual({ offset: 63, timestamp: 1_000 });
+  });
+
+  it("leaves a topic without the compact policy alone", () => {
+    const { log } = clockLog();
+    for (let i = 0; i < 70; i++) appendRecords(log, [keyed("k", `v${i}`)]);
+    expect(log.batchCount).toBe(70);
+  });
+});

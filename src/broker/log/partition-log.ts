@@ -1,10 +1,16 @@
 /**
  * One partition's log, in memory: record batches stored as received (one copy each), with
- * broker-assigned base offsets, a time index, retention by size and age, idempotent-producer
- * checks, and wake-ups for fetches long-polling on new data.
+ * broker-assigned base offsets, a time index, retention by size and age, compaction for
+ * compacted topics (compaction.ts), idempotent-producer checks, and wake-ups for fetches
+ * long-polling on new data.
  */
 import { ErrorCode } from "../../kafka/protocol/errors.ts";
-import { type BatchHeader, setBatchBaseOffset } from "../../kafka/protocol/record-batch.ts";
+import {
+  type BatchHeader,
+  MAX_TIMESTAMP_AT,
+  setBatchBaseOffset,
+} from "../../kafka/protocol/record-batch.ts";
+import { compactBatches, recordSpans } from "./compaction.ts";
 import { ProducerSequences } from "./producer-sequences.ts";
 
 /** A batch in the log. */
@@ -37,7 +43,18 @@ export interface ReadResult {
   sizeBytes: number;
 }
 
+/** A topic's cleanup.policy: with `compact`, only the latest record of each key stays. */
+export interface CleanupPolicy {
+  compact: boolean;
+}
+
 const EMPTY_READ: ReadResult = { batches: [], sizeBytes: 0 };
+/**
+ * A compacted log is compacted once it gained at least this many batches, and at least as
+ * many as it kept at the last compaction (so each batch is rewritten a bounded number of
+ * times on average, like Kafka's min.cleanable.dirty.ratio of 0.5).
+ */
+const MIN_DIRTY_BATCHES = 64;
 /** Dropped head entries are compacted away once there are this many. */
 const COMPACT_AFTER = 1024;
 
@@ -53,6 +70,8 @@ export class PartitionLog {
   sizeBytes = 0;
   /** Set when the topic is deleted; waiters are woken so their fetches can answer. */
   closed = false;
+  /** Whether the topic is compacted (cleanup.policy=compact). */
+  readonly compacted: boolean;
 
   private readonly limits: RetentionLimits;
   private readonly now: () => number;
@@ -62,12 +81,22 @@ export class PartitionLog {
   private head = 0;
   private readonly waiters = new Set<() => void>();
   private notifyScheduled = false;
+  /** Batches appended since the last compaction, and batches that compaction kept. */
+  private dirtyBatches = 0;
+  private cleanBatches = 0;
 
-  constructor(topic: string, partition: number, limits: RetentionLimits = {}, now = Date.now) {
+  constructor(
+    topic: string,
+    partition: number,
+    limits: RetentionLimits = {},
+    now = Date.now,
+    policy: CleanupPolicy = { compact: false },
+  ) {
     this.topic = topic;
     this.partition = partition;
     this.limits = limits;
     this.now = now;
+    this.compacted = policy.compact;
   }
 
   /** Number of batches held. */
@@ -105,12 +134,16 @@ export class PartitionLog {
     this.sizeBytes += batch.length;
     this.sequences.record(header, baseOffset);
     this.enforceRetention();
+    if (this.compacted && ++this.dirtyBatches >= Math.max(MIN_DIRTY_BATCHES, this.cleanBatches)) {
+      this.compact();
+    }
     this.scheduleNotify();
     return { errorCode: ErrorCode.NONE, baseOffset };
   }
 
   /**
-   * Reads whole batches starting with the one that holds `offset`, while they fit in
+   * Reads whole batches starting with the first that ends at or after `offset` (the one that
+   * holds it, or the next one where compaction left a gap), while they fit in
    * `maxBytes`; with `minOneBatch` the first batch comes even when it alone is bigger, so a
    * client always makes progress. `offset` must lie in [logStartOffset, highWatermark].
    */
@@ -128,7 +161,7 @@ export class PartitionLog {
     return batches.length === 0 ? EMPTY_READ : { batches, sizeBytes };
   }
 
-  /** Bytes from the batch holding `offset` to the end of the log (for MinBytes checks). */
+  /** Bytes from the batch `read` would start with to the end of the log (for MinBytes checks). */
   bytesFrom(offset: number): number {
     const index = this.indexOf(offset);
     if (index < 0) return 0;
@@ -140,8 +173,9 @@ export class PartitionLog {
   }
 
   /**
-   * The first batch whose max timestamp is at or after `timestamp`: its base offset and max
-   * timestamp, or null when every batch is older.
+   * The first record whose timestamp is at or after `timestamp` (Kafka's ListOffsets by
+   * time): its offset and timestamp, or null when every record is older. In a batch whose
+   * records cannot be read here (compressed), the batch's base offset and max timestamp.
    */
   offsetForTimestamp(timestamp: number): { offset: number; timestamp: number } | null {
     let lo = this.head;
@@ -152,7 +186,38 @@ export class PartitionLog {
       else hi = mid;
     }
     const found = this.batches[lo];
-    return found === undefined ? null : { offset: found.baseOffset, timestamp: found.maxTimestamp };
+    if (found === undefined) return null;
+    // The batch's max timestamp is at or after `timestamp`, so one of its records is too.
+    const record = recordSpans(found.bytes)?.find((r) => r.timestamp >= timestamp);
+    return record
+      ? { offset: record.offset, timestamp: record.timestamp }
+      : { offset: found.baseOffset, timestamp: found.maxTimestamp };
+  }
+
+  /**
+   * Compacts the log now: of the records that share a key, only the latest stays (see
+   * compaction.ts for what differs from Kafka). Offsets, the log start and the high
+   * watermark do not change.
+   */
+  compact(): void {
+    const live = this.batches.slice(this.head) as StoredBatch[];
+    const compacted = compactBatches(live.map((b) => b.bytes));
+    const kept: StoredBatch[] = [];
+    let sizeBytes = 0;
+    let timeIndex = Number.NEGATIVE_INFINITY;
+    live.forEach((batch, i) => {
+      const bytes = compacted[i];
+      if (bytes === null || bytes === undefined) return;
+      const maxTimestamp = bytes === batch.bytes ? batch.maxTimestamp : batchMaxTimestamp(bytes);
+      timeIndex = Math.max(timeIndex, maxTimestamp);
+      kept.push({ ...batch, maxTimestamp, timeIndex, bytes });
+      sizeBytes += bytes.length;
+    });
+    this.batches = kept;
+    this.head = 0;
+    this.sizeBytes = sizeBytes;
+    this.dirtyBatches = 0;
+    this.cleanBatches = kept.length;
   }
 
   /** Drops whole batches from the head that exceed the size or age limit. */
@@ -210,18 +275,20 @@ export class PartitionLog {
     }
   }
 
-  /** Index of the batch holding `offset`, or -1 when none does (offset at or past the end). */
+  /**
+   * Index of the first batch that ends at or after `offset` (the batch holding it, unless
+   * compaction removed that record), or -1 when none does (offset at or past the end).
+   */
   private indexOf(offset: number): number {
     if (offset < this.logStartOffset || offset >= this.highWatermark) return -1;
     let lo = this.head;
-    let hi = this.batches.length - 1;
+    let hi = this.batches.length;
     while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if ((this.batches[mid] as StoredBatch).baseOffset <= offset) lo = mid;
-      else hi = mid - 1;
+      const mid = (lo + hi) >>> 1;
+      if ((this.batches[mid] as StoredBatch).lastOffset < offset) lo = mid + 1;
+      else hi = mid;
     }
-    const batch = this.batches[lo];
-    return batch !== undefined && batch.lastOffset >= offset ? lo : -1;
+    return lo < this.batches.length ? lo : -1;
   }
 
   /** Wakes waiters once per microtask, however many batches a request appended. */
@@ -233,4 +300,8 @@ export class PartitionLog {
       for (const waiter of [...this.waiters]) waiter();
     });
   }
+}
+
+function batchMaxTimestamp(batch: Uint8Array): number {
+  return Number(new DataView(batch.buffer, batch.byteOffset).getBigInt64(MAX_TIMESTAMP_AT));
 }

@@ -2,12 +2,13 @@
  * The broker's topics: name → partition logs. All in memory; deleting a topic closes its
  * logs so fetches waiting on them answer at once.
  */
-import { PartitionLog, type RetentionLimits } from "./partition-log.ts";
+import { type CleanupPolicy, PartitionLog, type RetentionLimits } from "./partition-log.ts";
 
 /** A topic and its partition logs (index = partition id). */
 export interface Topic {
   name: string;
   partitions: PartitionLog[];
+  policy: CleanupPolicy;
 }
 
 const MAX_TOPIC_NAME = 249;
@@ -47,12 +48,12 @@ export class TopicStore {
   }
 
   /** Creates a topic; the caller has checked that the name is legal and free. */
-  create(name: string, partitionCount: number): Topic {
+  create(name: string, partitionCount: number, policy: CleanupPolicy = { compact: false }): Topic {
     const partitions: PartitionLog[] = [];
     for (let i = 0; i < partitionCount; i++) {
-      partitions.push(new PartitionLog(name, i, this.limits, this.now));
+      partitions.push(new PartitionLog(name, i, this.limits, this.now, policy));
     }
-    const topic = { name, partitions };
+    const topic = { name, partitions, policy };
     this.topics.set(name, topic);
     return topic;
   }
@@ -75,6 +76,13 @@ export class TopicStore {
     const now = this.now();
     for (const topic of this.topics.values()) {
       for (const log of topic.partitions) log.enforceRetention(now);
+    }
+  }
+
+  /** Compacts every partition of the compacted topics now. */
+  compactAll(): void {
+    for (const topic of this.topics.values()) {
+      if (topic.policy.compact) for (const log of topic.partitions) log.compact();
     }
   }
 
