@@ -24,6 +24,7 @@ import {
   pkcs12OpenProblem,
 } from "./keystore.ts";
 import { protoServiceNames } from "./proto-services.ts";
+import { checkAuthorizationGuard, checkJwtKeys, resolveNorthGuards } from "./resolve-guards.ts";
 import type {
   Binding,
   GrpcKafkaProxy,
@@ -105,6 +106,8 @@ export async function resolveTopology(
     }
   }
 
+  await checkJwtKeys(ns, fail);
+
   // --- references --------------------------------------------------------------------------
   const binding = (r: Ref | undefined): Binding | undefined =>
     r ? ns.bindings.get(r.name) : undefined;
@@ -126,16 +129,18 @@ export async function resolveTopology(
       checkRef(route.exit, "binding", ns.bindings.keys(), "bindings");
       for (const guard of route.guarded) {
         checkRef(guard, "guard", ns.guards.keys(), "guards");
-        if (ns.guards.has(guard.name)) {
+        if (b.role !== "grpc.server" && b.role !== "grpc-kafka.proxy" && b.role !== "unknown") {
           fail(
             guard.path,
-            `guard "${guard.name}" cannot be enforced: this gateway does not authorize requests yet, so the route would be open to everyone; remove "guarded" (and protect the listener another way) to run this config`,
+            `"guarded" on ${b.role.replace(".", " ")} routes is not supported by this gateway; guard the grpc server's or the grpc-kafka proxy's routes`,
           );
         }
       }
     }
     if (b.role === "tls.server" || b.role === "tls.client")
       checkRef(b.vault, "vault", ns.vaults.keys(), "vaults");
+    if (b.role === "tls.server") checkAuthorizationGuard(b.authorization, "x509", ns, fail);
+    if (b.role === "http.server") checkAuthorizationGuard(b.authorization?.guard, "jwt", ns, fail);
     if (b.role === "kafka-grpc.remote_server")
       checkRef(b.entry, "binding", ns.bindings.keys(), "bindings");
     if (b.role === "grpc.server") {
@@ -285,9 +290,79 @@ export async function resolveTopology(
     if (!alpn.includes("h2")) {
       fail(childPath(childPath(t.path, "options"), "alpn"), "gRPC needs HTTP/2; add h2 to alpn");
     }
-    const result = keystore ? { ...keystore, ...(t.sni ? { sni: t.sni } : {}), alpn } : undefined;
+    const clients = clientCertificates(t);
+    const result = keystore
+      ? { ...keystore, ...(t.sni ? { sni: t.sni } : {}), alpn, ...clients }
+      : undefined;
     serverTlsCache.set(t, result);
     return result;
+  };
+  /** A tls server's client certificate settings: trust anchors, mutual, the x509 guard. */
+  const clientCertificates = (t: TlsServer): Partial<NonNullable<NorthListener["tls"]>> => {
+    const optionsPath = childPath(t.path, "options");
+    // Zilla's default: listing trust asks every client for a certificate.
+    const mutual = t.mutual ?? (t.trust?.length ? "required" : "none");
+    if (mutual === "none") {
+      if (t.authorization) {
+        fail(
+          t.authorization.path,
+          `guard "${t.authorization.name}" reads client certificates, but this tls server asks for none; add trust: [<CA alias>] (and mutual: required or requested)`,
+        );
+      }
+      return {};
+    }
+    if (!t.trust?.length) {
+      fail(
+        childPath(optionsPath, "mutual"),
+        `mutual: ${mutual} needs the CAs that client certificates must chain to; add trust: [<CA alias>] naming certificates in the vault's trust store`,
+      );
+      return {};
+    }
+    const ca = trustCertificates(
+      t.vault,
+      t.trust,
+      childPath(optionsPath, "trust"),
+      `tls server "${t.name}"`,
+    );
+    if (!ca) return {};
+    return {
+      ca,
+      mutual,
+      ...(t.authorization ? { authorization: { guard: t.authorization.name } } : {}),
+    };
+  };
+  /** The PEM certificates `aliases` name in the vault's trust store (undefined: reported). */
+  const trustCertificates = (
+    vaultRef: Ref | undefined,
+    aliases: Ref[],
+    trustPath: string,
+    who: string,
+  ): string[] | undefined => {
+    const vault = vaultRef ? ns.vaults.get(vaultRef.name) : undefined;
+    if (!vaultRef) return fail(trustPath, `trust needs a vault; add "vault" to ${who}`);
+    if (vault && !vault.trust) {
+      if (!vault.declares.trust)
+        fail(
+          vaultRef.path,
+          `vault "${vault.name}" has no trust store; add options.trust (store: a PEM file, type: pem) to it`,
+        );
+      return undefined;
+    }
+    const loaded = vault?.trust ? stores.get(vault.trust) : undefined;
+    if (loaded?.kind !== "pem") return undefined;
+    const selected: string[] = [];
+    for (const alias of aliases) {
+      const found = loaded.certificates.filter((c) => c.commonName === alias.name);
+      if (found.length === 0) {
+        const names = loaded.certificates.map((c) => c.commonName ?? "?").join(", ");
+        fail(
+          alias.path,
+          `trust store "${loaded.file}" has no certificate with common name "${alias.name}" (it has: ${names || "none"}); fix the alias`,
+        );
+      }
+      selected.push(...found.map((c) => c.pem));
+    }
+    return selected;
   };
   /** TLS client options; `options` is where keys and trust are written (for errors). */
   const clientTls = (
@@ -296,36 +371,13 @@ export async function resolveTopology(
   ): TlsClientOptions | undefined => {
     const out: TlsClientOptions = {};
     if (t.trust && t.trust.length > 0) {
-      const vault = t.vault ? ns.vaults.get(t.vault.name) : undefined;
-      if (!t.vault)
-        fail(
-          childPath(options, "trust"),
-          `trust needs a vault; add "vault" to tls client "${t.name}"`,
-        );
-      else if (vault && !vault.trust) {
-        if (!vault.declares.trust)
-          fail(
-            t.vault.path,
-            `vault "${vault.name}" has no trust store; add options.trust (store: a PEM file, type: pem) to it`,
-          );
-      } else if (vault?.trust) {
-        const loaded = stores.get(vault.trust);
-        if (loaded?.kind === "pem") {
-          const selected: string[] = [];
-          for (const alias of t.trust) {
-            const found = loaded.certificates.filter((c) => c.commonName === alias.name);
-            if (found.length === 0) {
-              const names = loaded.certificates.map((c) => c.commonName ?? "?").join(", ");
-              fail(
-                alias.path,
-                `trust store "${loaded.file}" has no certificate with common name "${alias.name}" (it has: ${names || "none"}); fix the alias`,
-              );
-            }
-            selected.push(...found.map((c) => c.pem));
-          }
-          out.ca = t.trustcacerts ? [...rootCertificates, ...selected] : selected;
-        }
-      }
+      const selected = trustCertificates(
+        t.vault,
+        t.trust,
+        childPath(options, "trust"),
+        `tls client "${t.name}"`,
+      );
+      if (selected) out.ca = t.trustcacerts ? [...rootCertificates, ...selected] : selected;
     }
     if (t.keys && t.keys.length > 0) {
       const keystore = pickKeystore(
@@ -438,7 +490,15 @@ export async function resolveTopology(
       const proxy = proxyOf(grpc);
       const draft = proxy ? drafts.get(proxy) : undefined;
       if (!draft) continue;
-      draft.listeners.push({ host: b.host, port, ...(tls ? { tls } : {}) });
+      const authorization = http.authorization
+        ? { guard: http.authorization.guard.name, credentials: http.authorization.credentials }
+        : undefined;
+      draft.listeners.push({
+        host: b.host,
+        port,
+        ...(tls ? { tls } : {}),
+        ...(authorization ? { authorization } : {}),
+      });
       draft.grpcServers.add(grpc);
       draft.httpServers.add(http);
     }
@@ -494,26 +554,36 @@ export async function resolveTopology(
         `the http servers in front of this proxy (${[...draft.httpServers].map((h) => h.name).join(", ")}) have different access-control; make them the same`,
       );
     }
+    const guarding = resolveNorthGuards({
+      ns,
+      proxy,
+      grpcServers: draft.grpcServers,
+      listeners: draft.listeners,
+      fail,
+    });
     north.push({
       binding: proxy.name,
       listeners: draft.listeners,
       ...(accessControl ? { accessControl } : {}),
       services: [...services],
       ...(!allMethods && methods.size > 0 ? { methods: [...methods] } : {}),
-      routes: proxy.routes.flatMap((r) =>
-        r.with
-          ? [
-              {
-                when: r.when.map(({ method, metadata }) => ({
-                  ...(method !== undefined ? { method } : {}),
-                  ...(metadata ? { metadata } : {}),
-                })),
-                with: r.with,
-              },
-            ]
-          : [],
-      ),
+      routes: proxy.routes.flatMap((r, i) => {
+        if (!r.with) return [];
+        const guarded = guarding.routeGuards[i];
+        return [
+          {
+            when: r.when.map(({ method, metadata }) => ({
+              ...(method !== undefined ? { method } : {}),
+              ...(metadata ? { metadata } : {}),
+            })),
+            with: r.with,
+            ...(guarded ? { guarded } : {}),
+          },
+        ];
+      }),
       options: proxy.options,
+      ...(guarding.guards ? { guards: guarding.guards } : {}),
+      ...(guarding.methodGuards ? { methodGuards: guarding.methodGuards } : {}),
     });
   }
 
@@ -812,9 +882,13 @@ async function loadStore(
   if (store.type === "pem") {
     const certificates = pemCertificates(Buffer.from(bytes).toString("utf8"));
     if (certificates.length === 0) {
+      // A DER file (PKCS#12 included) starts with a SEQUENCE tag: Zilla's default trust type.
+      const binary = bytes[0] === 0x30;
       return fail(
         childPath(store.path, "store"),
-        `trust store "${store.store}" holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA certificates to it`,
+        binary
+          ? `trust store "${store.store}" is not PEM (it looks like PKCS#12, Zilla's default, which this runtime cannot read as trust); export its certificates with "openssl pkcs12 -in ${store.store} -nokeys -out trust.pem" and use type: pem`
+          : `trust store "${store.store}" holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA certificates to it`,
       );
     }
     return { kind: "pem", file: store.store, certificates };

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import type { GrpcKafkaRoute } from "../config/types.ts";
+import type { GrpcKafkaRoute, ProduceWith } from "../config/types.ts";
 import { parseGrpcTimeout } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
@@ -23,6 +23,8 @@ import { isGrpcProtoContentType } from "../grpc/metadata.ts";
 import { encodeGrpcMessage, type GrpcStatus, statusOk } from "../grpc/status.ts";
 import { isResponseMetadata } from "../kafka/record-contract.ts";
 import { sendTrailersSoon } from "../runtime/http2-batching.ts";
+import type { CallGate } from "./authorize.ts";
+import { admitNativeCall, mayFetch } from "./guarded-native-call.ts";
 import { noRouteError } from "./north-error.ts";
 import { isOpsServicePath } from "./ops-services.ts";
 import {
@@ -40,6 +42,8 @@ export interface GrpcStreamHandlerOptions {
   methods: ReadonlyMap<string, DescMethod>;
   routes: readonly GrpcKafkaRoute[];
   deps: CallDeps;
+  /** The listener's call gate (authorization.ts); absent: calls need no authorizing. */
+  gate?: CallGate | undefined;
 }
 
 /** Serves one HTTP/2 stream; returns false when it is not a call this path serves. */
@@ -60,7 +64,7 @@ const decompressors: Record<string, Decompress> = {
 
 /** Creates the native gRPC stream handler. */
 export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): GrpcStreamHandler {
-  const { methods, routes, deps } = options;
+  const { methods, routes, deps, gate } = options;
   return (stream, headers, rawHeaders) => {
     if (headers[":method"] !== "POST" || !isGrpcProtoContentType(headers["content-type"])) {
       return false;
@@ -73,15 +77,18 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
       respondStatus(stream, Code.Unimplemented, `unknown method ${path}`);
       return true;
     }
-    const route = matchRoute(routes, path.slice(1), {
-      get: (name) => headerValue(headers, name) ?? null,
-    });
-    if (!route) {
+    const lookup = { get: (name: string) => headerValue(headers, name) ?? null };
+    // With a gate the route depends on the caller, known later; fetch routes are connect-es'.
+    const route = gate ? undefined : matchRoute(routes, path.slice(1), lookup);
+    if (gate) {
+      if (mayFetch(routes, path.slice(1), lookup)) return false;
+    } else if (!route) {
       respondStatus(stream, Code.Internal, noRouteError(path.slice(1)).rawMessage);
       return true;
+    } else if (route.with.capability !== "produce") {
+      // Fetch routes stream Kafka topics; connect-es serves them (method-handlers.ts).
+      return false;
     }
-    // Fetch routes stream Kafka topics; connect-es serves them (method-handlers.ts).
-    if (route.with.capability !== "produce") return false;
     const encoding = headerValue(headers, "grpc-encoding") ?? "identity";
     if (encoding !== "identity" && decompressors[encoding] === undefined) {
       respondStatus(stream, Code.Unimplemented, `unsupported grpc-encoding ${encoding}`, {
@@ -94,9 +101,25 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
       respondStatus(stream, Code.InvalidArgument, "malformed grpc-timeout");
       return true;
     }
+    if (gate) {
+      admitNativeCall(stream, headers, gate, {
+        method: path.slice(1),
+        lookup,
+        init: {
+          deps,
+          service: method.parent.typeName,
+          method: method.name,
+          metadata: metadataFromRawHeaders(rawHeaders),
+          timeoutMs,
+        },
+        start: (admitted) => new NativeGrpcCall(stream, method, encoding, admitted),
+        respondStatus: (code, message) => respondStatus(stream, code, message),
+      });
+      return true;
+    }
     new NativeGrpcCall(stream, method, encoding, {
       deps,
-      route: route.with,
+      route: (route as GrpcKafkaRoute).with as ProduceWith,
       service: method.parent.typeName,
       method: method.name,
       metadata: metadataFromRawHeaders(rawHeaders),
@@ -275,7 +298,7 @@ class NativeGrpcCall implements ReplySink {
     this.call.message(bytes);
   }
 
-  private abort(code: Code, message: string): void {
+  abort(code: Code, message: string): void {
     if (this.call) this.call.abort(code, message);
     else this.end(code, message, []);
   }
