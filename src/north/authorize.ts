@@ -142,9 +142,9 @@ function createCallGate(
   return {
     async admit(connection, request) {
       const auth = await authorize(connection, request);
-      const denied = checkMethodGuards(config.methodGuards, request.method, auth);
-      if (denied) return { ok: false, error: denied };
-      let firstDenial: ConnectError | undefined;
+      const refused = checkMethodGuards(config.methodGuards, request.method, auth);
+      if (refused) return { ok: false, error: refused };
+      const denials: ConnectError[] = [];
       for (const route of config.routes) {
         if (
           route.when.length > 0 &&
@@ -153,9 +153,9 @@ function createCallGate(
           continue;
         const denial = guardDenial(route.guarded, auth);
         if (!denial) return admitted(route, auth, guards);
-        firstDenial ??= denial;
+        denials.push(denial);
       }
-      return { ok: false, error: firstDenial };
+      return { ok: false, error: reportedDenial(denials) };
     },
     async reauthorize(connection, request) {
       await authorize(connection, request);
@@ -171,14 +171,22 @@ function checkMethodGuards(
   auth: Authorization,
 ): ConnectError | undefined {
   if (!methodGuards) return undefined;
-  let first: ConnectError | undefined;
+  const denials: ConnectError[] = [];
   for (const m of methodGuards) {
     if (m.method !== undefined && !methodMatches(m.method, method)) continue;
     const denial = guardDenial(m.guarded, auth);
     if (!denial) return undefined;
-    first ??= denial;
+    denials.push(denial);
   }
-  return first;
+  return reportedDenial(denials);
+}
+
+/**
+ * What a caller refused by every candidate route hears: invalid credentials first (new ones
+ * may help), else the last, least privileged route's missing roles.
+ */
+function reportedDenial(denials: readonly ConnectError[]): ConnectError | undefined {
+  return denials.find((d) => d.code === Code.Unauthenticated) ?? denials[denials.length - 1];
 }
 
 /** Why the caller may not take a route with these guards; undefined when it may. */

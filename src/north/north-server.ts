@@ -13,6 +13,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { NorthConfig } from "../config/types.ts";
 import { type GuardSet, guardSetFor } from "../guard/guard-set.ts";
+import type { JwtGuardOptions } from "../guard/jwt-guard.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
 import { type ReplyReader, startReplyReader } from "../kafka/reply-reader.ts";
 import { createRequestProducer, type RequestProducer } from "../kafka/request-producer.ts";
@@ -67,6 +68,8 @@ export interface StartNorthOptions {
   callLogLevel?: LogLevel;
   /** What grpc.health.v1 reports (default SERVING until close). */
   health?: () => OverallHealth;
+  /** Key fetching of jwt guards (timeouts, cache ages); defaults in jwt-guard.ts. */
+  guardOptions?: Omit<JwtGuardOptions, "logger">;
 }
 
 /** connect-node's request handler type (not exported by name). */
@@ -156,7 +159,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
       gate,
     });
   // Guards and each listener's gate (who may call); rebuilt by update().
-  const guardOptions = { logger: log };
+  const guardOptions = { ...opts.guardOptions, logger: log };
   let guards: GuardSet | undefined = guardSetFor(undefined, config.guards, guardOptions);
   void guards?.warm();
   let gates = createCallGates(config, guards);
