@@ -111,8 +111,8 @@ export function createJwtGuard(config: JwtGuardConfig, opts: JwtGuardOptions): J
 
 interface Keys {
   resolve: KeyResolver;
-  /** Why the last fetch failed, while calls fail at once; undefined otherwise. */
-  unavailable(): string | undefined;
+  /** Where the keys are fetched from (undefined: inline). */
+  url: string | undefined;
   warm(): Promise<string | undefined>;
 }
 
@@ -122,7 +122,7 @@ function createKeyResolver(config: JwtGuardConfig, opts: JwtGuardOptions): Keys 
     const jwks = config.keys.map(({ use: _use, key_ops: _ops, ...jwk }) => jwk as JWK);
     return {
       resolve: createLocalJWKSet({ keys: jwks }),
-      unavailable: () => undefined,
+      url: undefined,
       warm: async () => undefined,
     };
   }
@@ -135,16 +135,16 @@ function createKeyResolver(config: JwtGuardConfig, opts: JwtGuardOptions): Keys 
   const retryMs = opts.failedFetchRetryMs ?? jwtGuardDefaults.failedFetchRetryMs;
   let failedAt = Number.NEGATIVE_INFINITY;
   let failure = "";
-  const failing = () => Date.now() - failedAt < retryMs;
   const note = (error: unknown) => {
     if (!isFetchFailure(error)) return;
     failedAt = Date.now();
-    failure = `${url.href}: ${describeFetchFailure(error)}`;
+    failure = describeFetchFailure(error);
   };
   return {
+    url: url.href,
     async resolve(header, token) {
       // While the issuer is unreachable every call fails at once instead of waiting for a fetch.
-      if (failing()) throw new KeysUnavailable(failure);
+      if (Date.now() - failedAt < retryMs) throw new KeysUnavailable(failure);
       try {
         return await remote(header, token);
       } catch (error) {
@@ -152,14 +152,13 @@ function createKeyResolver(config: JwtGuardConfig, opts: JwtGuardOptions): Keys 
         throw error;
       }
     },
-    unavailable: () => (failing() ? failure : undefined),
     async warm() {
       try {
         await remote.reload();
         return undefined;
       } catch (error) {
         note(error);
-        return isFetchFailure(error) ? failure : describeFetchFailure(error);
+        return describeFetchFailure(error);
       }
     },
   };
@@ -179,6 +178,7 @@ function isFetchFailure(error: unknown): boolean {
 }
 
 function describeFetchFailure(error: unknown): string {
+  if (error instanceof KeysUnavailable) return error.message;
   if (error instanceof errors.JWKSTimeout) return "timed out";
   const cause = (error as { cause?: unknown }).cause;
   const detail = cause instanceof Error ? `: ${cause.message}` : "";
@@ -206,7 +206,7 @@ function refusalReason(error: unknown, kid: string, keys: Keys): string {
     return `malformed token: ${error.message}`;
   }
   if (isFetchFailure(error)) {
-    return `keys unavailable (${keys.unavailable() ?? describeFetchFailure(error)})`;
+    return `keys unavailable (${keys.url}: ${describeFetchFailure(error)})`;
   }
   return `token refused: ${(error as Error).message}`;
 }

@@ -26,6 +26,9 @@ import {
 } from "./north-fixture.ts";
 
 const echoAll = "grpc.examples.echo.Echo/*";
+/** Zilla's expressions, written as a zilla.yaml would (not JavaScript templates). */
+const identity = "$" + "{guarded['jwt0'].identity}";
+const tenant = "$" + "{guarded['jwt0'].attributes.tenant}";
 let fx: NorthFixture;
 let rs: TestIssuer;
 let ec: TestIssuer;
@@ -62,8 +65,8 @@ function routes(userRoles = ["echo:call"]): GrpcKafkaRoute[] {
       with: produce({
         overrides: {
           "x-tier": "admin",
-          "meta:x-caller": "${guarded['jwt0'].identity}",
-          "meta:x-tenant": "${guarded['jwt0'].attributes.tenant}",
+          "meta:x-caller": identity,
+          "meta:x-tenant": tenant,
         },
       }),
     },
@@ -71,8 +74,8 @@ function routes(userRoles = ["echo:call"]): GrpcKafkaRoute[] {
       when: [{ method: echoAll }],
       guarded: [{ guard: "jwt0", roles: userRoles }],
       with: produce({
-        key: "${guarded['jwt0'].identity}",
-        overrides: { "x-tier": "user", "meta:x-caller": "${guarded['jwt0'].identity}" },
+        key: identity,
+        overrides: { "x-tier": "user", "meta:x-caller": identity },
       }),
     },
     {
@@ -122,7 +125,7 @@ async function statusOf(call: Promise<unknown>): Promise<{ code: Code | 0; messa
 
 /** The request record carrying `text` (waits for it). */
 const recordWith = (text: string) =>
-  fx.responder.waitFor((r) => r.value !== null && r.value.toString("utf8").includes(text));
+  fx.responder.waitFor((r) => r.value?.toString("utf8").includes(text) === true);
 
 describe("jwt guard", () => {
   test("unary.rpc.rs256.identity.in.headers.key.and.upstream.metadata", async () => {
