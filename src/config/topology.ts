@@ -300,6 +300,8 @@ export async function resolveTopology(
   /** A tls server's client certificate settings: trust anchors, mutual, the x509 guard. */
   const clientCertificates = (t: TlsServer): Partial<NonNullable<NorthListener["tls"]>> => {
     const optionsPath = childPath(t.path, "options");
+    // Kept even when the rest fails (reported), so routes guarded by it report nothing more.
+    const authorization = t.authorization ? { authorization: { guard: t.authorization.name } } : {};
     // Zilla's default: listing trust asks every client for a certificate.
     const mutual = t.mutual ?? (t.trust?.length ? "required" : "none");
     if (mutual === "none") {
@@ -309,14 +311,14 @@ export async function resolveTopology(
           `guard "${t.authorization.name}" reads client certificates, but this tls server asks for none; add trust: [<CA alias>] (and mutual: required or requested)`,
         );
       }
-      return {};
+      return authorization;
     }
     if (!t.trust?.length) {
       fail(
         childPath(optionsPath, "mutual"),
         `mutual: ${mutual} needs the CAs that client certificates must chain to; add trust: [<CA alias>] naming certificates in the vault's trust store`,
       );
-      return {};
+      return authorization;
     }
     const ca = trustCertificates(
       t.vault,
@@ -324,12 +326,7 @@ export async function resolveTopology(
       childPath(optionsPath, "trust"),
       `tls server "${t.name}"`,
     );
-    if (!ca) return {};
-    return {
-      ca,
-      mutual,
-      ...(t.authorization ? { authorization: { guard: t.authorization.name } } : {}),
-    };
+    return ca ? { ca, mutual, ...authorization } : authorization;
   };
   /** The PEM certificates `aliases` name in the vault's trust store (undefined: reported). */
   const trustCertificates = (
