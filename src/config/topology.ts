@@ -14,6 +14,7 @@ import { resolve } from "node:path";
 import { rootCertificates } from "node:tls";
 import { type CompressionCodec, zstdCompressionAvailable } from "../kafka/protocol/compression.ts";
 import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
+import { runtimeDescription, verifiesClientCertificates } from "../runtime/runtime.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
 import { type ConfigError, childPath, closestName } from "./config-error.ts";
 import type { Ref } from "./decode.ts";
@@ -311,6 +312,13 @@ export async function resolveTopology(
           `guard "${t.authorization.name}" reads client certificates, but this tls server asks for none; add trust: [<CA alias>] (and mutual: required or requested)`,
         );
       }
+      return authorization;
+    }
+    if (!verifiesClientCertificates) {
+      fail(
+        childPath(optionsPath, t.mutual ? "mutual" : "trust"),
+        `client certificates (mutual: ${mutual}) cannot be verified on ${runtimeDescription()}, whose TLS server does not check them against trust; run the gateway on Node or Bun for mutual TLS`,
+      );
       return authorization;
     }
     if (!t.trust?.length) {

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings are zilla.yaml text, whose ${...} are not JavaScript
 /**
  * The guard parts of a zilla.yaml as Zilla writes them: `guards` (jwt with inline keys or a
  * JWKS URL, x509), the http server's `authorization.<guard>.credentials`, the tls server's

@@ -5,8 +5,7 @@
  * the x509 guard names the caller after its certificate, gives it roles from certificate
  * fields, and its subject lands in the request record like a JWT's identity.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { createSelfSignedCertificate } from "../../src/config/self-signed.ts";
+import { createTestCa, issueClientCertificate } from "../support/test-ca.ts";
 import {
   header,
   type NorthFixture,
@@ -30,75 +30,19 @@ let requiredPort: number;
 let requestedPort: number;
 const pem: Record<string, string> = {};
 
-function openssl(...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
-}
-
-/** A CA, and client certificates it signs. */
-function makeCa(name: string, subject: string): void {
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    subject,
-  );
-}
-
-function makeClient(name: string, ca: string, subject: string): void {
-  openssl(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    subject,
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}.pem`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-  );
-}
-
-const read = (name: string) => readFileSync(join(dir, name), "utf8");
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "north-mtls-"));
-  makeCa("ca", "/CN=Test Client CA");
-  makeCa("other-ca", "/CN=Other CA");
-  makeClient("client", "ca", "/O=Acme/CN=client-1");
-  makeClient("outsider", "other-ca", "/O=Evil/CN=client-2");
-  makeClient("service", "ca", "/O=Acme/CN=batch-job");
-  for (const name of ["ca", "client", "outsider", "service"]) {
-    pem[`${name}.pem`] = read(`${name}.pem`);
-    pem[`${name}.key`] = read(`${name}.key`);
+  const ca = createTestCa(dir, "ca", "/CN=Test Client CA");
+  createTestCa(dir, "other-ca", "/CN=Other CA");
+  const issued = {
+    client: issueClientCertificate(dir, "ca", "client", "/O=Acme/CN=client-1"),
+    outsider: issueClientCertificate(dir, "other-ca", "outsider", "/O=Evil/CN=client-2"),
+    service: issueClientCertificate(dir, "ca", "service", "/O=Acme/CN=batch-job"),
+  };
+  pem["ca.pem"] = ca.cert;
+  for (const [name, { cert, key }] of Object.entries(issued)) {
+    pem[`${name}.pem`] = cert;
+    pem[`${name}.key`] = key;
   }
   server = createSelfSignedCertificate("localhost");
   const identity = "$" + "{guarded['certs'].identity}";
