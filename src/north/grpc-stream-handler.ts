@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import type { GrpcKafkaRoute, ProduceWith } from "../config/types.ts";
+import type { GrpcKafkaRoute } from "../config/types.ts";
 import { parseGrpcTimeout } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
@@ -78,30 +78,11 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
       return true;
     }
     const lookup = { get: (name: string) => headerValue(headers, name) ?? null };
-    // With a gate the route depends on the caller, known later; fetch routes are connect-es'.
-    const route = gate ? undefined : matchRoute(routes, path.slice(1), lookup);
     if (gate) {
+      // The route depends on the caller, known later; fetch routes are connect-es' anyway.
       if (mayFetch(routes, path.slice(1), lookup)) return false;
-    } else if (!route) {
-      respondStatus(stream, Code.Internal, noRouteError(path.slice(1)).rawMessage);
-      return true;
-    } else if (route.with.capability !== "produce") {
-      // Fetch routes stream Kafka topics; connect-es serves them (method-handlers.ts).
-      return false;
-    }
-    const encoding = headerValue(headers, "grpc-encoding") ?? "identity";
-    if (encoding !== "identity" && decompressors[encoding] === undefined) {
-      respondStatus(stream, Code.Unimplemented, `unsupported grpc-encoding ${encoding}`, {
-        "grpc-accept-encoding": "gzip, deflate, identity",
-      });
-      return true;
-    }
-    const timeoutMs = parseGrpcTimeout(headerValue(headers, "grpc-timeout"));
-    if (Number.isNaN(timeoutMs)) {
-      respondStatus(stream, Code.InvalidArgument, "malformed grpc-timeout");
-      return true;
-    }
-    if (gate) {
+      const settings = callSettings(stream, headers);
+      if (!settings) return true;
       admitNativeCall(stream, headers, gate, {
         method: path.slice(1),
         lookup,
@@ -110,16 +91,26 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
           service: method.parent.typeName,
           method: method.name,
           metadata: metadataFromRawHeaders(rawHeaders),
-          timeoutMs,
+          timeoutMs: settings.timeoutMs,
         },
-        start: (admitted) => new NativeGrpcCall(stream, method, encoding, admitted),
+        start: (admitted) => new NativeGrpcCall(stream, method, settings.encoding, admitted),
         respondStatus: (code, message) => respondStatus(stream, code, message),
       });
       return true;
     }
+    const route = matchRoute(routes, path.slice(1), lookup);
+    if (!route) {
+      respondStatus(stream, Code.Internal, noRouteError(path.slice(1)).rawMessage);
+      return true;
+    }
+    // Fetch routes stream Kafka topics; connect-es serves them (method-handlers.ts).
+    if (route.with.capability !== "produce") return false;
+    const settings = callSettings(stream, headers);
+    if (!settings) return true;
+    const { encoding, timeoutMs } = settings;
     new NativeGrpcCall(stream, method, encoding, {
       deps,
-      route: (route as GrpcKafkaRoute).with as ProduceWith,
+      route: route.with,
       service: method.parent.typeName,
       method: method.name,
       metadata: metadataFromRawHeaders(rawHeaders),
@@ -127,6 +118,26 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
     });
     return true;
   };
+}
+
+/** The call's encoding and deadline; undefined when refused (the status was sent). */
+function callSettings(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+): { encoding: string; timeoutMs: number | undefined } | undefined {
+  const encoding = headerValue(headers, "grpc-encoding") ?? "identity";
+  if (encoding !== "identity" && decompressors[encoding] === undefined) {
+    respondStatus(stream, Code.Unimplemented, `unsupported grpc-encoding ${encoding}`, {
+      "grpc-accept-encoding": "gzip, deflate, identity",
+    });
+    return undefined;
+  }
+  const timeoutMs = parseGrpcTimeout(headerValue(headers, "grpc-timeout"));
+  if (Number.isNaN(timeoutMs)) {
+    respondStatus(stream, Code.InvalidArgument, "malformed grpc-timeout");
+    return undefined;
+  }
+  return { encoding, timeoutMs };
 }
 
 /** The call's stream listeners are shared functions; the stream leads them to its call. */
