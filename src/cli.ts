@@ -1,7 +1,7 @@
 /**
  * The gateway command line.
  *
- *   gateway                                   the embedded default: broker, echo upstream, example topology
+ *   gateway [--config FILE]                   the embedded default: broker, echo upstream, example topology (or FILE)
  *   gateway start --config FILE [options]     run a zilla.yaml
  *   gateway validate --config FILE [options]  check a zilla.yaml, print its pipelines (exit 0) or errors (exit 2)
  *   gateway broker [--port 9092] [--host H] [--partitions N]
@@ -15,7 +15,7 @@
 import { realpathSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { getRequestListener } from "@hono/node-server";
@@ -36,7 +36,8 @@ import { loadServiceRegistry } from "./service-registry.ts";
 import { type EchoServer, startEchoServer } from "./upstream/echo-server.ts";
 
 const usage = `usage:
-  gateway                                   run the embedded default (broker, echo upstream, example topology)
+  gateway [--config FILE]                   run the embedded default (broker, echo upstream, example topology,
+                                            or FILE, e.g. examples/grpc.kafka.proxy.jwt/zilla.yaml)
   gateway start --config FILE [options]     run a zilla.yaml
   gateway validate --config FILE [options]  check a zilla.yaml and print its pipelines
   gateway broker [--port 9092] [--host 127.0.0.1] [--partitions 1]
@@ -129,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
   const logger = createLogger(logLevel);
   switch (command) {
     case "default":
-      return runEmbeddedDefault(settings, logger);
+      return runEmbeddedDefault(settings, logger, values.config);
     case "start":
     case "validate": {
       if (!values.config) {
@@ -385,9 +386,14 @@ function exampleConfigPath(): string {
   return repositoryFile(import.meta.url, "examples/grpc.kafka.proxy/zilla.yaml");
 }
 
-async function runEmbeddedDefault(settings: RunSettings, logger: Logger): Promise<number> {
+async function runEmbeddedDefault(
+  settings: RunSettings,
+  logger: Logger,
+  configPath?: string,
+): Promise<number> {
   const parts: Array<{ close(): Promise<void> }> = [];
-  const examplePath = exampleConfigPath();
+  // Another example (e.g. examples/grpc.kafka.proxy.jwt) may run on the same embedded parts.
+  const examplePath = configPath ? resolve(configPath) : exampleConfigPath();
   let running: Running;
   let echo: EchoServer;
   let kafkaServers = settings.kafkaServers;
@@ -467,6 +473,12 @@ function describeEmbeddedDefault(
       "or over TLS (a self-signed certificate made at start, hence --insecure):",
       "",
       `  npx buf curl --protocol grpc --insecure --schema ${schema} ${data} https://localhost:${tlsPort}/${method}`,
+      "",
+    );
+  }
+  if (config.north.some((n) => n.guards)) {
+    lines.push(
+      `Its calls need a token: see ${shellWord(relative(process.cwd(), join(dirname(examplePath), "README.md")))} for how to mint one and pass it with -H 'Authorization: Bearer …'.`,
       "",
     );
   }

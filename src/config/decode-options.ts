@@ -171,7 +171,7 @@ export const tlsWhenUnsupported: Record<string, string> = Object.fromEntries(
   ]),
 );
 
-/** tls `options`: vault key and trust aliases, sni, alpn. */
+/** tls `options`: vault key and trust aliases, sni, alpn; on a server, client certificates. */
 export function decodeTlsOptions(
   ctx: DecodeContext,
   value: unknown,
@@ -181,6 +181,7 @@ export function decodeTlsOptions(
   keys?: Ref[];
   trust?: Ref[];
   trustcacerts?: boolean;
+  mutual?: "required" | "requested" | "none";
   sni?: string[];
   alpn?: string[];
 } {
@@ -188,22 +189,23 @@ export function decodeTlsOptions(
   const serverOnly = kind === "server";
   const m = readMapping(ctx, value, path, {
     keys: serverOnly
-      ? ["keys", "sni", "alpn", "mutual"]
+      ? ["keys", "trust", "mutual", "sni", "alpn", "authorization"]
       : ["keys", "trust", "trustcacerts", "sni", "alpn"],
     required: serverOnly ? ["keys"] : [],
     unsupported: {
       version:
         'choosing the TLS "version" is not supported by this gateway; remove it (TLS 1.2 and 1.3 are accepted)',
       signers: 'tls "signers" are not supported by this gateway; use "keys"',
-      authorization: 'tls "authorization" is not supported by this gateway; remove it',
       ...(serverOnly
         ? {
-            trust:
-              "client certificate verification (mutual TLS) on the server is not supported by this gateway; remove trust",
             trustcacerts:
-              "client certificate verification (mutual TLS) on the server is not supported by this gateway; remove trustcacerts",
+              'a tls server trusts only the CAs listed under "trust" for client certificates; remove trustcacerts',
           }
-        : { mutual: 'a tls client takes no "mutual"; give it "keys" for a client certificate' }),
+        : {
+            mutual: 'a tls client takes no "mutual"; give it "keys" for a client certificate',
+            authorization:
+              'a tls client takes no "authorization"; put it on the tls server that reads client certificates',
+          }),
     },
     hints: { keys: "add the aliases of the server keys in the vault, e.g. [localhost]" },
   });
@@ -222,12 +224,13 @@ export function decodeTlsOptions(
   readOptional(ctx, m, path, "alpn", readStringList, out, "alpn");
   if (has(m, "mutual")) {
     const mp = childPath(path, "mutual");
-    const mutual = readChoice(ctx, m.mutual, mp, ["required", "requested", "none"]);
-    if (mutual === "required" || mutual === "requested") {
+    const mutual = readChoice(ctx, m.mutual, mp, ["required", "requested", "none"] as const);
+    if (mutual !== undefined) out.mutual = mutual;
+    if (mutual === "none" && out.trust?.length) {
       report(
         ctx,
         mp,
-        "mutual TLS on the server is not supported by this gateway; use mutual: none or remove it",
+        'mutual: none asks for no client certificate, so "trust" would go unused; remove one of them',
       );
     }
   }
@@ -249,14 +252,16 @@ export function decodeHttpOptions(
   const defaults = { versions: [...httpVersions] as string[] };
   if (value === undefined) return defaults;
   const unsupported: Record<string, string> = {
-    authorization: 'http "authorization" (guards) is not supported by this gateway; remove it',
     overrides: 'http header "overrides" are not supported by this gateway; remove them',
     requests: 'http "requests" validation is not supported by this gateway; remove it',
   };
-  if (kind === "client")
+  if (kind === "client") {
     unsupported["access-control"] = 'an http client takes no "access-control"; remove it';
+    unsupported.authorization =
+      'an http client takes no "authorization"; credentials for the upstream travel as request metadata';
+  }
   const m = readMapping(ctx, value, path, {
-    keys: kind === "server" ? ["versions", "access-control"] : ["versions"],
+    keys: kind === "server" ? ["versions", "access-control", "authorization"] : ["versions"],
     unsupported,
   });
   if (!m) return defaults;

@@ -1,22 +1,18 @@
 /**
  * Decoders of the namespace's named resources: filesystem vaults (keys and trust stores),
- * filesystem catalogs (.proto subjects) and jwt guards.
+ * filesystem catalogs (.proto subjects). Guards are decoded in decode-guards.ts.
  */
-import { childPath, describeValue } from "./config-error.ts";
+import { childPath } from "./config-error.ts";
 import {
   type DecodeContext,
   has,
-  isMapping,
   type Mapping,
   namedEntries,
   readChoice,
-  readInteger,
-  readListOf,
   readMapping,
   readName,
   readOptional,
   readString,
-  readStringMap,
   report,
 } from "./decode.ts";
 import type { Catalog, Store, Vault } from "./schema.ts";
@@ -165,57 +161,6 @@ export function decodeCatalog(
     if (file !== undefined) catalog.subjects.set(subject, { file, path: childPath(p, "path") });
   }
   return catalog;
-}
-
-/** A `guards` entry: a jwt guard (checked, though guards are not enforced). */
-export function decodeGuard(ctx: DecodeContext, value: unknown, path: string): void {
-  const m = readMapping(ctx, value, path, {
-    keys: ["type", "options"],
-    required: ["type"],
-    unsupported: { kind: 'a jwt guard takes no "kind"; remove it' },
-  });
-  if (!m || !has(m, "type")) return;
-  const type = readString(ctx, m.type, childPath(path, "type"));
-  if (type === undefined) return;
-  if (type !== "jwt") {
-    report(ctx, childPath(path, "type"), `guard type "${type}" is not supported; use type: jwt`);
-    return;
-  }
-  if (!has(m, "options")) {
-    report(
-      ctx,
-      childPath(path, "options"),
-      'required key "options" is missing; add the jwt options',
-    );
-    return;
-  }
-  const op = childPath(path, "options");
-  const o = readMapping(ctx, m.options, op, {
-    keys: ["issuer", "audience", "roles", "keys", "challenge", "identity", "attributes"],
-  });
-  if (!o) return;
-  for (const key of ["issuer", "audience", "roles", "identity"]) {
-    if (has(o, key)) readString(ctx, o[key], childPath(op, key));
-  }
-  if (has(o, "challenge")) readInteger(ctx, o.challenge, childPath(op, "challenge"), { min: 0 });
-  if (has(o, "attributes")) readStringMap(ctx, o.attributes, childPath(op, "attributes"));
-  if (has(o, "keys")) {
-    const kp = childPath(op, "keys");
-    if (typeof o.keys === "string") {
-      if (!/^https?:\/\//.test(o.keys))
-        report(ctx, kp, "must be an http(s) URL of a JWKS or a list of keys");
-    } else {
-      readListOf(ctx, o.keys, kp, (v, p) => {
-        if (!isMapping(v))
-          return report(ctx, p, `must be a JSON web key, found ${describeValue(v)}`);
-        for (const key of ["kty", "kid"]) {
-          if (!has(v, key))
-            report(ctx, childPath(p, key), `required key "${key}" is missing; add it`);
-        }
-        return v;
-      });
-    }
-  }
 }
 
 /** Whether a vault or catalog `type`, if readable, is filesystem (the only one here); reports it if not. */

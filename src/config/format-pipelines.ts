@@ -3,7 +3,14 @@
  * against their zilla.yaml, or the errors, one line each.
  */
 import type { ConfigError } from "./config-error.ts";
-import type { GatewayConfig, GrpcKafkaRoute, KafkaGrpcRoute, NorthListener } from "./types.ts";
+import type {
+  GatewayConfig,
+  GrpcKafkaRoute,
+  GuardConfig,
+  KafkaGrpcRoute,
+  NorthListener,
+  RouteGuard,
+} from "./types.ts";
 
 /** A readable summary of listeners, services, routes, upstreams and Kafka servers. */
 export function formatPipelines(config: GatewayConfig): string {
@@ -26,6 +33,11 @@ export function formatPipelines(config: GatewayConfig): string {
       lines.push(
         `  access-control ${north.accessControl.policy}${origins ? ` (origins ${origins.join(", ")})` : ""}`,
       );
+    }
+    for (const guard of Object.values(north.guards ?? {}))
+      lines.push(`  guard ${formatGuard(guard)}`);
+    for (const m of north.methodGuards ?? []) {
+      lines.push(`  grpc ${m.method ?? "*"} guarded ${formatGuarded(m.guarded)}`);
     }
     for (const route of north.routes) lines.push(`  route ${formatNorthRoute(route)}`);
     const o = north.options;
@@ -73,13 +85,39 @@ export function formatConfigErrors(errors: readonly ConfigError[]): string {
 
 function formatListener(l: NorthListener): string {
   const address = `${l.host.includes(":") ? `[${l.host}]` : l.host}:${l.port}`;
-  if (!l.tls) return `${address} h2c`;
+  const authorization = l.authorization
+    ? `, authorization ${l.authorization.guard} (${[
+        ...Object.entries(l.authorization.credentials.headers ?? {}).map(
+          ([n, p]) => `header ${n}: ${p}`,
+        ),
+        ...Object.keys(l.authorization.credentials.query ?? {}).map((n) => `query ${n}`),
+        ...Object.keys(l.authorization.credentials.cookies ?? {}).map((n) => `cookie ${n}`),
+      ].join(", ")})`
+    : "";
+  if (!l.tls) return `${address} h2c${authorization}`;
   const details = [
     `alpn ${(l.tls.alpn ?? ["h2"]).join(",")}`,
     l.tls.sni ? `sni ${l.tls.sni.join(",")}` : undefined,
     l.tls.pfx ? "pkcs12 keystore" : l.tls.cert ? "pem certificate" : undefined,
+    l.tls.mutual
+      ? `client certificates ${l.tls.mutual} (${l.tls.ca?.length ?? 0} CA)${l.tls.authorization ? ` → guard ${l.tls.authorization.guard}` : ""}`
+      : undefined,
   ].filter(Boolean);
-  return `${address} tls (${details.join(", ")})`;
+  return `${address} tls (${details.join(", ")})${authorization}`;
+}
+
+function formatGuard(g: GuardConfig): string {
+  if (g.type === "x509") {
+    const roles = Object.keys(g.roles);
+    return `${g.name} x509 (identity ${g.identity}${roles.length ? `, roles ${roles.join(", ")}` : ""})`;
+  }
+  const keys = g.keys ? `${g.keys.length} inline key(s)` : `keys ${g.keysUrl}`;
+  const challenge = g.challengeSeconds !== undefined ? `, challenge ${g.challengeSeconds} s` : "";
+  return `${g.name} jwt (issuer ${g.issuer}, audience ${g.audience}, ${keys}, identity ${g.identity}, roles ${g.roles}${challenge})`;
+}
+
+function formatGuarded(guarded: readonly RouteGuard[]): string {
+  return guarded.map((g) => `${g.guard} [${g.roles.join(", ")}]`).join(" ");
 }
 
 function formatNorthRoute(route: GrpcKafkaRoute): string {
@@ -99,7 +137,8 @@ function formatNorthRoute(route: GrpcKafkaRoute): string {
   const w = route.with;
   if (w.capability === "fetch") {
     const filters = w.filters?.length ? ` (${w.filters.length} filter(s))` : "";
-    return `${when} → fetch ${w.topic}${filters}`;
+    const guarded = route.guarded?.length ? ` guarded ${formatGuarded(route.guarded)}` : "";
+    return `${when}${guarded} → fetch ${w.topic}${filters}`;
   }
   const details = [
     `acks ${w.acks ?? "in_sync_replicas"}`,
@@ -109,7 +148,8 @@ function formatNorthRoute(route: GrpcKafkaRoute): string {
       ? `overrides ${Object.keys(w.overrides).join(", ")}`
       : undefined,
   ].filter(Boolean);
-  return `${when} → produce ${w.topic} (${details.join(", ")})`;
+  const guarded = route.guarded?.length ? ` guarded ${formatGuarded(route.guarded)}` : "";
+  return `${when}${guarded} → produce ${w.topic} (${details.join(", ")})`;
 }
 
 function formatWestRoute(route: KafkaGrpcRoute): string {

@@ -24,11 +24,18 @@ import {
   readMapping,
   readName,
   readString,
-  readStringList,
   readStringMap,
   ref,
   report,
 } from "./decode.ts";
+import {
+  decodeGuard,
+  decodeGuarded,
+  decodeHttpAuthorization,
+  decodeTlsAuthorization,
+  type GuardedRef,
+  type GuardModel,
+} from "./decode-guards.ts";
 import {
   decodeCatalogRefs,
   decodeGrpcKafkaOptions,
@@ -46,12 +53,13 @@ import {
   portsOfWhen,
   tlsWhenUnsupported,
 } from "./decode-options.ts";
-import { decodeCatalog, decodeGuard, decodeVault } from "./decode-resources.ts";
+import { decodeCatalog, decodeVault } from "./decode-resources.ts";
 import { decodeBindingTelemetry, decodeTelemetry } from "./decode-telemetry.ts";
 import type {
   AccessControl,
   FetchWith,
   GrpcKafkaOptions,
+  HttpCredentials,
   KafkaGrpcOptions,
   ProduceWith,
   SaslOptions,
@@ -66,7 +74,7 @@ interface BindingBase {
 interface RouteBase {
   path: string;
   exit?: Ref;
-  guarded: Ref[];
+  guarded: GuardedRef[];
 }
 
 export interface TcpServer extends BindingBase {
@@ -85,8 +93,13 @@ export interface TlsServer extends BindingBase {
   role: "tls.server";
   vault?: Ref;
   keys: Ref[];
+  /** CA aliases in the vault's trust store that client certificates must chain to. */
+  trust?: Ref[];
+  mutual?: "required" | "requested" | "none";
   sni?: string[];
   alpn?: string[];
+  /** The x509 guard that reads the client certificate. */
+  authorization?: Ref;
   routes: RouteBase[];
 }
 export interface TlsClient extends BindingBase {
@@ -103,6 +116,7 @@ export interface HttpServer extends BindingBase {
   role: "http.server";
   versions: string[];
   accessControl?: AccessControl;
+  authorization?: { guard: Ref; credentials: HttpCredentials };
   routes: RouteBase[];
 }
 export interface HttpClient extends BindingBase {
@@ -217,10 +231,7 @@ export interface Catalog {
   subjects: Map<string, { file: string; path: string }>;
 }
 
-export interface Guard {
-  name: string;
-  path: string;
-}
+export type Guard = GuardModel;
 
 export interface TelemetryExporterModel {
   path: string;
@@ -300,8 +311,7 @@ export function decodeNamespace(ctx: DecodeContext, root: unknown): Namespace {
     if (catalog) ns.catalogs.set(name, catalog);
   }
   for (const [name, value, path] of namedEntries(ctx, m, "guards")) {
-    decodeGuard(ctx, value, path);
-    ns.guards.set(name, { name, path });
+    ns.guards.set(name, decodeGuard(ctx, name, value, path));
   }
   const bindingMetrics: Record<string, string[]> = {};
   for (const [name, value, path] of namedEntries(ctx, m, "bindings")) {
@@ -511,13 +521,39 @@ function decodeBinding(
         },
       );
       const vault = optionalRef(ctx, m, path, "vault");
-      if (role === "tls.server")
-        return { role, ...base, ...vault, ...o, keys: o.keys ?? [], routes };
-      return { role, ...base, ...vault, ...o, routes };
+      if (role === "tls.server") {
+        const authorization =
+          isMapping(options) && has(options, "authorization")
+            ? decodeTlsAuthorization(
+                ctx,
+                options.authorization,
+                childPath(optionsPath, "authorization"),
+              )
+            : undefined;
+        return {
+          role,
+          ...base,
+          ...vault,
+          ...o,
+          ...(authorization ? { authorization } : {}),
+          keys: o.keys ?? [],
+          routes,
+        };
+      }
+      const { mutual: _mutual, ...clientOptions } = o;
+      return { role, ...base, ...vault, ...clientOptions, routes };
     }
     case "http.server":
     case "http.client": {
       const versions = decodeHttpOptions(ctx, options, optionsPath, kind as "server" | "client");
+      const authorization =
+        role === "http.server" && isMapping(options) && has(options, "authorization")
+          ? decodeHttpAuthorization(
+              ctx,
+              options.authorization,
+              childPath(optionsPath, "authorization"),
+            )
+          : undefined;
       const routes = routesOf(
         (v, p) => {
           const w = readMapping(ctx, v, p, { keys: ["headers"] });
@@ -535,6 +571,7 @@ function decodeBinding(
           ...base,
           versions: versions.versions,
           ...(versions.accessControl ? { accessControl: versions.accessControl } : {}),
+          ...(authorization ? { authorization } : {}),
           routes,
         };
       }
@@ -675,21 +712,7 @@ function decodeRoutes<W>(
       const w = opts.withDecoder(r.with, childPath(p, "with"));
       if (w !== undefined) route.with = w;
     }
-    if (has(r, "guarded")) {
-      const gp = childPath(p, "guarded");
-      if (!isMapping(r.guarded)) {
-        report(
-          ctx,
-          gp,
-          `must be a mapping of guard names to roles, found ${describeValue(r.guarded)}`,
-        );
-      } else {
-        for (const [guard, roles] of Object.entries(r.guarded)) {
-          readStringList(ctx, roles, childPath(gp, guard));
-          route.guarded.push({ name: guard, path: childPath(gp, guard) });
-        }
-      }
-    }
+    if (has(r, "guarded")) route.guarded = decodeGuarded(ctx, r.guarded, childPath(p, "guarded"));
     out.push(route);
   });
   return out;

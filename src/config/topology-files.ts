@@ -72,9 +72,13 @@ async function loadStore(
   if (store.type === "pem") {
     const certificates = pemCertificates(Buffer.from(bytes).toString("utf8"));
     if (certificates.length === 0) {
+      // A DER file (PKCS#12 included) starts with a SEQUENCE tag: Zilla's default trust type.
+      const binary = bytes[0] === 0x30;
       return fail(
         childPath(store.path, "store"),
-        `trust store "${store.store}" holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA certificates to it`,
+        binary
+          ? `trust store "${store.store}" is not PEM (it looks like PKCS#12, Zilla's default, which this runtime cannot read as trust); export its certificates with "openssl pkcs12 -in ${store.store} -nokeys -out trust.pem" and use type: pem`
+          : `trust store "${store.store}" holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA certificates to it`,
       );
     }
     return { kind: "pem", file: store.store, certificates };

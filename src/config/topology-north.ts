@@ -4,6 +4,7 @@
  * and routes becomes one NorthConfig.
  */
 import { childPath } from "./config-error.ts";
+import { resolveNorthGuards } from "./resolve-guards.ts";
 import type { Binding, GrpcKafkaProxy, GrpcServer, HttpServer } from "./schema.ts";
 import type { TopologyContext } from "./topology-context.ts";
 import type { KafkaClientFinder } from "./topology-kafka.ts";
@@ -78,26 +79,36 @@ export function resolveNorth(
         `the http servers in front of this proxy (${[...draft.httpServers].map((h) => h.name).join(", ")}) have different access-control; make them the same`,
       );
     }
+    const guarding = resolveNorthGuards({
+      ns,
+      proxy,
+      grpcServers: draft.grpcServers,
+      listeners: draft.listeners,
+      fail,
+    });
     north.push({
       binding: proxy.name,
       listeners: draft.listeners,
       ...(accessControl ? { accessControl } : {}),
       services: [...services],
       ...(!allMethods && methods.size > 0 ? { methods: [...methods] } : {}),
-      routes: proxy.routes.flatMap((r) =>
-        r.with
-          ? [
-              {
-                when: r.when.map(({ method, metadata }) => ({
-                  ...(method !== undefined ? { method } : {}),
-                  ...(metadata ? { metadata } : {}),
-                })),
-                with: r.with,
-              },
-            ]
-          : [],
-      ),
+      routes: proxy.routes.flatMap((r, i) => {
+        if (!r.with) return [];
+        const guarded = guarding.routeGuards[i];
+        return [
+          {
+            when: r.when.map(({ method, metadata }) => ({
+              ...(method !== undefined ? { method } : {}),
+              ...(metadata ? { metadata } : {}),
+            })),
+            with: r.with,
+            ...(guarded ? { guarded } : {}),
+          },
+        ];
+      }),
       options: proxy.options,
+      ...(guarding.guards ? { guards: guarding.guards } : {}),
+      ...(guarding.methodGuards ? { methodGuards: guarding.methodGuards } : {}),
     });
   }
   return north;
@@ -184,7 +195,15 @@ function draftNorth(
       const proxy = proxyOf(grpc);
       const draft = proxy ? drafts.get(proxy) : undefined;
       if (!draft) continue;
-      draft.listeners.push({ host: b.host, port, ...(tls ? { tls } : {}) });
+      const authorization = http.authorization
+        ? { guard: http.authorization.guard.name, credentials: http.authorization.credentials }
+        : undefined;
+      draft.listeners.push({
+        host: b.host,
+        port,
+        ...(tls ? { tls } : {}),
+        ...(authorization ? { authorization } : {}),
+      });
       draft.grpcServers.add(grpc);
       draft.httpServers.add(http);
     }

@@ -4,6 +4,7 @@
  */
 import { childPath, closestName } from "./config-error.ts";
 import type { Ref } from "./decode.ts";
+import { checkAuthorizationGuard } from "./resolve-guards.ts";
 import type { TopologyContext } from "./topology-context.ts";
 
 /** Reports each name that refers to nothing (with the closest existing name, if any). */
@@ -27,16 +28,18 @@ export function checkReferences(ctx: TopologyContext): void {
       checkRef(route.exit, "binding", ns.bindings.keys(), "bindings");
       for (const guard of route.guarded) {
         checkRef(guard, "guard", ns.guards.keys(), "guards");
-        if (ns.guards.has(guard.name)) {
+        if (b.role !== "grpc.server" && b.role !== "grpc-kafka.proxy" && b.role !== "unknown") {
           fail(
             guard.path,
-            `guard "${guard.name}" cannot be enforced: this gateway does not authorize requests yet, so the route would be open to everyone; remove "guarded" (and protect the listener another way) to run this config`,
+            `"guarded" on ${b.role.replace(".", " ")} routes is not supported by this gateway; guard the grpc server's or the grpc-kafka proxy's routes`,
           );
         }
       }
     }
     if (b.role === "tls.server" || b.role === "tls.client")
       checkRef(b.vault, "vault", ns.vaults.keys(), "vaults");
+    if (b.role === "tls.server") checkAuthorizationGuard(b.authorization, "x509", ns, fail);
+    if (b.role === "http.server") checkAuthorizationGuard(b.authorization?.guard, "jwt", ns, fail);
     if (b.role === "kafka-grpc.remote_server")
       checkRef(b.entry, "binding", ns.bindings.keys(), "bindings");
     if (b.role === "grpc.server") {

@@ -9,6 +9,7 @@
  *          ▶ [tls client] ▶ tcp client
  */
 import type { ConfigError } from "./config-error.ts";
+import { checkJwtKeys } from "./resolve-guards.ts";
 import type { Namespace } from "./schema.ts";
 import type { TopologyContext, TopologyOptions } from "./topology-context.ts";
 import { loadTopologyFiles } from "./topology-files.ts";
@@ -34,6 +35,7 @@ export async function resolveTopology(
   const { registry } = opts;
   const files = await loadTopologyFiles(ns, opts, fail);
   const ctx: TopologyContext = { ns, opts, registry, errors, fail, ...files };
+  await checkJwtKeys(ns, fail);
   checkReferences(ctx);
   checkRouteMethods(ctx);
   const links = createLinks(ns, fail);

@@ -65,7 +65,73 @@ export interface NorthListener {
     /** Server names accepted (SNI); absent = any. */
     sni?: string[];
     alpn?: string[]; // default ["h2"]
+    /** PEM trust anchors for client certificates (the tls server's `trust` aliases). */
+    ca?: string[];
+    /** Client certificates: asked for and verified (`required`, the default with `ca`), or optional. */
+    mutual?: "required" | "requested";
+    /** The tls server's `options.authorization`: the x509 guard that reads the client certificate. */
+    authorization?: { guard: string };
   };
+  /** The http server's `options.authorization`: the guard that checks calls and where the token is. */
+  authorization?: HttpAuthorization;
+}
+
+/** Where a call carries its credentials (Zilla's http `authorization.<guard>.credentials`). */
+export interface HttpCredentials {
+  /** Header name → pattern with `{credentials}`, e.g. authorization: "Bearer {credentials}". */
+  headers?: Record<string, string>;
+  /** Query parameter name → pattern, e.g. access_token: "{credentials}". */
+  query?: Record<string, string>;
+  /** Cookie name → pattern. */
+  cookies?: Record<string, string>;
+}
+
+export interface HttpAuthorization {
+  /** The guard (a jwt guard) that checks the credentials. */
+  guard: string;
+  credentials: HttpCredentials;
+}
+
+/** A jwt guard (zilla.yaml `guards.<name>` with `type: jwt`), defaults filled in. */
+export interface JwtGuardConfig {
+  type: "jwt";
+  name: string;
+  issuer: string;
+  audience: string;
+  /** The claim (dotted path) holding the roles: a space-separated string or a list. */
+  roles: string; // default "scope"
+  /** The claim naming the caller. */
+  identity: string; // default "sub"
+  /** Attribute name → claim (dotted path), for `${guarded['<guard>'].attributes.<name>}`. */
+  attributes: Record<string, string>;
+  /** Seconds before expiry at which a stream is asked to re-authorize (see docs/guards.md). */
+  challengeSeconds?: number;
+  /** Inline public keys (JWKs); absent = fetched from `keysUrl`. */
+  keys?: JwkConfig[];
+  /** Where the JWKS is fetched from when no keys are inline (default `<issuer>/.well-known/jwks.json`). */
+  keysUrl?: string;
+}
+
+/** One inline JSON web key, as written. */
+export type JwkConfig = Record<string, unknown> & { kty: string; kid: string };
+
+/** An x509 guard: names the caller after its TLS client certificate. */
+export interface X509GuardConfig {
+  type: "x509";
+  name: string;
+  /** The certificate field naming the caller. */
+  identity: string; // default "subject.dn"
+  attributes: Record<string, string>;
+  /** Role → alternatives, each a set of field globs that must all match. */
+  roles: Record<string, Array<Record<string, string>>>;
+}
+
+export type GuardConfig = JwtGuardConfig | X509GuardConfig;
+
+/** A route's `guarded` entry: the caller needs a session of this guard with all these roles. */
+export interface RouteGuard {
+  guard: string;
+  roles: string[];
 }
 
 export interface AccessControl {
@@ -114,6 +180,15 @@ export interface GrpcKafkaRoute {
   /** Any item matching selects the route; an empty list matches everything. */
   when: GrpcKafkaWhen[];
   with: ProduceWith | FetchWith;
+  /** Guards whose sessions the caller needs (all of them); absent = open to every caller. */
+  guarded?: RouteGuard[];
+}
+
+/** A grpc server route with guards: calls of these methods need the guards' sessions. */
+export interface MethodGuard {
+  /** Method pattern ("pkg.Service/Method" or "pkg.Service/*"); absent = every method. */
+  method?: string;
+  guarded: RouteGuard[];
 }
 
 export interface GrpcKafkaOptions {
@@ -138,6 +213,13 @@ export interface NorthConfig {
   methods?: string[];
   routes: GrpcKafkaRoute[];
   options: GrpcKafkaOptions;
+  /** The guards the listeners and routes use, by name (absent: no guard). */
+  guards?: Record<string, GuardConfig>;
+  /**
+   * The grpc server's routes, when any is guarded: a call needs one route matching its method
+   * whose guards it satisfies. Absent: the grpc server lets every served method through.
+   */
+  methodGuards?: MethodGuard[];
 }
 
 /** `kafka-grpc` route `when` item. */

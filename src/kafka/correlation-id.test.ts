@@ -81,3 +81,32 @@ describe("correlation id (SPEC §3 vectors)", () => {
     expect(correlationHashInput(input)).toBe("x:svca.Bzilla:methodCzilla:reply-tor");
   });
 });
+
+describe("correlation id on a guarded route (docs/guards.md)", () => {
+  const route = {
+    service: "grpc.examples.echo.Echo",
+    method: "UnaryEcho",
+    replyTo: "echo-responses",
+    headers,
+    idempotencyKey: "k1",
+  };
+
+  it("appends each guard's identity, length-prefixed, after Zilla's input", () => {
+    const text = correlationHashInput({ ...route, guarded: [["jwt0", "alice"]] });
+    expect(text).toBe(
+      "zilla:servicegrpc.examples.echo.Echozilla:methodUnaryEchozilla:reply-toecho-responsesguarded:jwt0:5:alice",
+    );
+    expect(createCorrelationId({ ...route, guarded: [["jwt0", "alice"]] })).toBe(`k1-${md5(text)}`);
+    // Lengths are in UTF-8 bytes.
+    expect(correlationHashInput({ ...route, guarded: [["jwt0", "zoë"]] })).toMatch(
+      /guarded:jwt0:4:zoë$/,
+    );
+  });
+
+  it("differs per caller for one idempotency key, and not at all without guards", () => {
+    const alice = createCorrelationId({ ...route, guarded: [["jwt0", "alice"]] });
+    const bob = createCorrelationId({ ...route, guarded: [["jwt0", "bob"]] });
+    expect(alice).not.toBe(bob);
+    expect(createCorrelationId({ ...route, guarded: [] })).toBe(createCorrelationId(route));
+  });
+});

@@ -11,7 +11,14 @@ export interface CorrelationInput {
   /** The route's override values, in config order (names are not hashed). */
   overrideValues?: readonly string[] | undefined;
   headers: CorrelationHeaders;
+  /**
+   * On a guarded route, each guard's caller identity in the route's `guarded` order: it scopes
+   * the id to the caller, so two callers with one idempotency key never share a reply.
+   */
+  guarded?: ReadonlyArray<readonly [guard: string, identity: string]> | undefined;
 }
+
+const utf8 = new TextEncoder();
 
 /** The text SPEC §3 hashes: header names and values of the route, then override values. */
 export function correlationHashInput(input: CorrelationInput): string {
@@ -22,6 +29,10 @@ export function correlationHashInput(input: CorrelationInput): string {
     text += input.headers.replyTo + input.replyTo;
   }
   for (const value of input.overrideValues ?? []) text += value;
+  // Not part of Zilla's input: a length-prefixed identity per guard (docs/guards.md).
+  for (const [guard, identity] of input.guarded ?? []) {
+    text += `guarded:${guard}:${utf8.encode(identity).byteLength}:${identity}`;
+  }
   return text;
 }
 
@@ -37,8 +48,11 @@ export function createCorrelationId(input: CorrelationInput): string {
   let digest = digests.get(text);
   if (digest === undefined) {
     digest = createHash("md5").update(text, "utf8").digest("hex");
-    if (digests.size >= digestsMax) digests.clear();
-    digests.set(text, digest);
+    // One text per caller on guarded routes: not worth keeping.
+    if (input.guarded === undefined || input.guarded.length === 0) {
+      if (digests.size >= digestsMax) digests.clear();
+      digests.set(text, digest);
+    }
   }
   return `${prefix}-${digest}`;
 }

@@ -58,13 +58,30 @@ export function isResponseMetadata(name: string): boolean {
   return !transportHeaders.has(n) && n !== "date" && n !== "server" && n !== "vary";
 }
 
-/** `meta:<name>` headers for the metadata entries that are metadata (names lower-cased). */
-export function metadataHeaders(metadata: Iterable<readonly [string, string]>): RecordHeader[] {
+/**
+ * `meta:<name>` headers for the metadata entries that are metadata (names lower-cased),
+ * leaving out any whose header a route override writes: a client cannot supply a header
+ * the gateway sets (e.g. the caller's identity as `meta:x-user`).
+ */
+export function metadataHeaders(
+  metadata: Iterable<readonly [string, string]>,
+  reserved?: ReadonlySet<string>,
+): RecordHeader[] {
   const out: RecordHeader[] = [];
   for (const [name, value] of metadata) {
-    if (isRequestMetadata(name)) out.push([META_PREFIX + name.toLowerCase(), value]);
+    if (!isRequestMetadata(name)) continue;
+    const header = META_PREFIX + name.toLowerCase();
+    if (reserved?.has(header)) continue;
+    out.push([header, value]);
   }
   return out;
+}
+
+/** The `meta:*` headers a route's overrides write (undefined when none). */
+function overriddenMetaHeaders(route: ProduceWith): ReadonlySet<string> | undefined {
+  if (!route.overrides) return undefined;
+  const names = Object.keys(route.overrides).filter((n) => n.startsWith(META_PREFIX));
+  return names.length > 0 ? new Set(names) : undefined;
 }
 
 export interface RequestHeadersInput {
@@ -89,7 +106,7 @@ export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
     out.push([input.names.correlationId, input.correlationId]);
     if (input.deadlineMs !== undefined) out.push([DEADLINE, String(Math.floor(input.deadlineMs))]);
   }
-  out.push(...metadataHeaders(input.metadata));
+  out.push(...metadataHeaders(input.metadata, overriddenMetaHeaders(input.route)));
   return out;
 }
 

@@ -23,6 +23,8 @@ import { isGrpcProtoContentType } from "../grpc/metadata.ts";
 import { encodeGrpcMessage, type GrpcStatus, statusOk } from "../grpc/status.ts";
 import { isResponseMetadata } from "../kafka/record-contract.ts";
 import { sendTrailersSoon } from "../runtime/http2-batching.ts";
+import type { CallGate } from "./authorize.ts";
+import { admitNativeCall, mayFetch } from "./guarded-native-call.ts";
 import { noRouteError } from "./north-error.ts";
 import { isOpsServicePath } from "./ops-services.ts";
 import {
@@ -40,6 +42,8 @@ export interface GrpcStreamHandlerOptions {
   methods: ReadonlyMap<string, DescMethod>;
   routes: readonly GrpcKafkaRoute[];
   deps: CallDeps;
+  /** The listener's call gate (authorization.ts); absent: calls need no authorizing. */
+  gate?: CallGate | undefined;
 }
 
 /** Serves one HTTP/2 stream; returns false when it is not a call this path serves. */
@@ -60,7 +64,7 @@ const decompressors: Record<string, Decompress> = {
 
 /** Creates the native gRPC stream handler. */
 export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): GrpcStreamHandler {
-  const { methods, routes, deps } = options;
+  const { methods, routes, deps, gate } = options;
   return (stream, headers, rawHeaders) => {
     if (headers[":method"] !== "POST" || !isGrpcProtoContentType(headers["content-type"])) {
       return false;
@@ -73,27 +77,37 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
       respondStatus(stream, Code.Unimplemented, `unknown method ${path}`);
       return true;
     }
-    const route = matchRoute(routes, path.slice(1), {
-      get: (name) => headerValue(headers, name) ?? null,
-    });
+    const lookup = { get: (name: string) => headerValue(headers, name) ?? null };
+    if (gate) {
+      // The route depends on the caller, known later; fetch routes are connect-es' anyway.
+      if (mayFetch(routes, path.slice(1), lookup)) return false;
+      const settings = callSettings(stream, headers);
+      if (!settings) return true;
+      admitNativeCall(stream, headers, gate, {
+        method: path.slice(1),
+        lookup,
+        init: {
+          deps,
+          service: method.parent.typeName,
+          method: method.name,
+          metadata: metadataFromRawHeaders(rawHeaders),
+          timeoutMs: settings.timeoutMs,
+        },
+        start: (admitted) => new NativeGrpcCall(stream, method, settings.encoding, admitted),
+        respondStatus: (code, message) => respondStatus(stream, code, message),
+      });
+      return true;
+    }
+    const route = matchRoute(routes, path.slice(1), lookup);
     if (!route) {
       respondStatus(stream, Code.Internal, noRouteError(path.slice(1)).rawMessage);
       return true;
     }
     // Fetch routes stream Kafka topics; connect-es serves them (method-handlers.ts).
     if (route.with.capability !== "produce") return false;
-    const encoding = headerValue(headers, "grpc-encoding") ?? "identity";
-    if (encoding !== "identity" && decompressors[encoding] === undefined) {
-      respondStatus(stream, Code.Unimplemented, `unsupported grpc-encoding ${encoding}`, {
-        "grpc-accept-encoding": "gzip, deflate, identity",
-      });
-      return true;
-    }
-    const timeoutMs = parseGrpcTimeout(headerValue(headers, "grpc-timeout"));
-    if (Number.isNaN(timeoutMs)) {
-      respondStatus(stream, Code.InvalidArgument, "malformed grpc-timeout");
-      return true;
-    }
+    const settings = callSettings(stream, headers);
+    if (!settings) return true;
+    const { encoding, timeoutMs } = settings;
     new NativeGrpcCall(stream, method, encoding, {
       deps,
       route: route.with,
@@ -104,6 +118,26 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
     });
     return true;
   };
+}
+
+/** The call's encoding and deadline; undefined when refused (the status was sent). */
+function callSettings(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+): { encoding: string; timeoutMs: number | undefined } | undefined {
+  const encoding = headerValue(headers, "grpc-encoding") ?? "identity";
+  if (encoding !== "identity" && decompressors[encoding] === undefined) {
+    respondStatus(stream, Code.Unimplemented, `unsupported grpc-encoding ${encoding}`, {
+      "grpc-accept-encoding": "gzip, deflate, identity",
+    });
+    return undefined;
+  }
+  const timeoutMs = parseGrpcTimeout(headerValue(headers, "grpc-timeout"));
+  if (Number.isNaN(timeoutMs)) {
+    respondStatus(stream, Code.InvalidArgument, "malformed grpc-timeout");
+    return undefined;
+  }
+  return { encoding, timeoutMs };
 }
 
 /** The call's stream listeners are shared functions; the stream leads them to its call. */
@@ -275,7 +309,7 @@ class NativeGrpcCall implements ReplySink {
     this.call.message(bytes);
   }
 
-  private abort(code: Code, message: string): void {
+  abort(code: Code, message: string): void {
     if (this.call) this.call.abort(code, message);
     else this.end(code, message, []);
   }

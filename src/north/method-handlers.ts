@@ -16,6 +16,7 @@ import {
 } from "@connectrpc/connect";
 import type { FetchWith, GrpcKafkaRoute, ProduceWith } from "../config/types.ts";
 import { statusOk } from "../grpc/status.ts";
+import type { Admitted, CallGate, ConnectionInfo } from "./authorize.ts";
 import type { FetchCapability } from "./fetch/fetch-capability.ts";
 import { connectErrorFromAbort, noRouteError } from "./north-error.ts";
 import {
@@ -35,12 +36,19 @@ export const rawMetadataKey = createContextKey<MetadataEntries | undefined>(unde
   description: "request metadata entries in received order",
 });
 
+/** The connection a request came on, set by the server adapter (for the call gate). */
+export const connectionKey = createContextKey<ConnectionInfo | undefined>(undefined, {
+  description: "the connection of the request",
+});
+
 export interface MethodHandlersOptions {
   methods: readonly DescMethod[];
   routes: readonly GrpcKafkaRoute[];
   deps: CallDeps;
   /** Serves `capability: fetch` routes; absent when no route has one. */
   fetch: FetchCapability | undefined;
+  /** The listener's call gate (authorize.ts); absent: calls need no authorizing. */
+  gate?: CallGate | undefined;
 }
 
 /** Registers a handler for each method on the router. */
@@ -57,19 +65,36 @@ function createMethodImpl(
   const path = `${method.parent.typeName}/${method.name}`;
 
   async function* call(requests: AsyncIterable<Message>, ctx: HandlerContext) {
-    const route = matchRoute(options.routes, path, ctx.requestHeader);
+    const admitted = options.gate ? await admit(options.gate, ctx) : undefined;
+    const route = admitted?.route ?? matchRoute(options.routes, path, ctx.requestHeader);
     if (!route) throw noRouteError(path);
-    if (route.with.capability === "fetch") {
-      yield* fetchCall(route.with, requests, ctx);
+    const w = admitted?.with ?? route.with;
+    if (w.capability === "fetch") {
+      yield* fetchCall(w, requests, ctx, admitted);
       return;
     }
-    yield* produceCall(route.with, requests, ctx);
+    yield* produceCall(w, requests, ctx, admitted);
+  }
+
+  async function admit(gate: CallGate, ctx: HandlerContext): Promise<Admitted> {
+    const url = new URL(ctx.url, "http://localhost");
+    const connection = ctx.values.get(connectionKey);
+    if (!connection) throw new ConnectError(`${path}: no connection to authorize`, Code.Internal);
+    const admission = await gate.admit(connection, {
+      method: path,
+      path: url.pathname + url.search,
+      get: (name) => ctx.requestHeader.get(name),
+      header: (name) => ctx.requestHeader.get(name) ?? undefined,
+    });
+    if (!admission.ok) throw admission.error ?? noRouteError(path);
+    return admission;
   }
 
   async function* produceCall(
     route: ProduceWith,
     requests: AsyncIterable<Message>,
     ctx: HandlerContext,
+    admitted: Admitted | undefined,
   ): AsyncGenerator<Message> {
     const replies = createReplyQueue<Uint8Array>();
     const sink: ReplySink = {
@@ -88,20 +113,23 @@ function createMethodImpl(
         }
       },
     };
+    const metadata = ctx.values.get(rawMetadataKey) ?? headerEntries(ctx.requestHeader);
     const call = startProduceCall({
       deps: options.deps,
       route,
       service: method.parent.typeName,
       method: method.name,
-      metadata: ctx.values.get(rawMetadataKey) ?? headerEntries(ctx.requestHeader),
+      metadata: options.gate ? options.gate.metadataOf(metadata) : metadata,
       timeoutMs: ctx.timeoutMs(),
       sink,
+      identities: admitted?.identities,
     });
     const onAbort = () => {
       const error = connectErrorFromAbort(ctx.signal.reason);
       call.abort(error.code, error.rawMessage);
     };
     ctx.signal.addEventListener("abort", onAbort);
+    const unwatch = admitted?.watch((code, message) => call.abort(code, message));
     // Requests are pumped on their own, so replies stream while the request is still open.
     void (async () => {
       try {
@@ -120,6 +148,7 @@ function createMethodImpl(
         yield fromBinary(method.output, bytes);
       }
     } finally {
+      unwatch?.();
       ctx.signal.removeEventListener("abort", onAbort);
       // A consumer that stops reading early (client gone) ends the call too.
       call.abort(Code.Canceled, "call ended by the server side");
@@ -130,6 +159,7 @@ function createMethodImpl(
     route: FetchWith,
     requests: AsyncIterable<Message>,
     ctx: HandlerContext,
+    admitted: Admitted | undefined,
   ): AsyncGenerator<Message> {
     if (!options.fetch) throw new ConnectError(`${path}: fetch is not served`, Code.Internal);
     // A fetch takes one (normally empty) request message; its bytes go to the capability.
@@ -138,14 +168,32 @@ function createMethodImpl(
       request = toBinary(method.input, message);
       break;
     }
+    // Expiring credentials end the stream like a cancel, with their own status.
+    let expired: ConnectError | undefined;
+    const ended = new AbortController();
+    const onAbort = () => ended.abort(ctx.signal.reason);
+    ctx.signal.addEventListener("abort", onAbort);
+    const unwatch = admitted?.watch((code, message) => {
+      expired = new ConnectError(message, code);
+      ended.abort(expired);
+    });
     const stream = options.fetch.stream({
       route,
       request,
       metadata: ctx.requestHeader,
-      signal: ctx.signal,
+      signal: admitted ? ended.signal : ctx.signal,
     });
-    // The message id rides as an unknown field, which protobuf-es keeps when re-encoding.
-    for await (const bytes of stream) yield fromBinary(method.output, bytes);
+    try {
+      // The message id rides as an unknown field, which protobuf-es keeps when re-encoding.
+      for await (const bytes of stream) {
+        if (expired) break;
+        yield fromBinary(method.output, bytes);
+      }
+    } finally {
+      unwatch?.();
+      ctx.signal.removeEventListener("abort", onAbort);
+    }
+    if (expired) throw expired;
   }
 
   switch (method.methodKind) {

@@ -87,10 +87,16 @@ export async function listenNorth(
   const h1 = http.createServer(handlers.request);
 
   let server: net.Server;
-  if (listener.tls) {
-    const secure = tls.createServer(secureOptions(listener.tls));
+  const tlsConfig = listener.tls;
+  if (tlsConfig) {
+    const secure = tls.createServer(secureOptions(tlsConfig));
     secure.on("secureConnection", (socket: tls.TLSSocket) => {
       track(socket);
+      if (!clientCertificateAcceptable(tlsConfig, socket)) {
+        logger.debug("tls client certificate refused", { error: socket.authorizationError });
+        socket.destroy();
+        return;
+      }
       // ALPN chose the protocol; a client without ALPN speaks HTTP/1.1.
       (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket);
     });
@@ -166,10 +172,17 @@ function secureOptions(config: TlsOptions): tls.TlsOptions {
     ...(config.key !== undefined ? { key: config.key } : {}),
     ...(config.pfx !== undefined ? { pfx: Buffer.from(config.pfx) } : {}),
     ...(config.passphrase !== undefined ? { passphrase: config.passphrase } : {}),
+    // The CAs client certificates must chain to (mutual TLS).
+    ...(config.mutual && config.ca ? { ca: config.ca } : {}),
   };
   const base: tls.TlsOptions = {
     // gRPC-Web and Connect also run over HTTP/1.1; ALPN still prefers h2.
     ALPNProtocols: config.alpn ?? ["h2", "http/1.1"],
+    // mutual: required refuses the handshake without a valid certificate; requested lets a
+    // client without one in (clientCertificateAcceptable refuses an invalid one).
+    ...(config.mutual
+      ? { requestCert: true, rejectUnauthorized: config.mutual === "required" }
+      : {}),
   };
   if (!config.sni?.length) return { ...base, ...credentials };
   // With names listed there is no default certificate: a handshake without a listed server
@@ -186,6 +199,13 @@ function secureOptions(config: TlsOptions): tls.TlsOptions {
       }
     },
   };
+}
+
+/** With mutual: requested, a client may send no certificate, but not one that fails to verify. */
+function clientCertificateAcceptable(config: TlsOptions, socket: tls.TLSSocket): boolean {
+  if (config.mutual !== "requested" || socket.authorized) return true;
+  const certificate = socket.getPeerCertificate?.();
+  return !certificate || Object.keys(certificate).length === 0;
 }
 
 /** "api.example.com" matches itself; "*.example.com" matches one label in front. */

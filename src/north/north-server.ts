@@ -12,6 +12,8 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { NorthConfig } from "../config/types.ts";
+import { type GuardSet, guardSetFor } from "../guard/guard-set.ts";
+import type { JwtGuardOptions } from "../guard/jwt-guard.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
 import { type ReplyReader, startReplyReader } from "../kafka/reply-reader.ts";
 import { createRequestProducer, type RequestProducer } from "../kafka/request-producer.ts";
@@ -19,11 +21,14 @@ import type { NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import type { CallTracer } from "../ops/tracing.ts";
 import { methodMatches, type ServiceRegistry } from "../service-registry.ts";
+import { type CallGate, createCallGates } from "./authorize.ts";
+import { answerChallengeResponse } from "./challenge-response.ts";
+import { connectionOfRequest } from "./connection-info.ts";
 import { corsDecision, exposeAll } from "./cors.ts";
 import { createFetchCapability, type FetchCapability } from "./fetch/fetch-capability.ts";
 import { createGrpcStreamHandler, metadataFromRawHeaders } from "./grpc-stream-handler.ts";
 import { adaptGrpcWebText } from "./grpc-web-text.ts";
-import { rawMetadataKey, registerMethodHandlers } from "./method-handlers.ts";
+import { connectionKey, rawMetadataKey, registerMethodHandlers } from "./method-handlers.ts";
 import {
   type BoundListener,
   listenNorth,
@@ -63,6 +68,8 @@ export interface StartNorthOptions {
   callLogLevel?: LogLevel;
   /** What grpc.health.v1 reports (default SERVING until close). */
   health?: () => OverallHealth;
+  /** Key fetching of jwt guards (timeouts, cache ages); defaults in jwt-guard.ts. */
+  guardOptions?: Omit<JwtGuardOptions, "logger">;
 }
 
 /** connect-node's request handler type (not exported by name). */
@@ -126,49 +133,61 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     health: opts.health ?? (() => (opsClosing.signal.aborted ? "NOT_SERVING" : "SERVING")),
     closing: opsClosing.signal,
   });
-  const connectHandlerOf = (c: NorthConfig, served: DescMethod[]) =>
+  const connectHandlerOf = (c: NorthConfig, served: DescMethod[], gate: CallGate | undefined) =>
     connectNodeAdapter({
       routes: (router) => {
         opsRoutes(router);
-        registerMethodHandlers(router, { methods: served, routes: c.routes, deps, fetch });
+        registerMethodHandlers(router, { methods: served, routes: c.routes, deps, fetch, gate });
       },
       fallback: unknownPathFallback(opts.fallback),
       readMaxBytes: c.options.maxMessageBytes,
       writeMaxBytes: c.options.maxMessageBytes,
       shutdownSignal: shutdown.signal,
-      contextValues: (req) =>
-        createContextValues().set(rawMetadataKey, metadataFromRawHeaders(req.rawHeaders)),
+      contextValues: (req) => {
+        const values = createContextValues().set(
+          rawMetadataKey,
+          metadataFromRawHeaders(req.rawHeaders),
+        );
+        return gate ? values.set(connectionKey, connectionOfRequest(req)) : values;
+      },
     }) as NorthRequestHandler;
-  const grpcHandlerOf = (c: NorthConfig, served: DescMethod[]) =>
+  const grpcHandlerOf = (c: NorthConfig, served: DescMethod[], gate: CallGate | undefined) =>
     createGrpcStreamHandler({
       methods: new Map(served.map((m) => [`/${m.parent.typeName}/${m.name}`, m])),
       routes: c.routes,
       deps,
+      gate,
     });
+  // Guards and each listener's gate (who may call); rebuilt by update().
+  const guardOptions = { ...opts.guardOptions, logger: log };
+  let guards: GuardSet | undefined = guardSetFor(undefined, config.guards, guardOptions);
+  void guards?.warm();
+  let gates = createCallGates(config, guards);
   // Replaced whole by update(): a call in flight keeps the handler (and routes) it began on.
-  let connectHandler = connectHandlerOf(config, methods);
-  let grpcHandler = grpcHandlerOf(config, methods);
+  let connectHandlers = gates.map((gate) => connectHandlerOf(config, methods, gate));
+  let grpcHandlers = gates.map((gate) => grpcHandlerOf(config, methods, gate));
   // A call counts until its stream or response is closed (trailers written or reset), so
   // close() does not cut responses that are still being written.
-  const handlers: NorthHandlers = {
+  const handlersOf = (i: number): NorthHandlers => ({
     stream(stream, headers, rawHeaders) {
       if (headers.origin !== undefined) return false; // browsers: CORS applies (request path)
-      if (!grpcHandler(stream, headers, rawHeaders)) return false;
+      if (!grpcHandlers[i]?.(stream, headers, rawHeaders)) return false;
       stream.once("close", calls.begin());
       return true;
     },
     request(req, res) {
       res.once("close", calls.begin());
       if (!headersWithCors(config.accessControl, req, res)) return;
+      if (answerChallengeResponse(gates[i], req, res)) return;
       adaptGrpcWebText(req, res);
-      connectHandler(req, res);
+      connectHandlers[i]?.(req, res);
     },
-  };
+  });
 
   const listeners: BoundListener[] = [];
   try {
-    for (const listener of config.listeners) {
-      listeners.push(await listenNorth(listener, handlers, log));
+    for (const [i, listener] of config.listeners.entries()) {
+      listeners.push(await listenNorth(listener, handlersOf(i), log));
     }
   } catch (error) {
     for (const l of listeners) l.destroy();
@@ -194,8 +213,12 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
       }
       const nextMethods = servedMethods(next, registry);
       fetch ??= fetchOf(next);
-      connectHandler = connectHandlerOf(next, nextMethods);
-      grpcHandler = grpcHandlerOf(next, nextMethods);
+      const nextGuards = guardSetFor(guards, next.guards, guardOptions);
+      if (nextGuards !== guards) void nextGuards?.warm();
+      guards = nextGuards;
+      gates = createCallGates(next, guards);
+      connectHandlers = gates.map((gate) => connectHandlerOf(next, nextMethods, gate));
+      grpcHandlers = gates.map((gate) => grpcHandlerOf(next, nextMethods, gate));
       config = next;
       methods = nextMethods;
       log.info("north routes updated", { methods: methods.length, routes: next.routes.length });

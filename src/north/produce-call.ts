@@ -81,6 +81,8 @@ export interface ProduceCallInit {
   /** The client's deadline, if it set one. */
   timeoutMs: number | undefined;
   sink: ReplySink;
+  /** On a guarded route: the caller's identity per guard, which scopes the correlation id. */
+  identities?: ReadonlyArray<readonly [guard: string, identity: string]> | undefined;
 }
 
 const empty = new Uint8Array(0);
@@ -110,6 +112,7 @@ class RecordTemplate {
       replyTo: route.replyTo,
       overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
       headers: names,
+      guarded: init.identities,
     });
     this.headers = requestHeaders({
       route,

@@ -22,7 +22,8 @@ export function matchRoute(
   );
 }
 
-function whenMatches(when: GrpcKafkaWhen, path: string, metadata: MetadataLookup): boolean {
+/** Whether one `when` item matches the call. */
+export function whenMatches(when: GrpcKafkaWhen, path: string, metadata: MetadataLookup): boolean {
   if (when.method !== undefined && !methodMatches(when.method, path)) return false;
   for (const [name, value] of Object.entries(when.metadata ?? {})) {
     if (metadata.get(name.toLowerCase()) !== value) return false;

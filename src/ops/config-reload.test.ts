@@ -20,6 +20,28 @@ describe("planReload", () => {
     expect(plan.west).toEqual([west]);
   });
 
+  it("applies guard changes (keys, claims, guarded roles) in place", () => {
+    const next = base();
+    const north = next.north[0] as GatewayConfig["north"][number];
+    north.guards = {
+      jwt0: {
+        type: "jwt",
+        name: "jwt0",
+        issuer: "https://auth.example.com",
+        audience: "https://api.example.com",
+        roles: "scope",
+        identity: "sub",
+        attributes: {},
+        keysUrl: "https://auth.example.com/.well-known/jwks.json",
+      },
+    };
+    north.routes = north.routes.map((r) => ({ ...r, guarded: [{ guard: "jwt0", roles: ["a"] }] }));
+    north.methodGuards = [{ guarded: [{ guard: "jwt0", roles: [] }] }];
+    const plan = planReload(base(), next);
+    expect(plan.needsRestart).toEqual([]);
+    expect(plan.north).toEqual([north]);
+  });
+
   it("plans nothing for an unchanged config", () => {
     expect(planReload(base(), base())).toEqual({ north: [], west: [], needsRestart: [] });
   });

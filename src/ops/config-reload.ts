@@ -1,6 +1,7 @@
 /**
- * What a changed zilla.yaml may change in a running gateway. Routes, served services and
- * methods, and the CORS policy are looked up per call, so they swap in place; anything bound
+ * What a changed zilla.yaml may change in a running gateway. Routes (with their guarded
+ * roles), served services and methods, the CORS policy and the guards (keys, issuer,
+ * audience, claims) are looked up per call, so they swap in place; anything bound
  * at start (listeners, the Kafka connection, a binding's options, the consumed topics,
  * bindings added or removed, telemetry) needs a restart and is reported, not applied.
  */
@@ -39,6 +40,9 @@ export function planReload(current: GatewayConfig, next: GatewayConfig): ReloadP
       ...(then.accessControl !== undefined
         ? { accessControl: then.accessControl }
         : { accessControl: undefined }),
+      // Guards (keys, issuer, roles claim) and guarded roles apply to the next call.
+      guards: then.guards,
+      methodGuards: then.methodGuards,
     };
     if (!same(updated, now)) plan.north.push(withoutUndefined(updated));
   }

@@ -21,6 +21,13 @@ const globals = globalThis as RuntimeGlobals;
 /** Which runtime runs this process (Bun and Deno both also look like Node). */
 export const runtimeName: RuntimeName = globals.Bun ? "bun" : globals.Deno ? "deno" : "node";
 
+/**
+ * Whether a TLS server here verifies client certificates against its `ca` (mutual TLS).
+ * Deno's (2.9) accepts the option but verifies nothing against it: every client certificate
+ * comes out unauthorized, and `rejectUnauthorized` refuses them all.
+ */
+export const verifiesClientCertificates = runtimeName !== "deno";
+
 /** The runtime's name and version, for logs and `--version`. */
 export function runtimeDescription(): string {
   if (globals.Bun) return `bun ${globals.Bun.version}`;

@@ -495,7 +495,7 @@ describe("problems in the features", () => {
     ]);
   });
 
-  it("refuses guarded routes, since guards are not enforced", async () => {
+  it("reports guarded routes whose guard nothing checks, and unknown guards", async () => {
     let text = edit(
       full,
       "        exit: kafka_client\n        with:\n          capability: fetch\n",
@@ -504,10 +504,10 @@ describe("problems in the features", () => {
     text = edit(
       text,
       "bindings:\n",
-      "guards:\n  jwt0:\n    type: jwt\n    options:\n      issuer: https://auth.example.com\n      keys: https://auth.example.com/jwks\nbindings:\n",
+      "guards:\n  jwt0:\n    type: jwt\n    options:\n      issuer: https://auth.example.com\n      audience: https://api.example.com\n      keys: https://auth.example.com/jwks\nbindings:\n",
     );
     expect(await errorsOf(text)).toEqual([
-      'bindings.grpc_kafka.routes[0].guarded.jwt0: guard "jwt0" cannot be enforced: this gateway does not authorize requests yet, so the route would be open to everyone; remove "guarded" (and protect the listener another way) to run this config',
+      'bindings.grpc_kafka.routes[0].guarded.jwt0: guard "jwt0" checks no call on the way here: name it under options.authorization of the http server (jwt) or the tls server (x509) in front of this proxy, or remove it',
       'bindings.grpc_kafka.routes[0].guarded.jwt1: no guard is named "jwt1"; did you mean "jwt0"?',
     ]);
   });

@@ -12,7 +12,7 @@ import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import type { NorthConfig } from "../../src/config/types.ts";
 import { createKafka, type Kafka as GatewayKafka } from "../../src/kafka/kafka-client.ts";
 import type { RecordHeader } from "../../src/kafka/record-contract.ts";
-import { type North, startNorth } from "../../src/north/north-server.ts";
+import { type North, type StartNorthOptions, startNorth } from "../../src/north/north-server.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/ops/logger.ts";
 import { loadServiceRegistry } from "../../src/service-registry.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
@@ -44,12 +44,14 @@ export async function startTestNorth(
   bootstrap: string,
   config: NorthConfig = exampleNorthConfig(),
   kafka: GatewayKafka = createKafka({ servers: [bootstrap] }, "north-test"),
+  extra: Partial<StartNorthOptions> = {},
 ): Promise<{ north: North; client: Client<typeof Echo>; url: string }> {
   const north = await startNorth({
     config,
     kafka,
     registry: await loadServiceRegistry(),
     logger: testLogger,
+    ...extra,
   });
   const url = `http://127.0.0.1:${north.ports[0]}`;
   const client = createClient(Echo, createGrpcTransport({ baseUrl: url }));
@@ -91,6 +93,7 @@ export async function startWestAndEcho(
 export async function startNorthFixture(
   configure: (config: NorthConfig) => void = () => {},
   far: FarSide = "west",
+  extra: Partial<StartNorthOptions> = {},
 ): Promise<NorthFixture> {
   const broker = await startBroker({ port: 0, defaultPartitions: partitions });
   broker.createTopic(requestTopic, partitions);
@@ -103,7 +106,7 @@ export async function startNorthFixture(
   const westAndEcho = far === "west" ? await startWestAndEcho(broker.bootstrap) : undefined;
   const config = exampleNorthConfig();
   configure(config);
-  const { north, client, url } = await startTestNorth(broker.bootstrap, config);
+  const { north, client, url } = await startTestNorth(broker.bootstrap, config, undefined, extra);
   const kafka = new Kafka({
     clientId: "north-test-reader",
     brokers: [broker.bootstrap],
