@@ -1,0 +1,237 @@
+/**
+ * Restores what the changelog knows about newly assigned request partitions before their
+ * records are handed on (docs/idempotency.md, "Restore"): each changelog partition is read
+ * from the start of the idempotency window to its end at restore start, the latest entry per
+ * correlation id wins, and only what can matter is kept:
+ *
+ * - an entry about a call whose request records are not all committed yet (they come back
+ *   as re-deliveries), whatever its age;
+ * - a keyed entry (the request carried the idempotency metadata) inside the window
+ *   (duplicates with the same key may still come);
+ * - nothing else: un-keyed calls below the committed offset can never be seen again.
+ *
+ * Where the broker finds no offset for the window's start (ListOffsets by timestamp answers
+ * -1 or is refused), the partition is read from its earliest offset under the same rules.
+ */
+import { KafkaCluster } from "../kafka/client/kafka-cluster.ts";
+import { type PartitionReader, startPartitionReader } from "../kafka/client/partition-reader.ts";
+import type { Kafka } from "../kafka/kafka-client.ts";
+import type { FetchedRecord } from "../kafka/protocol/record-codec.ts";
+import { utf8 } from "../kafka/protocol/record-codec.ts";
+import type { Logger } from "../ops/logger.ts";
+import { type ChangelogEntry, decodeEntry, decodeEntryHead } from "./changelog-codec.ts";
+
+/** The latest entry about one call. */
+export interface RestoredCall {
+  id: string;
+  entry: ChangelogEntry;
+  /** When the entry was written (the record's timestamp), epoch ms. */
+  writtenAtMs: number;
+}
+
+/** The rules an entry is kept or dropped by. */
+export interface RestoreRules {
+  /** Entries written before this (epoch ms) matter only for uncommitted records. */
+  windowStartMs: number;
+  /** The request partition's committed offset (next to read); undefined: nothing committed. */
+  committed: bigint | undefined;
+}
+
+/** Folds changelog records of one partition, in offset order, into the calls they describe. */
+export interface RestoreFold {
+  add(record: FetchedRecord): void;
+  /** The calls to keep, in the order their latest entries were written. */
+  calls(): RestoredCall[];
+  readonly entries: number;
+  readonly bytes: number;
+  /** Entries that could not be decoded (skipped). */
+  readonly broken: number;
+}
+
+/** A fold applying `rules`; entries of a later codec version are skipped. */
+export function createRestoreFold(rules: RestoreRules): RestoreFold {
+  const kept = new Map<string, RestoredCall>();
+  let entries = 0;
+  let bytes = 0;
+  let broken = 0;
+  const matters = (keyed: boolean, requestOffset: bigint, writtenAtMs: number): boolean => {
+    const uncommitted = rules.committed === undefined || requestOffset >= rules.committed;
+    return uncommitted || (keyed && writtenAtMs >= rules.windowStartMs);
+  };
+  return {
+    add(record) {
+      entries++;
+      bytes += record.value?.byteLength ?? 0;
+      if (record.key === null) return;
+      const id = utf8(record.key);
+      // The latest entry decides: whatever an earlier one said is replaced or dropped.
+      kept.delete(id);
+      if (record.value === null) return;
+      try {
+        const head = decodeEntryHead(record.value);
+        if (!head || !matters(head.keyed, head.requestOffset, record.timestamp)) return;
+        const entry = decodeEntry(record.value, id);
+        if (entry) kept.set(id, { id, entry, writtenAtMs: record.timestamp });
+      } catch {
+        broken++;
+      }
+    },
+    calls: () => [...kept.values()],
+    get entries() {
+      return entries;
+    },
+    get bytes() {
+      return bytes;
+    },
+    get broken() {
+      return broken;
+    },
+  };
+}
+
+export interface RestorePartition {
+  /** The request partition (= changelog partition). */
+  partition: number;
+  committed: bigint | undefined;
+}
+
+export interface RestoreOptions {
+  kafka: Kafka;
+  changelog: string;
+  partitions: readonly RestorePartition[];
+  windowMs: number;
+  logger: Logger;
+  now?: () => number;
+  /** Longest a Fetch waits at the broker (default 200 ms). */
+  maxWaitMs?: number;
+}
+
+export interface RestoreResult {
+  /** Kept calls by request partition. */
+  calls: Map<number, RestoredCall[]>;
+  entries: number;
+  bytes: number;
+  durationMs: number;
+}
+
+/** Reads the changelog partitions to their ends at restore start; see the file comment. */
+export async function restoreChangelog(opts: RestoreOptions): Promise<RestoreResult> {
+  const startedAt = performance.now();
+  const now = opts.now ?? Date.now;
+  const windowStartMs = now() - opts.windowMs;
+  const cluster = new KafkaCluster(opts.kafka.wire);
+  const calls = new Map<number, RestoredCall[]>();
+  const folds = new Map<number, RestoreFold>();
+  try {
+    const numbers = opts.partitions.map((p) => p.partition);
+    const ranges = await readRanges(cluster, opts.changelog, numbers, windowStartMs);
+    const positions = new Map<string, number>();
+    const ends = new Map<number, number>();
+    for (const p of opts.partitions) {
+      const range = ranges.get(p.partition);
+      folds.set(p.partition, createRestoreFold({ windowStartMs, committed: p.committed }));
+      if (!range || range.start >= range.end) continue;
+      positions.set(`${opts.changelog}\0${p.partition}`, range.start);
+      ends.set(p.partition, range.end);
+    }
+    if (ends.size > 0) await readToEnds(cluster, opts, positions, ends, folds);
+  } finally {
+    cluster.close();
+  }
+  let entries = 0;
+  let bytes = 0;
+  for (const [partition, fold] of folds) {
+    calls.set(partition, fold.calls());
+    entries += fold.entries;
+    bytes += fold.bytes;
+    if (fold.broken > 0) {
+      opts.logger.warn("changelog entries not decodable, skipped", {
+        topic: opts.changelog,
+        partition,
+        entries: fold.broken,
+      });
+    }
+  }
+  return { calls, entries, bytes, durationMs: performance.now() - startedAt };
+}
+
+/** Where each partition's read starts (the window's start) and ends (its end now). */
+async function readRanges(
+  cluster: KafkaCluster,
+  topic: string,
+  partitions: number[],
+  windowStartMs: number,
+): Promise<Map<number, { start: number; end: number }>> {
+  const out = new Map<number, { start: number; end: number }>();
+  if (partitions.length === 0) return out;
+  const [ends, earliest] = await Promise.all([
+    cluster.listOffsets(topic, partitions, -1),
+    cluster.listOffsets(topic, partitions, -2),
+  ]);
+  const byTime = await cluster
+    .listOffsets(topic, partitions, Math.max(0, windowStartMs))
+    .catch(() => []);
+  for (const { partition, offset: end } of ends) {
+    const first = earliest.find((o) => o.partition === partition)?.offset ?? 0;
+    const found = byTime.find((o) => o.partition === partition)?.offset ?? -1;
+    // -1: no record at or after the window's start, or a broker that does not look up by
+    // time: read from the earliest offset (the fold drops what is too old).
+    const start = found >= first ? found : first;
+    out.set(partition, { start, end });
+  }
+  return out;
+}
+
+/** Fetches every partition from its position until it reaches its end. */
+async function readToEnds(
+  cluster: KafkaCluster,
+  opts: RestoreOptions,
+  positions: Map<string, number>,
+  ends: Map<number, number>,
+  folds: Map<number, RestoreFold>,
+): Promise<void> {
+  const topic = opts.changelog;
+  const open = new Set(ends.keys());
+  let finish: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  let reader: PartitionReader | undefined;
+  // Positions also move past records compaction removed, without records to hand on.
+  const check = () => {
+    const now = reader?.positions();
+    if (!now) return;
+    for (const partition of open) {
+      if ((now.get(`${topic}\0${partition}`) ?? 0) < (ends.get(partition) ?? 0)) continue;
+      open.delete(partition);
+      reader?.pause([{ topic, partition }]);
+    }
+    if (open.size === 0) finish();
+  };
+  reader = await startPartitionReader({
+    cluster,
+    topics: [topic],
+    assigned: [...open].map((partition) => ({ topic, partition })),
+    positions,
+    start: "earliest",
+    maxWaitMs: opts.maxWaitMs ?? 200,
+    partitionMaxBytes: 4 * 1024 * 1024,
+    maxBytes: 16 * 1024 * 1024,
+    onRecords(_topic, partition, records) {
+      const end = ends.get(partition) ?? 0;
+      const fold = folds.get(partition);
+      for (const record of records) if (record.offset < end) fold?.add(record);
+      check();
+    },
+    onProblem: (message, error) =>
+      opts.logger.warn(`changelog restore: ${message}`, { topic, error }),
+  });
+  const timer = setInterval(check, 100);
+  check();
+  try {
+    await done;
+  } finally {
+    clearInterval(timer);
+    reader.stop();
+  }
+}
