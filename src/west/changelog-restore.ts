@@ -197,16 +197,20 @@ async function readToEnds(
     finish = resolve;
   });
   let reader: PartitionReader | undefined;
-  // Positions also move past records compaction removed, without records to hand on.
+  const reached = (partition: number) => {
+    if (!open.delete(partition)) return;
+    reader?.pause([{ topic, partition }]);
+    if (open.size === 0) finish();
+  };
+  // Positions also move past records compaction removed, with no records to hand on. (Not
+  // from inside onRecords: positions run ahead of the batches still to be handed on.)
   const check = () => {
     const now = reader?.positions();
     if (!now) return;
     for (const partition of open) {
-      if ((now.get(`${topic}\0${partition}`) ?? 0) < (ends.get(partition) ?? 0)) continue;
-      open.delete(partition);
-      reader?.pause([{ topic, partition }]);
+      if ((now.get(`${topic}\0${partition}`) ?? 0) >= (ends.get(partition) ?? 0))
+        reached(partition);
     }
-    if (open.size === 0) finish();
   };
   reader = await startPartitionReader({
     cluster,
@@ -221,7 +225,8 @@ async function readToEnds(
       const end = ends.get(partition) ?? 0;
       const fold = folds.get(partition);
       for (const record of records) if (record.offset < end) fold?.add(record);
-      check();
+      const last = records.at(-1);
+      if (last && last.offset + 1 >= end) reached(partition);
     },
     onProblem: (message, error) =>
       opts.logger.warn(`changelog restore: ${message}`, { topic, error }),
