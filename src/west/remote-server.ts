@@ -206,45 +206,54 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   });
   const recordRouter = router;
 
-  consumer = await startGroupConsumer(kafka, {
-    groupId,
-    topics,
-    logger,
-    sessionTimeoutMs: tuning.sessionTimeoutMs,
-    heartbeatIntervalMs: tuning.heartbeatIntervalMs ?? 3_000,
-    rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
-    joinTimeoutMs: tuning.joinTimeoutMs ?? 120_000,
-    onRecord(record) {
-      try {
-        return recordRouter.handle(record);
-      } catch (err) {
-        if (isRebalancing(err)) throw err;
-        logger.error("request record failed", {
-          topic: record.topic,
-          offset: record.offset,
-          error: err,
-        });
-        return true;
-      }
-    },
-    async onRebalancing(canWait) {
-      if (canWait) await runner.waitForCalls(tuning.rebalanceGraceMs ?? 2_000);
-      await commits.commitNow();
-    },
-    onAssignment: createAssignmentHandler({
+  try {
+    consumer = await startGroupConsumer(kafka, {
       groupId,
-      commits,
-      held,
-      runner,
-      ended,
-      changelogs: durable ? changelogs : undefined,
-      kafka,
-      windowMs: options.idempotencyWindowMs,
-      tailGraceMs,
+      topics,
       logger,
-      restoreReadiness: opts.restoreReadiness,
-    }),
-  });
+      sessionTimeoutMs: tuning.sessionTimeoutMs,
+      heartbeatIntervalMs: tuning.heartbeatIntervalMs ?? 3_000,
+      rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
+      joinTimeoutMs: tuning.joinTimeoutMs ?? 120_000,
+      onRecord(record) {
+        try {
+          return recordRouter.handle(record);
+        } catch (err) {
+          if (isRebalancing(err)) throw err;
+          logger.error("request record failed", {
+            topic: record.topic,
+            offset: record.offset,
+            error: err,
+          });
+          return true;
+        }
+      },
+      async onRebalancing(canWait) {
+        if (canWait) await runner.waitForCalls(tuning.rebalanceGraceMs ?? 2_000);
+        await commits.commitNow();
+      },
+      onAssignment: createAssignmentHandler({
+        groupId,
+        commits,
+        held,
+        runner,
+        ended,
+        changelogs: durable ? changelogs : undefined,
+        kafka,
+        windowMs: options.idempotencyWindowMs,
+        tailGraceMs,
+        logger,
+        restoreReadiness: opts.restoreReadiness,
+      }),
+    });
+  } catch (error) {
+    // No assignment in time (or Kafka refused): leave nothing open behind the failure.
+    closing = true;
+    await producer.close().catch(() => {});
+    await writer?.close().catch(() => {});
+    pool.close();
+    throw error;
+  }
 
   const ticker = setInterval(() => {
     ended.sweep();
