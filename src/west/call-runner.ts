@@ -229,7 +229,7 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       duplicate: [],
       settling: undefined,
     };
-    calls.delete(call.id);
+    forget(call);
     if (call.requestEnded) commits.complete(call.spans);
     else entry.tail = call.spans;
     ended.put(entry);
@@ -259,8 +259,13 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
     return true;
   };
 
+  /** Takes the call out of the running ones (unless a new call has its id by now). */
+  const forget = (call: RunningCall) => {
+    if (calls.get(call.id) === call) calls.delete(call.id);
+  };
+
   const abandonCall = (call: RunningCall) => {
-    calls.delete(call.id);
+    forget(call);
     call.span?.end(Code.Unavailable, "west stopped before the reply was written");
   };
 

@@ -190,7 +190,8 @@ export function createRecordRouter(opts: RecordRouterOptions): RecordRouter {
   ): boolean => {
     const id = parsed.correlationId as string;
     const running = runner.calls.get(id);
-    if (running) {
+    // An abandoned call (its partition was revoked) only waits to end: it takes no records.
+    if (running && !running.abandoned) {
       runner.onRecord(running, tracker, record);
       return true;
     }
