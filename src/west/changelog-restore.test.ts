@@ -149,6 +149,50 @@ describe("restoreChangelog over the embedded broker", () => {
     expect(result.bytes).toBeGreaterThan(0);
   });
 
+  it("reads further back when uncommitted requests are older than the window", async () => {
+    broker.createTopic("late-requests", 1);
+    broker.createTopic("late-changelog", 1);
+    const producer = kafkajsFor(kafka).producer();
+    await producer.connect();
+    const t = Date.now();
+    // A request written 10 min ago, never committed (west was down longer than the window).
+    await producer.send({
+      topic: "late-requests",
+      messages: [{ key: "u", value: "x", timestamp: String(t - 600_000) }],
+    });
+    // Its FINISHED entry, then a recent entry of another call (so the window's start exists).
+    await producer.send({
+      topic: "late-changelog",
+      messages: [
+        {
+          key: "u",
+          value: Buffer.from(entry("finished", false, 0)),
+          timestamp: String(t - 599_000),
+        },
+      ],
+    });
+    await producer.send({
+      topic: "late-changelog",
+      messages: [
+        { key: "k", value: Buffer.from(entry("finished", true, 1)), timestamp: String(t - 1_000) },
+      ],
+    });
+    await producer.disconnect();
+    const restore = (requestTopic?: string) =>
+      restoreChangelog({
+        kafka,
+        changelog: "late-changelog",
+        ...(requestTopic ? { requestTopic } : {}),
+        partitions: [{ partition: 0, committed: 0n }],
+        windowMs: 60_000,
+        logger: silentLogger,
+      });
+    const ids = async (requestTopic?: string) =>
+      ((await restore(requestTopic)).calls.get(0) ?? []).map((c) => c.id);
+    expect(await ids()).toEqual(["k"]);
+    expect(await ids("late-requests")).toEqual(["u", "k"]);
+  });
+
   it("restores nothing from an empty changelog", async () => {
     broker.createTopic("restore-empty", 1);
     const result = await restoreChangelog({

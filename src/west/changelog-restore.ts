@@ -10,8 +10,11 @@
  *   (duplicates with the same key may still come);
  * - nothing else: un-keyed calls below the committed offset can never be seen again.
  *
- * Where the broker finds no offset for the window's start (ListOffsets by timestamp answers
- * -1 or is refused), the partition is read from its earliest offset under the same rules.
+ * The read starts earlier than the window where the request partition has records not yet
+ * committed that are older than the window (west was down longer than it): at the time the
+ * first of them was written, less `clockSkewMs` (their entries were written after west read
+ * them). Where the broker finds no offset for the start time (ListOffsets by timestamp
+ * answers -1 or is refused), the partition is read from its earliest offset, same rules.
  */
 import { KafkaCluster } from "../kafka/client/kafka-cluster.ts";
 import { type PartitionReader, startPartitionReader } from "../kafka/client/partition-reader.ts";
@@ -98,6 +101,10 @@ export interface RestorePartition {
 export interface RestoreOptions {
   kafka: Kafka;
   changelog: string;
+  /** The request topic the changelog records (its uncommitted records' age matters). */
+  requestTopic?: string;
+  /** How far producers' and west's clocks may disagree (default 60 s). */
+  clockSkewMs?: number;
   partitions: readonly RestorePartition[];
   windowMs: number;
   logger: Logger;
@@ -123,8 +130,15 @@ export async function restoreChangelog(opts: RestoreOptions): Promise<RestoreRes
   const calls = new Map<number, RestoredCall[]>();
   const folds = new Map<number, RestoreFold>();
   try {
-    const numbers = opts.partitions.map((p) => p.partition);
-    const ranges = await readRanges(cluster, opts.changelog, numbers, windowStartMs);
+    const starts = new Map(opts.partitions.map((p) => [p.partition, windowStartMs]));
+    if (opts.requestTopic !== undefined) {
+      const since = await uncommittedSince(cluster, opts.requestTopic, opts.partitions);
+      for (const [partition, ms] of since) {
+        const fromMs = ms - (opts.clockSkewMs ?? 60_000);
+        if (fromMs < windowStartMs) starts.set(partition, fromMs);
+      }
+    }
+    const ranges = await readRanges(cluster, opts.changelog, starts);
     const positions = new Map<string, number>();
     const ends = new Map<number, number>();
     for (const p of opts.partitions) {
@@ -155,29 +169,92 @@ export async function restoreChangelog(opts: RestoreOptions): Promise<RestoreRes
   return { calls, entries, bytes, durationMs: performance.now() - startedAt };
 }
 
-/** Where each partition's read starts (the window's start) and ends (its end now). */
+/** Where each partition's read starts (its start time) and ends (its end now). */
 async function readRanges(
   cluster: KafkaCluster,
   topic: string,
-  partitions: number[],
-  windowStartMs: number,
+  startsMs: ReadonlyMap<number, number>,
 ): Promise<Map<number, { start: number; end: number }>> {
   const out = new Map<number, { start: number; end: number }>();
+  const partitions = [...startsMs.keys()];
   if (partitions.length === 0) return out;
   const [ends, earliest] = await Promise.all([
     cluster.listOffsets(topic, partitions, -1),
     cluster.listOffsets(topic, partitions, -2),
   ]);
-  const byTime = await cluster
-    .listOffsets(topic, partitions, Math.max(0, windowStartMs))
-    .catch(() => []);
+  const byTime = await Promise.all(
+    partitions.map((p) =>
+      cluster
+        .listOffsets(topic, [p], Math.max(0, startsMs.get(p) ?? 0))
+        .catch(() => [{ topic, partition: p, offset: -1 }]),
+    ),
+  );
   for (const { partition, offset: end } of ends) {
     const first = earliest.find((o) => o.partition === partition)?.offset ?? 0;
-    const found = byTime.find((o) => o.partition === partition)?.offset ?? -1;
-    // -1: no record at or after the window's start, or a broker that does not look up by
-    // time: read from the earliest offset (the fold drops what is too old).
+    const found = byTime.flat().find((o) => o.partition === partition)?.offset ?? -1;
+    // -1: no record at or after the start time, or a broker that does not look up by time:
+    // read from the earliest offset (the fold drops what is too old).
     const start = found >= first ? found : first;
     out.set(partition, { start, end });
+  }
+  return out;
+}
+
+/**
+ * When the oldest request record not yet committed was written, per partition that has one
+ * (its timestamp; the group re-delivers from the committed offset, or from the earliest
+ * offset when nothing is committed).
+ */
+async function uncommittedSince(
+  cluster: KafkaCluster,
+  topic: string,
+  partitions: readonly RestorePartition[],
+): Promise<Map<number, number>> {
+  const numbers = partitions.map((p) => p.partition);
+  const [ends, earliest] = await Promise.all([
+    cluster.listOffsets(topic, numbers, -1),
+    cluster.listOffsets(topic, numbers, -2),
+  ]);
+  const positions = new Map<string, number>();
+  for (const p of partitions) {
+    const first = earliest.find((o) => o.partition === p.partition)?.offset ?? 0;
+    const end = ends.find((o) => o.partition === p.partition)?.offset ?? 0;
+    const from = Math.max(first, p.committed === undefined ? 0 : Number(p.committed));
+    if (from < end) positions.set(`${topic}\0${p.partition}`, from);
+  }
+  const out = new Map<number, number>();
+  if (positions.size === 0) return out;
+  let finish: () => void = () => {};
+  // Records deleted meanwhile would leave nothing to read: the window's start then stands.
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+    setTimeout(resolve, 10_000).unref?.();
+  });
+  let reader: PartitionReader | undefined;
+  reader = await startPartitionReader({
+    cluster,
+    topics: [topic],
+    assigned: [...positions.keys()].map((key) => ({
+      topic,
+      partition: Number(key.split("\0")[1]),
+    })),
+    positions,
+    start: "earliest",
+    maxWaitMs: 200,
+    partitionMaxBytes: 64 * 1024,
+    maxBytes: 1024 * 1024,
+    onRecords(_topic, partition, records) {
+      const first = records[0];
+      if (!first || out.has(partition)) return;
+      out.set(partition, first.timestamp);
+      reader?.pause([{ topic, partition }]);
+      if (out.size === positions.size) finish();
+    },
+  });
+  try {
+    await done;
+  } finally {
+    reader.stop();
   }
   return out;
 }

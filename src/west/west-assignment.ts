@@ -96,6 +96,7 @@ async function restorePartitions(
     const result = await restoreChangelog({
       kafka: opts.kafka,
       changelog: changelog.topic,
+      requestTopic: topic,
       partitions: parts.map((tp) => ({
         partition: tp.partition,
         committed: committedOf(tp.partition),
