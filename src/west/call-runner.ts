@@ -190,27 +190,14 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       ...headerEntries(result.trailer),
     ];
     const end = replies.endRecord(call, code, message, metadata);
-    let finishedAfterReply = false;
-    if (outcome && journal.durable) {
-      const kept = call.reply;
-      const written = kept
-        ? await journal.finished(call, code, call.replyBytes, kept)
-        : "too-large";
-      if (written === "stopped") return abandonCall(call);
-      if (written === "too-large") {
-        call.reply = undefined;
-        finishedAfterReply = true;
-      }
-    } else if (!outcome && call.startedWritten && journal.durable) {
-      if ((await journal.aborted(call)) === "stopped") return abandonCall(call);
-    }
-    if (!(await writeReply(call, end))) return abandonCall(call);
-    if (finishedAfterReply) {
+    const entry = await journalEnd(call, outcome, code);
+    if (entry === "stopped" || !(await writeReply(call, end))) return abandonCall(call);
+    if (entry === "after-reply") {
       const written = await journal.finished(call, code, call.replyBytes, undefined);
       if (written === "stopped") return abandonCall(call);
     }
     observeEnd(call, code, message, result);
-    const entry: EndedCall = {
+    const left: EndedCall = {
       id: call.id,
       kind: outcome ? "replayable" : "unsettled",
       replyTo: call.replyTo,
@@ -231,8 +218,31 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
     };
     forget(call);
     if (call.requestEnded) commits.complete(call.spans);
-    else entry.tail = call.spans;
-    ended.put(entry);
+    else left.tail = call.spans;
+    ended.put(left);
+  };
+
+  /**
+   * The changelog's entry for how the call ended, written before its end record: FINISHED
+   * with the reply, ABORTED, or none; "after-reply" for a reply too large to keep (its
+   * FINISHED follows the end record).
+   */
+  const journalEnd = async (
+    call: RunningCall,
+    outcome: boolean,
+    code: number,
+  ): Promise<"written" | "after-reply" | "stopped"> => {
+    if (!journal.durable) return "written";
+    if (!outcome) {
+      if (!call.startedWritten) return "written";
+      return (await journal.aborted(call)) === "stopped" ? "stopped" : "written";
+    }
+    const written = call.reply
+      ? await journal.finished(call, code, call.replyBytes, call.reply)
+      : "too-large";
+    if (written !== "too-large") return written;
+    call.reply = undefined;
+    return "after-reply";
   };
 
   /** The end record (with a held single reply), then any reply a duplicate may have missed. */

@@ -23,12 +23,12 @@ describe("west partition takeover", () => {
       // A short grace: the held calls are still running when the partitions move.
       const tuning = { rebalanceGraceMs: 300 };
       await bench.startWest(`127.0.0.1:${echoA.port}`, undefined, tuning);
-      // On each partition: a call the upstream holds 3 s (it holds the commit point), then
+      // On each partition: a call the upstream holds 6 s (it holds the commit point), then
       // five calls answered behind it.
       const held = [0, 1].map((p) => ({
         ...keyed(`held-${p}`),
         partition: p,
-        messages: [`delay:3000:held ${p}`],
+        messages: [`delay:6000:held ${p}`],
       }));
       for (const call of held) await bench.request(call);
       await expect.poll(() => echoA.requests.length, { timeout: 10_000 }).toBe(2);
@@ -52,7 +52,7 @@ describe("west partition takeover", () => {
         replies
           .slice(0, 2)
           .map((r) => r.filter((x) => x.value !== null).map((x) => echoText(x.value))),
-      ).toEqual([["delay:3000:held 0"], ["delay:3000:held 1"]]);
+      ).toEqual([["delay:6000:held 0"], ["delay:6000:held 1"]]);
       await expect.poll(() => echoB.requests.length, { timeout: 20_000 }).toBeGreaterThan(0);
 
       // Answered calls ran once, wherever their partition went.
@@ -60,7 +60,7 @@ describe("west partition takeover", () => {
       for (const call of fast) {
         expect(all.filter((r) => r.messages[0] === call.messages[0])).toHaveLength(1);
       }
-      expect(echoB.requests.every((r) => r.messages[0]?.startsWith("delay:3000:held"))).toBe(true);
+      expect(echoB.requests.every((r) => r.messages[0]?.startsWith("delay:6000:held"))).toBe(true);
       // The moved partition's held call: once on each instance, the second saying so.
       expect(echoB.requests).toHaveLength(1);
       const moved = echoB.requests[0];
@@ -70,7 +70,7 @@ describe("west partition takeover", () => {
       expect(moved?.headers.get("idempotency-key")).toBe(first?.headers.get("idempotency-key"));
       // The partition that stayed: its held call ran once.
       expect(
-        echoA.requests.filter((r) => r.messages[0]?.startsWith("delay:3000:held")),
+        echoA.requests.filter((r) => r.messages[0]?.startsWith("delay:6000:held")),
       ).toHaveLength(2);
       for (const p of [0, 1]) {
         await expect.poll(() => bench.committed(p), { timeout: 20_000 }).toBe(12n);
