@@ -178,8 +178,11 @@ describe("createAssignmentHandler", () => {
       tailGraceMs: 1_000,
       logger: silentLogger,
     });
-    await expect(handle([{ topic: "req", partition: 1 }], new Map())).rejects.toThrow(
+    const assign = () => handle([{ topic: "req", partition: 1 }], new Map());
+    await expect(assign()).rejects.toThrow(
       /changelog topic req-log has 1 partitions; request topic req now has partition 1: add partitions/,
     );
+    // The group joins again: the partition is still to restore, not taken as kept.
+    await expect(assign()).rejects.toThrow(/add partitions/);
   });
 });

@@ -64,7 +64,16 @@ export function createAssignmentHandler(
     });
     if (!opts.changelogs || fresh.length === 0) return;
     readiness?.unready(`restoring the idempotency changelog of ${fresh.length} partitions`);
-    await restorePartitions(opts, opts.changelogs, fresh, committed);
+    try {
+      await restorePartitions(opts, opts.changelogs, fresh, committed);
+    } catch (error) {
+      // The group consumer joins again; these partitions are restored then, not skipped.
+      for (const tp of fresh) current.delete(tpKey(tp));
+      opts.restoreReadiness?.unready(
+        `idempotency changelog restore failed: ${(error as Error).message}`,
+      );
+      throw error;
+    }
     readiness?.ready();
   };
 }
