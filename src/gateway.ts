@@ -98,6 +98,8 @@ export async function startGateway(
           metrics: telemetry.metrics.west(w.binding),
           ...(tracer ? { tracer } : {}),
           callLogLevel,
+          // Not ready again while a newly assigned partition's changelog is restored.
+          ...(parts.west[i] ? { restoreReadiness: parts.west[i] } : {}),
         }),
       );
       parts.west[i]?.ready();

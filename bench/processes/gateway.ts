@@ -33,6 +33,11 @@ const example = exampleConfig(stringArg(args, "bootstrap"), numberArg(args, "ech
   requestTopic: stringArg(args, "request-topic"),
   replyTopic: stringArg(args, "reply-topic"),
 });
+// --idempotency-store memory: west keeps finished calls in memory only (no changelog).
+const store = args.get("idempotency-store");
+if (store === "memory" || store === "kafka") {
+  for (const west of example.west) west.options.idempotencyStore = store;
+}
 const split = role === "all" && deployment === "split";
 const config: GatewayConfig =
   role === "west" ? { ...example, north: [] } : split ? { ...example, west: [] } : example;

@@ -8,6 +8,7 @@
  *
  *   npx bun bench/profile/split-cpu.ts [--concurrency 1,64] [--duration-ms 5000]
  *     [--payload-bytes 100] [--deployment split|single] [--cpu-prof DIR]
+ *     [--idempotency-store kafka|memory]
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -81,6 +82,9 @@ const gateway = spawnChild<{ port: number }>("gateway", "processes/gateway.ts", 
   "echo-responses",
   "--deployment",
   deployment,
+  ...(args.has("idempotency-store")
+    ? ["--idempotency-store", args.get("idempotency-store") as string]
+    : []),
 ]);
 const { port } = await gateway.ready;
 process.execArgv.splice(0, process.execArgv.length, ...execArgv);

@@ -24,6 +24,10 @@ import {
   refs,
   report,
 } from "./decode.ts";
+import {
+  decodeKafkaGrpcExtensions,
+  kafkaGrpcExtensionKeys,
+} from "./decode-kafka-grpc-extensions.ts";
 import type { CatalogSubject, GrpcWhen, KafkaGrpcWhenModel, Role } from "./schema.ts";
 import {
   type AccessControl,
@@ -524,7 +528,10 @@ export function decodeGrpcKafkaWith(
   return topic === undefined ? undefined : fetch;
 }
 
-/** The `idempotency` and `correlation` options grpc-kafka and kafka-grpc share, in that order. */
+/**
+ * grpc-kafka's `idempotency` and `correlation` options, in that order (kafka-grpc reads its
+ * wider `idempotency` in decode-kafka-grpc-extensions.ts).
+ */
 function decodeIdempotencyAndCorrelation(
   ctx: DecodeContext,
   m: Mapping,
@@ -732,7 +739,9 @@ export function decodeKafkaGrpcOptions(
 ): KafkaGrpcOptions {
   const options = defaultKafkaGrpcOptions();
   if (value === undefined) return options;
-  const m = readMapping(ctx, value, path, { keys: ["acks", "idempotency", "correlation"] });
+  const m = readMapping(ctx, value, path, {
+    keys: ["acks", "idempotency", "correlation", ...kafkaGrpcExtensionKeys],
+  });
   if (!m) return options;
   readOptional(
     ctx,
@@ -743,7 +752,15 @@ export function decodeKafkaGrpcOptions(
     options,
     "acks",
   );
-  decodeIdempotencyAndCorrelation(ctx, m, path, options);
+  // The idempotency mapping has this gateway's own keys next to Zilla's `metadata`.
+  if (has(m, "correlation"))
+    decodeCorrelation(
+      ctx,
+      m.correlation,
+      childPath(path, "correlation"),
+      options.correlation.headers,
+    );
+  decodeKafkaGrpcExtensions(ctx, m, path, options);
   return options;
 }
 

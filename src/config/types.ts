@@ -250,6 +250,17 @@ export interface KafkaGrpcOptions {
   correlation: { headers: CorrelationHeaders };
   /** How long a finished reply is kept for replay (SPEC §8.4). */
   idempotencyWindowMs: number;
+  /**
+   * Where finished calls are recorded (docs/idempotency.md): `kafka`, a changelog topic per
+   * request topic that survives crashes and partition moves; `memory`, this process only.
+   */
+  idempotencyStore: "kafka" | "memory";
+  /** Changelog topic per request topic, where set; others get the derived default name. */
+  changelogTopics: Record<string, string>;
+  /** Largest reply (all its records) copied into the changelog for replay. */
+  replayMaxBytes: number;
+  /** Largest request message passed on (single-request methods: the whole request). */
+  maxMessageBytes: number;
   /** Upstream calls in flight at once; consumption pauses at the bound. */
   maxConcurrentCalls: number;
   retry: { initialBackoffMs: number; maxBackoffMs: number };
@@ -334,6 +345,10 @@ export function defaultKafkaGrpcOptions(): KafkaGrpcOptions {
     idempotency: { metadata: "idempotency-key" },
     correlation: { headers: { ...defaultCorrelationHeaders } },
     idempotencyWindowMs: 5 * 60_000,
+    idempotencyStore: "kafka",
+    changelogTopics: {},
+    replayMaxBytes: 512 * 1024,
+    maxMessageBytes: 4 * 1024 * 1024,
     maxConcurrentCalls: 1024,
     retry: { initialBackoffMs: 50, maxBackoffMs: 2_000 },
     defaultTimeoutMs: 30_000,

@@ -61,10 +61,14 @@ export interface GroupConsumerOptions {
    */
   onRebalancing(canWait: boolean): Promise<void>;
   /**
-   * The member's assignment after each join (possibly empty). A returned promise holds the
-   * first fetch of the assignment until it settles (state to restore before records come).
+   * The member's assignment after each join (possibly empty), with the group's committed
+   * offsets ("topic\0partition" → next offset to read; absent: none). A returned promise
+   * holds the first fetch of the assignment until it settles (state to restore first).
    */
-  onAssignment(assignment: TopicPartition[]): void | Promise<void>;
+  onAssignment(
+    assignment: TopicPartition[],
+    committed: ReadonlyMap<string, number>,
+  ): void | Promise<void>;
   logger: Logger;
   /** Where a group without committed offsets starts (default true: no request is lost). */
   fromBeginning?: boolean;
@@ -424,8 +428,8 @@ export async function startGroupConsumer(
         if (closed) return;
         assignment = next;
         refused.clear();
-        await opts.onAssignment(next);
         const positions = await committedOffsetsRetrying(next);
+        await opts.onAssignment(next, positions);
         const settled = new Promise<void>((resolve) => (wakeRebalance = resolve));
         if (rebalancing) wakeRebalance?.();
         reader = await startPartitionReader({

@@ -18,8 +18,13 @@ export interface ReplyStoreOptions {
 export interface ReplyStore<T> {
   /** The entry for `id` if it is still retained. */
   get(id: string): T | undefined;
-  /** Stores (or replaces) the entry for `id`, `bytes` being its reply's size. */
-  put(id: string, value: T, bytes: number): void;
+  /**
+   * Stores (or replaces) the entry for `id`, `bytes` being its reply's size; it expires
+   * `retentionMs` from now, or at `expiresAt` (an entry restored from elsewhere). Entries
+   * put with an earlier `expiresAt` than others still leave by `get` and the bounds on time,
+   * by `sweep` once those before them have gone.
+   */
+  put(id: string, value: T, bytes: number, expiresAt?: number): void;
   delete(id: string): void;
   /** Drops entries whose retention ended. */
   sweep(): void;
@@ -81,14 +86,14 @@ export function createReplyStore<T>(opts: ReplyStoreOptions): ReplyStore<T> {
       }
       return slot.value;
     },
-    put(id, value, size) {
+    put(id, value, size, expiresAt) {
       const existing = slots.get(id);
       if (existing) remove(existing, false);
       const slot: Slot<T> = {
         id,
         value,
         bytes: size,
-        expiresAt: now() + opts.retentionMs,
+        expiresAt: expiresAt ?? now() + opts.retentionMs,
         gone: false,
       };
       slots.set(id, slot);

@@ -14,7 +14,7 @@ import * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcRoute } from "../config/types.ts";
-import { formatGrpcTimeout } from "../grpc/deadline.ts";
+import { formatGrpcTimeout, timerDelayMs } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
   GrpcFrameReader,
@@ -232,6 +232,11 @@ export interface UpstreamResult {
   header?: Headers | undefined;
   trailer: Headers;
   attempts: number;
+  /**
+   * The status is the upstream's own (its grpc-status): the call's outcome. Otherwise west
+   * made it (deadline, cancel, reset, unreachable) and what the upstream did is not known.
+   */
+  fromUpstream?: boolean;
 }
 
 /** Largest response message accepted (gRPC's length prefix allows 4 GiB). */
@@ -320,9 +325,10 @@ class UpstreamAttempt {
     this.done = new Promise((resolve) => {
       this.resolve = resolve;
     });
+    // Clamped: a timer asked for more than about 24.8 days fires at once.
     this.timer = setTimeout(
       () => this.cancel(Code.DeadlineExceeded, "deadline exceeded"),
-      timeoutMs,
+      timerDelayMs(timeoutMs),
     );
     call.signal.addEventListener("abort", this.onAbort, { once: true });
     let stream: http2.ClientHttp2Stream;
@@ -462,6 +468,7 @@ class UpstreamAttempt {
       const { code, message } = statusFromTrailer(statusSource);
       this.finish(
         {
+          fromUpstream: true,
           code,
           ...(message ? { message } : {}),
           header: this.firstMessage ? this.header : undefined,

@@ -15,7 +15,7 @@ import {
   type WestConfig,
 } from "../../src/config/types.ts";
 import { STATUS } from "../../src/kafka/header-names.ts";
-import { createKafka } from "../../src/kafka/kafka-client.ts";
+import { createKafka, type Kafka as GatewayKafka } from "../../src/kafka/kafka-client.ts";
 import {
   type ContractRecord,
   parseReplyHeaders,
@@ -88,12 +88,15 @@ export interface RequestSpec {
   end?: boolean;
   deadlineMs?: number;
   metadata?: [string, string][];
+  /** The request partition (default: murmur2 of the id, as north writes it). */
+  partition?: number;
 }
 
-/** A broker with the request and reply topics, a kafkajs client and a reply reader. */
-export interface WestBench {
-  broker: Broker;
+/** A kafkajs client and a reply reader on some cluster, and west members started on it. */
+export interface WestClients {
   kafka: Kafka;
+  /** The gateway's own Kafka handle for the cluster (what west members use). */
+  westKafka: GatewayKafka;
   admin: Admin;
   /** Reply records by correlation id, in partition order. */
   replies: Map<string, ReplyRecord[]>;
@@ -105,8 +108,8 @@ export interface WestBench {
   ): Promise<West>;
   /** Writes a call's request records exactly as north would; returns its correlation id. */
   request(spec: RequestSpec): Promise<string>;
-  /** Writes raw records to the request topic. */
-  produce(records: ContractRecord[]): Promise<void>;
+  /** Writes raw records to the request topic (to `partition`, else by key). */
+  produce(records: ContractRecord[], partition?: number): Promise<void>;
   /** Waits until `id` has `ends` reply tombstones; returns its reply records. */
   reply(id: string, ends?: number, timeoutMs?: number): Promise<ReplyRecord[]>;
   /** The group's committed offset of a request partition ("-1" when none). */
@@ -114,18 +117,39 @@ export interface WestBench {
   close(): Promise<void>;
 }
 
+/** A broker with the request and reply topics, a kafkajs client and a reply reader. */
+export interface WestBench extends WestClients {
+  broker: Broker;
+}
+
 /** Starts a broker whose topics have `partitions` partitions, and the reply reader. */
 export async function startWestBench(partitions = 3): Promise<WestBench> {
   const broker = await startBroker({ port: 0, defaultPartitions: partitions });
   broker.createTopic(requestTopic, partitions);
   broker.createTopic(replyTopic, partitions);
+  const clients = await connectWestClients([broker.bootstrap]);
+  return {
+    ...clients,
+    broker,
+    async close() {
+      await clients.close();
+      await broker.close();
+    },
+  };
+}
+
+/**
+ * The clients of a west bench on a cluster that already has the request and reply topics
+ * (the embedded broker, or another Kafka such as librdkafka's mock cluster).
+ */
+export async function connectWestClients(bootstrap: string[]): Promise<WestClients> {
   const kafka = new Kafka({
     clientId: "west-test",
-    brokers: [broker.bootstrap],
+    brokers: bootstrap,
     logLevel: logLevel.NOTHING,
     retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
-  const westKafka = createKafka({ servers: [broker.bootstrap] }, "west-under-test");
+  const westKafka = createKafka({ servers: bootstrap }, "west-under-test");
   const registry = await loadServiceRegistry();
   const producer: Producer = kafka.producer({ createPartitioner });
   const admin = kafka.admin();
@@ -160,17 +184,20 @@ export async function startWestBench(partitions = 3): Promise<WestBench> {
   });
   const wests: West[] = [];
 
-  const produce = async (records: ContractRecord[]) => {
+  const produce = async (records: ContractRecord[], partition?: number) => {
     await producer.send({
       topic: requestTopic,
       acks: -1,
-      messages: records.map((r) => toKafkaMessage(r)),
+      messages: records.map((r) => ({
+        ...toKafkaMessage(r),
+        ...(partition === undefined ? {} : { partition }),
+      })),
     });
   };
 
   return {
-    broker,
     kafka,
+    westKafka,
     admin,
     replies,
     async startWest(authority, change, tuning) {
@@ -207,7 +234,7 @@ export async function startWestBench(partitions = 3): Promise<WestBench> {
         headers,
       }));
       if (spec.end ?? true) records.push({ key: id, value: null, headers });
-      await produce(records);
+      await produce(records, spec.partition);
       return id;
     },
     produce,
@@ -237,7 +264,6 @@ export async function startWestBench(partitions = 3): Promise<WestBench> {
     async close() {
       await Promise.allSettled(wests.map((w) => w.close(500)));
       await Promise.allSettled([reader.disconnect(), producer.disconnect(), admin.disconnect()]);
-      await broker.close();
     },
   };
 }

@@ -42,6 +42,15 @@ interface TopicInfo {
  */
 export type Lane = "main" | "fetch" | "group";
 
+/** A topic to create: partitions and replication default to the broker's. */
+export interface TopicSpec {
+  name: string;
+  partitions?: number;
+  replicationFactor?: number;
+  /** Topic configs, e.g. `cleanup.policy`. */
+  configs?: Readonly<Record<string, string>>;
+}
+
 /** One partition's answer to ListOffsets. */
 export interface PartitionOffset {
   topic: string;
@@ -126,12 +135,25 @@ export class KafkaCluster {
     return this.refreshing;
   }
 
-  private async readMetadata(topics: string[]): Promise<void> {
+  /**
+   * The partition count of `topic`, or undefined when it does not exist. Never asks the
+   * broker to auto-create it, and caches nothing about a missing topic (a later refresh
+   * would otherwise ask for it with auto-creation on).
+   */
+  async partitionCount(topic: string): Promise<number | undefined> {
+    await this.readMetadata([topic], false);
+    const info = this.topics.get(topic);
+    if (info && info.partitions.length > 0) return info.partitions.length;
+    if (info === undefined || info.error === 3) return undefined;
+    throw new KafkaProtocolError(info.error, `topic ${topic}: ${kafkaCodeName(info.error)}`);
+  }
+
+  private async readMetadata(topics: string[], autoCreate = true): Promise<void> {
     const connection = await this.anyConnection();
     const version = connection.version(ApiKey.Metadata, 1, 8);
     const r = await connection.request(ApiKey.Metadata, version, (w) => {
       w.array(topics, (w, t) => w.string(t));
-      if (version >= 4) w.bool(true); // allow auto-creation, where the broker allows it
+      if (version >= 4) w.bool(autoCreate); // allow auto-creation, where the broker allows it
       if (version >= 8) w.bool(false).bool(false);
     });
     if (version >= 3) r.int32(); // throttle
@@ -164,6 +186,11 @@ export class KafkaCluster {
     this.controller = controller;
     for (const [node, address] of brokers) this.brokers.set(node, address);
     for (const { error, name, partitions } of answered) {
+      // Unknown topics asked for without auto-creation are not remembered (see partitionCount).
+      if (!autoCreate && error === 3) {
+        this.topics.delete(name);
+        continue;
+      }
       const sorted: PartitionInfo[] = [];
       for (const p of partitions) {
         sorted[p.partition] = {
@@ -177,13 +204,14 @@ export class KafkaCluster {
   }
 
   /**
-   * Creates those of `topics` that do not exist, with the broker's default partition count
-   * and replication (CreateTopics v4, Kafka 2.4+). Older brokers get no request (they
-   * auto-create topics on metadata requests where allowed); existing topics are left alone;
-   * any other refusal throws.
+   * Creates those of `topics` that do not exist (CreateTopics v4, Kafka 2.4+): a name gets
+   * the broker's default partition count and replication, a spec its own partitions and
+   * configs. Older brokers get no request (they auto-create topics on metadata requests
+   * where allowed); existing topics are left alone; any other refusal throws.
    */
-  async createTopics(topics: readonly string[], timeoutMs = 10_000): Promise<void> {
+  async createTopics(topics: readonly (string | TopicSpec)[], timeoutMs = 10_000): Promise<void> {
     if (topics.length === 0) return;
+    const specs = topics.map((t): TopicSpec => (typeof t === "string" ? { name: t } : t));
     for (let attempt = 0; ; attempt++) {
       await this.refresh([]);
       const connection =
@@ -198,9 +226,15 @@ export class KafkaCluster {
         ApiKey.CreateTopics,
         version,
         (w) => {
-          w.array(topics, (w, topic) => {
-            w.string(topic).int32(-1).int16(-1); // the broker's defaults
-            w.int32(0).int32(0); // no replica assignment, no configs
+          w.array(specs, (w, spec) => {
+            // -1: the broker's defaults.
+            w.string(spec.name)
+              .int32(spec.partitions ?? -1)
+              .int16(spec.replicationFactor ?? -1);
+            w.int32(0); // no replica assignment
+            w.array(Object.entries(spec.configs ?? {}), (w, [name, value]) =>
+              w.string(name).nullableString(value),
+            );
           });
           w.int32(timeoutMs).bool(false);
         },
@@ -355,6 +389,12 @@ export class KafkaCluster {
       const byPartition = new Map<number, OutgoingRecord[]>();
       for (const record of list) {
         const p = record.partition ?? this.choosePartition(topic, partitions, record.key);
+        if (!Number.isInteger(p) || p < 0 || p >= partitions.length) {
+          throw new KafkaProtocolError(
+            37, // INVALID_PARTITIONS
+            `record for ${topic} names partition ${p}, which the topic's ${partitions.length} partitions do not have`,
+          );
+        }
         const bucket = byPartition.get(p);
         if (bucket) bucket.push(record);
         else byPartition.set(p, [record]);
@@ -499,11 +539,14 @@ export class KafkaCluster {
     return { retry, error: lastError };
   }
 
-  /** The offset of `timestamp` (-1 latest, -2 earliest) for each partition, from its leader. */
+  /**
+   * The offset of `timestamp` for each partition, from its leader: -1 latest, -2 earliest, or
+   * epoch ms for the first record at or after it (offset -1 when there is none).
+   */
   async listOffsets(
     topic: string,
     partitions: readonly number[],
-    timestamp: -1 | -2,
+    timestamp: number,
   ): Promise<PartitionOffset[]> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -522,7 +565,7 @@ export class KafkaCluster {
   private async listOffsetsOnce(
     topic: string,
     partitions: readonly number[],
-    timestamp: -1 | -2,
+    timestamp: number,
   ): Promise<PartitionOffset[]> {
     const byLeader = new Map<number, number[]>();
     for (const p of partitions) {

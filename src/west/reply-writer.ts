@@ -1,0 +1,119 @@
+/**
+ * How west writes replies (SPEC §4): a call's reply records as the upstream sends them (a
+ * single reply's message held back to leave with its status), the end record, replays of
+ * a kept reply, and answers west gives itself; each written until Kafka acknowledges it.
+ */
+import type { CorrelationHeaders } from "../config/types.ts";
+import { type ContractRecord, replyEndHeaders, replyHeaders } from "../kafka/record-contract.ts";
+import type { ReplyProducer } from "../kafka/reply-producer.ts";
+import type { WestMetrics } from "../ops/gateway-metrics.ts";
+import type { Logger } from "../ops/logger.ts";
+import { headerEntries, type RunningCall, recordBytes } from "./west-call.ts";
+
+export interface ReplyWriter {
+  /** A response message of `call` (`header`: the response header, on the first one). */
+  emit(call: RunningCall, bytes: Uint8Array, header: Headers | undefined): void;
+  /** The end record of a reply, kept with the call's reply. */
+  endRecord(
+    call: RunningCall,
+    code: number,
+    message: string | undefined,
+    metadata: [string, string][],
+  ): ContractRecord;
+  /** Produces records once; rejects when their batch failed. */
+  send(topic: string, records: ContractRecord[]): Promise<void>;
+  /** Produces records until Kafka acknowledges them; false if west stopped first. */
+  writeReliably(topic: string, records: ContractRecord[]): Promise<boolean>;
+  /** Writes a kept reply again; false if west stopped first. */
+  replay(replyTo: string, reply: ContractRecord[], id: string): Promise<boolean>;
+  /** Answers call `id` with a status and no message; false if west stopped first. */
+  answer(replyTo: string, id: string, code: number, message: string): Promise<boolean>;
+}
+
+export interface ReplyWriterOptions {
+  producer: ReplyProducer;
+  names: CorrelationHeaders;
+  /** Largest reply kept for replay (all records, values and headers). */
+  keepMaxBytes: number;
+  /** West crashed: stop at once. */
+  crashed(): boolean;
+  /** West is closing: give up after a failure instead of retrying. */
+  closing(): boolean;
+  logger: Logger;
+  metrics?: WestMetrics | undefined;
+}
+
+/** The reply side of west's calls. */
+export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
+  const { producer, names, logger } = opts;
+
+  const writeReliably = async (topic: string, records: ContractRecord[]): Promise<boolean> => {
+    let backoffMs = 100;
+    for (;;) {
+      if (opts.crashed()) return false;
+      try {
+        await producer.send(topic, records);
+        return true;
+      } catch (err) {
+        if (opts.closing()) return false;
+        logger.warn("reply produce failed, retrying", { topic, error: err });
+        await new Promise((r) => setTimeout(r, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, 5_000);
+      }
+    }
+  };
+
+  /** Keeps a reply record for replays, unless the reply outgrew what may be kept. */
+  const keep = (call: RunningCall, record: ContractRecord) => {
+    call.replyCount++;
+    call.replyBytes += recordBytes(record);
+    if (call.replyBytes > opts.keepMaxBytes) call.reply = undefined;
+    else call.reply?.push(record);
+  };
+
+  return {
+    emit(call, bytes, header) {
+      if (call.abandoned) return;
+      const record: ContractRecord = {
+        key: call.id,
+        value: bytes,
+        headers: replyHeaders(names, call.id, header ? headerEntries(header) : []),
+      };
+      keep(call, record);
+      if (call.singleReply && call.heldReply === undefined) {
+        call.heldReply = record;
+        return;
+      }
+      // More than one message after all: the held one goes first.
+      const records = call.heldReply ? [call.heldReply, record] : [record];
+      call.heldReply = undefined;
+      // Batches go out in order, so awaiting the end record later covers this one too.
+      producer.send(call.replyTo, records).catch(() => {
+        call.sendFailed = true;
+      });
+    },
+    endRecord(call, code, message, metadata) {
+      const end: ContractRecord = {
+        key: call.id,
+        value: null,
+        headers: replyEndHeaders(names, call.id, code, message, metadata),
+      };
+      keep(call, end);
+      return end;
+    },
+    send: (topic, records) => producer.send(topic, records),
+    writeReliably,
+    replay(replyTo, reply, _id) {
+      opts.metrics?.replayed();
+      return writeReliably(replyTo, reply);
+    },
+    answer(replyTo, id, code, message) {
+      const end: ContractRecord = {
+        key: id,
+        value: null,
+        headers: replyEndHeaders(names, id, code, message),
+      };
+      return writeReliably(replyTo, [end]);
+    },
+  };
+}
