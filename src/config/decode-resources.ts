@@ -118,12 +118,14 @@ function decodeStore(
     : undefined;
   if (store === undefined) return undefined;
   const passwordUnresolved = ctx.unresolved.has(childPath(path, "password"));
+  const passwordVariables = ctx.variables?.get(childPath(path, "password"));
   return {
     path,
     store,
     type,
     ...(password !== undefined ? { password } : {}),
     ...(passwordUnresolved ? { passwordUnresolved } : {}),
+    ...(passwordVariables ? { passwordVariables } : {}),
   };
 }
 

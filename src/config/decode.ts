@@ -11,6 +11,8 @@ export interface DecodeContext {
   readonly interpolated: ReadonlySet<string>;
   /** Paths whose interpolation failed (already reported): not checked a second time. */
   readonly unresolved: ReadonlySet<string>;
+  /** The environment variables each interpolated string was made from, by path. */
+  readonly variables?: ReadonlyMap<string, readonly string[]>;
 }
 
 export type Mapping = Record<string, unknown>;

@@ -80,7 +80,9 @@ export function formatPipelines(config: GatewayConfig): string {
 
 /** One line per error: `path: message`. */
 export function formatConfigErrors(errors: readonly ConfigError[]): string {
-  return errors.map((e) => `${e.path}: ${e.message}`).join("\n");
+  return errors
+    .map((e) => `${e.path || `line ${e.line ?? 1}:${e.column ?? 1}`}: ${e.message}`)
+    .join("\n");
 }
 
 function formatListener(l: NorthListener): string {

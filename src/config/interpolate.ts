@@ -14,6 +14,8 @@ export interface Interpolation {
   interpolated: Set<string>;
   /** Paths of strings with an expression that could not be resolved (reported in `errors`). */
   unresolved: Set<string>;
+  /** The environment variables each interpolated string was made from, by path. */
+  variables: Map<string, string[]>;
 }
 
 const expression = /\$\{\{\s*([^\s}]*)\.([^\s}]*)\s*\}\}/g;
@@ -28,6 +30,7 @@ export function interpolateEnv(
     errors: [],
     interpolated: new Set(),
     unresolved: new Set(),
+    variables: new Map(),
   };
   const walk = (value: unknown, path: string): unknown => {
     if (typeof value === "string") return substitute(value, path);
@@ -42,6 +45,7 @@ export function interpolateEnv(
   const substitute = (text: string, path: string): string => {
     if (!text.includes("${{")) return text;
     let failed = false;
+    const names: string[] = [];
     const replaced = text.replace(expression, (whole, namespace: string, name: string) => {
       if (namespace !== "env") {
         failed = true;
@@ -51,6 +55,7 @@ export function interpolateEnv(
         });
         return whole;
       }
+      names.push(name);
       const resolved = env[name];
       if (resolved === undefined) {
         failed = true;
@@ -64,6 +69,7 @@ export function interpolateEnv(
     });
     if (replaced === text && !failed) return text;
     result.interpolated.add(path);
+    if (names.length > 0) result.variables.set(path, names);
     if (failed) result.unresolved.add(path);
     return replaced;
   };

@@ -5,7 +5,7 @@
  */
 
 import { readFile } from "node:fs/promises";
-import { basename, dirname, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { CompressionCodec } from "../kafka/protocol/compression.ts";
 import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
@@ -46,22 +46,23 @@ export async function loadConfig(path: string, opts: LoadConfigOptions): Promise
       errors: [{ path, message: `cannot read the config file: ${why}; check the path` }],
     };
   }
-  return parseConfig(text, dirname(resolve(path)), { ...opts, fileName: basename(path) });
+  return parseConfig(text, dirname(resolve(path)), opts);
 }
 
 /** Resolves zilla.yaml text; `baseDir` is where its relative paths start. */
 export async function parseConfig(
   text: string,
   baseDir: string,
-  opts: LoadConfigOptions & { fileName?: string },
+  opts: LoadConfigOptions,
 ): Promise<LoadConfigResult> {
-  const source = parseYamlSource(text, opts.fileName ?? "zilla.yaml");
+  const source = parseYamlSource(text);
   if (!source.ok) return { ok: false, errors: source.errors };
   const interpolation = interpolateEnv(source.value, opts.env ?? process.env);
   const ctx = {
     errors: [...interpolation.errors],
     interpolated: interpolation.interpolated,
     unresolved: interpolation.unresolved,
+    variables: interpolation.variables,
   };
   const ns = decodeNamespace(ctx, interpolation.value);
   const config = await resolveTopology(ctx.errors, ns, {

@@ -214,6 +214,8 @@ export interface Store {
   password?: string;
   /** The password is an expression that could not be resolved (reported): do not try it. */
   passwordUnresolved?: boolean;
+  /** The environment variables the password was made from (`${{env.NAME}}`), for messages. */
+  passwordVariables?: readonly string[];
 }
 
 export interface Vault {

@@ -3,7 +3,7 @@
  * subjects (for the services they declare) and the vaults' keystores and trust stores.
  */
 import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import { childPath } from "./config-error.ts";
 import { pemCertificates, pkcs12FriendlyNames, pkcs12OpenProblem } from "./keystore.ts";
 import { protoServiceNames } from "./proto-services.ts";
@@ -52,6 +52,18 @@ async function readText(baseDir: string, file: string): Promise<string | undefin
   }
 }
 
+/** Names the keystore file and where its password came from, and says what to set. */
+function wrongPasswordMessage(store: Store, file: string): string {
+  const shown = relative(process.cwd(), file) || file;
+  const variables = store.passwordVariables ?? [];
+  if (variables.length === 0) {
+    return `wrong password for keystore ${shown}; write its password here, or take it from the environment (password: \${{env.KEYSTORE_PASSWORD}})`;
+  }
+  const names = variables.join(", ");
+  const noun = variables.length === 1 ? "environment variable" : "environment variables";
+  return `wrong password for keystore ${shown} (the password comes from ${noun} ${names}); set ${names} to the keystore's password`;
+}
+
 async function loadStore(
   store: Store,
   use: "keys" | "trust",
@@ -95,7 +107,7 @@ async function loadStore(
     return fail(
       childPath(store.path, wrongPassword ? "password" : "store"),
       wrongPassword
-        ? `cannot open keystore "${store.store}" with this password (${problem}); set the keystore's password`
+        ? wrongPasswordMessage(store, file)
         : `"${store.store}" is not a PKCS#12 keystore this runtime can read (${problem}); recreate it with "openssl pkcs12 -export"`,
     );
   }

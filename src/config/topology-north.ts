@@ -152,9 +152,13 @@ function draftNorth(
       }
       portOwners.set(port, b.name);
     }
+    // A port entry that did not decode is already reported: a route naming it is not wrong too.
+    const portsDecoded = !errors.some(
+      (e) => e.path === portPath || e.path.startsWith(`${portPath}[`),
+    );
     for (const route of b.routes) {
       for (const port of route.ports ?? []) {
-        if (!b.ports.includes(port)) {
+        if (portsDecoded && !b.ports.includes(port)) {
           fail(
             childPath(route.path, "when"),
             `port ${port} is not one of this server's ports (${b.ports.join(", ")}); add it to options.port or fix the route`,

@@ -14,8 +14,11 @@ export type YamlSource =
   | { ok: true; value: unknown; positions: Map<string, Position> }
   | { ok: false; errors: ConfigError[] };
 
-/** Parses YAML; a syntax error is reported as `<fileName>:<line>:<column>`. */
-export function parseYamlSource(text: string, fileName: string): YamlSource {
+/**
+ * Parses YAML. A syntax error has an empty path (it is about the text, not a key) and its
+ * line and column, which the caller prints once after the file name.
+ */
+export function parseYamlSource(text: string): YamlSource {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -28,7 +31,7 @@ export function parseYamlSource(text: string, fileName: string): YamlSource {
       lines.add(line);
       const what = e.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
       errors.push({
-        path: `${fileName}:${line}:${col}`,
+        path: "",
         message: `${what}: ${e.message}; fix the file at this line`,
         line,
         column: col,
@@ -70,7 +73,12 @@ export function parseYamlSource(text: string, fileName: string): YamlSource {
     return {
       ok: false,
       errors: [
-        { path: `${fileName}:1:1`, message: `cannot read the YAML: ${(err as Error).message}` },
+        {
+          path: "",
+          message: `cannot read the YAML: ${(err as Error).message}`,
+          line: 1,
+          column: 1,
+        },
       ],
     };
   }

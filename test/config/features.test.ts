@@ -433,6 +433,13 @@ describe("problems in the features", () => {
     ]);
   });
 
+  it("reports a bad port value once, not again for the routes that name its ports", async () => {
+    const text = edit(full, '      port: "9001-9003"\n', '      port: "9001-90o3"\n');
+    const errors = await errorsOf(text);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^bindings\.tcp_server\.options\.port: .*"9001-90o3"/);
+  });
+
   it("reports a port with no route and no exit", async () => {
     const text = edit(
       full,

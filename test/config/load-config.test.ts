@@ -271,7 +271,7 @@ describe("validation: one error per problem, with its path and what to do", () =
     const errors = await errorsOf(exampleText, { ...env, KEYSTORE_PASSWORD: "wrong" });
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(
-      /^vaults\.my_servers\.options\.keys\.password: cannot open keystore "tls\/localhost\.p12" with this password \(.+\); set the keystore's password$/,
+      /^vaults\.my_servers\.options\.keys\.password: wrong password for keystore \S*tls\/localhost\.p12 \(the password comes from environment variable KEYSTORE_PASSWORD\); set KEYSTORE_PASSWORD to the keystore's password$/,
     );
   });
 
@@ -293,14 +293,14 @@ describe("validation: one error per problem, with its path and what to do", () =
   it("reports a YAML syntax error with its line and column", async () => {
     const text = edit(exampleText, "      alpn:\n        - h2\n", "      alpn: [h2\n");
     expect(await errorsOf(text)).toEqual([
-      "zilla.yaml:44:5: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]; fix the file at this line",
+      "line 44:5: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]; fix the file at this line",
     ]);
   });
 
   it("reports a duplicate key as written", async () => {
     const text = edit(exampleText, "name: example\n", "name: example\nname: other\n");
     expect(await errorsOf(text)).toEqual([
-      "zilla.yaml:3:1: duplicate key: Map keys must be unique; fix the file at this line",
+      "line 3:1: duplicate key: Map keys must be unique; fix the file at this line",
     ]);
   });
 
