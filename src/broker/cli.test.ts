@@ -1,6 +1,7 @@
 /**
  * The broker CLI as a user runs it, under Bun and Deno: it prints where it listens, serves
- * Kafka requests, and exits 0 on SIGTERM and SIGINT; bad flags exit 2 with the usage.
+ * Kafka requests, and exits 0 on SIGTERM and SIGINT; --help prints the options and exits 0;
+ * bad flags exit 2 with the usage.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -58,6 +59,17 @@ describe.each(RUNTIMES)("broker CLI under %s", (_name, command, prefix) => {
       expect(await exitCode(child)).toBe(0);
       await client.closed;
     }
+  }, 60_000);
+
+  it("prints its options and defaults for --help and exits 0", async () => {
+    const child = run(command, [...prefix, "--help"]);
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    expect(await exitCode(child)).toBe(0);
+    expect(out).toContain("usage: broker");
+    expect(out).toContain("--port N              listen port (default 9092");
   }, 60_000);
 
   it("refuses an unknown flag with the usage and exit code 2", async () => {

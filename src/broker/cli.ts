@@ -7,7 +7,20 @@ import { type BrokerOptions, startBroker } from "./broker.ts";
 
 const USAGE =
   "usage: broker [--port 9092] [--host 127.0.0.1] [--partitions N] [--node-id N]\n" +
-  "              [--retention-bytes N] [--retention-ms N]";
+  "              [--retention-bytes N] [--retention-ms N] [--help]";
+
+const HELP = `${USAGE}
+
+The embedded single-node Kafka-compatible broker, for development, tests and benchmarks.
+Data lives in memory only and is lost when it stops; Ctrl-C or SIGTERM stops it (exit 0).
+
+  --port N              listen port (default 9092; 0 = any free port)
+  --host ADDRESS        listen address (default 127.0.0.1)
+  --partitions N        partitions of an auto-created topic (default 1)
+  --node-id N           the broker's node id (default 1)
+  --retention-bytes N   per-partition size limit (default: none)
+  --retention-ms N      per-record age limit (default: none)
+  -h, --help            this text`;
 
 /** Parses the command line; throws with a message naming the bad flag. */
 export function parseBrokerArgs(args: readonly string[]): BrokerOptions {
@@ -51,9 +64,14 @@ export function parseBrokerArgs(args: readonly string[]): BrokerOptions {
 }
 
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(0);
+  }
   let options: BrokerOptions;
   try {
-    options = parseBrokerArgs(process.argv.slice(2));
+    options = parseBrokerArgs(args);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     process.exit(2);

@@ -120,7 +120,7 @@ function draftNorth(
   links: Links,
   tls: TlsResolver,
 ): Map<GrpcKafkaProxy, NorthDraft> {
-  const { ns, fail } = ctx;
+  const { ns, errors, fail } = ctx;
   const { next, checkTarget } = links;
   const { serverTls } = tls;
   const drafts = new Map<GrpcKafkaProxy, NorthDraft>();

@@ -26,4 +26,13 @@ describe("parseYamlSource", () => {
       },
     ]);
   });
+
+  it("reports only the first syntax error, counting the lines it throws off after it", () => {
+    const source = parseYamlSource("a:\n  [x\nb: 1\nc: 2\nd: 3\n");
+    expect(source.ok).toBe(false);
+    if (source.ok) return;
+    expect(source.errors).toHaveLength(1);
+    expect(source.errors[0]?.line).toBe(2);
+    expect(source.errors[0]?.message).toMatch(/ more after it, often caused by this one\)$/);
+  });
 });

@@ -21,23 +21,26 @@ export type YamlSource =
 export function parseYamlSource(text: string): YamlSource {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    // One mistake often trips several checks on the same line: the first says it best.
-    const errors: ConfigError[] = [];
-    const lines = new Set<number>();
-    for (const e of doc.errors) {
-      const { line, col } = lineCounter.linePos(e.pos[0]);
-      if (lines.has(line)) continue;
-      lines.add(line);
-      const what = e.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
-      errors.push({
-        path: "",
-        message: `${what}: ${e.message}; fix the file at this line`,
-        line,
-        column: col,
-      });
-    }
-    return { ok: false, errors };
+  const first = doc.errors[0];
+  if (first) {
+    // Only the first is reported: one unclosed bracket or bad indent makes the parser trip
+    // on every line after it, and those follow-on errors only bury the real one.
+    const { line, col } = lineCounter.linePos(first.pos[0]);
+    const what = first.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
+    // Several checks often trip on the same line: count the other lines.
+    const more = new Set(doc.errors.map((e) => lineCounter.linePos(e.pos[0]).line)).size - 1;
+    const after = more > 0 ? ` (${more} more after it, often caused by this one)` : "";
+    return {
+      ok: false,
+      errors: [
+        {
+          path: "",
+          message: `${what}: ${first.message}; fix the file at this line${after}`,
+          line,
+          column: col,
+        },
+      ],
+    };
   }
   const positions = new Map<string, Position>();
   const at = (offset: number): Position => {

@@ -82,16 +82,21 @@ export function parseEchoHooks(text: string): Hooks {
   }
 }
 
-/** Starts the echo upstream on h2c; `port` 0 (default) picks a free port. */
+/**
+ * Starts the echo upstream on h2c; `port` 0 (default) picks a free port. `recordRequests`
+ * (default true, for tests) keeps every request in `requests`: a long-running server turns
+ * it off so memory does not grow with each call.
+ */
 export async function startEchoServer(
-  opts: { host?: string; port?: number } = {},
+  opts: { host?: string; port?: number; recordRequests?: boolean } = {},
 ): Promise<EchoServer> {
   const calls = new Map<string, number>();
   const requests: EchoRequestLog[] = [];
+  const recordRequests = opts.recordRequests ?? true;
   const begin: Begin = (method, headers) => {
     calls.set(method, (calls.get(method) ?? 0) + 1);
     const log = new RequestLog(method, headers);
-    requests.push(log);
+    if (recordRequests) requests.push(log);
     return log;
   };
 

@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import { streamText } from "hono/streaming";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
-import { honoRequestListener } from "../../src/cli.ts";
+import { honoRequestListener } from "../../src/cli-runner.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "../../src/gateway.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { exampleConfig } from "../support/stack.ts";

@@ -44,7 +44,7 @@ export async function topologyContextOf(
   options: { kafkaServers?: string[]; env?: Record<string, string> } = {},
 ): Promise<TopologyContext> {
   registry ??= await loadServiceRegistry();
-  const source = parseYamlSource(text, "zilla.yaml");
+  const source = parseYamlSource(text);
   if (!source.ok) throw new Error(source.errors.map((e) => e.message).join("\n"));
   const interpolation = interpolateEnv(source.value, options.env ?? exampleEnv);
   const decoding = {
