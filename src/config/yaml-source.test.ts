@@ -32,7 +32,8 @@ describe("parseYamlSource", () => {
     expect(source.ok).toBe(false);
     if (source.ok) return;
     expect(source.errors).toHaveLength(1);
-    expect(source.errors[0]?.line).toBe(2);
+    // Where the parser notices that the bracket on line 2 was never closed.
+    expect(source.errors[0]?.line).toBe(3);
     expect(source.errors[0]?.message).toMatch(/ more after it, often caused by this one\)$/);
   });
 });
