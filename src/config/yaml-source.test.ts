@@ -28,12 +28,11 @@ describe("parseYamlSource", () => {
   });
 
   it("reports only the first syntax error, counting the lines it throws off after it", () => {
-    const source = parseYamlSource("a:\n  [x\nb: 1\nc: 2\nd: 3\n");
+    const source = parseYamlSource("a:\n  [x\n  b: 1\n  c: 2\n");
     expect(source.ok).toBe(false);
     if (source.ok) return;
     expect(source.errors).toHaveLength(1);
-    // Where the parser notices that the bracket on line 2 was never closed.
-    expect(source.errors[0]?.line).toBe(3);
-    expect(source.errors[0]?.message).toMatch(/ more after it, often caused by this one\)$/);
+    expect(source.errors[0]?.line).toBe(2);
+    expect(source.errors[0]?.message).toMatch(/; fix the file at this line \(2 more after it, often caused by this one\)$/);
   });
 });
