@@ -167,13 +167,6 @@ export async function startGateway(
         }
       }
       current = updated;
-      telemetry.metrics.reloaded(
-        result.needsRestart.length === 0
-          ? "applied"
-          : result.applied.length > 0
-            ? "partial"
-            : "refused",
-      );
       return result;
     },
     close(graceMs = 10_000) {

@@ -33,6 +33,8 @@ describe("parseYamlSource", () => {
     if (source.ok) return;
     expect(source.errors).toHaveLength(1);
     expect(source.errors[0]?.line).toBe(2);
-    expect(source.errors[0]?.message).toMatch(/; fix the file at this line \(2 more after it, often caused by this one\)$/);
+    expect(source.errors[0]?.message).toMatch(
+      /; fix the file at this line \(2 more after it, often caused by this one\)$/,
+    );
   });
 });

@@ -3,13 +3,15 @@
  * by writing a new file and renaming it are seen too), waits for writes to settle, and hands
  * a changed file to the gateway. A file that does not load is refused whole and the running
  * config stays; one that loads is applied as far as it can be without a restart
- * (config-reload.ts), and what is left is logged.
+ * (config-reload.ts), and what is left is logged. Each changed file gets one log line, whose
+ * `result` is the label `gateway_config_reloads_total` counts it under.
  */
 import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import type { GatewayConfig } from "../config/types.ts";
 import type { Gateway } from "../gateway.ts";
-import type { Logger } from "./logger.ts";
+import type { ReloadOutcome } from "./gateway-metrics.ts";
+import type { LogFields, Logger } from "./logger.ts";
 
 export interface ConfigWatchOptions {
   path: string;
@@ -46,27 +48,31 @@ export function watchConfigFile(options: ConfigWatchOptions): ConfigWatch {
     const config = await options.load();
     if (closed) return;
     if (!config) {
-      gateway.telemetry.metrics.reloaded("refused");
-      logger.error("config change refused", { config: path, running: "unchanged" });
+      report("refused", { running: "unchanged" });
       return;
     }
-    const result = gateway.reload(config);
-    logger.info("config reloaded", { config: path, applied: result.applied });
-    if (result.needsRestart.length > 0) {
-      logger.warn("config changes not applied", {
-        config: path,
-        needsRestart: result.needsRestart,
-      });
-    }
+    const { applied, needsRestart } = gateway.reload(config);
+    if (needsRestart.length === 0) report("applied", { applied });
+    else if (applied.length > 0) report("partial", { applied, needsRestart });
+    else report("restart_needed", { needsRestart });
+  };
+
+  // One log line per changed file, and the metric counts exactly those lines by result.
+  const report = (result: ReloadOutcome, fields: LogFields) => {
+    gateway.telemetry.metrics.reloaded(result);
+    const line = { config: path, result, ...fields };
+    if (result === "applied") logger.info("config reloaded", line);
+    else if (result === "partial") logger.warn("config reloaded in part", line);
+    else if (result === "restart_needed") logger.warn("config change needs a restart", line);
+    else if (result === "refused") logger.error("config change refused", line);
+    else logger.error("config reload failed", line);
   };
 
   const watcher: FSWatcher = watch(dirname(path), (_event, file) => {
     if (closed || (file !== null && file.toString() !== name)) return;
     clearTimeout(timer);
     timer = setTimeout(() => {
-      running = running.then(reload).catch((error: unknown) => {
-        logger.error("config reload failed", { config: path, error });
-      });
+      running = running.then(reload).catch((error: unknown) => report("failed", { error }));
     }, debounceMs);
   });
   watcher.on("error", (error) => logger.warn("config watch failed", { config: path, error }));

@@ -70,9 +70,24 @@ export interface GatewayMetrics {
   west(binding: string): WestMetrics;
   /** Undecodable batches met by any reader, held partitions, skipped offsets. */
   readonly undecodable: UndecodableMetrics;
-  /** A config change was applied (fully or partly) or refused. */
-  reloaded(result: "applied" | "partial" | "refused"): void;
+  /** A changed config file was handled: counted by what the log line about it says. */
+  reloaded(result: ReloadOutcome): void;
 }
+
+/**
+ * What became of a changed config file: every change applied, some applied and some needing
+ * a restart, none applied because all need a restart, refused (invalid), or failed (error).
+ */
+export type ReloadOutcome = "applied" | "partial" | "restart_needed" | "refused" | "failed";
+
+/** Every reload outcome, so each one's count is exposed (as 0) from the start. */
+export const reloadOutcomes: readonly ReloadOutcome[] = [
+  "applied",
+  "partial",
+  "restart_needed",
+  "refused",
+  "failed",
+];
 
 /** gRPC status names, by code (the label values of `status`). */
 export const grpcStatusNames: readonly string[] = [
@@ -228,9 +243,10 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
   );
   const reloads = counter(
     "gateway_config_reloads_total",
-    "Config file changes, by result (applied, partial, refused).",
+    "Config file changes handled, by result (applied, partial, restart_needed, refused, failed).",
     ["namespace", "result"],
   );
+  for (const outcome of reloadOutcomes) reloads.labels(namespace, outcome);
 
   return {
     registry,

@@ -15,6 +15,7 @@ import { formatConfigErrors } from "../../src/config/format-pipelines.ts";
 import { loadConfig } from "../../src/config/load-config.ts";
 import { type Gateway, startGateway } from "../../src/gateway.ts";
 import { type ConfigWatch, watchConfigFile } from "../../src/ops/config-watch.ts";
+import { reloadOutcomes } from "../../src/ops/gateway-metrics.ts";
 import { createLogger } from "../../src/ops/logger.ts";
 import { loadServiceRegistry } from "../../src/service-registry.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
@@ -91,6 +92,11 @@ test("reload.adds.a.route.while.a.stream.goes.on", { timeout: 60_000 }, async ()
   const config = await load();
   if (!config) throw new Error("the test config does not load");
   gateway = await startGateway(config, { logger, registry });
+  // Every outcome is counted from the start, at 0.
+  const before = await gateway.telemetry.registry.expose();
+  for (const result of reloadOutcomes) {
+    expect(sample(before, "gateway_config_reloads_total", { result })).toBe(0);
+  }
   watch = watchConfigFile({ path, load, gateway, logger, debounceMs: 100 });
   const client = createClient(
     Echo,
@@ -145,13 +151,34 @@ test("reload.adds.a.route.while.a.stream.goes.on", { timeout: 60_000 }, async ()
       "acks: none\n    routes:",
     ),
   );
-  await eventually(() => lines.some((l) => l.msg === "config changes not applied"));
-  expect(lines.find((l) => l.msg === "config changes not applied")?.needsRestart).toEqual([
+  await eventually(() => lines.some((l) => l.msg === "config change needs a restart"));
+  expect(lines.find((l) => l.msg === "config change needs a restart")?.needsRestart).toEqual([
     "west west_kafka_grpc_remote_server options changed: restart the gateway to apply",
   ]);
   expect(gateway.config.west[0]?.options.acks).toBe("leader_only");
 
+  // A route change with it is applied; the acks change still waits for a restart.
+  writeFileSync(
+    path,
+    yaml([unary, bidi]).replace("acks: leader_only\n    routes:", "acks: none\n    routes:"),
+  );
+  await eventually(() => lines.some((l) => l.msg === "config reloaded in part"));
+  expect(lines.find((l) => l.msg === "config reloaded in part")?.applied).toEqual([
+    "north north_grpc_kafka_mapping",
+  ]);
+
+  // One line per changed file, and the metric counts exactly those lines, by result.
+  const reloadLines = lines.filter((l) => typeof l.result === "string");
+  expect(reloadLines.map((l) => [l.msg, l.result])).toEqual([
+    ["config reloaded", "applied"],
+    ["config change refused", "refused"],
+    ["config change needs a restart", "restart_needed"],
+    ["config reloaded in part", "partial"],
+  ]);
   const metrics = await gateway.telemetry.registry.expose();
-  expect(sample(metrics, "gateway_config_reloads_total", { result: "applied" })).toBe(1);
-  expect(sample(metrics, "gateway_config_reloads_total", { result: "refused" })).toBe(2);
+  for (const result of reloadOutcomes) {
+    expect(sample(metrics, "gateway_config_reloads_total", { result }), result).toBe(
+      reloadLines.filter((l) => l.result === result).length,
+    );
+  }
 });
