@@ -55,6 +55,16 @@ export interface WestMetrics {
   replayed(): void;
   /** Reports the group's lag per partition at each scrape. */
   watchLag(groupId: string, lag: () => Promise<LagEntry[]>): () => void;
+  /** The reachability series of one upstream (`host:port`). */
+  upstream(authority: string): UpstreamReachability;
+}
+
+/** What west records about reaching one upstream. */
+export interface UpstreamReachability {
+  /** An attempt reached the upstream: up = 1. */
+  reached(): void;
+  /** An attempt could not reach it: up = 0, one more failure counted. */
+  unreachable(): void;
 }
 
 export interface LagEntry {
@@ -216,6 +226,16 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
     "Upstream connection attempts repeated after the upstream could not be reached.",
     perMethod,
   );
+  const upstreamUp = gauge(
+    "gateway_upstream_up",
+    "Whether west's last attempt to reach an upstream did (1) or could not (0), by upstream host:port.",
+    [...base, "upstream"],
+  );
+  const upstreamFailures = counter(
+    "gateway_upstream_connect_failures_total",
+    "Attempts west made that could not reach an upstream (refused, unresolvable, unreachable, GOAWAY), by upstream host:port.",
+    [...base, "upstream"],
+  );
   const replays = counter(
     "gateway_idempotent_replays_total",
     "Stored replies written again for duplicate requests (same idempotency key).",
@@ -299,6 +319,17 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
         produced: (seconds) => produce.observe(seconds),
         consumed: (seconds) => consume.observe(seconds),
         replayed: () => replayed.inc(),
+        upstream(authority) {
+          const up = upstreamUp.labels(namespace, binding, authority);
+          const failures = upstreamFailures.labels(namespace, binding, authority);
+          return {
+            reached: () => up.set(1),
+            unreachable() {
+              up.set(0);
+              failures.inc();
+            },
+          };
+        },
         watchLag(groupId, lag) {
           return registry.addCollector(async () => {
             for (const entry of await lag()) {

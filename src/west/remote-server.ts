@@ -40,6 +40,7 @@ import { createOffsetCommits } from "./offset-commits.ts";
 import { createRecordRouter, type RecordRouter } from "./record-router.ts";
 import { createReplyWriter } from "./reply-writer.ts";
 import { createUpstreamPool } from "./upstream-client.ts";
+import { createUpstreamHealth } from "./upstream-health.ts";
 import { createAssignmentHandler } from "./west-assignment.ts";
 import { westTopics } from "./west-routes.ts";
 
@@ -131,7 +132,7 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   const changelogs = durable
     ? await prepareChangelogs(opts, topics, logger)
     : new Map<string, ChangelogTopic>();
-  const pool = createUpstreamPool();
+  const pool = createUpstreamPool(createUpstreamHealth({ logger, metrics: opts.metrics }));
   const producer = await startReplyProducer(kafka, { acks: options.acks, logger });
   let writer: ChangelogWriter | undefined;
   let journal: CallJournal = memoryJournal;

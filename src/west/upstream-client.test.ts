@@ -231,7 +231,11 @@ describe("callUpstream", () => {
     const probe = await startEchoServer();
     const port = probe.port;
     await probe.close();
-    const localPool = createUpstreamPool();
+    const health: string[] = [];
+    const localPool = createUpstreamPool((authority) => ({
+      unreachable: (reason) => health.push(`${authority} unreachable: ${reason}`),
+      reached: () => health.push(`${authority} reached`),
+    }));
     try {
       const replies: string[] = [];
       const result = callUpstream({
@@ -252,6 +256,12 @@ describe("callUpstream", () => {
         expect(r.code).toBe(statusOk);
         expect(r.attempts).toBeGreaterThan(1);
         expect(replies).toEqual(["late"]);
+        // Each failed attempt was reported as it happened, then the one that got through.
+        expect(health).toHaveLength(r.attempts);
+        expect(health.at(-1)).toBe(`127.0.0.1:${port} reached`);
+        for (const line of health.slice(0, -1)) {
+          expect(line).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port} unreachable: .*ECONNREFUSED`));
+        }
       } finally {
         await late.close();
       }
@@ -279,6 +289,12 @@ describe("callUpstream", () => {
       });
       expect(r.code).toBe(Code.Unavailable);
       expect(r.attempts).toBeGreaterThan(1);
+      // The status message says what was tried, for how long, and what the last attempt met.
+      expect(r.message).toMatch(
+        new RegExp(
+          `^upstream 127\\.0\\.0\\.1:${port} unreachable after ${r.attempts} attempts over [\\d.]+ s: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`,
+        ),
+      );
     } finally {
       localPool.close();
     }

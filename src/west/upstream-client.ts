@@ -31,8 +31,20 @@ export type UpstreamTarget = KafkaGrpcRoute["with"];
 export interface UpstreamTransport {
   /** `scheme://authority` of the upstream. */
   readonly baseUrl: string;
+  /** `host:port` of the upstream, as the route names it. */
+  readonly authority: string;
+  /** Told of each attempt that could not reach the upstream, and of each that did. */
+  readonly health?: UpstreamHealth | undefined;
   /** The open session, or a new one when there is none or it is going away. */
   session(): http2.ClientHttp2Session;
+}
+
+/** What an upstream's reachability is reported to (west's log lines and metrics). */
+export interface UpstreamHealth {
+  /** An attempt could not reach the upstream; `reason` is the connection error. */
+  unreachable(reason: string): void;
+  /** An attempt reached the upstream and got an answer. */
+  reached(): void;
 }
 
 /** Transports by upstream, each over one multiplexed HTTP/2 connection. */
@@ -42,8 +54,13 @@ export interface UpstreamPool {
   close(): void;
 }
 
-/** A pool that opens a connection per distinct upstream on first use. */
-export function createUpstreamPool(): UpstreamPool {
+/**
+ * A pool that opens a connection per distinct upstream on first use; `healthFor` gives each
+ * upstream (by authority) what its reachability is reported to.
+ */
+export function createUpstreamPool(
+  healthFor?: (authority: string) => UpstreamHealth,
+): UpstreamPool {
   const entries = new Map<string, SessionHolder>();
   return {
     transportFor(target) {
@@ -51,8 +68,10 @@ export function createUpstreamPool(): UpstreamPool {
       let entry = entries.get(id);
       if (!entry) {
         entry = new SessionHolder(
+          target.authority,
           `${target.scheme}://${target.authority}`,
           tlsSessionOptions(target),
+          healthFor?.(target.authority),
         );
         entries.set(id, entry);
       }
@@ -67,13 +86,22 @@ export function createUpstreamPool(): UpstreamPool {
 
 /** Keeps one session to an upstream; a closed, failed or draining session is replaced. */
 class SessionHolder implements UpstreamTransport {
+  readonly authority: string;
   readonly baseUrl: string;
+  readonly health: UpstreamHealth | undefined;
   private readonly options: http2.SecureClientSessionOptions | undefined;
   private current: http2.ClientHttp2Session | undefined;
 
-  constructor(baseUrl: string, options: http2.SecureClientSessionOptions | undefined) {
+  constructor(
+    authority: string,
+    baseUrl: string,
+    options: http2.SecureClientSessionOptions | undefined,
+    health: UpstreamHealth | undefined,
+  ) {
+    this.authority = authority;
     this.baseUrl = baseUrl;
     this.options = options;
+    this.health = health;
   }
 
   session(): http2.ClientHttp2Session {
@@ -245,25 +273,59 @@ const maxResponseMessageBytes = 0xffff_ffff;
 /**
  * Runs one upstream call to the end and never throws: failures become a status. A
  * connection that cannot be made is retried with exponential backoff until the deadline;
- * once the upstream answered anything, its status is final.
+ * once the upstream answered anything, its status is final. Each attempt that cannot reach
+ * the upstream is reported to the transport's health at once, and a call that ends without
+ * reaching it says so in its status message, with the attempts made and the last reason.
  */
 export async function callUpstream(call: UpstreamCall): Promise<UpstreamResult> {
   const now = call.now ?? Date.now;
+  const startedAt = now();
+  const unreachable = { attempts: 0, reason: "" };
+  const result = await attemptUntilAnswered(call, now, unreachable);
+  if (unreachable.attempts === 0 || result.answered) return result.result;
+  const seconds = formatSeconds((now() - startedAt) / 1000);
+  const attempts = `${result.result.attempts} attempt${result.result.attempts === 1 ? "" : "s"}`;
+  const what = `upstream ${call.transport.authority} unreachable after ${attempts} over ${seconds}: ${unreachable.reason}`;
+  // A call cut short by its deadline or a cancel keeps that code, and says what it met.
+  const message =
+    result.result.code === Code.Unavailable ? what : `${result.result.message}; ${what}`;
+  return { ...result.result, message };
+}
+
+/** Attempts until the upstream answers or there is no time left for another attempt. */
+async function attemptUntilAnswered(
+  call: UpstreamCall,
+  now: () => number,
+  unreachable: { attempts: number; reason: string },
+): Promise<{ result: UpstreamResult; answered: boolean }> {
   let backoffMs = call.retry.initialBackoffMs;
   let attempts = 0;
   let headers: http2.OutgoingHttpHeaders;
+  const unanswered = (result: UpstreamResult) => ({ result, answered: false });
   try {
     headers = requestHeaders(call);
   } catch (err) {
-    return failure(Code.InvalidArgument, `invalid request metadata: ${errorText(err)}`, attempts);
+    const message = `invalid request metadata: ${errorText(err)}`;
+    return unanswered(failure(Code.InvalidArgument, message, attempts));
   }
 
   for (;;) {
     const timeoutMs = call.deadlineMs - now();
-    if (timeoutMs <= 0) return failure(Code.DeadlineExceeded, "deadline exceeded", attempts);
-    if (call.signal.aborted) return failure(Code.Canceled, "the operation was aborted", attempts);
+    if (timeoutMs <= 0) {
+      return unanswered(failure(Code.DeadlineExceeded, "deadline exceeded", attempts));
+    }
+    if (call.signal.aborted) {
+      return unanswered(failure(Code.Canceled, "the operation was aborted", attempts));
+    }
     attempts++;
     const outcome = await new UpstreamAttempt(call, headers, timeoutMs).done;
+    if (outcome.unreachable) {
+      unreachable.attempts++;
+      unreachable.reason = outcome.result.message ?? "no connection";
+      call.transport.health?.unreachable(unreachable.reason);
+    } else if (outcome.answered) {
+      call.transport.health?.reached();
+    }
     const waitMs = Math.min(backoffMs, call.retry.maxBackoffMs);
     // Only a failure to reach the upstream at all is retried (a server's own status, even
     // UNAVAILABLE, is its answer), and only while the deadline leaves room for a wait.
@@ -272,8 +334,14 @@ export async function callUpstream(call: UpstreamCall): Promise<UpstreamResult> 
       backoffMs = Math.min(backoffMs * 2, call.retry.maxBackoffMs);
       continue;
     }
-    return { ...outcome.result, attempts };
+    const answered = outcome.answered && !outcome.unreachable;
+    return { result: { ...outcome.result, attempts }, answered };
   }
+}
+
+/** Seconds for a message: "0.4 s", "12 s". */
+function formatSeconds(seconds: number): string {
+  return `${seconds < 10 ? Math.round(seconds * 10) / 10 : Math.round(seconds)} s`;
 }
 
 /** The call's HTTP/2 request headers; throws on metadata that is not a valid header. */
@@ -301,6 +369,8 @@ interface AttemptOutcome {
   result: Omit<UpstreamResult, "attempts">;
   /** The upstream could not be reached: nothing was processed, a retry is safe. */
   unreachable: boolean;
+  /** The upstream sent response headers. */
+  answered: boolean;
 }
 
 /** One HTTP/2 stream to the upstream, from request headers to status. */
@@ -505,11 +575,11 @@ class UpstreamAttempt {
   /** A stream or session error: unreachable when nothing could have reached the upstream. */
   private fail(err: unknown): void {
     if (this.finished) return;
-    const { code, unreachable } = statusFromStreamError(err, this.header !== undefined);
+    const { code, unreachable, reason } = statusFromStreamError(err, this.header !== undefined);
     this.finish(
       {
         code,
-        message: errorText(err),
+        message: reason ?? errorText(err),
         header: this.firstMessage ? this.header : undefined,
         trailer: this.trailer ?? new Headers(),
       },
@@ -538,7 +608,7 @@ class UpstreamAttempt {
     this.call.signal.removeEventListener("abort", this.onAbort);
     const stream = this.stream;
     if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    this.resolve({ result, unreachable });
+    this.resolve({ result, unreachable, answered: this.header !== undefined });
   }
 }
 
@@ -615,13 +685,14 @@ const unreachableErrors = new Set([
 function statusFromStreamError(
   err: unknown,
   answered: boolean,
-): { code: Code; unreachable: boolean } {
+): { code: Code; unreachable: boolean; reason?: string } {
   let current: unknown = err;
   let rstCode: number | undefined;
   for (let depth = 0; current instanceof Error && depth < 8; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && unreachableErrors.has(code) && !answered) {
-      return { code: Code.Unavailable, unreachable: true };
+      // The connection's own error says why (a wrapper only says the stream was cancelled).
+      return { code: Code.Unavailable, unreachable: true, reason: current.message };
     }
     if (code === "ECONNRESET" || code === "ERR_STREAM_DESTROYED") {
       return { code: Code.Aborted, unreachable: false };
