@@ -78,14 +78,20 @@ function scenarioRows(scenario: ScenarioResult): Row[] {
 }
 
 const targetHead: Row = ["target", "goal", "measured", "result"];
+/** A smoke run's windows are too short to judge anything: its figures are shown, not judged. */
+const smokeTargetHead: Row = ["target", "goal", "measured (smoke: not judged)"];
 
-function targetRows(results: BenchResults): Row[] {
-  return results.targets.map((t) => [
+function targetTable(results: BenchResults): { head: Row; rows: Row[] } {
+  if (results.smoke) {
+    return { head: smokeTargetHead, rows: results.targets.map((t) => [t.name, t.goal, t.value]) };
+  }
+  const rows = results.targets.map((t) => [
     t.name,
     t.goal,
     t.value,
     t.pass === null ? "n/a" : t.pass ? "pass" : "FAIL",
   ]);
+  return { head: targetHead, rows };
 }
 
 function resourceRows(results: BenchResults): Row[] {
@@ -129,7 +135,8 @@ export function renderText(results: BenchResults): string {
     parts.push(scenario.title, textTable(scenarioHead, scenarioRows(scenario)), "");
   }
   parts.push(textTable(["resource", "measured"], resourceRows(results)), "");
-  parts.push(textTable(targetHead, targetRows(results)));
+  const targets = targetTable(results);
+  parts.push(textTable(targets.head, targets.rows));
   if (results.problems.length)
     parts.push("", "problems:", ...results.problems.map((p) => `- ${p}`));
   return parts.join("\n");
@@ -138,7 +145,8 @@ export function renderText(results: BenchResults): string {
 /** Everything, as Markdown sections for the README. */
 export function renderMarkdown(results: BenchResults): string {
   const parts = [intro(results).join("  \n"), ""];
-  parts.push("### Targets", "", markdownTable(targetHead, targetRows(results)), "");
+  const targets = targetTable(results);
+  parts.push("### Targets", "", markdownTable(targets.head, targets.rows), "");
   parts.push(
     "### Resources",
     "",
