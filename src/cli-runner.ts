@@ -142,6 +142,8 @@ export async function startAll(
     kafka: config.kafka.servers,
     opsPort: ops ? (ops.address() as AddressInfo).port : undefined,
     startMs: Date.now() - started,
+    // The process to signal (a supervisor sees this pid when nothing wraps the gateway).
+    pid: process.pid,
   });
   return { gateway, ...(ops ? { ops } : {}), extra: [host] };
 }

@@ -15,6 +15,7 @@ import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
 import { parseJsonStream } from "../support/buf-curl.ts";
+import { withDistLock } from "../support/dist-lock.ts";
 import {
   bin,
   exitCode,
@@ -33,8 +34,11 @@ const running: GatewayProcess[] = [];
 const brokers: Broker[] = [];
 
 beforeAll(async () => {
-  // Node 20 does not run .ts: what `npm run build` does (and `npm run gateway:node` runs).
-  const build = await run(bin("tsc"), ["-p", "tsconfig.build.json"], { timeoutMs: 150_000 });
+  // Node 20 does not run .ts: what `npm run build` does (and `GATEWAY_RUNTIME=node ./gateway`
+  // does when a source is newer than dist/).
+  const build = await withDistLock(() =>
+    run(bin("tsc"), ["-p", "tsconfig.build.json"], { timeoutMs: 150_000 }),
+  );
   expect(build.code, `${build.stdout}${build.stderr}`).toBe(0);
   dir = mkdtempSync(join(tmpdir(), "runtimes-"));
   const caPath = join(dir, "localhost.crt");
