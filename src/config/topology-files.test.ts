@@ -38,12 +38,12 @@ describe("files a config names", () => {
     );
   });
 
-  it("reports a keystore opened with the wrong password at the password", async () => {
+  it("reports a keystore opened with the wrong password at the password, naming its variable", async () => {
     const ctx = await topologyContextOf(exampleYaml, {
       env: { ...exampleEnv, KEYSTORE_PASSWORD: "wrong" },
     });
     expect(problemsOf(ctx).join("\n")).toMatch(
-      /vaults\.my_servers\.options\.keys\.password: cannot open keystore "tls\/localhost\.p12" with this password/,
+      /vaults\.my_servers\.options\.keys\.password: wrong password for keystore \S*tls\/localhost\.p12 \(the password comes from environment variable KEYSTORE_PASSWORD\); set KEYSTORE_PASSWORD to the keystore's password/,
     );
   });
 

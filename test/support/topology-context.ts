@@ -51,6 +51,7 @@ export async function topologyContextOf(
     errors: [...interpolation.errors],
     interpolated: interpolation.interpolated,
     unresolved: interpolation.unresolved,
+    variables: interpolation.variables,
   };
   const ns = decodeNamespace(decoding, interpolation.value);
   expect(decoding.errors).toEqual([]);
