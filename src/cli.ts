@@ -9,6 +9,7 @@
  * Options: --kafka-servers host:port,...  --kafka-compression CODEC  --kafka-undecodable-batches
  * fail|skip  --ops-port N|off (default 7190, 0 = any free port)
  * --ephemeral-ports  --log-level debug|info|warn|error  --grace-ms N
+ * --kafka-session-timeout-ms N  --kafka-heartbeat-interval-ms N  --kafka-rebalance-timeout-ms N
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure at run time,
  * 2 bad usage or invalid config, 130/143 a second Ctrl-C / SIGTERM stopped it without draining.
  */
@@ -24,7 +25,7 @@ import type { ConfigError } from "./config/config-error.ts";
 import { formatPipelines } from "./config/format-pipelines.ts";
 import { type LoadConfigOptions, loadConfig } from "./config/load-config.ts";
 import { createSelfSignedCertificate } from "./config/self-signed.ts";
-import type { GatewayConfig } from "./config/types.ts";
+import type { GatewayConfig, KafkaGroupTimings } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
 import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
 import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
@@ -54,7 +55,12 @@ options:
   --ephemeral-ports               bind every north listener (and the embedded broker) to a free
                                   port instead of the configured one; the ports are logged
   --log-level debug|info|warn|error
-  --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)`;
+  --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)
+  --kafka-session-timeout-ms N    consumer-group session timeout (default 30000)
+  --kafka-heartbeat-interval-ms N consumer-group heartbeat interval (default 3000)
+  --kafka-rebalance-timeout-ms N  consumer-group rebalance timeout (default 60000)
+                                  (these three replace the kafka client's options.group;
+                                  docs/kafka-client.md)`;
 
 const exampleKeystorePassword = "zilla-example";
 const defaultOpsPort = 7190;
@@ -67,6 +73,9 @@ type Options = {
   "kafka-servers"?: string;
   "kafka-compression"?: string;
   "kafka-undecodable-batches"?: string;
+  "kafka-session-timeout-ms"?: string;
+  "kafka-heartbeat-interval-ms"?: string;
+  "kafka-rebalance-timeout-ms"?: string;
   "ops-port"?: string;
   "ephemeral-ports"?: boolean;
   "log-level"?: string;
@@ -97,6 +106,9 @@ export async function main(argv: string[]): Promise<number> {
         "kafka-servers": { type: "string" },
         "kafka-compression": { type: "string" },
         "kafka-undecodable-batches": { type: "string" },
+        "kafka-session-timeout-ms": { type: "string" },
+        "kafka-heartbeat-interval-ms": { type: "string" },
+        "kafka-rebalance-timeout-ms": { type: "string" },
         "ops-port": { type: "string" },
         "ephemeral-ports": { type: "boolean" },
         "log-level": { type: "string" },
@@ -200,6 +212,8 @@ function parseRunSettings(values: Options): RunSettings | string {
   ) {
     return `--kafka-undecodable-batches: expected fail or skip, got "${undecodable}"`;
   }
+  const kafkaGroup = parseGroupFlags(values);
+  if (typeof kafkaGroup === "string") return kafkaGroup;
   const grace = values["grace-ms"];
   const graceMs = grace === undefined ? defaultGraceMs : Number(grace);
   if (!Number.isInteger(graceMs) || graceMs < 0) {
@@ -209,16 +223,36 @@ function parseRunSettings(values: Options): RunSettings | string {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
     ...(undecodable ? { kafkaUndecodableBatches: undecodable as UndecodablePolicy } : {}),
+    ...(kafkaGroup ? { kafkaGroup } : {}),
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
   };
 }
 
+/** The --kafka-*-ms group timings; undefined when none is given, a string on a bad value. */
+function parseGroupFlags(values: Options): KafkaGroupTimings | undefined | string {
+  const group: KafkaGroupTimings = {};
+  for (const [flag, key] of [
+    ["kafka-session-timeout-ms", "sessionTimeoutMs"],
+    ["kafka-heartbeat-interval-ms", "heartbeatIntervalMs"],
+    ["kafka-rebalance-timeout-ms", "rebalanceTimeoutMs"],
+  ] as const) {
+    const written = values[flag];
+    if (written === undefined) continue;
+    const ms = Number(written);
+    if (written.trim() === "" || !Number.isInteger(ms) || ms <= 0) {
+      return `--${flag}: expected a number of milliseconds, got "${written}"`;
+    }
+    group[key] = ms;
+  }
+  return Object.keys(group).length > 0 ? group : undefined;
+}
+
 /** What the command line replaces in the kafka client binding. */
 type KafkaOverrides = Pick<
   LoadConfigOptions,
-  "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches"
+  "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches" | "kafkaGroup"
 >;
 
 /** Loads a zilla.yaml; on errors prints them, one per line, and resolves undefined. */
@@ -236,6 +270,7 @@ async function loadOrReport(
     ...(kafka.kafkaUndecodableBatches
       ? { kafkaUndecodableBatches: kafka.kafkaUndecodableBatches }
       : {}),
+    ...(kafka.kafkaGroup ? { kafkaGroup: kafka.kafkaGroup } : {}),
   });
   if (!result.ok) {
     for (const error of result.errors) console.error(formatErrorLine(path, error));

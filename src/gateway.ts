@@ -98,6 +98,8 @@ export async function startGateway(
           metrics: telemetry.metrics.west(w.binding),
           ...(tracer ? { tracer } : {}),
           callLogLevel,
+          // The group member says on every check whether it is a settled member.
+          ...(parts.west[i] ? { readiness: parts.west[i] } : {}),
         }),
       );
       parts.west[i]?.ready();

@@ -17,6 +17,7 @@ import {
   type ConsumedRecord,
   type GroupConsumer,
   isRebalancing,
+  type ReadinessWatch,
   startGroupConsumer,
   type TopicPartition,
 } from "../kafka/group-consumer.ts";
@@ -112,6 +113,8 @@ export interface StartWestOptions {
   tracer?: CallTracer;
   /** The level of the one log line per call (default debug). */
   callLogLevel?: LogLevel;
+  /** Where the group member reports why it cannot serve (rebalancing too long, a partition without a position). */
+  readiness?: ReadinessWatch;
 }
 
 interface SpanRef {
@@ -237,7 +240,6 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
   const tuning = opts.tuning ?? {};
   const logger = opts.logger.child({ binding: config.binding });
   const groupId = `zilla:${opts.namespace}-${config.binding}`;
-  const heartbeatIntervalMs = tuning.heartbeatIntervalMs ?? 3_000;
   const windowMs = options.idempotencyWindowMs;
   const tailGraceMs = tuning.requestTailGraceMs ?? 30_000;
   const storeMaxBytes = tuning.storeMaxBytes ?? 64 * 1024 * 1024;
@@ -869,8 +871,10 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
     topics,
     logger,
     sessionTimeoutMs: tuning.sessionTimeoutMs,
-    heartbeatIntervalMs,
+    // Unset: the kafka client binding's group timings, else the defaults.
+    heartbeatIntervalMs: tuning.heartbeatIntervalMs,
     rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
+    ...(opts.readiness ? { readiness: opts.readiness } : {}),
     onRecord(record) {
       try {
         return handleRecord(record);
