@@ -15,14 +15,17 @@ import type { Logger } from "../ops/logger.ts";
 import { KafkaCluster, type ProduceItem } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
-import { isKafkaUnreachable } from "./protocol/errors.ts";
+import { isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
 import type { ContractRecord } from "./record-contract.ts";
 
 export type AcksNumber = -1 | 0 | 1;
 
 /** Why a produce failed, in terms the gRPC side can map to a status code. */
 export class ProduceError extends Error {
-  /** True when the cluster could not be reached (connection refused, closed, timed out). */
+  /**
+   * True when the cluster could not be reached (connection refused, closed, timed out) or
+   * kept answering with an error a retry may cure (no leader) until the record's deadline.
+   */
   readonly unreachable: boolean;
 
   constructor(message: string, unreachable: boolean, cause?: unknown) {
@@ -283,10 +286,15 @@ function recordBytes(record: ContractRecord): number {
   return bytes;
 }
 
-/** A Kafka failure as a ProduceError, looking through retry wrappers for the first cause. */
+/**
+ * A Kafka failure as a ProduceError, looking through retry wrappers for the first cause. An
+ * error a retry could have cured (a leader that stayed away until the deadline) counts as
+ * the cluster being unreachable: the call may succeed later, unlike a refused record.
+ */
 export function produceErrorFrom(error: unknown): ProduceError {
   if (error instanceof ProduceError) return error;
-  const unreachable = isKafkaUnreachable(error);
+  const unreachable =
+    isKafkaUnreachable(error) || (error instanceof KafkaProtocolError && error.retriable);
   const message = error instanceof Error ? error.message : String(error);
   return new ProduceError(message, unreachable, error);
 }

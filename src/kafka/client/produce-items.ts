@@ -20,6 +20,9 @@ import type { ClusterMetadata, PartitionInfo } from "./cluster-metadata.ts";
 import type { ConnectionPool } from "./connection-pool.ts";
 import { backoff, isRetriable, sleep, withDeadline } from "./retry.ts";
 
+/** The least time before its deadline that an item is still sent again. */
+const lastAttemptMs = 100;
+
 /** One unit of outcome: records written together to one partition. */
 export interface ProduceItem {
   readonly topic: string;
@@ -85,18 +88,22 @@ export async function produceItems<T extends ProduceItem>(
   let pending = await partitionBatches(run);
   for (let attempt = 0; pending.length > 0; attempt++) {
     await sendAttempt(run, pending);
-    const wait = backoff(attempt);
-    const stopAt = Date.now() + wait;
+    const now = Date.now();
+    // Items with no time left for another attempt are told why the last one failed.
     const next: PartitionBatch[] = [];
+    let wait = backoff(attempt);
     for (const batch of pending) {
       if (batch.done) continue;
-      dropExpired(run, batch, stopAt);
-      if (!batch.done) next.push(batch);
+      dropExpired(run, batch, now + lastAttemptMs);
+      if (batch.done) continue;
+      next.push(batch);
+      // The backoff never skips a batch's last attempt before its deadline.
+      wait = Math.min(wait, batch.deadlineMs - lastAttemptMs - now);
     }
     pending = next;
     if (pending.length === 0) break;
     if (attempt === 0) hooks.retrying?.();
-    await sleep(wait);
+    await sleep(Math.max(0, wait));
     await ctx.metadata.refresh([...new Set(pending.map((b) => b.topic))]).catch(() => {});
   }
   if (run.lingering.length > 0) await Promise.allSettled(run.lingering);
