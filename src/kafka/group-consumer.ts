@@ -25,34 +25,27 @@ import type { TopicPartition } from "./group/consumer-protocol.ts";
 import { groupByTopic } from "./group/consumer-protocol.ts";
 import { createCoordinatorLink } from "./group/coordinator-link.ts";
 import { joinGroup, type MemberIdentity } from "./group/group-join.ts";
-import {
-  type CommitOffset,
-  commitOffsets,
-  fetchCommittedOffsets,
-  positionKey,
-} from "./group/group-offsets.ts";
+import { type CommitOffset, fetchCommittedOffsets, positionKey } from "./group/group-offsets.ts";
 import { startHeartbeats } from "./group/heartbeat-loop.ts";
+import { createCommitter } from "./group/member-commits.ts";
+import { memberUnreadyReasons } from "./group/member-readiness.ts";
 import {
   type MembershipReaction,
   membershipReaction,
   needsRejoin,
 } from "./group/membership-reaction.ts";
+import { type ConsumedRecord, createRecordHandoff } from "./group/record-handoff.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./protocol/errors.ts";
-import { type FetchedRecord, utf8 } from "./protocol/record-codec.ts";
-import type { RecordHeader } from "./record-contract.ts";
 
+// What west uses of the member's parts, so that it imports only this module.
 export type { TopicPartition } from "./group/consumer-protocol.ts";
 export type { CommitOffset } from "./group/group-offsets.ts";
-
-/** A consumed record in the contract's terms (`value: null` is a tombstone). */
-export interface ConsumedRecord extends TopicPartition {
-  offset: bigint;
-  key: string | null;
-  value: Uint8Array | null;
-  headers: RecordHeader[];
-  timestampMs: number;
-}
+export {
+  type ConsumedRecord,
+  isRebalancing,
+  RebalancingError,
+} from "./group/record-handoff.ts";
 
 /** Where a member reports what keeps it from serving (ReadinessPart's `watch`). */
 export interface ReadinessWatch {
@@ -127,12 +120,6 @@ export interface GroupConsumer {
   close(): Promise<void>;
 }
 
-/** Thrown by `keepAlive` while the group rebalances (`type` as kafkajs names it). */
-export class RebalancingError extends Error {
-  override name = "RebalancingError";
-  readonly type = "REBALANCE_IN_PROGRESS";
-}
-
 /** Where the member is: consuming, joining (no assignment read yet), or leaving one. */
 type MemberState = "joining" | "stable" | "revoking";
 
@@ -175,9 +162,6 @@ export async function startGroupConsumer(
   let paused = false;
   let closed = false;
   let wakeRebalance: (() => void) | undefined;
-  // Records are handled one at a time across partitions (and brokers): a promise chain.
-  let handling: Promise<void> = Promise.resolve();
-  const refused = new Map<string, TopicPartition>();
 
   const enter = (next: MemberState) => {
     // Joining and rebalancing count as one stretch of not being settled.
@@ -242,28 +226,22 @@ export async function startGroupConsumer(
 
   const unwatch = opts.readiness?.watch(() => unreadyReasons()) ?? (() => {});
 
-  const unreadyReasons = (): string[] => {
-    if (closed) return [];
-    const now = Date.now();
-    const reasons: string[] = [];
-    const since = now - stateSince;
-    if (state !== "stable" && since >= unreadyAfterMs) {
-      const doing = state === "joining" ? "joining" : "rebalancing";
-      const why = lastProblem ? ` (last problem: ${lastProblem.message})` : "";
-      reasons.push(`consumer group ${groupId} ${doing} for ${seconds(since)} s${why}`);
-    }
-    const silentMs = now - heartbeats.lastAnsweredAt();
-    if (state === "stable" && silentMs > sessionTimeoutMs) {
-      reasons.push(
-        `consumer group ${groupId}: no heartbeat answered for ${seconds(silentMs)} s (the coordinator may have dropped this member)`,
-      );
-    }
-    for (const p of reader?.unplaced() ?? []) {
-      const error = p.error instanceof Error ? p.error.message : String(p.error);
-      reasons.push(`${p.topic}-${p.partition} is assigned but has no position: ${error}`);
-    }
-    return reasons;
-  };
+  const unreadyReasons = (): string[] =>
+    closed
+      ? []
+      : memberUnreadyReasons(
+          {
+            groupId,
+            state,
+            stateSince,
+            lastProblem,
+            heartbeatAnsweredAt: heartbeats.lastAnsweredAt(),
+            sessionTimeoutMs,
+            unreadyAfterMs,
+            unplaced: reader?.unplaced() ?? [],
+          },
+          Date.now(),
+        );
 
   /** Committed offsets, waiting out a coordinator that loads or moves. */
   const committedOffsets = async (parts: TopicPartition[]): Promise<Map<string, number>> => {
@@ -284,49 +262,16 @@ export async function startGroupConsumer(
     }
   };
 
-  const handle = (topic: string, partition: number, records: FetchedRecord[]) => {
-    const myGeneration = member.generation;
-    const current = reader;
-    handling = handling.then(async () => {
-      for (const fetched of records) {
-        if (paused || closed || state !== "stable" || member.generation !== myGeneration) {
-          current?.seek(topic, partition, fetched.offset);
-          return;
-        }
-        const record: ConsumedRecord = {
-          topic,
-          partition,
-          offset: BigInt(fetched.offset),
-          key: fetched.key === null ? null : utf8(fetched.key),
-          value: fetched.value,
-          headers: fetched.headers,
-          timestampMs: fetched.timestamp,
-        };
-        let accepted: boolean | undefined;
-        try {
-          const answer = opts.onRecord(record, keepAlive);
-          accepted = answer instanceof Promise ? await answer : answer;
-        } catch (error) {
-          // Not handled (a rebalance interrupted it): read it again, here or at the new owner.
-          current?.seek(topic, partition, fetched.offset);
-          if (!isRebalancing(error)) logger.error("record handler failed", { groupId, error });
-          return;
-        }
-        if (accepted === false) {
-          const tp = { topic, partition };
-          refused.set(positionKey(topic, partition), tp);
-          current?.pause([tp]);
-          current?.seek(topic, partition, fetched.offset);
-          return;
-        }
-      }
-    });
-    return handling;
-  };
-
-  const keepAlive = async () => {
-    if (state !== "stable") throw new RebalancingError(`group ${groupId} is rebalancing`);
-  };
+  const handoff = createRecordHandoff({
+    groupId,
+    logger,
+    onRecord: opts.onRecord,
+    generation: () => member.generation,
+    mayHand: (generation) =>
+      !paused && !closed && state === "stable" && member.generation === generation,
+    settled: () => state === "stable",
+  });
+  const handle = handoff.handler(() => reader);
 
   let firstJoin: (() => void) | undefined;
   let failFirstJoin: ((error: Error) => void) | undefined;
@@ -352,7 +297,7 @@ export async function startGroupConsumer(
     if (closed) return;
     heartbeats.restart();
     assignment = next;
-    refused.clear();
+    handoff.takeRefused();
     const positions = await committedOffsets(next);
     await opts.onAssignment(next, positions);
     const settled = new Promise<void>((resolve) => (wakeRebalance = resolve));
@@ -390,7 +335,7 @@ export async function startGroupConsumer(
       await settled;
     }
     reader.stop();
-    await handling;
+    await handoff.idle();
     if (closed) return;
     await opts
       .onRebalancing(true)
@@ -453,44 +398,15 @@ export async function startGroupConsumer(
     clearTimeout(timer);
   }
 
-  // Commit failures on the connection are logged once per streak, refusals every time.
-  let commitFailing = false;
-  const commit = async (offsets: readonly CommitOffset[]): Promise<void> => {
-    if (offsets.length === 0 || closed) return;
-    const generation = member.generation;
-    const ref = { groupId, generation, memberId: member.memberId };
-    for (let attempt = 0; ; attempt++) {
-      let answer: Awaited<ReturnType<typeof commitOffsets>>;
-      try {
-        answer = await commitOffsets(link, ref, offsets);
-      } catch (error) {
-        const reaction = membershipReaction(error);
-        react(reaction, generation, `commit: ${errorName(error)}`);
-        // The coordinator moved or the connection dropped: once more, at the one found now.
-        if (reaction === "find-coordinator" && attempt === 0 && !closed) continue;
-        if (!commitFailing) {
-          logger.warn("offset commit failed", { groupId, kafkaError: errorName(error), error });
-        }
-        commitFailing = true;
-        throw error;
-      }
-      commitFailing = false;
-      const refusals = answer.filter((p) => p.error !== 0);
-      const first = refusals[0];
-      if (!first) return;
-      logger.warn("offset commit refused", {
-        groupId,
-        generation,
-        kafkaError: kafkaCodeName(first.error),
-        partitions: refusals.map((p) => `${p.topic}-${p.partition}: ${kafkaCodeName(p.error)}`),
-      });
-      const error = link.refusal(first.error, `commit of ${first.topic}-${first.partition}`);
-      const reaction = membershipReaction(error);
-      react(reaction, generation, `commit: ${kafkaCodeName(first.error)}`);
-      if (reaction === "find-coordinator" && attempt === 0 && !closed) continue;
-      throw error;
-    }
-  };
+  const commit = createCommitter({
+    groupId,
+    link,
+    member,
+    logger,
+    react,
+    errorName,
+    closed: () => closed,
+  });
 
   return {
     assignment: () => assignment,
@@ -499,7 +415,7 @@ export async function startGroupConsumer(
       paused = true;
       reader?.pause(assignment);
     },
-    refused: () => [...refused.values()],
+    refused: () => handoff.refused(),
     async lag() {
       const parts = assignment;
       if (parts.length === 0 || closed) return [];
@@ -521,10 +437,9 @@ export async function startGroupConsumer(
       return out;
     },
     resumeRefused() {
-      if (refused.size === 0 || paused || closed) return;
-      const parts = [...refused.values()];
-      refused.clear();
-      reader?.resume(parts);
+      if (paused || closed) return;
+      const parts = handoff.takeRefused();
+      if (parts.length > 0) reader?.resume(parts);
     },
     unreadyReasons,
     identity: () => ({ ...member }),
@@ -535,7 +450,7 @@ export async function startGroupConsumer(
       unwatch();
       wakeRebalance?.();
       reader?.stop();
-      await handling;
+      await handoff.idle();
       if (member.generation >= 0 && member.memberId) {
         await link
           .call(leaveGroupApi, { groupId, memberId: member.memberId })
@@ -551,27 +466,9 @@ export async function startGroupConsumer(
   };
 }
 
-/** Whether a failure means the group is rebalancing (ours, or kafkajs' error types). */
-export function isRebalancing(err: unknown): boolean {
-  if (err instanceof RebalancingError) return true;
-  if (err instanceof KafkaProtocolError) {
-    return needsRejoin(membershipReaction(err)) || err.code === 16;
-  }
-  const type = (err as { type?: unknown } | null)?.type;
-  return (
-    type === "REBALANCE_IN_PROGRESS" ||
-    type === "NOT_COORDINATOR_FOR_GROUP" ||
-    type === "ILLEGAL_GENERATION"
-  );
-}
-
 /** A failure's name for logs: the Kafka error code's name, else the error's type. */
 function errorName(error: unknown): string {
   if (error instanceof KafkaProtocolError) return kafkaCodeName(error.code);
   if (error instanceof KafkaConnectionError) return error.name;
   return error instanceof Error ? error.name : String(error);
-}
-
-function seconds(ms: number): string {
-  return (ms / 1000).toFixed(1);
 }
