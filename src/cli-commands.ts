@@ -34,6 +34,9 @@ const kafkaOptions = {
   "kafka-servers": { type: "string" },
   "kafka-compression": { type: "string" },
   "kafka-undecodable-batches": { type: "string" },
+  "kafka-session-timeout-ms": { type: "string" },
+  "kafka-heartbeat-interval-ms": { type: "string" },
+  "kafka-rebalance-timeout-ms": { type: "string" },
 } as const;
 const runOptions = {
   ...kafkaOptions,
@@ -47,7 +50,12 @@ const kafkaOptionsText = `  --kafka-compression none|gzip|snappy|lz4|zstd
                                   codec of the batches the gateway produces (default none)
   --kafka-undecodable-batches fail|skip
                                   a batch that cannot be decoded holds its partition (fail,
-                                  the default) or is logged and skipped (docs/compression.md)`;
+                                  the default) or is logged and skipped (docs/compression.md)
+  --kafka-session-timeout-ms N    consumer-group session timeout (default 30000)
+  --kafka-heartbeat-interval-ms N consumer-group heartbeat interval (default 3000)
+  --kafka-rebalance-timeout-ms N  consumer-group rebalance timeout (default 60000)
+                                  (these three replace the kafka client's options.group;
+                                  docs/kafka-client.md)`;
 
 const runOptionsText = `${kafkaOptionsText}
   --ops-port N|off                HTTP/1.1 port for /healthz, /readyz, /metrics

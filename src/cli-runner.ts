@@ -21,7 +21,7 @@ const repeatedSignalMs = 1_000;
 /** What the command line replaces in the kafka client binding. */
 export type KafkaOverrides = Pick<
   LoadConfigOptions,
-  "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches"
+  "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches" | "kafkaGroup"
 >;
 
 export interface RunSettings extends KafkaOverrides {
@@ -46,6 +46,7 @@ export async function loadOrReport(
     ...(kafka.kafkaUndecodableBatches
       ? { kafkaUndecodableBatches: kafka.kafkaUndecodableBatches }
       : {}),
+    ...(kafka.kafkaGroup ? { kafkaGroup: kafka.kafkaGroup } : {}),
   });
   if (!result.ok) {
     for (const error of result.errors) console.error(formatErrorLine(path, error));

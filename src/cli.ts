@@ -25,6 +25,7 @@ import {
   startAll,
 } from "./cli-runner.ts";
 import { formatPipelines } from "./config/format-pipelines.ts";
+import type { KafkaGroupTimings } from "./config/types.ts";
 import { runEmbeddedDefault } from "./embedded-default.ts";
 import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
 import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
@@ -38,6 +39,9 @@ type Options = {
   "kafka-servers"?: string;
   "kafka-compression"?: string;
   "kafka-undecodable-batches"?: string;
+  "kafka-session-timeout-ms"?: string;
+  "kafka-heartbeat-interval-ms"?: string;
+  "kafka-rebalance-timeout-ms"?: string;
   "ops-port"?: string;
   "ephemeral-ports"?: boolean;
   "log-level"?: string;
@@ -194,6 +198,8 @@ function parseRunSettings(values: Options): RunSettings | string {
   ) {
     return `--kafka-undecodable-batches: expected fail or skip, got "${undecodable}"`;
   }
+  const kafkaGroup = parseGroupFlags(values);
+  if (typeof kafkaGroup === "string") return kafkaGroup;
   const grace = values["grace-ms"];
   const graceMs = grace === undefined ? cliDefaults.graceMs : Number(grace);
   if (!Number.isInteger(graceMs) || graceMs < 0) {
@@ -203,6 +209,7 @@ function parseRunSettings(values: Options): RunSettings | string {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
     ...(undecodable ? { kafkaUndecodableBatches: undecodable as UndecodablePolicy } : {}),
+    ...(kafkaGroup ? { kafkaGroup } : {}),
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
@@ -301,4 +308,23 @@ if (isMain) {
       process.exit(1);
     },
   );
+}
+
+/** The --kafka-*-ms group timings; undefined when none is given, a string on a bad value. */
+function parseGroupFlags(values: Options): KafkaGroupTimings | undefined | string {
+  const group: KafkaGroupTimings = {};
+  for (const [flag, key] of [
+    ["kafka-session-timeout-ms", "sessionTimeoutMs"],
+    ["kafka-heartbeat-interval-ms", "heartbeatIntervalMs"],
+    ["kafka-rebalance-timeout-ms", "rebalanceTimeoutMs"],
+  ] as const) {
+    const written = values[flag];
+    if (written === undefined) continue;
+    const ms = Number(written);
+    if (written.trim() === "" || !Number.isInteger(ms) || ms <= 0) {
+      return `--${flag}: expected a number of milliseconds, got "${written}"`;
+    }
+    group[key] = ms;
+  }
+  return Object.keys(group).length > 0 ? group : undefined;
 }

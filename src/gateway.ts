@@ -100,6 +100,8 @@ export async function startGateway(
           callLogLevel,
           // Not ready again while a newly assigned partition's changelog is restored.
           ...(parts.west[i] ? { restoreReadiness: parts.west[i] } : {}),
+          // The group member says on every check whether it is a settled member.
+          ...(parts.west[i] ? { readiness: parts.west[i] } : {}),
         }),
       );
       parts.west[i]?.ready();

@@ -6,6 +6,7 @@
  * ApiVersions); the handler reads the request body and writes the response body.
  */
 import type { Reader, Writer } from "../kafka/protocol/wire.ts";
+import type { PartitionFaults } from "./broker-faults.ts";
 
 /** Facts about this broker that API handlers need (FindCoordinator, Metadata). */
 export interface BrokerInfo {
@@ -26,6 +27,8 @@ export interface RequestContext {
   connectionId: number;
   /** Set by a fault hook: answer with this Kafka error code wherever the response has one. */
   injectedError?: number;
+  /** Set by fault hooks that act on single partitions of an answer (tests only). */
+  partitionFaults?: PartitionFaults;
   broker: BrokerInfo;
   /** Aborted when the connection closes or the broker stops (ends long waits early). */
   signal?: AbortSignal;

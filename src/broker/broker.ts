@@ -122,6 +122,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
 
   const connections = new Set<BrokerConnection>();
   const sockets = new Set<Socket>();
+  const server = options.tls
+    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key })
+    : createServer();
+  const port = await listen(server, options.port ?? 0, host);
   const faults = new FaultState({
     dropConnections: () => {
       for (const socket of sockets) socket.destroy();
@@ -129,12 +133,15 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     pausedChanged: () => {
       for (const connection of connections) connection.pausedChanged();
     },
+    stopListening: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+    startListening: async () => {
+      await listen(server, port, host);
+    },
   });
-
-  const server = options.tls
-    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key })
-    : createServer();
-  const port = await listen(server, options.port ?? 0, host);
   const info: BrokerInfo = {
     nodeId: options.nodeId ?? 1,
     host: advertisedHost(host),

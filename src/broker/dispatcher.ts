@@ -115,6 +115,8 @@ export function createDispatcher(
       };
       const injected = faults.takeInjectedError(apiKey);
       if (injected !== undefined) ctx.injectedError = injected;
+      const partitionFaults = faults.partitionFaults(apiKey);
+      if (partitionFaults !== undefined) ctx.partitionFaults = partitionFaults;
       // ApiVersions answers with header v0 even in its flexible versions, so that a client
       // can parse it before it knows what the broker speaks.
       const flexibleHeader = flexible && apiKey !== ApiKey.ApiVersions;

@@ -25,6 +25,11 @@ import {
   report,
 } from "./decode.ts";
 import {
+  decodeKafkaClientExtensions,
+  type KafkaClientExtensions,
+  kafkaClientExtensionKeys,
+} from "./decode-kafka-client-extensions.ts";
+import {
   decodeKafkaGrpcExtensions,
   kafkaGrpcExtensionKeys,
 } from "./decode-kafka-grpc-extensions.ts";
@@ -617,7 +622,7 @@ export function decodeGrpcKafkaOptions(
 // kafka, kafka-grpc
 
 /** What the kafka client `options` give. */
-interface KafkaClientOptions {
+interface KafkaClientOptions extends KafkaClientExtensions {
   servers?: string[];
   sasl?: SaslOptions;
   compression?: CompressionCodec;
@@ -632,14 +637,15 @@ export function decodeKafkaClientOptions(
 ): KafkaClientOptions {
   if (value === undefined) return {};
   const m = readMapping(ctx, value, path, {
-    keys: ["servers", "sasl", "compression", "undecodable-batches"],
+    keys: ["servers", "sasl", "compression", "undecodable-batches", ...kafkaClientExtensionKeys],
     unsupported: {
       authorization:
         'kafka "authorization" is not supported by this gateway; give credentials under options.sasl (mechanism, username, password)',
     },
   });
   if (!m) return {};
-  const out: KafkaClientOptions = {};
+  // Extensions: group timings and the produce retry maximum (docs/kafka-client.md).
+  const out: KafkaClientOptions = decodeKafkaClientExtensions(ctx, m, path);
   // Extensions: Zilla's kafka client has neither (see docs/compression.md).
   if (has(m, "compression")) {
     const codec = readChoice(ctx, m.compression, childPath(path, "compression"), compressionCodecs);

@@ -13,7 +13,7 @@ import type { ConfigError } from "./config-error.ts";
 import { interpolateEnv } from "./interpolate.ts";
 import { decodeNamespace } from "./schema.ts";
 import { resolveTopology } from "./topology.ts";
-import type { GatewayConfig } from "./types.ts";
+import type { GatewayConfig, KafkaGroupTimings } from "./types.ts";
 import { parseYamlSource, positionOf } from "./yaml-source.ts";
 
 export interface LoadConfigOptions {
@@ -27,6 +27,8 @@ export interface LoadConfigOptions {
   kafkaCompression?: CompressionCodec;
   /** Replaces its `undecodable-batches` (`--kafka-undecodable-batches`). */
   kafkaUndecodableBatches?: UndecodablePolicy;
+  /** Replaces its group timings (`--kafka-session-timeout-ms` and the like). */
+  kafkaGroup?: KafkaGroupTimings;
 }
 
 export type LoadConfigResult =
@@ -73,6 +75,7 @@ export async function parseConfig(
     ...(opts.kafkaUndecodableBatches
       ? { kafkaUndecodableBatches: opts.kafkaUndecodableBatches }
       : {}),
+    ...(opts.kafkaGroup ? { kafkaGroup: opts.kafkaGroup } : {}),
   });
   if (ctx.errors.length === 0 && config) return { ok: true, config };
   return { ok: false, errors: placeErrors(ctx.errors, source.positions) };

@@ -60,6 +60,7 @@ import type {
   FetchWith,
   GrpcKafkaOptions,
   HttpCredentials,
+  KafkaGroupTimings,
   KafkaGrpcOptions,
   ProduceWith,
   SaslOptions,
@@ -162,6 +163,8 @@ export interface KafkaClient extends BindingBase {
   sasl?: SaslOptions;
   compression?: CompressionCodec;
   undecodableBatches?: UndecodablePolicy;
+  group?: KafkaGroupTimings;
+  produceRetryMaxMs?: number;
   routes: RouteBase[];
 }
 export interface KafkaGrpcWhenModel {

@@ -8,6 +8,7 @@ import type { ServiceRegistry } from "../service-registry.ts";
 import type { ConfigError } from "./config-error.ts";
 import type { PemCertificate } from "./keystore.ts";
 import type { Namespace, Store } from "./schema.ts";
+import type { KafkaGroupTimings } from "./types.ts";
 
 export interface TopologyOptions {
   /** Directory that catalog and vault paths are relative to (the config file's). */
@@ -19,6 +20,8 @@ export interface TopologyOptions {
   kafkaCompression?: CompressionCodec;
   /** Replaces the kafka client's `undecodable-batches` (`--kafka-undecodable-batches`). */
   kafkaUndecodableBatches?: UndecodablePolicy;
+  /** Replaces group timings of the kafka client (`--kafka-session-timeout-ms` and the like). */
+  kafkaGroup?: KafkaGroupTimings;
 }
 
 /** Records a problem at `path`; returns undefined so that a step can `return fail(...)`. */

@@ -9,7 +9,7 @@ import type { KafkaClient, Role, TcpClient } from "./schema.ts";
 import type { TopologyContext } from "./topology-context.ts";
 import type { Links } from "./topology-links.ts";
 import type { TlsResolver } from "./topology-tls.ts";
-import type { KafkaClientConfig } from "./types.ts";
+import { defaultKafkaGroupTimings, type KafkaClientConfig } from "./types.ts";
 
 export interface KafkaClientFinder {
   /** The kafka clients reached so far, by name. */
@@ -78,6 +78,17 @@ export function resolveKafkaCluster(
     if (compression && compression !== "none") out.compression = compression;
     const undecodable = opts.kafkaUndecodableBatches ?? k.undecodableBatches;
     if (undecodable) out.undecodableBatches = undecodable;
+    const group = { ...k.group, ...opts.kafkaGroup };
+    if (Object.keys(group).length > 0) out.group = group;
+    if (k.produceRetryMaxMs !== undefined) out.produceRetryMaxMs = k.produceRetryMaxMs;
+    const session = group.sessionTimeoutMs ?? defaultKafkaGroupTimings.sessionTimeoutMs;
+    const heartbeat = group.heartbeatIntervalMs ?? defaultKafkaGroupTimings.heartbeatIntervalMs;
+    if (heartbeat >= session) {
+      fail(
+        childPath(childPath(k.path, "options"), "group"),
+        `the heartbeat interval (${heartbeat} ms) must be below the session timeout (${session} ms), usually a third of it; set group.heartbeat-interval-ms or group.session-timeout-ms (or --kafka-heartbeat-interval-ms / --kafka-session-timeout-ms)`,
+      );
+    }
     let tcp = next(k, ["tls.client", "tcp.client"]);
     if (tcp?.role === "tls.client") {
       const tls = clientTls(tcp);

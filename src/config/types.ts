@@ -50,7 +50,31 @@ export interface KafkaClientConfig {
   compression?: CompressionCodec;
   /** What a batch that cannot be decoded does (extension `options.undecodable-batches`; default fail). */
   undecodableBatches?: UndecodablePolicy;
+  /** Consumer-group timings (extension `options.group`; unset: `defaultKafkaGroupTimings`). */
+  group?: KafkaGroupTimings;
+  /** The longest a produced record is retried (extension `options.produce.retry-max-ms`; default 60 s). */
+  produceRetryMaxMs?: number;
 }
+
+/** How a consumer-group member times its membership (docs/kafka-client.md). */
+export interface KafkaGroupTimings {
+  /** How long the coordinator keeps a member that sends no heartbeat. */
+  sessionTimeoutMs?: number;
+  /** How often a member sends one (below the session timeout, usually a third of it). */
+  heartbeatIntervalMs?: number;
+  /** How long the coordinator waits for every member to rejoin in a rebalance. */
+  rebalanceTimeoutMs?: number;
+  /** How long a member may be joining or rebalancing before /readyz answers 503. */
+  unreadyAfterMs?: number;
+}
+
+/** The group timings where neither zilla.yaml nor a CLI flag sets them. */
+export const defaultKafkaGroupTimings: Required<KafkaGroupTimings> = {
+  sessionTimeoutMs: 30_000,
+  heartbeatIntervalMs: 3_000,
+  rebalanceTimeoutMs: 60_000,
+  unreadyAfterMs: 10_000,
+};
 
 /** One listening socket of the north front door (tcp server + optional tls server). */
 export interface NorthListener {

@@ -419,8 +419,12 @@ describe("faults", () => {
     broker.faults.dropConnections();
     await fill(topic, 2, "b", 3);
     await waitFor(() => m.seen.length === 12, "the records after the drop");
+    const before = m.consumer.identity();
     broker.faults.failNext(ApiKey.Heartbeat, 1, 16); // NOT_COORDINATOR
-    await waitFor(() => m.assignments.length >= 2, "a rejoin");
+    await waitFor(
+      () => m.warnings.some((w) => w.includes("NOT_COORDINATOR")),
+      "the refused heartbeat",
+    );
     await fill(topic, 2, "c", 3);
     await waitFor(() => m.seen.length >= 18, "the records after the coordinator moved");
     await sleep(500);
@@ -428,6 +432,9 @@ describe("faults", () => {
     expect(seen).toHaveLength(18);
     expect(new Set(seen).size).toBe(18);
     expect(m.consumer.assignment()).toHaveLength(2);
+    // The coordinator was found again: same member, same generation, no rejoin.
+    expect(m.consumer.identity()).toEqual(before);
+    expect(m.assignments).toHaveLength(1);
   });
 
   it("assigns every partition when the leader's metadata is briefly unavailable", async () => {

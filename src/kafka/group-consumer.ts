@@ -3,43 +3,54 @@
  * the standard consumer group protocol (FindCoordinator, JoinGroup, SyncGroup with the
  * leader assigning partitions, Heartbeat, OffsetFetch/OffsetCommit, LeaveGroup), with
  * "consumer" protocol metadata, so other Kafka consumers can share or inspect the group.
+ * The parts live in src/kafka/group/: the coordinator link, joining, heartbeats, offsets,
+ * the assignor, and how each failure is reacted to (as Kafka's Java consumer does).
  *
  * Records are handed over one at a time, in partition order, and offsets are committed only
  * when the caller says. A record the caller refuses (it has no room for it now) pauses its
  * partition: the record and those after it are read again once the caller resumes the
- * refused partitions. Heartbeats run on their own timer, so a slow record never costs the
- * membership; when the group rebalances, records stop, the caller gets `onRebalancing` and
- * the member rejoins only after it has settled (its commits go out under the old generation).
+ * refused partitions. When the group rebalances, records stop, the caller gets
+ * `onRebalancing` and the member rejoins only after it has settled (its commits go out under
+ * the old generation). A coordinator that stops answering is found again without a rejoin:
+ * records keep coming from the partition leaders meanwhile.
  */
 
+import { defaultKafkaGroupTimings } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
-import { backoff, brokerAddress, KafkaCluster, type Lane } from "./client/kafka-cluster.ts";
+import { leaveGroupApi } from "./client/apis/leave-group.ts";
+import { KafkaCluster } from "./client/kafka-cluster.ts";
 import { type PartitionReader, startPartitionReader } from "./client/partition-reader.ts";
-import type { WireConnection } from "./client/wire-connection.ts";
+import { backoff, sleep } from "./client/retry.ts";
+import type { TopicPartition } from "./group/consumer-protocol.ts";
+import { groupByTopic } from "./group/consumer-protocol.ts";
+import { createCoordinatorLink } from "./group/coordinator-link.ts";
+import { joinGroup, type MemberIdentity } from "./group/group-join.ts";
+import { type CommitOffset, fetchCommittedOffsets, positionKey } from "./group/group-offsets.ts";
+import { startHeartbeats } from "./group/heartbeat-loop.ts";
+import { createCommitter } from "./group/member-commits.ts";
+import { memberUnreadyReasons } from "./group/member-readiness.ts";
+import {
+  type MembershipReaction,
+  membershipReaction,
+  needsRejoin,
+} from "./group/membership-reaction.ts";
+import { type ConsumedRecord, createRecordHandoff } from "./group/record-handoff.ts";
 import type { Kafka } from "./kafka-client.ts";
-import { ApiKey } from "./protocol/api-keys.ts";
 import { KafkaConnectionError, KafkaProtocolError, kafkaCodeName } from "./protocol/errors.ts";
-import { type FetchedRecord, utf8 } from "./protocol/record-codec.ts";
-import { Reader, Writer } from "./protocol/wire.ts";
-import type { RecordHeader } from "./record-contract.ts";
 
-export interface TopicPartition {
-  topic: string;
-  partition: number;
-}
+// What west uses of the member's parts, so that it imports only this module.
+export type { TopicPartition } from "./group/consumer-protocol.ts";
+export type { CommitOffset } from "./group/group-offsets.ts";
+export {
+  type ConsumedRecord,
+  isRebalancing,
+  RebalancingError,
+} from "./group/record-handoff.ts";
 
-/** A consumed record in the contract's terms (`value: null` is a tombstone). */
-export interface ConsumedRecord extends TopicPartition {
-  offset: bigint;
-  key: string | null;
-  value: Uint8Array | null;
-  headers: RecordHeader[];
-  timestampMs: number;
-}
-
-/** The next offset to read, per partition. */
-export interface CommitOffset extends TopicPartition {
-  offset: bigint;
+/** Where a member reports what keeps it from serving (ReadinessPart's `watch`). */
+export interface ReadinessWatch {
+  /** Adds reasons asked for on every check; returns a function that removes them. */
+  watch(reasons: () => readonly string[]): () => void;
 }
 
 export interface GroupConsumerOptions {
@@ -62,8 +73,8 @@ export interface GroupConsumerOptions {
   onRebalancing(canWait: boolean): Promise<void>;
   /**
    * The member's assignment after each join (possibly empty), with the group's committed
-   * offsets ("topic\0partition" → next offset to read; absent: none). A returned promise
-   * holds the first fetch of the assignment until it settles (state to restore first).
+   * offsets (`positionKey` → next offset to read; absent: none). A returned promise holds
+   * the first fetch of the assignment until it settles (state to restore first).
    */
   onAssignment(
     assignment: TopicPartition[],
@@ -72,12 +83,17 @@ export interface GroupConsumerOptions {
   logger: Logger;
   /** Where a group without committed offsets starts (default true: no request is lost). */
   fromBeginning?: boolean;
+  /** Unset: the Kafka handle's `group` timings, else `defaultKafkaGroupTimings`. */
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   rebalanceTimeoutMs?: number;
+  /** How long joining or rebalancing may last before readiness says so (default 10 s). */
+  unreadyAfterMs?: number;
   maxWaitTimeMs?: number;
   /** Give up on the first join after this long (default 60 s). */
   joinTimeoutMs?: number;
+  /** Told, on every readiness check, why this member cannot serve now. */
+  readiness?: ReadinessWatch;
 }
 
 export interface GroupConsumer {
@@ -96,25 +112,16 @@ export interface GroupConsumer {
    * past the log start when nothing is committed yet).
    */
   lag(): Promise<{ topic: string; partition: number; lag: number }[]>;
+  /** Why the member cannot serve now (empty when it can): what readiness reports. */
+  unreadyReasons(): string[];
+  /** The member's id and generation now (for logs and tests). */
+  identity(): Readonly<MemberIdentity>;
   /** Leaves the group and disconnects. */
   close(): Promise<void>;
 }
 
-/** Thrown by `keepAlive` while the group rebalances (`type` as kafkajs names it). */
-export class RebalancingError extends Error {
-  override name = "RebalancingError";
-  readonly type = "REBALANCE_IN_PROGRESS";
-}
-
-// Assignors offered, in order of preference. All three use the standard consumer protocol
-// format; "RoundRobinAssigner" is the name kafkajs gives round robin, so members of earlier
-// gateway versions (kafkajs) and this one can share a group during a rolling upgrade.
-const assignors = ["range", "roundrobin", "RoundRobinAssigner"] as const;
-
-const rebalanceCodes = new Set([22, 25, 27]); // ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS
-const coordinatorCodes = new Set([14, 15, 16]); // load in progress, not available, not coordinator
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Where the member is: consuming, joining (no assignment read yet), or leaving one. */
+type MemberState = "joining" | "stable" | "revoking";
 
 /** Joins the group and resolves once the member has its first assignment. */
 export async function startGroupConsumer(
@@ -122,291 +129,149 @@ export async function startGroupConsumer(
   opts: GroupConsumerOptions,
 ): Promise<GroupConsumer> {
   const { groupId, logger } = opts;
-  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 30_000;
-  const heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 3_000;
-  const rebalanceTimeoutMs = opts.rebalanceTimeoutMs ?? 60_000;
+  const configured = kafka.group ?? {};
+  const sessionTimeoutMs =
+    opts.sessionTimeoutMs ??
+    configured.sessionTimeoutMs ??
+    defaultKafkaGroupTimings.sessionTimeoutMs;
+  const heartbeatIntervalMs =
+    opts.heartbeatIntervalMs ??
+    configured.heartbeatIntervalMs ??
+    defaultKafkaGroupTimings.heartbeatIntervalMs;
+  const rebalanceTimeoutMs =
+    opts.rebalanceTimeoutMs ??
+    configured.rebalanceTimeoutMs ??
+    defaultKafkaGroupTimings.rebalanceTimeoutMs;
+  const unreadyAfterMs =
+    opts.unreadyAfterMs ?? configured.unreadyAfterMs ?? defaultKafkaGroupTimings.unreadyAfterMs;
   const cluster = new KafkaCluster(kafka.wire);
+  const link = createCoordinatorLink(cluster, groupId);
+  const member: MemberIdentity = { memberId: "", generation: -1 };
 
-  let memberId = "";
-  let generation = -1;
-  let coordinator: number | undefined;
+  let state: MemberState = "joining";
+  /** When the member last became, or stopped being, stable. */
+  let stateSince = Date.now();
+  /** JoinGroup/SyncGroup under way (heartbeats wait: the join keeps the member alive). */
+  let inJoin = false;
+  /** A rejoin asked for while the current generation was still being set up. */
+  let rejoinRequested = false;
+  /** Why the last join or heartbeat failed, for readiness and the start-up error. */
+  let lastProblem: Error | undefined;
   let assignment: TopicPartition[] = [];
   let reader: PartitionReader | undefined;
   let paused = false;
   let closed = false;
-  let rebalancing = false;
-  // JoinGroup/SyncGroup under way: the rebalance in progress is this one (heartbeats pause,
-  // and REBALANCE_IN_PROGRESS answers to commits must not start another round after it).
-  let joining = false;
   let wakeRebalance: (() => void) | undefined;
-  // Records are handled one at a time across partitions (and brokers): a promise chain.
-  let handling: Promise<void> = Promise.resolve();
-  const refused = new Map<string, TopicPartition>();
 
-  const triggerRebalance = (why: string) => {
-    if (rebalancing || joining || closed) return;
-    logger.debug("consumer group rebalancing", { groupId, why });
-    rebalancing = true;
-    wakeRebalance?.();
+  const enter = (next: MemberState) => {
+    // Joining and rebalancing count as one stretch of not being settled.
+    if ((state === "stable") !== (next === "stable")) stateSince = Date.now();
+    state = next;
   };
 
-  const coordinatorConnection = async (lane: Lane): Promise<WireConnection> => {
-    if (coordinator === undefined) {
-      const connection = await cluster.anyBroker();
-      const version = connection.version(ApiKey.FindCoordinator, 1, 2);
-      const r = await connection.request(ApiKey.FindCoordinator, version, (w) =>
-        w.string(groupId).int8(0),
-      );
-      r.int32(); // throttle
-      const error = r.int16();
-      const message = r.nullableString();
-      const node = r.int32();
-      const host = r.string();
-      const port = r.int32();
-      if (error !== 0) {
-        throw new KafkaProtocolError(
-          error,
-          `no coordinator for group ${groupId}: ${kafkaCodeName(error)}${message ? ` (${message})` : ""}`,
+  /**
+   * Applies a failed request's reaction, if it is about the member's current generation:
+   * resets what the answer invalidated and starts a rejoin where one is needed.
+   */
+  const react = (reaction: MembershipReaction, generation: number, why: string) => {
+    if (closed || generation !== member.generation) return;
+    if (reaction === "find-coordinator") link.forget();
+    if (reaction === "reset-member") {
+      member.memberId = "";
+      member.generation = -1;
+    } else if (reaction === "reset-generation") {
+      member.generation = -1;
+    }
+    if (!needsRejoin(reaction)) return;
+    if (state === "stable") {
+      logger.info("consumer group rebalancing", { groupId, why });
+      enter("revoking");
+      wakeRebalance?.();
+    } else {
+      rejoinRequested = true;
+    }
+  };
+
+  const heartbeats = startHeartbeats({
+    groupId,
+    link,
+    member,
+    intervalMs: heartbeatIntervalMs,
+    // During JoinGroup and SyncGroup the join itself keeps the member alive; after them
+    // (restoring state, placing partitions) heartbeats go on.
+    active: () => !closed && !inJoin,
+    onFailure(error, reaction, generation) {
+      lastProblem = error;
+      if (needsRejoin(reaction)) {
+        react(reaction, generation, `heartbeat: ${errorName(error)}`);
+        return;
+      }
+      // The membership stands: the next heartbeat finds the coordinator again.
+      react(reaction, generation, "heartbeat");
+      logger.warn("consumer group heartbeat failed; keeping the membership", {
+        groupId,
+        memberId: member.memberId,
+        generation: member.generation,
+        kafkaError: errorName(error),
+        error,
+      });
+    },
+    onRecovered() {
+      logger.info("consumer group heartbeat answered again", {
+        groupId,
+        generation: member.generation,
+      });
+    },
+  });
+
+  const unwatch = opts.readiness?.watch(() => unreadyReasons()) ?? (() => {});
+
+  const unreadyReasons = (): string[] =>
+    closed
+      ? []
+      : memberUnreadyReasons(
+          {
+            groupId,
+            state,
+            stateSince,
+            lastProblem,
+            heartbeatAnsweredAt: heartbeats.lastAnsweredAt(),
+            sessionTimeoutMs,
+            unreadyAfterMs,
+            unplaced: reader?.unplaced() ?? [],
+          },
+          Date.now(),
         );
-      }
-      cluster.addBroker(node, brokerAddress(host, port));
-      coordinator = node;
-    }
-    return cluster.connection(coordinator, lane);
-  };
 
-  /** A group request to the coordinator; a coordinator error forgets the coordinator. */
-  const groupRequest = async (
-    apiKey: number,
-    min: number,
-    max: number,
-    body: (w: Writer, version: number) => void,
-    extraWaitMs = 0,
-  ): Promise<{ r: Reader; version: number }> => {
-    // The coordinator holds JoinGroup and SyncGroup until the group settles and answers a
-    // connection's requests in order: heartbeats, commits and offset reads queued behind
-    // them would time out (and take the join down with the connection). They go apart.
-    const lane = apiKey === ApiKey.JoinGroup || apiKey === ApiKey.SyncGroup ? "group" : "main";
-    const connection = await coordinatorConnection(lane);
-    const version = connection.version(apiKey, min, max);
-    try {
-      const r = await connection.request(apiKey, version, (w) => body(w, version), extraWaitMs);
-      return { r, version };
-    } catch (error) {
-      if (error instanceof KafkaConnectionError) coordinator = undefined;
-      throw error;
-    }
-  };
-
-  const checkGroupError = (error: number, what: string) => {
-    if (error === 0) return;
-    if (coordinatorCodes.has(error)) coordinator = undefined;
-    if (error === 25) memberId = "";
-    throw new KafkaProtocolError(error, `${what} for group ${groupId}: ${kafkaCodeName(error)}`);
-  };
-
-  const join = async (): Promise<TopicPartition[]> => {
-    for (;;) {
-      const subscription = encodeSubscription(opts.topics);
-      const { r, version } = await groupRequest(
-        ApiKey.JoinGroup,
-        2,
-        5,
-        (w, version) => {
-          w.string(groupId).int32(sessionTimeoutMs).int32(rebalanceTimeoutMs).string(memberId);
-          if (version >= 5) w.nullableString(null);
-          w.string("consumer");
-          w.array(assignors, (w, name) => w.string(name).bytes(subscription));
-        },
-        rebalanceTimeoutMs,
-      );
-      r.int32(); // throttle
-      const error = r.int16();
-      const gen = r.int32();
-      const protocol = r.string();
-      const leader = r.string();
-      const me = r.string();
-      const members = r.array((r) => {
-        const id = r.string();
-        if (version >= 5) r.nullableString();
-        return { id, topics: decodeSubscription(r.bytes()) };
-      });
-      if (error === 79) {
-        // MEMBER_ID_REQUIRED: the broker named us; join again under that id.
-        memberId = me;
-        continue;
-      }
-      checkGroupError(error, "join");
-      memberId = me;
-      generation = gen;
-      const plan = leader === me ? await assign(protocol, members) : [];
-      const synced = await groupRequest(ApiKey.SyncGroup, 1, 3, (w, version) => {
-        w.string(groupId).int32(generation).string(memberId);
-        if (version >= 3) w.nullableString(null);
-        w.array(plan, (w, [member, bytes]) => w.string(member).bytes(bytes));
-      });
-      synced.r.int32(); // throttle
-      checkGroupError(synced.r.int16(), "sync");
-      return decodeAssignment(synced.r.bytes());
-    }
-  };
-
-  /** The leader's plan: every subscribed partition to one member, range or round robin. */
-  const assign = async (
-    protocol: string,
-    members: { id: string; topics: string[] }[],
-  ): Promise<[string, Uint8Array][]> => {
-    const topics = [...new Set(members.flatMap((m) => m.topics))].sort();
-    await cluster.refresh(topics).catch(() => {});
-    const plan = new Map<string, TopicPartition[]>(members.map((m) => [m.id, []]));
-    const ids = members.map((m) => m.id).sort();
-    let turn = 0;
-    for (const topic of topics) {
-      // A topic left out here stays unread until the next rebalance: wait out what a
-      // cluster answers while it creates a topic or moves leaders.
-      const count = (
-        await cluster
-          .partitionsWithin(topic, Date.now() + cluster.settings.retryTimeoutMs)
-          .catch((error: unknown) => {
-            logger.warn("no partitions to assign for a subscribed topic", {
-              groupId,
-              topic,
-              error,
-            });
-            return [];
-          })
-      ).length;
-      const takers = ids.filter((id) => members.find((m) => m.id === id)?.topics.includes(topic));
-      if (takers.length === 0) continue;
-      for (let p = 0; p < count; p++) {
-        const member =
-          protocol === "range"
-            ? takers[rangeOwner(p, count, takers.length)]
-            : takers[turn++ % takers.length];
-        plan.get(member as string)?.push({ topic, partition: p });
-      }
-    }
-    return [...plan].map(([id, parts]) => [id, encodeAssignment(parts)]);
-  };
-
+  /** Committed offsets, waiting out a coordinator that loads or moves. */
   const committedOffsets = async (parts: TopicPartition[]): Promise<Map<string, number>> => {
-    const out = new Map<string, number>();
-    if (parts.length === 0) return out;
-    const byTopic = groupByTopic(parts);
-    const { r, version } = await groupRequest(ApiKey.OffsetFetch, 1, 5, (w) => {
-      w.string(groupId);
-      w.array([...byTopic], (w, [topic, list]) => {
-        w.string(topic).array(list, (w, p) => w.int32(p));
-      });
-    });
-    if (version >= 3) r.int32(); // throttle
-    const topics = r.int32();
-    for (let t = 0; t < topics; t++) {
-      const topic = r.string();
-      const count = r.int32();
-      for (let i = 0; i < count; i++) {
-        const partition = r.int32();
-        const offset = Number(r.int64());
-        if (version >= 5) r.int32(); // leader epoch
-        r.nullableString(); // metadata
-        checkGroupError(r.int16(), `committed offset of ${topic}-${partition}`);
-        if (offset >= 0) out.set(`${topic}\0${partition}`, offset);
-      }
-    }
-    if (version >= 2) checkGroupError(r.int16(), "offset fetch");
-    return out;
-  };
-
-  /** committedOffsets, waiting out a coordinator that loads or moves (a failure costs a rejoin). */
-  const committedOffsetsRetrying = async (
-    parts: TopicPartition[],
-  ): Promise<Map<string, number>> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await committedOffsets(parts);
+        return await fetchCommittedOffsets(link, groupId, parts);
       } catch (error) {
-        const retriable =
-          error instanceof KafkaConnectionError ||
-          (error instanceof KafkaProtocolError && coordinatorCodes.has(error.code));
-        if (!retriable || attempt >= 5 || closed) throw error;
+        const reaction = membershipReaction(error);
+        const retry = reaction === "retry" || reaction === "find-coordinator";
+        if (!retry || attempt >= 5 || closed) throw error;
+        logger.info("reading committed offsets failed; retrying", {
+          groupId,
+          kafkaError: errorName(error),
+          error,
+        });
         await sleep(backoff(attempt));
       }
     }
   };
 
-  const handle = (topic: string, partition: number, records: FetchedRecord[]) => {
-    const myGeneration = generation;
-    const current = reader;
-    handling = handling.then(async () => {
-      for (const fetched of records) {
-        if (paused || closed || rebalancing || generation !== myGeneration) {
-          current?.seek(topic, partition, fetched.offset);
-          return;
-        }
-        const record: ConsumedRecord = {
-          topic,
-          partition,
-          offset: BigInt(fetched.offset),
-          key: fetched.key === null ? null : utf8(fetched.key),
-          value: fetched.value,
-          headers: fetched.headers,
-          timestampMs: fetched.timestamp,
-        };
-        let accepted: boolean | undefined;
-        try {
-          const answer = opts.onRecord(record, keepAlive);
-          accepted = answer instanceof Promise ? await answer : answer;
-        } catch (error) {
-          // Not handled (a rebalance interrupted it): read it again, here or at the new owner.
-          current?.seek(topic, partition, fetched.offset);
-          if (!isRebalancing(error)) logger.error("record handler failed", { groupId, error });
-          return;
-        }
-        if (accepted === false) {
-          const tp = { topic, partition };
-          refused.set(`${topic}\0${partition}`, tp);
-          current?.pause([tp]);
-          current?.seek(topic, partition, fetched.offset);
-          return;
-        }
-      }
-    });
-    return handling;
-  };
-
-  const keepAlive = async () => {
-    if (rebalancing) throw new RebalancingError(`group ${groupId} is rebalancing`);
-  };
-
-  // One heartbeat at a time: a slow coordinator must not collect a queue of them.
-  let heartbeating = false;
-  const heartbeat = setInterval(() => {
-    if (closed || rebalancing || joining || heartbeating) return;
-    if (generation < 0 || coordinator === undefined) return;
-    const sent = generation;
-    heartbeating = true;
-    groupRequest(ApiKey.Heartbeat, 0, 3, (w, version) => {
-      w.string(groupId).int32(generation).string(memberId);
-      if (version >= 3) w.nullableString(null);
-    })
-      .then(({ r, version }) => {
-        // An answer about a generation the member has since left says nothing about this one.
-        if (generation !== sent) return;
-        if (version >= 1) r.int32(); // throttle
-        const error = r.int16();
-        if (error === 0) return;
-        if (error === 25) memberId = "";
-        if (coordinatorCodes.has(error)) coordinator = undefined;
-        triggerRebalance(kafkaCodeName(error));
-      })
-      .catch((error: unknown) => {
-        if (generation === sent) triggerRebalance(`heartbeat failed: ${(error as Error).message}`);
-      })
-      .finally(() => {
-        heartbeating = false;
-      });
-  }, heartbeatIntervalMs);
-  heartbeat.unref?.();
+  const handoff = createRecordHandoff({
+    groupId,
+    logger,
+    onRecord: opts.onRecord,
+    generation: () => member.generation,
+    mayHand: (generation) =>
+      !paused && !closed && state === "stable" && member.generation === generation,
+    settled: () => state === "stable",
+  });
+  const handle = handoff.handler(() => reader);
 
   let firstJoin: (() => void) | undefined;
   let failFirstJoin: ((error: Error) => void) | undefined;
@@ -414,65 +279,92 @@ export async function startGroupConsumer(
     firstJoin = resolve;
     failFirstJoin = reject;
   });
-  // Why the first join has not succeeded yet, for the start-up error.
-  let lastFailure: Error | undefined;
+
+  /** Joins, reads the assignment until the group rebalances, and hands over; once. */
+  const serveOneGeneration = async () => {
+    enter("joining");
+    rejoinRequested = false;
+    inJoin = true;
+    const next = await joinGroup(cluster, link, member, {
+      groupId,
+      topics: opts.topics,
+      sessionTimeoutMs,
+      rebalanceTimeoutMs,
+      logger,
+    }).finally(() => {
+      inJoin = false;
+    });
+    if (closed) return;
+    heartbeats.restart();
+    assignment = next;
+    handoff.takeRefused();
+    const positions = await committedOffsets(next);
+    await opts.onAssignment(next, positions);
+    const settled = new Promise<void>((resolve) => (wakeRebalance = resolve));
+    reader = await startPartitionReader({
+      cluster,
+      topics: opts.topics,
+      assigned: next,
+      positions,
+      start: opts.fromBeginning === false ? "latest" : "earliest",
+      maxWaitMs: opts.maxWaitTimeMs ?? 1_000,
+      partitionMaxBytes: 1024 * 1024,
+      maxBytes: 10 * 1024 * 1024,
+      onRecords: handle,
+      onProblem: (message, error) =>
+        logger.warn(`west consumer: ${message}`, { groupId, kafkaError: errorName(error), error }),
+      // Held: no record of the partition past the batch is handled, so none is committed.
+      ...(kafka.undecodable
+        ? { undecodable: kafka.undecodable.reporter(`west group ${groupId}`) }
+        : {}),
+    });
+    if (paused) reader.pause(next);
+    if (rejoinRequested) {
+      // Asked for while this generation was being set up: its records are never handed on.
+      enter("revoking");
+    } else {
+      enter("stable");
+      lastProblem = undefined;
+      firstJoin?.();
+      logger.info("consumer group joined", {
+        groupId,
+        memberId: member.memberId,
+        generation: member.generation,
+        partitions: next.length,
+      });
+      await settled;
+    }
+    reader.stop();
+    await handoff.idle();
+    if (closed) return;
+    await opts
+      .onRebalancing(true)
+      .catch((error: unknown) => logger.warn("commit before rebalance failed", { groupId, error }));
+  };
 
   const run = async () => {
     for (let failures = 0; !closed; ) {
       try {
-        rebalancing = false;
-        joining = true;
-        const next = await join().finally(() => {
-          joining = false;
-        });
-        if (closed) return;
-        assignment = next;
-        refused.clear();
-        const positions = await committedOffsetsRetrying(next);
-        await opts.onAssignment(next, positions);
-        const settled = new Promise<void>((resolve) => (wakeRebalance = resolve));
-        if (rebalancing) wakeRebalance?.();
-        reader = await startPartitionReader({
-          cluster,
-          topics: opts.topics,
-          assigned: next,
-          positions,
-          start: opts.fromBeginning === false ? "latest" : "earliest",
-          maxWaitMs: opts.maxWaitTimeMs ?? 1_000,
-          partitionMaxBytes: 1024 * 1024,
-          maxBytes: 10 * 1024 * 1024,
-          onRecords: handle,
-          onProblem: (message, error) =>
-            logger.warn(`west consumer: ${message}`, { groupId, error }),
-          // Held: no record of the partition past the batch is handled, so none is committed.
-          ...(kafka.undecodable
-            ? { undecodable: kafka.undecodable.reporter(`west group ${groupId}`) }
-            : {}),
-        });
-        if (paused) reader.pause(next);
+        await serveOneGeneration();
         failures = 0;
-        firstJoin?.();
-        await settled;
-        reader.stop();
-        await handling;
-        if (closed) return;
-        await opts
-          .onRebalancing(true)
-          .catch((error: unknown) =>
-            logger.warn("commit before rebalance failed", { groupId, error }),
-          );
       } catch (error) {
         reader?.stop();
         reader = undefined;
         if (closed) return;
-        const routine = error instanceof KafkaProtocolError && rebalanceCodes.has(error.code);
-        lastFailure = error as Error;
-        // No version in common with the broker: retrying cannot help, so start-up fails now.
-        if (error instanceof KafkaProtocolError && error.code === 35) failFirstJoin?.(error);
-        if (!routine) {
-          logger.warn("consumer group join failed; retrying", { groupId, error });
-          await sleep(backoff(failures++));
+        lastProblem = error as Error;
+        const reaction = membershipReaction(error);
+        react(reaction, member.generation, `join: ${errorName(error)}`);
+        if (reaction === "fatal") failFirstJoin?.(error as Error);
+        const fields = { groupId, kafkaError: errorName(error), error };
+        // A rebalance under way answers joins that way: join again at once, the first time.
+        if (needsRejoin(reaction) && failures === 0) {
+          logger.info("consumer group join interrupted; joining again", fields);
+          failures++;
+          continue;
         }
+        if (reaction === "fatal") logger.error("consumer group join failed; retrying", fields);
+        else logger.warn("consumer group join failed; retrying", fields);
+        await sleep(backoff(failures++));
       }
     }
   };
@@ -488,7 +380,7 @@ export async function startGroupConsumer(
           () =>
             reject(
               new Error(
-                `consumer group ${groupId} got no assignment in time${lastFailure ? ` (last failure: ${lastFailure.message})` : ""}`,
+                `consumer group ${groupId} got no assignment in time${lastProblem ? ` (last failure: ${lastProblem.message})` : ""}`,
               ),
             ),
           timeoutMs,
@@ -497,55 +389,37 @@ export async function startGroupConsumer(
     ]);
   } catch (error) {
     closed = true;
-    clearInterval(heartbeat);
+    heartbeats.stop();
+    unwatch();
+    reader?.stop();
     cluster.close();
     throw error;
   } finally {
     clearTimeout(timer);
   }
 
+  const commit = createCommitter({
+    groupId,
+    link,
+    member,
+    logger,
+    react,
+    errorName,
+    closed: () => closed,
+  });
+
   return {
     assignment: () => assignment,
-    async commit(offsets) {
-      if (offsets.length === 0 || closed) return;
-      const byTopic = new Map<string, CommitOffset[]>();
-      for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
-      const { r, version } = await groupRequest(ApiKey.OffsetCommit, 2, 7, (w, version) => {
-        w.string(groupId).int32(generation).string(memberId);
-        if (version >= 7) w.nullableString(null);
-        if (version <= 4) w.int64(-1); // retention: the broker's default
-        w.array([...byTopic], (w, [topic, list]) => {
-          w.string(topic).array(list, (w, o) => {
-            w.int32(o.partition).int64(o.offset);
-            if (version >= 6) w.int32(-1);
-            w.nullableString(null);
-          });
-        });
-      });
-      if (version >= 3) r.int32(); // throttle
-      const topics = r.int32();
-      for (let t = 0; t < topics; t++) {
-        const topic = r.string();
-        const count = r.int32();
-        for (let i = 0; i < count; i++) {
-          const partition = r.int32();
-          const error = r.int16();
-          if (error !== 0) {
-            if (rebalanceCodes.has(error)) triggerRebalance(`commit: ${kafkaCodeName(error)}`);
-            checkGroupError(error, `commit of ${topic}-${partition}`);
-          }
-        }
-      }
-    },
+    commit,
     pause() {
       paused = true;
       reader?.pause(assignment);
     },
-    refused: () => [...refused.values()],
+    refused: () => handoff.refused(),
     async lag() {
       const parts = assignment;
       if (parts.length === 0 || closed) return [];
-      const committed = await committedOffsets(parts);
+      const committed = await fetchCommittedOffsets(link, groupId, parts);
       const out: { topic: string; partition: number; lag: number }[] = [];
       for (const [topic, partitions] of groupByTopic(parts)) {
         const [ends, starts] = await Promise.all([
@@ -553,34 +427,37 @@ export async function startGroupConsumer(
           cluster.listOffsets(topic, partitions, -2),
         ]);
         for (const end of ends) {
-          const key = `${topic}\0${end.partition}`;
           const from =
-            committed.get(key) ?? starts.find((s) => s.partition === end.partition)?.offset ?? 0;
+            committed.get(positionKey(topic, end.partition)) ??
+            starts.find((s) => s.partition === end.partition)?.offset ??
+            0;
           out.push({ topic, partition: end.partition, lag: Math.max(0, end.offset - from) });
         }
       }
       return out;
     },
     resumeRefused() {
-      if (refused.size === 0 || paused || closed) return;
-      const parts = [...refused.values()];
-      refused.clear();
-      reader?.resume(parts);
+      if (paused || closed) return;
+      const parts = handoff.takeRefused();
+      if (parts.length > 0) reader?.resume(parts);
     },
+    unreadyReasons,
+    identity: () => ({ ...member }),
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(heartbeat);
+      heartbeats.stop();
+      unwatch();
       wakeRebalance?.();
       reader?.stop();
-      await handling;
-      if (generation >= 0 && memberId) {
-        await groupRequest(ApiKey.LeaveGroup, 0, 2, (w) => w.string(groupId).string(memberId))
-          .then(({ r, version }) => {
-            if (version >= 1) r.int32();
-            const error = r.int16();
-            if (error !== 0)
-              logger.debug("leave group refused", { groupId, error: kafkaCodeName(error) });
+      await handoff.idle();
+      if (member.generation >= 0 && member.memberId) {
+        await link
+          .call(leaveGroupApi, { groupId, memberId: member.memberId })
+          .then(({ error }) => {
+            if (error !== 0) {
+              logger.debug("leave group refused", { groupId, kafkaError: kafkaCodeName(error) });
+            }
           })
           .catch((error: unknown) => logger.debug("leave group failed", { groupId, error }));
       }
@@ -589,73 +466,9 @@ export async function startGroupConsumer(
   };
 }
 
-/** Whether a failure means the group is rebalancing (ours, or kafkajs' error types). */
-export function isRebalancing(err: unknown): boolean {
-  if (err instanceof KafkaProtocolError) return rebalanceCodes.has(err.code) || err.code === 16;
-  const type = (err as { type?: unknown } | null)?.type;
-  return (
-    type === "REBALANCE_IN_PROGRESS" ||
-    type === "NOT_COORDINATOR_FOR_GROUP" ||
-    type === "ILLEGAL_GENERATION"
-  );
-}
-
-/** Which of `members` members owns partition `p` of `count` under range assignment. */
-export function rangeOwner(p: number, count: number, members: number): number {
-  const per = Math.floor(count / members);
-  const extra = count % members;
-  // The first `extra` members take per + 1 partitions each.
-  const cut = extra * (per + 1);
-  return p < cut ? Math.floor(p / (per + 1)) : extra + Math.floor((p - cut) / Math.max(per, 1));
-}
-
-function groupByTopic(parts: readonly TopicPartition[]): Map<string, number[]> {
-  const byTopic = new Map<string, number[]>();
-  for (const { topic, partition } of parts) {
-    const list = byTopic.get(topic);
-    if (list) list.push(partition);
-    else byTopic.set(topic, [partition]);
-  }
-  return byTopic;
-}
-
-/** ConsumerProtocolSubscription v0: the topics, no user data. */
-export function encodeSubscription(topics: readonly string[]): Uint8Array {
-  const w = new Writer(64);
-  w.int16(0)
-    .array(topics, (w, t) => w.string(t))
-    .nullableBytes(null);
-  return w.bytesView().slice();
-}
-
-/** The topics of any version of ConsumerProtocolSubscription (later fields ignored). */
-export function decodeSubscription(bytes: Uint8Array): string[] {
-  if (bytes.length < 6) return [];
-  const r = new Reader(bytes);
-  r.int16();
-  return r.array((r) => r.string());
-}
-
-/** ConsumerProtocolAssignment v0. */
-export function encodeAssignment(parts: readonly TopicPartition[]): Uint8Array {
-  const w = new Writer(64);
-  w.int16(0)
-    .array([...groupByTopic(parts)], (w, [topic, list]) =>
-      w.string(topic).array(list, (w, p) => w.int32(p)),
-    )
-    .nullableBytes(null);
-  return w.bytesView().slice();
-}
-
-/** The partitions of any version of ConsumerProtocolAssignment (empty bytes = none). */
-export function decodeAssignment(bytes: Uint8Array): TopicPartition[] {
-  if (bytes.length < 6) return [];
-  const r = new Reader(bytes);
-  r.int16();
-  return r
-    .array((r) => {
-      const topic = r.string();
-      return r.array((r) => r.int32()).map((partition) => ({ topic, partition }));
-    })
-    .flat();
+/** A failure's name for logs: the Kafka error code's name, else the error's type. */
+function errorName(error: unknown): string {
+  if (error instanceof KafkaProtocolError) return kafkaCodeName(error.code);
+  if (error instanceof KafkaConnectionError) return error.name;
+  return error instanceof Error ? error.name : String(error);
 }

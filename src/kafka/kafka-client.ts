@@ -4,13 +4,15 @@
  * part of the gateway (north's producer and reply reader, west's group member, the fetch
  * capability) opens its own connections from these settings.
  */
-import type { KafkaClientConfig } from "../config/types.ts";
+import type { KafkaClientConfig, KafkaGroupTimings } from "../config/types.ts";
 import type { WireSettings } from "./client/wire-connection.ts";
 import type { UndecodableWatch } from "./undecodable-batches.ts";
 
 /** The gateway's Kafka handle: what its own client needs to reach the cluster. */
 export interface Kafka {
   readonly wire: WireSettings;
+  /** Consumer-group timings from the kafka client binding (absent: the defaults). */
+  readonly group?: KafkaGroupTimings;
   /**
    * Where readers report batches they cannot decode, and the policy for them (hold the
    * partition, or skip). Absent: partitions are held, said only in the reader's log.
@@ -30,9 +32,16 @@ export function createKafka(
     connectTimeoutMs: 3_000,
     requestTimeoutMs: 30_000,
     retryTimeoutMs: 10_000,
+    ...(config.produceRetryMaxMs !== undefined
+      ? { produceRetryMaxMs: config.produceRetryMaxMs }
+      : {}),
     ...(config.sasl ? { sasl: config.sasl } : {}),
     ...(config.tls ? { tls: config.tls } : {}),
     ...(config.compression ? { compression: config.compression } : {}),
   };
-  return undecodable ? { wire, undecodable } : { wire };
+  return {
+    wire,
+    ...(config.group ? { group: config.group } : {}),
+    ...(undecodable ? { undecodable } : {}),
+  };
 }

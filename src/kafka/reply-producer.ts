@@ -1,9 +1,11 @@
 /**
  * West's reply producer (SPEC §4): records from all calls are gathered for one event-loop
- * turn and written with one produce (src/kafka/client/). Batches overlap only when they share
- * no key, so each call's records stay in order (a retried later batch can never overtake an
- * earlier one with the same call's records); gathering while batches are in flight makes
- * batches grow with load. A lone call pays no timer: its records go out on the next turn.
+ * turn and written with one produce (src/kafka/client/), each call's records learning their
+ * own outcome (one partition's failure fails only the calls written to it). Batches overlap
+ * when they share no key, so each call's records stay in order (a retried later batch can
+ * never overtake an earlier one with the same call's records); gathering while batches are
+ * in flight makes batches grow with load. A lone call pays no timer: its records go out on
+ * the next turn.
  */
 import { type Acks, acksToNumber } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
@@ -13,28 +15,46 @@ import { KeysInFlight } from "./keys-in-flight.ts";
 import type { ContractRecord } from "./record-contract.ts";
 
 export interface ReplyProducer {
-  /** Queues records for `topic`; resolves once Kafka acknowledged the batch they went in. */
-  send(topic: string, records: readonly ContractRecord[]): Promise<void>;
+  /**
+   * Queues one call's records (one key: they go to one partition) for `topic`; resolves
+   * once Kafka acknowledged them. They are retried until `deadlineMs` (ms since the epoch;
+   * default: none), at most the client's maximum.
+   */
+  send(topic: string, records: readonly ContractRecord[], deadlineMs?: number): Promise<void>;
   /** Waits for queued records, then disconnects. */
   close(): Promise<void>;
 }
 
 export interface BatchQueue<T> {
-  /** Queues an item; resolves or rejects with the flush that carried it. */
+  /** Queues an item; resolves or rejects with its own outcome in the flush that carried it. */
   push(item: T): Promise<void>;
   /** Resolves once everything queued so far has been flushed. */
   drain(): Promise<void>;
 }
 
+/**
+ * Writes a batch. `settle(i, error)` tells item i's outcome as soon as it is known; items
+ * not settled when the returned promise settles share its outcome. `retrying()` says the
+ * flush now only waits to try again: it stops counting against `maxInFlight`.
+ */
+export type BatchFlush<T> = (
+  items: T[],
+  settle: (index: number, error?: unknown) => void,
+  retrying: () => void,
+) => Promise<void>;
+
 interface Pending<T> {
   item: T;
   resolve: () => void;
   reject: (err: unknown) => void;
+  settled: boolean;
+  /** Its keys count as in flight. */
+  keysHeld: boolean;
 }
 
 /**
- * How flushes may overlap: up to `maxInFlight` at once, a new one only when none of its
- * items shares a key with an item in flight (items of one key stay in push order).
+ * How flushes may overlap: up to `maxInFlight` at once, taking no item that shares a key
+ * with an item in flight (items of one key stay in push order; others go on).
  */
 export interface BatchOrdering<T> {
   maxInFlight: number;
@@ -46,80 +66,134 @@ export interface BatchOrdering<T> {
  * with `ordering` several, as long as no key is in two of them.
  */
 export function createBatchQueue<T>(
-  flush: (items: T[]) => Promise<void>,
+  flush: BatchFlush<T>,
   maxItems = 1000,
   ordering?: BatchOrdering<T>,
 ): BatchQueue<T> {
   let pending: Pending<T>[] = [];
   let scheduled = false;
+  /** Flushes holding a slot (not those waiting to be retried). */
   let inFlight = 0;
+  /** Flushes not finished. */
+  let running = 0;
   const maxInFlight = ordering ? Math.max(1, ordering.maxInFlight) : 1;
   const keysInFlight = new KeysInFlight();
   let idle: (() => void)[] = [];
 
-  const mustWait = (): boolean => {
-    if (inFlight === 0) return false;
-    if (inFlight >= maxInFlight || !ordering) return true;
-    for (const p of pending) {
-      for (const key of ordering.keysOf(p.item)) if (keysInFlight.has(key)) return true;
-    }
+  const blocked = (p: Pending<T>): boolean => {
+    if (!ordering || keysInFlight.size === 0) return false;
+    for (const key of ordering.keysOf(p.item)) if (keysInFlight.has(key)) return true;
     return false;
   };
 
-  const countKeys = (batch: Pending<T>[], inFlightNow: boolean) => {
-    if (!ordering) return;
-    for (const p of batch) {
-      for (const key of ordering.keysOf(p.item)) {
-        if (inFlightNow) keysInFlight.add(key);
-        else keysInFlight.remove(key);
-      }
+  const holdKeys = (p: Pending<T>, held: boolean) => {
+    if (!ordering || p.keysHeld === held) return;
+    p.keysHeld = held;
+    for (const key of ordering.keysOf(p.item)) {
+      if (held) keysInFlight.add(key);
+      else keysInFlight.remove(key);
     }
+  };
+
+  /** Up to `maxItems` items whose keys are free; the others stay queued, in order. */
+  const take = (): Pending<T>[] => {
+    const batch: Pending<T>[] = [];
+    const left: Pending<T>[] = [];
+    for (const p of pending) {
+      if (batch.length < maxItems && !blocked(p)) batch.push(p);
+      else left.push(p);
+    }
+    pending = left;
+    return batch;
+  };
+
+  const scheduleRun = () => {
+    if (scheduled || pending.length === 0 || inFlight >= maxInFlight) return;
+    scheduled = true;
+    setImmediate(run);
+  };
+
+  const start = (batch: Pending<T>[]) => {
+    inFlight++;
+    running++;
+    for (const p of batch) holdKeys(p, true);
+    let slotHeld = true;
+    const settle = (index: number, error?: unknown) => {
+      const p = batch[index];
+      if (!p || p.settled) return;
+      p.settled = true;
+      if (error !== undefined) {
+        p.reject(error);
+        return;
+      }
+      holdKeys(p, false);
+      p.resolve();
+      if (!slotHeld) scheduleRun();
+    };
+    const retrying = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      inFlight--;
+      scheduleRun();
+    };
+    flush(
+      batch.map((p) => p.item),
+      settle,
+      retrying,
+    )
+      .then(
+        () => {
+          for (let i = 0; i < batch.length; i++) settle(i);
+        },
+        (err: unknown) => {
+          for (const p of batch) {
+            if (p.settled) continue;
+            p.settled = true;
+            p.reject(err);
+          }
+        },
+      )
+      .finally(() => {
+        running--;
+        if (slotHeld) inFlight--;
+        for (const p of batch) holdKeys(p, false);
+        if (pending.length > 0) run();
+        else if (running === 0) {
+          const waiters = idle;
+          idle = [];
+          for (const w of waiters) w();
+        }
+      });
   };
 
   const run = () => {
     scheduled = false;
-    while (pending.length > 0 && !mustWait()) {
-      const batch = pending.slice(0, maxItems);
-      pending = pending.slice(batch.length);
-      inFlight++;
-      countKeys(batch, true);
-      flush(batch.map((p) => p.item))
-        .then(
-          () => {
-            for (const p of batch) p.resolve();
-          },
-          (err: unknown) => {
-            for (const p of batch) p.reject(err);
-          },
-        )
-        .finally(() => {
-          inFlight--;
-          countKeys(batch, false);
-          if (pending.length > 0) run();
-          else if (inFlight === 0) {
-            const waiters = idle;
-            idle = [];
-            for (const w of waiters) w();
-          }
-        });
+    while (pending.length > 0 && inFlight < maxInFlight) {
+      const batch = take();
+      if (batch.length === 0) break;
+      start(batch);
     }
   };
 
   return {
     push(item) {
       return new Promise<void>((resolve, reject) => {
-        pending.push({ item, resolve, reject });
-        if (!scheduled && inFlight < maxInFlight) {
-          scheduled = true;
-          setImmediate(run);
-        }
+        pending.push({ item, resolve, reject, settled: false, keysHeld: false });
+        scheduleRun();
       });
     },
     drain() {
-      if (inFlight === 0 && !scheduled && pending.length === 0) return Promise.resolve();
+      if (running === 0 && !scheduled && pending.length === 0) return Promise.resolve();
       return new Promise((resolve) => idle.push(resolve));
     },
   };
+}
+
+/** One call's reply records for one topic: one item of outcome. */
+interface ReplyItem {
+  topic: string;
+  records: readonly ContractRecord[];
+  deadlineMs: number;
 }
 
 /** Connects a producer for replies written with `acks`. */
@@ -136,16 +210,13 @@ export async function startReplyProducer(
   }
   const acks = acksToNumber(opts.acks);
 
-  const queue = createBatchQueue<{ topic: string; records: readonly ContractRecord[] }>(
-    async (items) => {
-      const byTopic = new Map<string, ContractRecord[]>();
-      for (const { topic, records } of items) {
-        const list = byTopic.get(topic);
-        if (list) list.push(...records);
-        else byTopic.set(topic, [...records]);
-      }
-      await cluster.produce(acks, opts.ackTimeoutMs ?? 30_000, byTopic);
-    },
+  const ackTimeoutMs = opts.ackTimeoutMs ?? 30_000;
+  const queue = createBatchQueue<ReplyItem>(
+    (items, settle, retrying) =>
+      cluster.produceEach(acks, ackTimeoutMs, items, {
+        settle: (_item, error, index) => settle(index, error),
+        retrying,
+      }),
     1000,
     // Replies of new calls need not wait for earlier calls' acknowledgements; one call's
     // records (one key) still leave one batch after the other.
@@ -153,8 +224,8 @@ export async function startReplyProducer(
   );
 
   return {
-    send(topic, records) {
-      return queue.push({ topic, records });
+    send(topic, records, deadlineMs = Number.POSITIVE_INFINITY) {
+      return queue.push({ topic, records, deadlineMs });
     },
     async close() {
       await queue.drain();

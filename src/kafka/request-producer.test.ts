@@ -135,15 +135,20 @@ describe("createRequestProducer", () => {
     await producer.close();
   });
 
-  test("an unreachable cluster is reported as such", async () => {
+  test("an unreachable cluster is reported as such, at the record's deadline", async () => {
     const doomed = await startBroker({ port: 0 });
     const producer = await createRequestProducer({
       kafka: createKafka({ servers: [doomed.bootstrap] }),
       logger: silentLogger,
-      ackTimeoutMs: 1_500,
     });
     await doomed.close();
-    const error = await producer.send("gone", 1, record("k", "v")).catch((e: unknown) => e);
+    const started = Date.now();
+    const error = await producer
+      .send("gone", 1, record("k", "v"), started + 1_500)
+      .catch((e: unknown) => e);
+    // Retried until its deadline (not the client's 60 s maximum), then given up.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(error).toBeInstanceOf(ProduceError);
     expect((error as ProduceError).unreachable).toBe(true);
     await producer.close();

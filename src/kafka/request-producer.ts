@@ -1,25 +1,31 @@
 /**
  * North's Kafka producer for request records. Records from concurrent calls are gathered
- * into one produce per scheduler turn and acks level. A batch may leave while others are in
- * flight (up to `maxInFlight`) only if none of its records has the key of a record in flight:
- * the records of one key (one call: one topic, one key, one partition) leave one batch after
- * the other, so they reach Kafka in the order they were queued even when a batch is retried,
- * while new calls' records need not wait for earlier calls' acknowledgements. No timer sits
- * on the path: a lone call's records leave on the next turn of the event loop. Written with
- * the gateway's own client (src/kafka/client/).
+ * into one produce per scheduler turn and acks level; each record learns its own outcome
+ * (a batch that spans partitions acknowledges one partition's records even when another's
+ * fail), and is retried until its call's deadline, at most the client's maximum
+ * (`produceRetryMaxMs`). A batch may leave while others are in flight (up to `maxInFlight`,
+ * not counting batches that wait to be retried); it takes no record whose key is in flight:
+ * the records of one key (one call: one topic, one key, one partition) leave one after the
+ * other, so they reach Kafka in the order they were queued even when a batch is retried,
+ * while other calls' records go on. No timer sits on the path: a lone call's records leave
+ * on the next turn of the event loop. Written with the gateway's own client
+ * (src/kafka/client/).
  */
 import type { Logger } from "../ops/logger.ts";
-import { KafkaCluster } from "./client/kafka-cluster.ts";
+import { KafkaCluster, type ProduceItem } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
-import { isKafkaUnreachable } from "./protocol/errors.ts";
+import { isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
 import type { ContractRecord } from "./record-contract.ts";
 
 export type AcksNumber = -1 | 0 | 1;
 
 /** Why a produce failed, in terms the gRPC side can map to a status code. */
 export class ProduceError extends Error {
-  /** True when the cluster could not be reached (connection refused, closed, timed out). */
+  /**
+   * True when the cluster could not be reached (connection refused, closed, timed out) or
+   * kept answering with an error a retry may cure (no leader) until the record's deadline.
+   */
   readonly unreachable: boolean;
 
   constructor(message: string, unreachable: boolean, cause?: unknown) {
@@ -30,8 +36,11 @@ export class ProduceError extends Error {
 }
 
 export interface RequestProducer {
-  /** Queues one record; resolves once Kafka acknowledged the batch holding it. */
-  send(topic: string, acks: AcksNumber, record: ContractRecord): Promise<void>;
+  /**
+   * Queues one record; resolves once Kafka acknowledged it. It is retried until
+   * `deadlineMs` (ms since the epoch; default: no deadline), at most the client's maximum.
+   */
+  send(topic: string, acks: AcksNumber, record: ContractRecord, deadlineMs?: number): Promise<void>;
   /** Records queued or in flight, over every acks level. */
   readonly pending: number;
   /** Batches sent so far (one produce each, one Produce request per leader broker). */
@@ -51,12 +60,16 @@ export interface RequestProducerOptions {
   maxInFlight?: number;
 }
 
-interface QueuedRecord {
+interface QueuedRecord extends ProduceItem {
   topic: string;
-  record: ContractRecord;
+  /** One record (a ProduceItem may carry several). */
+  records: ContractRecord;
+  deadlineMs: number;
   bytes: number;
   resolve: () => void;
   reject: (error: ProduceError) => void;
+  /** Its key counts in `keysInFlight`: from when it leaves until it is acknowledged or its batch is over. */
+  keyHeld: boolean;
 }
 
 /** One acks level: its queue and its batches in flight. */
@@ -65,7 +78,7 @@ interface Lane {
   queue: QueuedRecord[];
   /** Index of the first record still queued (avoids shifting long arrays). */
   head: number;
-  /** Batches in flight. */
+  /** Batches in flight, except those waiting to be retried. */
   inFlight: number;
   keysInFlight: KeysInFlight;
   scheduled: boolean;
@@ -94,6 +107,8 @@ export async function createRequestProducer(
   const lanes = new Map<AcksNumber, Lane>();
   let pending = 0;
   let batches = 0;
+  /** Batches whose produce has not finished (retried ones included). */
+  let running = 0;
   let closed = false;
   let drained: (() => void) | undefined;
 
@@ -116,35 +131,69 @@ export async function createRequestProducer(
   const flush = (lane: Lane) => {
     lane.scheduled = false;
     if (lane.inFlight >= maxInFlight || lane.head >= lane.queue.length) return;
-    // A queued record whose key is in flight waits, and everything behind it with it.
-    if (lane.inFlight > 0 && queuedKeyInFlight(lane)) return;
     const batch = takeBatch(lane, maxBatchBytes);
+    // Everything queued has a key in flight: it leaves once those records are done.
+    if (batch.length === 0) return;
     lane.inFlight++;
-    for (const r of batch) lane.keysInFlight.add(r.record.key ?? "");
+    running++;
+    for (const r of batch) {
+      lane.keysInFlight.add(r.records.key ?? "");
+      r.keyHeld = true;
+    }
     batches++;
+    let slotHeld = true;
+    let failed = 0;
+    let firstFailure: ProduceError | undefined;
     cluster
-      .produce(lane.acks, ackTimeoutMs, groupByTopic(batch))
-      .then(
-        () => {
-          for (const r of batch) r.resolve();
+      .produceEach(lane.acks, ackTimeoutMs, batch, {
+        settle(r, error) {
+          pending--;
+          if (error) {
+            const failure = produceErrorFrom(error);
+            failed++;
+            firstFailure ??= failure;
+            r.reject(failure);
+            return;
+          }
+          // Acknowledged: this call's next records need not wait for the rest of the batch.
+          r.keyHeld = false;
+          lane.keysInFlight.remove(r.records.key ?? "");
+          r.resolve();
+          if (!slotHeld) kick(lane);
         },
-        (error: unknown) => {
-          const failure = produceErrorFrom(error);
+        retrying() {
+          // Waiting to be retried takes no slot: other calls' records go on meanwhile.
+          slotHeld = false;
+          lane.inFlight--;
+          kick(lane);
+        },
+      })
+      .then(() => {
+        running--;
+        if (slotHeld) lane.inFlight--;
+        for (const r of batch) {
+          if (!r.keyHeld) continue;
+          r.keyHeld = false;
+          lane.keysInFlight.remove(r.records.key ?? "");
+        }
+        if (firstFailure) {
           options.logger.warn("request produce failed", {
-            records: batch.length,
-            error: failure.message,
-            unreachable: failure.unreachable,
+            records: failed,
+            of: batch.length,
+            error: firstFailure.message,
+            unreachable: firstFailure.unreachable,
           });
-          for (const r of batch) r.reject(failure);
-        },
-      )
-      .finally(() => {
-        lane.inFlight--;
-        for (const r of batch) lane.keysInFlight.remove(r.record.key ?? "");
-        pending -= batch.length;
+        }
         if (lane.head < lane.queue.length) flush(lane);
-        else if (pending === 0) drained?.();
+        else if (pending === 0 && running === 0) drained?.();
       });
+  };
+
+  /** Flushes `lane` on the next turn, if it has records and a free slot. */
+  const kick = (lane: Lane) => {
+    if (lane.scheduled || lane.head >= lane.queue.length || lane.inFlight >= maxInFlight) return;
+    lane.scheduled = true;
+    schedule(() => flush(lane));
   };
 
   return {
@@ -154,47 +203,51 @@ export async function createRequestProducer(
     get batches() {
       return batches;
     },
-    send(topic, acks, record) {
+    send(topic, acks, record, deadlineMs = Number.POSITIVE_INFINITY) {
       if (closed) return Promise.reject(new ProduceError("producer is closed", false));
       return new Promise<void>((resolve, reject) => {
         const lane = laneFor(acks);
-        lane.queue.push({ topic, record, bytes: recordBytes(record), resolve, reject });
+        lane.queue.push({
+          topic,
+          records: record,
+          deadlineMs,
+          bytes: recordBytes(record),
+          resolve,
+          reject,
+          keyHeld: false,
+        });
         pending++;
-        if (lane.inFlight < maxInFlight && !lane.scheduled) {
-          lane.scheduled = true;
-          schedule(() => flush(lane));
-        }
+        kick(lane);
       });
     },
     async close() {
       if (closed) return;
       closed = true;
-      if (pending > 0) await new Promise<void>((resolve) => (drained = resolve));
+      if (pending > 0 || running > 0) await new Promise<void>((resolve) => (drained = resolve));
       cluster.close();
     },
   };
 }
 
-/** Whether a queued record shares its key with a record in flight. */
-function queuedKeyInFlight(lane: Lane): boolean {
-  for (let i = lane.head; i < lane.queue.length; i++) {
-    if (lane.keysInFlight.has((lane.queue[i] as QueuedRecord).record.key ?? "")) return true;
-  }
-  return false;
-}
-
-/** Takes queued records from the head of the lane up to `maxBytes` (at least one). */
+/**
+ * Takes queued records from the head of the lane up to `maxBytes` (at least one), leaving
+ * behind, in order, those whose key is in flight (a key's records are either all left
+ * behind or taken in order, so no key's records reorder).
+ */
 function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
+  const queue = lane.queue;
+  const keys = lane.keysInFlight;
+  const checkKeys = keys.size > 0;
   let bytes = 0;
   let end = lane.head;
-  while (end < lane.queue.length) {
-    const next = lane.queue[end] as QueuedRecord;
+  for (; end < queue.length; end++) {
+    const next = queue[end] as QueuedRecord;
+    if (checkKeys && keys.has(next.records.key ?? "")) return takeAround(lane, maxBytes);
     if (end > lane.head && bytes + next.bytes > maxBytes) break;
     bytes += next.bytes;
-    end++;
   }
-  const batch = lane.queue.slice(lane.head, end);
-  if (end >= lane.queue.length) {
+  const batch = queue.slice(lane.head, end);
+  if (end >= queue.length) {
     lane.queue = [];
     lane.head = 0;
   } else {
@@ -203,15 +256,27 @@ function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
   return batch;
 }
 
-/** Records per topic; order within each topic is queue order. */
-function groupByTopic(batch: readonly QueuedRecord[]): Map<string, ContractRecord[]> {
-  const byTopic = new Map<string, ContractRecord[]>();
-  for (const r of batch) {
-    const list = byTopic.get(r.topic);
-    if (list) list.push(r.record);
-    else byTopic.set(r.topic, [r.record]);
+/** takeBatch when some queued records have a key in flight: those stay queued, in order. */
+function takeAround(lane: Lane, maxBytes: number): QueuedRecord[] {
+  const queue = lane.queue;
+  const batch: QueuedRecord[] = [];
+  const left: QueuedRecord[] = [];
+  let bytes = 0;
+  let i = lane.head;
+  for (; i < queue.length; i++) {
+    const next = queue[i] as QueuedRecord;
+    if (lane.keysInFlight.has(next.records.key ?? "")) {
+      left.push(next);
+      continue;
+    }
+    if (batch.length > 0 && bytes + next.bytes > maxBytes) break;
+    bytes += next.bytes;
+    batch.push(next);
   }
-  return byTopic;
+  for (; i < queue.length; i++) left.push(queue[i] as QueuedRecord);
+  lane.queue = left;
+  lane.head = 0;
+  return batch;
 }
 
 /** Approximate encoded size, to keep one batch under the broker's message size limit. */
@@ -221,10 +286,15 @@ function recordBytes(record: ContractRecord): number {
   return bytes;
 }
 
-/** A Kafka failure as a ProduceError, looking through retry wrappers for the first cause. */
+/**
+ * A Kafka failure as a ProduceError, looking through retry wrappers for the first cause. An
+ * error a retry could have cured (a leader that stayed away until the deadline) counts as
+ * the cluster being unreachable: the call may succeed later, unlike a refused record.
+ */
 export function produceErrorFrom(error: unknown): ProduceError {
   if (error instanceof ProduceError) return error;
-  const unreachable = isKafkaUnreachable(error);
+  const unreachable =
+    isKafkaUnreachable(error) || (error instanceof KafkaProtocolError && error.retriable);
   const message = error instanceof Error ? error.message : String(error);
   return new ProduceError(message, unreachable, error);
 }

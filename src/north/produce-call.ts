@@ -99,12 +99,15 @@ class RecordTemplate {
   readonly correlationId: string;
   readonly topic: string;
   readonly acks: AcksNumber;
+  /** The client's deadline (ms since the epoch): the call's records are retried until then. */
+  readonly deadlineMs: number | undefined;
   private readonly key: string;
   private readonly headers: RecordHeader[];
 
   constructor(init: ProduceCallInit, metadata: MetadataEntries) {
     const { deps, route } = init;
     const names = deps.options.correlation.headers;
+    this.deadlineMs = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
     this.correlationId = createCorrelationId({
       idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
       service: init.service,
@@ -120,7 +123,7 @@ class RecordTemplate {
       service: init.service,
       method: init.method,
       correlationId: this.correlationId,
-      deadlineMs: init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs,
+      deadlineMs: this.deadlineMs,
       metadata,
     });
     this.key = requestKey(route, this.correlationId);
@@ -185,7 +188,7 @@ abstract class ObservedCall {
   /** Queues one record; resolves once Kafka acknowledged it (its latency is recorded). */
   protected send(value: Uint8Array | null): Promise<void> {
     const t = this.template;
-    const sent = this.deps.producer.send(t.topic, t.acks, t.record(value));
+    const sent = this.deps.producer.send(t.topic, t.acks, t.record(value), t.deadlineMs);
     const metrics = this.deps.metrics;
     if (!metrics) return sent;
     const queuedAt = performance.now();

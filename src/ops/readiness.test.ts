@@ -43,4 +43,30 @@ describe("readiness", () => {
       reasons: ["kafka: no answer within 50 ms"],
     });
   });
+
+  it("asks watched parts on every check, with reasons that come and go", async () => {
+    const readiness = createReadiness();
+    const west = readiness.expect("west w consumer group");
+    west.ready();
+    let rebalancing = false;
+    let stuck: string[] = [];
+    west.watch(() => (rebalancing ? ["rebalancing for 12.0 s"] : []));
+    const unwatch = west.watch(() => stuck);
+    expect(await readiness.check()).toEqual({ ready: true, reasons: [] });
+    rebalancing = true;
+    stuck = ["t-2 is assigned but has no position"];
+    expect((await readiness.check()).reasons).toEqual([
+      "west w consumer group: rebalancing for 12.0 s",
+      "west w consumer group: t-2 is assigned but has no position",
+    ]);
+    rebalancing = false;
+    unwatch();
+    expect(await readiness.check()).toEqual({ ready: true, reasons: [] });
+    west.watch(() => {
+      throw new Error("boom");
+    });
+    expect(readiness.snapshot().reasons).toEqual([
+      "west w consumer group: readiness check failed: boom",
+    ]);
+  });
 });

@@ -2,7 +2,9 @@
  * Readiness: the gateway takes calls only when every part it waits for says so (each north
  * reply reader positioned, each west consumer group assigned), Kafka answers, and it is not
  * shutting down. Parts register before they start, so `/readyz` is 503 from the first moment
- * the ops port is up until the last part is ready.
+ * the ops port is up until the last part is ready. A ready part can still say, at any check,
+ * why it cannot serve now (`watch`): a group member rebalancing for too long, a partition
+ * without a position; several units of one part may each watch.
  */
 
 export interface ReadinessPart {
@@ -10,6 +12,12 @@ export interface ReadinessPart {
   ready(): void;
   /** The part cannot serve (starting again, failed); `reason` is shown by /readyz. */
   unready(reason: string): void;
+  /**
+   * Adds reasons asked for on every check, for states that come and go (empty: nothing
+   * wrong now); each is shown by /readyz as "<part>: <reason>". Returns a function that
+   * removes them.
+   */
+  watch(reasons: () => readonly string[]): () => void;
   /** The part is gone (stopped for good or replaced): it no longer counts. */
   remove(): void;
 }
@@ -47,7 +55,10 @@ export interface ReadinessOptions {
 export function createReadiness(options: ReadinessOptions = {}): Readiness {
   const cacheMs = options.cacheMs ?? 1_000;
   const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
-  const parts = new Map<number, { name: string; reason: string | undefined }>();
+  const parts = new Map<
+    number,
+    { name: string; reason: string | undefined; watches: Set<() => readonly string[]> }
+  >();
   let nextId = 0;
   let shuttingDown = false;
   let probe: (() => Promise<void>) | undefined;
@@ -60,6 +71,9 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
     if (shuttingDown) reasons.push("shutting down");
     for (const part of parts.values()) {
       if (part.reason !== undefined) reasons.push(`${part.name}: ${part.reason}`);
+      for (const watch of part.watches) {
+        for (const reason of watchedReasons(watch)) reasons.push(`${part.name}: ${reason}`);
+      }
     }
     if (probe && kafkaError !== undefined) reasons.push(`kafka: ${kafkaError}`);
     return { ready: reasons.length === 0, reasons };
@@ -85,7 +99,7 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
   return {
     expect(name) {
       const id = nextId++;
-      parts.set(id, { name, reason: "starting" });
+      parts.set(id, { name, reason: "starting", watches: new Set() });
       return {
         ready() {
           const part = parts.get(id);
@@ -94,6 +108,12 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
         unready(reason) {
           const part = parts.get(id);
           if (part) part.reason = reason;
+        },
+        watch(reasons) {
+          parts.get(id)?.watches.add(reasons);
+          return () => {
+            parts.get(id)?.watches.delete(reasons);
+          };
         },
         remove() {
           parts.delete(id);
@@ -124,4 +144,13 @@ export function createReadiness(options: ReadinessOptions = {}): Readiness {
       return snapshot();
     },
   };
+}
+
+/** A watch's reasons; one that throws says so rather than taking readiness down. */
+function watchedReasons(watch: () => readonly string[]): readonly string[] {
+  try {
+    return watch();
+  } catch (error) {
+    return [`readiness check failed: ${error instanceof Error ? error.message : String(error)}`];
+  }
 }

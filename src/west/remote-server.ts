@@ -18,7 +18,12 @@
  */
 import type { KafkaGrpcRoute, WestConfig } from "../config/types.ts";
 import { KafkaCluster } from "../kafka/client/kafka-cluster.ts";
-import { type GroupConsumer, isRebalancing, startGroupConsumer } from "../kafka/group-consumer.ts";
+import {
+  type GroupConsumer,
+  isRebalancing,
+  type ReadinessWatch,
+  startGroupConsumer,
+} from "../kafka/group-consumer.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
 import { startReplyProducer } from "../kafka/reply-producer.ts";
 import type { LagEntry, WestMetrics } from "../ops/gateway-metrics.ts";
@@ -113,7 +118,9 @@ export interface StartWestOptions {
   /** The level of the one log line per call (default debug). */
   callLogLevel?: LogLevel;
   /** Told while a rebalance's new partitions are restored from the changelog (not ready). */
-  restoreReadiness?: ReadinessPart;
+  restoreReadiness?: Pick<ReadinessPart, "ready" | "unready">;
+  /** Where the group member reports why it cannot serve (rebalancing too long, a partition without a position). */
+  readiness?: ReadinessWatch;
 }
 
 /** Starts west and resolves once its consumer group has given it an assignment. */
@@ -213,8 +220,10 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       topics,
       logger,
       sessionTimeoutMs: tuning.sessionTimeoutMs,
-      heartbeatIntervalMs: tuning.heartbeatIntervalMs ?? 3_000,
+      // Unset: the kafka client binding's group timings, else the defaults.
+      heartbeatIntervalMs: tuning.heartbeatIntervalMs,
       rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
+      ...(opts.readiness ? { readiness: opts.readiness } : {}),
       joinTimeoutMs: tuning.joinTimeoutMs ?? 120_000,
       onRecord(record) {
         try {

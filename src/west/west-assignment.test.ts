@@ -137,7 +137,6 @@ describe("createAssignmentHandler", () => {
       restoreReadiness: {
         ready: () => readiness.push("ready"),
         unready: (reason) => readiness.push(reason),
-        remove: () => {},
       },
     });
     const p0 = { topic: "req", partition: 0 };

@@ -34,7 +34,7 @@ export interface AssignmentOptions {
    * Not ready while restoring after a rebalance (the first restore is part of start-up,
    * whose readiness the caller reports).
    */
-  restoreReadiness?: ReadinessPart | undefined;
+  restoreReadiness?: Pick<ReadinessPart, "ready" | "unready"> | undefined;
 }
 
 /** The group consumer's `onAssignment` for one west binding. */

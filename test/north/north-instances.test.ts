@@ -154,8 +154,9 @@ describe("north instances", () => {
     const doomed = await startBroker({ port: 0 });
     // Few retries, so the call fails well before its deadline.
     const kafka = createKafka({ servers: [doomed.bootstrap] }, "north-unreachable");
-    // Give up on the vanished broker after a second, not the default ten.
-    Object.assign(kafka, { wire: { ...kafka.wire, retryTimeoutMs: 1_000 } });
+    // Give up on the vanished broker after a second (the client's produce retry maximum),
+    // well before the call's own deadline.
+    Object.assign(kafka, { wire: { ...kafka.wire, produceRetryMaxMs: 1_000 } });
     const { north: cut, client } = await startTestNorth(
       doomed.bootstrap,
       exampleNorthConfig(),

@@ -9,6 +9,7 @@ import { ApiKey } from "../../kafka/protocol/api-keys.ts";
 import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import type { Reader, Writer } from "../../kafka/protocol/wire.ts";
 import type { ApiHandler, ResponseBody } from "../api.ts";
+import type { PartitionFaults } from "../broker-faults.ts";
 import type { BrokerState } from "../broker-state.ts";
 import type { ReadResult } from "../log/partition-log.ts";
 
@@ -99,6 +100,7 @@ function responseBody(
   isolationLevel: number,
   topics: readonly FetchTopic[],
   answer: FetchAnswer,
+  faults?: PartitionFaults,
 ): ResponseBody {
   return (w: Writer) => {
     w.int32(0); // throttle time
@@ -111,7 +113,8 @@ function responseBody(
       w.string(topic.name);
       w.array(topic.partitions, (w, p) => {
         const a = answer.partitions[i++] as PartitionAnswer;
-        w.int32(p.index).int16(a.errorCode);
+        w.int32(faults ? faults.answerPartition(topic.name, p.index) : p.index);
+        w.int16(a.errorCode);
         w.int64(a.highWatermark);
         w.int64(a.highWatermark); // last stable offset: no open transactions, ever
         if (version >= 5) w.int64(a.logStartOffset);
@@ -162,7 +165,7 @@ export function createFetchHandler(state: BrokerState): ApiHandler {
         maxWaitMs <= 0 ||
         signal?.aborted === true
       ) {
-        return responseBody(version, isolationLevel, topics, first);
+        return responseBody(version, isolationLevel, topics, first, ctx.partitionFaults);
       }
 
       return new Promise<ResponseBody>((resolve) => {
@@ -182,6 +185,7 @@ export function createFetchHandler(state: BrokerState): ApiHandler {
               isolationLevel,
               topics,
               collect(state, topics, responseMaxBytes, injected),
+              ctx.partitionFaults,
             ),
           );
         };

@@ -48,6 +48,8 @@ export function createListOffsetsHandler(state: BrokerState): ApiHandler {
             offset: -1,
           });
           if (ctx.injectedError !== undefined) return fail(ctx.injectedError);
+          const refused = ctx.partitionFaults?.partitionError(topic.name, index);
+          if (refused !== undefined) return fail(refused);
           const log = state.topics.partition(topic.name, index);
           if (log === undefined) return fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
           const ok = (offset: number, at: number): PartitionAnswer => ({
@@ -69,7 +71,8 @@ export function createListOffsetsHandler(state: BrokerState): ApiHandler {
         w.array(answers, (w, topic) => {
           w.string(topic.name);
           w.array(topic.partitions, (w, p) => {
-            w.int32(p.index).int16(p.errorCode).int64(p.timestamp).int64(p.offset);
+            const named = ctx.partitionFaults?.answerPartition(topic.name, p.index) ?? p.index;
+            w.int32(named).int16(p.errorCode).int64(p.timestamp).int64(p.offset);
             if (version >= 4) w.int32(0); // leader epoch
           });
         });

@@ -108,6 +108,8 @@ export function createProduceHandler(state: BrokerState, faults?: FaultState): A
         name: topic.name,
         partitions: topic.partitions.map(({ index, records }) => {
           if (injected !== undefined) return failed(index, injected);
+          const refused = ctx.partitionFaults?.partitionError(topic.name, index);
+          if (refused !== undefined) return failed(index, refused);
           if (!validAcks) return failed(index, ErrorCode.INVALID_REQUIRED_ACKS);
           const log = state.topics.partition(topic.name, index);
           if (log === undefined) return failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);

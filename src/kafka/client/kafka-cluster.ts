@@ -1,11 +1,12 @@
 /**
- * The gateway's own Kafka client for its hot path: cluster metadata (brokers, partition
- * leaders), a connection per broker and purpose, Produce to partition leaders with retries,
- * ListOffsets, and Fetch requests for assigned partitions (partition-reader.ts drives them).
+ * The gateway's own Kafka client for its hot path, as one handle: cluster metadata
+ * (cluster-metadata.ts), a connection per broker and purpose (connection-pool.ts), Produce
+ * with an outcome per item (produce-items.ts), ListOffsets (offset-lookup.ts), and the
+ * connections Fetch requests go on (partition-reader.ts drives them). Each Kafka API's
+ * request and answer live in apis/.
  *
  * Why not kafkajs here: per call, kafkajs spent 640–860 µs of CPU on a produce/consume
- * round trip where this code spends about a quarter of that (bench/profile/). kafkajs keeps
- * what it is good at: consumer-group membership and admin requests.
+ * round trip where this code spends about a quarter of that (bench/profile/).
  *
  * Versions are negotiated per broker (ApiVersions) inside the non-flexible ranges every
  * Kafka since 2.1 and every Kafka-compatible broker the gateway targets speaks: Produce
@@ -14,33 +15,19 @@
 
 import { murmur2 } from "../murmur2-partitioner.ts";
 import { ApiKey } from "../protocol/api-keys.ts";
-import {
-  isRetriableCode,
-  KafkaConnectionError,
-  KafkaProtocolError,
-  kafkaCodeName,
-} from "../protocol/errors.ts";
-import { type OutgoingRecord, writeBatch } from "../protocol/record-codec.ts";
-import type { Writer } from "../protocol/wire.ts";
-import { WireConnection, type WireSettings } from "./wire-connection.ts";
+import { KafkaProtocolError, kafkaCodeName } from "../protocol/errors.ts";
+import type { OutgoingRecord } from "../protocol/record-codec.ts";
+import { ClusterMetadata, type PartitionInfo } from "./cluster-metadata.ts";
+import { ConnectionPool, type Lane } from "./connection-pool.ts";
+import { type ListOffsetsOptions, listOffsets, type PartitionOffset } from "./offset-lookup.ts";
+import { type ProduceHooks, type ProduceItem, produceItems } from "./produce-items.ts";
+import type { WireConnection, WireSettings } from "./wire-connection.ts";
 
-export interface PartitionInfo {
-  partition: number;
-  /** Node id of the leader; -1 while there is none. */
-  leader: number;
-  leaderEpoch: number;
-}
+// The types of this handle's signatures, so that its users need import only it.
+export type { Lane, PartitionInfo, PartitionOffset, ProduceItem };
 
-interface TopicInfo {
-  partitions: PartitionInfo[];
-  error: number;
-}
-
-/**
- * Which connection a request goes on: fetch long polls and group joins (which the broker
- * holds until the group settles) must not hold up anything else.
- */
-export type Lane = "main" | "fetch" | "group";
+/** The longest a produced record is retried when `produceRetryMaxMs` is not set. */
+export const defaultProduceRetryMaxMs = 60_000;
 
 /** A topic to create: partitions and replication default to the broker's. */
 export interface TopicSpec {
@@ -51,156 +38,62 @@ export interface TopicSpec {
   configs?: Readonly<Record<string, string>>;
 }
 
-/** One partition's answer to ListOffsets. */
-export interface PartitionOffset {
-  topic: string;
-  partition: number;
-  offset: number;
-}
-
 const encoder = new TextEncoder();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class KafkaCluster {
   readonly settings: WireSettings;
-  private readonly brokers = new Map<number, string>();
-  /** The controller from the last metadata (-1: unknown), where CreateTopics goes. */
-  private controller = -1;
-  private readonly topics = new Map<string, TopicInfo>();
-  private readonly connections = new Map<string, Promise<WireConnection>>();
-  private bootstrap: Promise<WireConnection> | undefined;
-  private refreshing: Promise<void> | undefined;
+  private readonly pool: ConnectionPool;
+  private readonly metadata: ClusterMetadata;
   private readonly roundRobin = new Map<string, number>();
-  private closed = false;
-  /** Aborts connections still being opened when the client closes. */
-  private readonly closing = new AbortController();
+  private readonly produceContext;
 
   constructor(settings: WireSettings) {
     this.settings = settings;
+    this.pool = new ConnectionPool(settings);
+    this.metadata = new ClusterMetadata(this.pool);
+    this.produceContext = {
+      pool: this.pool,
+      metadata: this.metadata,
+      produceRetryMaxMs: settings.produceRetryMaxMs ?? defaultProduceRetryMaxMs,
+      compression: settings.compression,
+      choosePartition: (topic: string, partitions: readonly PartitionInfo[], key: string | null) =>
+        this.choosePartition(topic, partitions, key),
+    };
   }
 
   /** Connects to a bootstrap server (to check the cluster is there). */
   async connect(): Promise<void> {
-    await this.anyConnection();
+    await this.pool.anyConnection();
   }
 
   /** Closes every connection; requests in flight fail. */
   close(): void {
-    this.closed = true;
-    this.closing.abort();
-    for (const pending of this.connections.values())
-      pending.then(
-        (c) => c.close(),
-        () => {},
-      );
-    this.connections.clear();
-    this.bootstrap?.then(
-      (c) => c.close(),
-      () => {},
-    );
-    this.bootstrap = undefined;
+    this.pool.close();
   }
 
   /** The partitions of `topic` (created when the broker auto-creates topics). */
-  async partitions(topic: string): Promise<PartitionInfo[]> {
-    let info = this.topics.get(topic);
-    if (!info || info.partitions.length === 0) {
-      await this.refresh([topic]);
-      info = this.topics.get(topic);
-    }
-    if (!info || info.partitions.length === 0) {
-      const code = info?.error ?? 3;
-      throw new KafkaProtocolError(code, `topic ${topic}: ${kafkaCodeName(code)}`);
-    }
-    return info.partitions;
+  partitions(topic: string): Promise<PartitionInfo[]> {
+    return this.metadata.partitions(topic);
+  }
+
+  /** The partitions of `topic`, retrying what a cluster answers while it creates it, until `deadline`. */
+  partitionsWithin(topic: string, deadline: number): Promise<PartitionInfo[]> {
+    return this.metadata.partitionsWithin(topic, deadline);
   }
 
   /** The cached leader of one partition (-1 when unknown). */
   leaderOf(topic: string, partition: number): number {
-    return this.topics.get(topic)?.partitions[partition]?.leader ?? -1;
+    return this.metadata.leaderOf(topic, partition);
   }
 
   /** Reads metadata for `topics` (one refresh at a time; callers during one share it). */
   refresh(topics: readonly string[]): Promise<void> {
-    if (this.refreshing) {
-      const missing = topics.filter((t) => !this.topics.has(t));
-      return missing.length === 0
-        ? this.refreshing
-        : this.refreshing.then(() => this.refresh(missing));
-    }
-    const wanted = [...new Set([...this.topics.keys(), ...topics])];
-    this.refreshing = this.readMetadata(wanted).finally(() => {
-      this.refreshing = undefined;
-    });
-    return this.refreshing;
+    return this.metadata.refresh(topics);
   }
 
-  /**
-   * The partition count of `topic`, or undefined when it does not exist. Never asks the
-   * broker to auto-create it, and caches nothing about a missing topic (a later refresh
-   * would otherwise ask for it with auto-creation on).
-   */
-  async partitionCount(topic: string): Promise<number | undefined> {
-    await this.readMetadata([topic], false);
-    const info = this.topics.get(topic);
-    if (info && info.partitions.length > 0) return info.partitions.length;
-    if (info === undefined || info.error === 3) return undefined;
-    throw new KafkaProtocolError(info.error, `topic ${topic}: ${kafkaCodeName(info.error)}`);
-  }
-
-  private async readMetadata(topics: string[], autoCreate = true): Promise<void> {
-    const connection = await this.anyConnection();
-    const version = connection.version(ApiKey.Metadata, 1, 8);
-    const r = await connection.request(ApiKey.Metadata, version, (w) => {
-      w.array(topics, (w, t) => w.string(t));
-      if (version >= 4) w.bool(autoCreate); // allow auto-creation, where the broker allows it
-      if (version >= 8) w.bool(false).bool(false);
-    });
-    if (version >= 3) r.int32(); // throttle
-    const brokers = r.array((r) => {
-      const node = r.int32();
-      const host = r.string();
-      const port = r.int32();
-      r.nullableString(); // rack
-      return [node, brokerAddress(host, port)] as const;
-    });
-    if (version >= 2) r.nullableString(); // cluster id
-    const controller = r.int32();
-    const answered = r.array((r) => {
-      const error = r.int16();
-      const name = r.string();
-      r.bool(); // internal
-      const partitions = r.array((r): PartitionInfo & { error: number } => {
-        const perror = r.int16();
-        const partition = r.int32();
-        const leader = r.int32();
-        const leaderEpoch = version >= 7 ? r.int32() : -1;
-        r.array((r) => r.int32()); // replicas
-        r.array((r) => r.int32()); // in-sync replicas
-        if (version >= 5) r.array((r) => r.int32()); // offline replicas
-        return { partition, leader, leaderEpoch, error: perror };
-      });
-      if (version >= 8) r.int32(); // authorized operations
-      return { error, name, partitions };
-    });
-    this.controller = controller;
-    for (const [node, address] of brokers) this.brokers.set(node, address);
-    for (const { error, name, partitions } of answered) {
-      // Unknown topics asked for without auto-creation are not remembered (see partitionCount).
-      if (!autoCreate && error === 3) {
-        this.topics.delete(name);
-        continue;
-      }
-      const sorted: PartitionInfo[] = [];
-      for (const p of partitions) {
-        sorted[p.partition] = {
-          partition: p.partition,
-          leader: p.leader,
-          leaderEpoch: p.leaderEpoch,
-        };
-      }
-      this.topics.set(name, { error, partitions: error === 0 ? sorted : [] });
-    }
+  /** The partition count of `topic`, undefined when it does not exist (never auto-creates it). */
+  partitionCount(topic: string): Promise<number | undefined> {
+    return this.metadata.partitionCount(topic);
   }
 
   /**
@@ -215,7 +108,9 @@ export class KafkaCluster {
     for (let attempt = 0; ; attempt++) {
       await this.refresh([]);
       const connection =
-        this.controller >= 0 ? await this.connection(this.controller) : await this.anyConnection();
+        this.metadata.controller >= 0
+          ? await this.connection(this.metadata.controller)
+          : await this.pool.anyConnection();
       let version: number;
       try {
         version = connection.version(ApiKey.CreateTopics, 4, 4);
@@ -261,78 +156,22 @@ export class KafkaCluster {
 
   /** Records a broker learnt outside Metadata (a group coordinator). */
   addBroker(node: number, address: string): void {
-    if (!this.brokers.has(node)) this.brokers.set(node, address);
+    this.pool.addBroker(node, address);
   }
 
   /** Drops the `lane` connection to `node` (it is reopened on next use). */
   dropConnection(node: number, lane: Lane): void {
-    const key = `${lane}/${node}`;
-    const pending = this.connections.get(key);
-    this.connections.delete(key);
-    pending?.then(
-      (c) => c.close(),
-      () => {},
-    );
+    this.pool.dropConnection(node, lane);
   }
 
   /** A connection to any broker, for requests any broker answers (FindCoordinator). */
   anyBroker(): Promise<WireConnection> {
-    return this.anyConnection();
+    return this.pool.anyConnection();
   }
 
   /** The connection to broker `node` for `lane`, opened on first use. */
   connection(node: number, lane: Lane = "main"): Promise<WireConnection> {
-    if (this.closed) return Promise.reject(new KafkaConnectionError("Kafka client is closed"));
-    const key = `${lane}/${node}`;
-    let pending = this.connections.get(key);
-    if (!pending) {
-      const address = this.brokers.get(node);
-      if (!address) {
-        return Promise.reject(new KafkaConnectionError(`broker ${node} is not in the metadata`));
-      }
-      pending = WireConnection.open(address, this.settings, this.closing.signal);
-      this.connections.set(key, pending);
-      pending.then(
-        (c) =>
-          c.onClose(() => {
-            if (this.connections.get(key) === pending) this.connections.delete(key);
-          }),
-        () => {
-          if (this.connections.get(key) === pending) this.connections.delete(key);
-        },
-      );
-    }
-    return pending;
-  }
-
-  /** A connection for metadata: any open one, else the first bootstrap server that answers. */
-  private async anyConnection(): Promise<WireConnection> {
-    if (this.closed) throw new KafkaConnectionError("Kafka client is closed");
-    for (const [key, pending] of this.connections) {
-      if (key.startsWith("main/")) {
-        const connection = await pending.catch(() => undefined);
-        if (connection && !connection.closed) return connection;
-      }
-    }
-    if (this.bootstrap) {
-      const connection = await this.bootstrap.catch(() => undefined);
-      if (connection && !connection.closed) return connection;
-    }
-    this.bootstrap = this.openBootstrap();
-    return this.bootstrap;
-  }
-
-  private async openBootstrap(): Promise<WireConnection> {
-    const errors: string[] = [];
-    for (const server of this.settings.servers) {
-      try {
-        return await WireConnection.open(server, this.settings, this.closing.signal);
-      } catch (error) {
-        if (error instanceof KafkaProtocolError) throw error;
-        errors.push((error as Error).message);
-      }
-    }
-    throw new KafkaConnectionError(`no Kafka bootstrap server answered: ${errors.join("; ")}`);
+    return this.pool.connection(node, lane);
   }
 
   /** The partition for a record: murmur2 of the key (Kafka's default), round-robin without. */
@@ -346,285 +185,63 @@ export class KafkaCluster {
   }
 
   /**
-   * Writes `records` (per topic, in order) and resolves once every partition's batch is
-   * acknowledged at `acks` (with acks 0, once written to the socket); `timeoutMs` is the
-   * broker's acknowledgement timeout. Retriable failures (leader moved, broker restarting,
-   * connection lost) are retried with fresh metadata for up to `settings.retryTimeoutMs`.
+   * Writes `items` at `acks` (`ackTimeoutMs`: the broker's acknowledgement timeout) and tells
+   * `hooks.settle` each item's outcome as soon as its partition's is known. Each item is
+   * retried until its own deadline, at most `settings.produceRetryMaxMs`. Resolves once
+   * every item is settled and nothing of this call is in flight.
+   */
+  produceEach<T extends ProduceItem>(
+    acks: -1 | 0 | 1,
+    ackTimeoutMs: number,
+    items: readonly T[],
+    hooks: ProduceHooks<T>,
+  ): Promise<void> {
+    return produceItems(this.produceContext, acks, ackTimeoutMs, items, hooks);
+  }
+
+  /**
+   * Writes `records` (per topic, in order) and resolves once all are acknowledged at `acks`
+   * (with acks 0, once written to the socket), retrying for up to min(`timeoutMs`,
+   * `settings.retryTimeoutMs`); rejects with the first failure. For tools and tests: the
+   * gateway's producers use `produceEach`.
    */
   async produce(
     acks: -1 | 0 | 1,
     timeoutMs: number,
     records: ReadonlyMap<string, readonly OutgoingRecord[]>,
   ): Promise<void> {
-    const budgetMs = Math.min(timeoutMs, this.settings.retryTimeoutMs);
-    // A broker that accepts connections but does not answer would otherwise hold the
-    // produce for the whole request timeout, past the retry budget.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new KafkaConnectionError(`no answer from Kafka within ${budgetMs} ms`)),
-        budgetMs,
-      );
-    });
-    try {
-      await Promise.race([
-        this.produceUntil(acks, timeoutMs, records, Date.now() + budgetMs),
-        expired,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private async produceUntil(
-    acks: -1 | 0 | 1,
-    timeoutMs: number,
-    records: ReadonlyMap<string, readonly OutgoingRecord[]>,
-    deadline: number,
-  ): Promise<void> {
-    // topic → partition → records, in queue order.
-    let todo = new Map<string, Map<number, OutgoingRecord[]>>();
+    const deadlineMs = Date.now() + Math.min(timeoutMs, this.settings.retryTimeoutMs);
+    const items: ProduceItem[] = [];
     for (const [topic, list] of records) {
-      const partitions = await this.partitionsWithin(topic, deadline);
-      const byPartition = new Map<number, OutgoingRecord[]>();
-      for (const record of list) {
-        const p = record.partition ?? this.choosePartition(topic, partitions, record.key);
-        if (!Number.isInteger(p) || p < 0 || p >= partitions.length) {
-          throw new KafkaProtocolError(
-            37, // INVALID_PARTITIONS
-            `record for ${topic} names partition ${p}, which the topic's ${partitions.length} partitions do not have`,
-          );
-        }
-        const bucket = byPartition.get(p);
-        if (bucket) bucket.push(record);
-        else byPartition.set(p, [record]);
-      }
-      todo.set(topic, byPartition);
+      // Asked even when it has no records: the cluster must be there and know the topic.
+      await this.metadata.partitionsWithin(topic, deadlineMs);
+      for (const record of list) items.push({ topic, records: record, deadlineMs });
     }
-    for (let attempt = 0; ; attempt++) {
-      const failed = await this.produceOnce(acks, timeoutMs, todo, deadline);
-      if (failed.retry.size === 0) return;
-      if (Date.now() + backoff(attempt) >= deadline) throw failed.error;
-      await sleep(backoff(attempt));
-      await this.refresh([...failed.retry.keys()]).catch(() => {});
-      todo = failed.retry;
-    }
+    let failure: Error | undefined;
+    await this.produceEach(acks, timeoutMs, items, {
+      settle(_item, error) {
+        failure ??= error;
+      },
+    });
+    if (failure) throw failure;
   }
 
   /**
-   * The partitions of `topic`, retrying what a cluster answers while it creates a topic or
-   * moves leaders (LEADER_NOT_AVAILABLE and the like) until `deadline`.
+   * The offset of `timestamp` for each partition, from its leader (-1 latest, -2 earliest, or
+   * epoch ms: the first record at or after it, offset -1 when there is none), retried until
+   * `options.deadlineMs` (default: `settings.retryTimeoutMs` from now).
    */
-  async partitionsWithin(topic: string, deadline: number): Promise<PartitionInfo[]> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.partitions(topic);
-      } catch (error) {
-        const retriable =
-          error instanceof KafkaConnectionError ||
-          (error instanceof KafkaProtocolError && error.retriable);
-        if (!retriable || Date.now() + backoff(attempt) >= deadline) throw error;
-        await sleep(backoff(attempt));
-        this.topics.delete(topic);
-      }
-    }
-  }
-
-  /** One Produce per leader; returns what must be retried and the last error seen. */
-  private async produceOnce(
-    acks: -1 | 0 | 1,
-    timeoutMs: number,
-    todo: Map<string, Map<number, OutgoingRecord[]>>,
-    deadline: number,
-  ): Promise<{ retry: Map<string, Map<number, OutgoingRecord[]>>; error: Error }> {
-    const byLeader = new Map<number, Map<string, Map<number, OutgoingRecord[]>>>();
-    const retry = new Map<string, Map<number, OutgoingRecord[]>>();
-    let lastError: Error = new KafkaConnectionError("no leader");
-    const again = (topic: string, partition: number, list: OutgoingRecord[], error: Error) => {
-      lastError = error;
-      let parts = retry.get(topic);
-      if (!parts) {
-        parts = new Map();
-        retry.set(topic, parts);
-      }
-      parts.set(partition, list);
-    };
-    for (const [topic, parts] of todo) {
-      for (const [partition, list] of parts) {
-        const leader = this.leaderOf(topic, partition);
-        if (leader < 0) {
-          again(
-            topic,
-            partition,
-            list,
-            new KafkaProtocolError(5, `${topic}-${partition}: no leader`),
-          );
-          continue;
-        }
-        let forLeader = byLeader.get(leader);
-        if (!forLeader) {
-          forLeader = new Map();
-          byLeader.set(leader, forLeader);
-        }
-        let topicParts = forLeader.get(topic);
-        if (!topicParts) {
-          topicParts = new Map();
-          forLeader.set(topic, topicParts);
-        }
-        topicParts.set(partition, list);
-      }
-    }
-    const now = Date.now();
-    await Promise.all(
-      [...byLeader].map(async ([leader, topics]) => {
-        try {
-          const connection = await this.connection(leader);
-          // The caller has been told this produce failed: records sent now could land
-          // after those of the caller's next produce.
-          if (Date.now() >= deadline)
-            throw new KafkaConnectionError(`no answer from broker ${leader} in time`);
-          const version = connection.version(ApiKey.Produce, 3, 8);
-          const body = (w: Writer) => {
-            w.nullableString(null).int16(acks).int32(timeoutMs);
-            w.array([...topics], (w, [topic, parts]) => {
-              w.string(topic);
-              w.array([...parts], (w, [partition, list]) => {
-                w.int32(partition);
-                const sizeAt = w.reserveInt32();
-                writeBatch(w, list, now, this.settings.compression);
-                w.patchInt32(sizeAt, w.offset - sizeAt - 4);
-              });
-            });
-          };
-          if (acks === 0) {
-            connection.send(ApiKey.Produce, version, body);
-            return;
-          }
-          const r = await connection.request(ApiKey.Produce, version, body);
-          const count = r.int32();
-          for (let t = 0; t < count; t++) {
-            const topic = r.string();
-            const partitions = r.int32();
-            for (let p = 0; p < partitions; p++) {
-              const partition = r.int32();
-              const error = r.int16();
-              r.int64(); // base offset
-              r.int64(); // log append time
-              if (version >= 5) r.int64(); // log start offset
-              let message: string | null = null;
-              if (version >= 8) {
-                r.array((r) => [r.int32(), r.nullableString()]);
-                message = r.nullableString();
-              }
-              if (error === 0) continue;
-              const list = topics.get(topic)?.get(partition);
-              const failure = new KafkaProtocolError(
-                error,
-                `produce to ${topic}-${partition} refused: ${kafkaCodeName(error)}${message ? ` (${message})` : ""}`,
-              );
-              if (!list) continue;
-              if (isRetriableCode(error)) again(topic, partition, list, failure);
-              else throw failure;
-            }
-          }
-        } catch (error) {
-          if (!(error instanceof KafkaConnectionError)) throw error;
-          // The connection is gone (or never came): everything sent on it is retried.
-          for (const [topic, parts] of topics) {
-            for (const [partition, list] of parts) again(topic, partition, list, error);
-          }
-        }
-      }),
-    );
-    return { retry, error: lastError };
-  }
-
-  /**
-   * The offset of `timestamp` for each partition, from its leader: -1 latest, -2 earliest, or
-   * epoch ms for the first record at or after it (offset -1 when there is none).
-   */
-  async listOffsets(
+  listOffsets(
     topic: string,
     partitions: readonly number[],
     timestamp: number,
+    options: Partial<ListOffsetsOptions> = {},
   ): Promise<PartitionOffset[]> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.listOffsetsOnce(topic, partitions, timestamp);
-      } catch (error) {
-        const retriable =
-          error instanceof KafkaConnectionError ||
-          (error instanceof KafkaProtocolError && error.retriable);
-        if (!retriable || attempt >= 8 || this.closed) throw error;
-        await sleep(backoff(attempt));
-        await this.refresh([topic]).catch(() => {});
-      }
-    }
-  }
-
-  private async listOffsetsOnce(
-    topic: string,
-    partitions: readonly number[],
-    timestamp: number,
-  ): Promise<PartitionOffset[]> {
-    const byLeader = new Map<number, number[]>();
-    for (const p of partitions) {
-      const leader = this.leaderOf(topic, p);
-      if (leader < 0) throw new KafkaProtocolError(5, `${topic}-${p}: no leader`);
-      const list = byLeader.get(leader);
-      if (list) list.push(p);
-      else byLeader.set(leader, [p]);
-    }
-    const out: PartitionOffset[] = [];
-    await Promise.all(
-      [...byLeader].map(async ([leader, list]) => {
-        const connection = await this.connection(leader);
-        const version = connection.version(ApiKey.ListOffsets, 1, 5);
-        const r = await connection.request(ApiKey.ListOffsets, version, (w) => {
-          w.int32(-1);
-          if (version >= 2) w.int8(0);
-          w.array([topic], (w, t) => {
-            w.string(t);
-            w.array(list, (w, p) => {
-              w.int32(p);
-              if (version >= 4) w.int32(-1);
-              w.int64(timestamp);
-            });
-          });
-        });
-        if (version >= 2) r.int32(); // throttle
-        const topics = r.int32();
-        for (let t = 0; t < topics; t++) {
-          const name = r.string();
-          const count = r.int32();
-          for (let i = 0; i < count; i++) {
-            const partition = r.int32();
-            const error = r.int16();
-            r.int64(); // timestamp
-            const offset = Number(r.int64());
-            if (version >= 4) r.int32(); // leader epoch
-            if (error !== 0) {
-              throw new KafkaProtocolError(
-                error,
-                `offsets of ${name}-${partition}: ${kafkaCodeName(error)}`,
-              );
-            }
-            out.push({ topic: name, partition, offset });
-          }
-        }
-      }),
+    return listOffsets(
+      this.pool,
+      this.metadata,
+      { topic, partitions, timestamp },
+      { deadlineMs: Date.now() + this.settings.retryTimeoutMs, ...options },
     );
-    return out;
   }
-}
-
-/** "host:port" for a broker a response names (IPv6 literals in brackets). */
-export function brokerAddress(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
-}
-
-/** 100 ms doubling to 2 s, with jitter so instances do not retry in step. */
-export function backoff(attempt: number): number {
-  const base = Math.min(2_000, 100 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
 }

@@ -8,7 +8,12 @@
  * member and the fetch capability's topic readers use it.
  */
 import { ApiKey } from "../protocol/api-keys.ts";
-import { isRetriableCode, KafkaProtocolError, kafkaCodeName } from "../protocol/errors.ts";
+import {
+  isRetriableCode,
+  KafkaAnswerError,
+  KafkaProtocolError,
+  kafkaCodeName,
+} from "../protocol/errors.ts";
 import {
   DEFAULT_BATCH_MAX_BYTES,
   type DecodeOptions,
@@ -17,7 +22,8 @@ import {
 } from "../protocol/record-codec.ts";
 import type { Reader } from "../protocol/wire.ts";
 import type { UndecodableEvent, UndecodableReporter } from "../undecodable-batches.ts";
-import { backoff, type KafkaCluster } from "./kafka-cluster.ts";
+import type { KafkaCluster } from "./kafka-cluster.ts";
+import { backoff } from "./retry.ts";
 
 export interface PartitionReaderOptions {
   cluster: KafkaCluster;
@@ -73,6 +79,11 @@ export interface PartitionReader {
   /** Stops fetching these partitions until `resume`. */
   pause(partitions: readonly { topic: string; partition: number }[]): void;
   resume(partitions: readonly { topic: string; partition: number }[]): void;
+  /**
+   * Assigned partitions still without a position (their ListOffsets keeps failing), with
+   * the last failure: they are retried until placed, and read from then on.
+   */
+  unplaced(): { topic: string; partition: number; error: unknown }[];
   /** Stops fetching (a long poll in flight is left to the cluster's close). */
   stop(): void;
 }
@@ -110,7 +121,13 @@ export async function startPartitionReader(
       else unplaced.push(partition);
     }
     if (unplaced.length === 0) return;
-    const offsets = await cluster.listOffsets(topic, unplaced, from === "latest" ? -1 : -2);
+    const offsets = await cluster.listOffsets(topic, unplaced, from === "latest" ? -1 : -2, {
+      onRetry: (error) =>
+        options.onProblem?.(
+          `no position yet for ${topic} [${unplaced.join(", ")}]; retrying`,
+          error,
+        ),
+    });
     for (const o of offsets) {
       const key = `${o.topic}\0${o.partition}`;
       const known = state.get(key);
@@ -120,15 +137,53 @@ export async function startPartitionReader(
     }
   };
 
+  // A group member's partitions that could not be placed: retried until they are (a
+  // partition of the assignment must never be left unread), and reported meanwhile.
+  const unplaced = new Map<string, { topic: string; partition: number; error: unknown }>();
+  let placeTimer: ReturnType<typeof setTimeout> | undefined;
+  let placeFailures = 0;
+
+  /** Places `partitions`, or keeps them as unplaced (with why) for `placeLater`. */
+  const placeOrKeep = async (topic: string, partitions: readonly number[]) => {
+    try {
+      await cluster.partitionsWithin(topic, Date.now() + cluster.settings.retryTimeoutMs);
+      await place(topic, partitions, options.start);
+      for (const partition of partitions) unplaced.delete(`${topic}\0${partition}`);
+    } catch (error) {
+      const left = partitions.filter((p) => !state.has(`${topic}\0${p}`));
+      for (const partition of left) {
+        unplaced.set(`${topic}\0${partition}`, { topic, partition, error });
+      }
+      options.onProblem?.(
+        `no position for ${topic} [${left.join(", ")}]; these partitions are not read until one is found`,
+        error,
+      );
+    }
+  };
+
+  const placeLater = () => {
+    if (stopped || placeTimer || unplaced.size === 0) return;
+    placeTimer = setTimeout(async () => {
+      const byTopic = new Map<string, number[]>();
+      for (const { topic, partition } of unplaced.values()) {
+        byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+      }
+      const before = unplaced.size;
+      for (const [topic, partitions] of byTopic) await placeOrKeep(topic, partitions);
+      placeFailures = unplaced.size < before ? 0 : placeFailures + 1;
+      placeTimer = undefined;
+      ensureLoops();
+      placeLater();
+    }, backoff(placeFailures));
+    placeTimer.unref?.();
+  };
+
   if (options.assigned) {
     const byTopic = new Map<string, number[]>();
     for (const { topic, partition } of options.assigned) {
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
     }
-    for (const [topic, partitions] of byTopic) {
-      await cluster.partitionsWithin(topic, Date.now() + cluster.settings.retryTimeoutMs);
-      await place(topic, partitions, options.start);
-    }
+    for (const [topic, partitions] of byTopic) await placeOrKeep(topic, partitions);
   } else {
     for (const topic of options.topics) {
       const partitions = await cluster.partitionsWithin(
@@ -291,6 +346,7 @@ export async function startPartitionReader(
   };
   started = true;
   ensureLoops();
+  placeLater();
   const timer = setInterval(() => void refresh(), options.metadataRefreshMs ?? 30_000);
   timer.unref?.();
 
@@ -328,9 +384,11 @@ export async function startPartitionReader(
       }
       ensureLoops();
     },
+    unplaced: () => [...unplaced.values()],
     stop() {
       stopped = true;
       clearInterval(timer);
+      clearTimeout(placeTimer);
       options.undecodable?.close();
     },
   };
@@ -339,6 +397,8 @@ export async function startPartitionReader(
 interface FetchProblems {
   refresh: boolean;
   outOfRange: Position[];
+  /** A partition the answer names that the request did not ask for. */
+  notAsked?: string;
 }
 
 /** A Fetch on its way: the answer, its version and the positions it asked from. */
@@ -388,9 +448,14 @@ function readFetchResponse(
       if (version >= 11) r.int32(); // preferred read replica
       const records = r.nullableBytes();
       const position = state.get(`${topic}\0${partition}`);
+      if (!position || !fetchedAt.has(position)) {
+        // Not asked for (a broker bug): its records are no one's to read.
+        if (!wasAsked(fetchedAt, topic, partition)) problems.notAsked ??= `${topic}-${partition}`;
+        continue;
+      }
       // Paused while this fetch was out: its records are read again after the resume.
       // Sought elsewhere meanwhile: this answer is for a position no longer wanted.
-      if (!position || position.paused || fetchedAt.get(position) !== position.offset) continue;
+      if (position.paused || fetchedAt.get(position) !== position.offset) continue;
       if (error !== 0) {
         if (error === 1) problems.outOfRange.push(position);
         else if (isRetriableCode(error)) problems.refresh = true;
@@ -412,7 +477,24 @@ function readFetchResponse(
       }
     }
   }
+  if (problems.notAsked !== undefined) {
+    options.onProblem?.(
+      "fetch answer broke the protocol; its other partitions were read",
+      new KafkaAnswerError(`Fetch answer names ${problems.notAsked}, which was not asked for`),
+    );
+    problems.refresh = true;
+  }
   return { problems, batches };
+}
+
+/** Whether a fetch asked for `topic`-`partition` (its position may since have been replaced). */
+function wasAsked(
+  fetchedAt: ReadonlyMap<Position, number>,
+  topic: string,
+  partition: number,
+): boolean {
+  for (const p of fetchedAt.keys()) if (p.partition === partition && p.topic === topic) return true;
+  return false;
 }
 
 /**

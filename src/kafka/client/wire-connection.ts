@@ -5,7 +5,6 @@
  * in time, or a socket error, closes the connection and fails everything in flight on it
  * (answers on one connection come in request order, so nothing later can be trusted).
  */
-
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { SaslOptions, TlsClientOptions } from "../../config/types.ts";
@@ -25,8 +24,16 @@ export interface WireSettings {
   connectTimeoutMs: number;
   /** How long a broker may take to answer (long polls add their own wait). */
   requestTimeoutMs: number;
-  /** How long a produce keeps retrying (leader moves, brokers unreachable) before failing. */
+  /**
+   * How long lookups keep retrying (metadata while a topic is created or a leader moves,
+   * ListOffsets) before failing.
+   */
   retryTimeoutMs: number;
+  /**
+   * The longest a produced record is retried (leader moves, brokers unreachable): each
+   * record stops at its caller's deadline, and at this bound at the latest (default 60 s).
+   */
+  produceRetryMaxMs?: number;
   /** The codec of the batches this client produces (default none). */
   compression?: CompressionCodec;
 }
