@@ -11,6 +11,7 @@ import type { GatewayConfig } from "../../src/config/types.ts";
 import { type Gateway, startGateway } from "../../src/gateway.ts";
 import { createLogger, type Logger } from "../../src/ops/logger.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
+import { defaultChangelogTopic } from "../../src/west/changelog-topic.ts";
 import { exampleConfig, replyTopic, requestTopic } from "./example-config.ts";
 import { type MockKafka, startMockKafka } from "./mockkafka.ts";
 
@@ -63,14 +64,21 @@ export async function startMockStack(opts: MockStackOptions = {}): Promise<MockS
       if (process.env.GATEWAY_TEST_LOG) process.stdout.write(`${line}\n`);
     });
   const partitions = opts.partitions ?? 3;
+  // West's changelog is made here, not by west: the mock answers metadata for any topic by
+  // creating it (with its own partition count), and leaders must be pinned one per broker.
+  const changelogTopic = defaultChangelogTopic(
+    "example",
+    "west_kafka_grpc_remote_server",
+    requestTopic,
+  );
   const mock = await startMockKafka({
     brokers: opts.brokers ?? 3,
-    topics: { [requestTopic]: partitions, [replyTopic]: partitions },
+    topics: { [requestTopic]: partitions, [replyTopic]: partitions, [changelogTopic]: partitions },
   });
   let echo: EchoServer | undefined;
   try {
     const brokers = opts.brokers ?? 3;
-    for (const topic of [requestTopic, replyTopic]) {
+    for (const topic of [requestTopic, replyTopic, changelogTopic]) {
       for (let p = 0; p < partitions; p++) {
         await mock.leader(topic, p, opts.leaderOf?.(topic, p) ?? (p % brokers) + 1);
       }

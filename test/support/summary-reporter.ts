@@ -13,13 +13,17 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const module of testModules) {
-      if (module.state() === "failed" && [...module.children.allTests()].length === 0) failed++;
+      let moduleFailed = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === "passed") passed++;
-        else if (state === "failed") failed++;
+        else if (state === "failed") moduleFailed++;
         else skipped++;
       }
+      // A file that failed outside its tests (a hook, an import) counts as one failure, even
+      // when its tests were only skipped because of it.
+      if (module.state() === "failed" && moduleFailed === 0) moduleFailed = 1;
+      failed += moduleFailed;
     }
     failed += unhandledErrors.length;
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
