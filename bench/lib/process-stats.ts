@@ -12,6 +12,9 @@ export interface ProcessStats {
   heapUsedBytes: number;
 }
 
+/** A gateway's figures: both processes added up, and north's (and west's, split) alone. */
+export type GatewayStats = ProcessStats & { north: ProcessStats; west?: ProcessStats };
+
 let peakRss = 0;
 
 /** Samples RSS every `intervalMs` to track the peak; returns a stopper. */
