@@ -8,7 +8,8 @@
  * writes bench/results/<date>.json, <date>.svg and latest.svg.
  *
  * Options: --smoke, --duration-ms N, --warmup-ms N, --concurrency 1,16,..., --scenarios
- * id,..., --partitions N, --pending-calls N,..., --no-h2load, --verbose.
+ * id,..., --partitions N, --pending-calls N,... (--no-pending: none), --no-h2load,
+ * --streaming-client raw|connect, --verbose.
  */
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
@@ -54,8 +55,10 @@ interface Options {
   verbose: boolean;
   /** Most connections a load generator opens for one point. */
   connectionsMax: number;
-  /** Connect client processes for streaming (and unary without h2load). */
+  /** Load client processes for streaming (and unary without h2load). */
   loadProcesses: number;
+  /** raw: gRPC on raw node:http2 streams (the default); connect: the Connect client. */
+  streamingClient: "raw" | "connect";
 }
 
 function parseOptions(argv: string[]): Options {
@@ -87,9 +90,9 @@ function parseOptions(argv: string[]): Options {
     warmupMs: numberOf("warmup-ms", smoke ? 150 : 1_000),
     durationMs: numberOf("duration-ms", smoke ? 400 : 5_000),
     partitions: numberOf("partitions", 3),
-    pendingCalls: (value("pending-calls") ?? (smoke ? "10000" : "10000,100000"))
-      .split(",")
-      .map(Number),
+    pendingCalls: argv.includes("--no-pending")
+      ? []
+      : (value("pending-calls") ?? (smoke ? "10000" : "10000,100000")).split(",").map(Number),
     scenarioIds: value("scenarios")?.split(","),
     useH2load: !argv.includes("--no-h2load"),
     deployment: value("deployment") === "single" ? ("single" as const) : ("split" as const),
@@ -97,6 +100,7 @@ function parseOptions(argv: string[]): Options {
     verbose: argv.includes("--verbose"),
     connectionsMax: 4,
     loadProcesses: Math.max(1, Math.min(2, os.cpus().length)),
+    streamingClient: value("streaming-client") === "connect" ? "connect" : "raw",
   };
 }
 
@@ -392,6 +396,7 @@ class Harness {
       processes.map((p, i) =>
         p.request<LoadRunResult>("run", {
           url,
+          client: this.options.streamingClient,
           request: {
             scenario,
             concurrency: perProcess[i] ?? 1,
@@ -407,7 +412,7 @@ class Harness {
     const cpu0 = await sleep(warmupMs).then(cpuNow);
     const results = await run;
     const cpu1 = await cpuNow();
-    const generator = `Connect gRPC client (${processes.length} process${processes.length > 1 ? "es" : ""})`;
+    const generator = `${clientName(this.options.streamingClient)} (${processes.length} process${processes.length > 1 ? "es" : ""})`;
     return withCpu(figuresOf(results, durationMs, generator), cpu0, cpu1);
   }
 
@@ -644,6 +649,10 @@ class Harness {
  */
 function pendingDelayMsFor(calls: number): number {
   return calls <= 10_000 ? 20_000 : 20_000 + 60_000 * Math.ceil(calls / 100_000);
+}
+
+function clientName(client: "raw" | "connect"): string {
+  return client === "raw" ? "gRPC on raw node:http2 streams" : "Connect gRPC client";
 }
 
 function sleep(ms: number): Promise<void> {
@@ -892,8 +901,8 @@ async function main(): Promise<number> {
       platform: `${os.platform()} ${os.release()}`,
     },
     loadGenerator: {
-      unary: harness.h2load ?? "Connect gRPC client (h2load not installed)",
-      streaming: `Connect gRPC client (${options.loadProcesses} processes)`,
+      unary: harness.h2load ?? `${clientName(options.streamingClient)} (h2load not installed)`,
+      streaming: `${clientName(options.streamingClient)} (${options.loadProcesses} processes)`,
       floor: "kafkajs requester + kafkajs responder (1 process each)",
       native: "requester + responder on the gateway's own Kafka client (1 process each)",
       gateway:
