@@ -4,6 +4,7 @@
  * waiting for a condition.
  */
 import { spawn } from "node:child_process";
+import { vi } from "vitest";
 import { ApiKey } from "../protocol/api-keys.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import type { WireSettings } from "./wire-connection.ts";
@@ -95,11 +96,12 @@ export async function waitFor(
   what: string,
   timeoutMs = 20_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await check())) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: timeoutMs, interval: 25 },
+  );
 }
 
 /**
