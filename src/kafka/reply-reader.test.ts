@@ -1,5 +1,5 @@
 import type { Producer } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { kafkajsFor } from "../../test/support/kafkajs.ts";
 import { type Broker, startBroker } from "../broker/broker.ts";
 import { silentLogger } from "../ops/logger.ts";
@@ -170,9 +170,10 @@ test("creates its reply topics with CreateTopics where the broker does not auto-
 });
 
 async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await vi.waitFor(
+    () => {
+      if (!condition()) throw new Error("condition not met in time");
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
 }

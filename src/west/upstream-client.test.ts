@@ -249,6 +249,7 @@ describe("callUpstream", () => {
         retry: { initialBackoffMs: 20, maxBackoffMs: 100 },
         onMessage: (bytes) => replies.push(textOf(bytes)),
       });
+      // Time passes on purpose: the call keeps retrying for 400 ms with nothing listening.
       await new Promise((r) => setTimeout(r, 400));
       const late = await startEchoServer({ port });
       try {

@@ -13,7 +13,7 @@ import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts"
 import type { OutgoingRecord } from "../protocol/record-codec.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 
-import { kcat, kcatRead, testSettings, waitFor } from "./wire-test-kit.ts";
+import { kcat, kcatRead, requestIsOut, testSettings, waitFor } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const record = (key: string | null, value: string): OutgoingRecord => ({
@@ -162,7 +162,7 @@ describe("produce", () => {
     await cluster.produce(-1, 5_000, one(topic, record("k", "before")));
     broker.faults.pause();
     const sent = cluster.produce(-1, 5_000, one(topic, record("k", "during")));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor(() => requestIsOut(cluster, ApiKey.Produce), "the Produce on its way");
     broker.faults.dropConnections();
     broker.faults.resume();
     await sent;
@@ -176,8 +176,10 @@ describe("produce", () => {
     await cluster.partitions(topic);
     broker.faults.setLatency(1_000);
     try {
+      const produced = broker.faults.requests(ApiKey.Produce);
       const sent = cluster.produce(-1, 5_000, one(topic, record("k", "late")));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Appended at the broker; its answer is held back by the latency.
+      await waitFor(() => broker.faults.requests(ApiKey.Produce) > produced, "the append");
       broker.faults.dropConnections();
       broker.faults.setLatency(0);
       await sent;
@@ -200,6 +202,8 @@ describe("produce", () => {
       await impatient.partitions(topic);
       broker.faults.setLatency(3_000);
       const sent = impatient.produce(-1, 10_000, one(topic, record("k", "slow")));
+      // Time passes on purpose: past requestTimeoutMs (800 ms), so the first attempt is given
+      // up on; the answers stay slow meanwhile, so no retry can succeed before.
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       broker.faults.setLatency(0);
       await sent;

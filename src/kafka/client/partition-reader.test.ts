@@ -15,7 +15,7 @@ import {
   startPartitionReader,
 } from "./partition-reader.ts";
 import type { WireConnection } from "./wire-connection.ts";
-import { testSettings, waitFor, writeTo } from "./wire-test-kit.ts";
+import { requestIsOut, testSettings, waitFor, writeTo } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 /** Only where a test proves that nothing happens for a time (each call says what). */
@@ -87,11 +87,8 @@ const values = (seen: Seen[], partition?: number) =>
   seen.filter((s) => partition === undefined || s.partition === partition).map((s) => s.value);
 
 /** Whether a Fetch on `cluster`'s fetch connection to broker 1 awaits its answer now. */
-async function pollIsOut(cluster: KafkaCluster): Promise<boolean> {
-  const connection = await cluster.connection(1, "fetch");
-  // The connection's own table of requests awaiting an answer (read-only here).
-  const pending = (connection as unknown as { pending: Map<number, { apiKey: number }> }).pending;
-  return [...pending.values()].some((request) => request.apiKey === ApiKey.Fetch);
+function pollIsOut(cluster: KafkaCluster): Promise<boolean> {
+  return requestIsOut(cluster, ApiKey.Fetch, 1, "fetch");
 }
 
 /** Resolves once `cluster`'s reader has a long poll out. */

@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { vi } from "vitest";
 import { ApiKey } from "../protocol/api-keys.ts";
+import type { Lane } from "./connection-pool.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import type { WireSettings } from "./wire-connection.ts";
 
@@ -102,6 +103,19 @@ export async function waitFor(
     },
     { timeout: timeoutMs, interval: 25 },
   );
+}
+
+/** Whether `cluster`'s `lane` connection to `node` has an `apiKey` request awaiting its answer. */
+export async function requestIsOut(
+  cluster: KafkaCluster,
+  apiKey: number,
+  node = 1,
+  lane: Lane = "main",
+): Promise<boolean> {
+  const connection = await cluster.connection(node, lane);
+  // The connection's own table of requests awaiting an answer (read-only here).
+  const pending = (connection as unknown as { pending: Map<number, { apiKey: number }> }).pending;
+  return [...pending.values()].some((request) => request.apiKey === apiKey);
 }
 
 /**
