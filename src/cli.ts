@@ -8,7 +8,8 @@
  *
  * Options: --kafka-servers host:port,...  --kafka-compression CODEC  --kafka-undecodable-batches
  * fail|skip  --ops-port N|off (default 7190, 0 = any free port)
- * --ephemeral-ports  --log-level debug|info|warn|error  --grace-ms N
+ * --ephemeral-ports  --log-level debug|info|warn|error  --grace-ms N, and the edge flags
+ * (timeouts, limits, TLS policy, ops placement: config/edge-flags.ts, docs/limits.md)
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure at run time,
  * 2 bad usage or invalid config, 130/143 a second Ctrl-C / SIGTERM stopped it without draining.
  */
@@ -21,6 +22,13 @@ import { parseArgs } from "node:util";
 import { getRequestListener } from "@hono/node-server";
 import { type Broker, startBroker } from "./broker/broker.ts";
 import type { ConfigError } from "./config/config-error.ts";
+import {
+  applyEdgeSettings,
+  type EdgeSettings,
+  edgeFlagOptions,
+  edgeFlagsUsage,
+  parseEdgeFlags,
+} from "./config/edge-flags.ts";
 import { formatPipelines } from "./config/format-pipelines.ts";
 import { type LoadConfigOptions, loadConfig } from "./config/load-config.ts";
 import { createSelfSignedCertificate } from "./config/self-signed.ts";
@@ -54,7 +62,10 @@ options:
   --ephemeral-ports               bind every north listener (and the embedded broker) to a free
                                   port instead of the configured one; the ports are logged
   --log-level debug|info|warn|error
-  --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)`;
+  --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)
+
+edge limits, timeouts and TLS (docs/limits.md, docs/security.md):
+${edgeFlagsUsage()}`;
 
 const exampleKeystorePassword = "zilla-example";
 const defaultOpsPort = 7190;
@@ -75,7 +86,7 @@ type Options = {
   host?: string;
   partitions?: string;
   help?: boolean;
-};
+} & Record<string, string | boolean | undefined>;
 
 /** What the options of `start` and the embedded default resolve to. */
 interface RunSettings extends KafkaOverrides {
@@ -83,6 +94,7 @@ interface RunSettings extends KafkaOverrides {
   opsPort: number | undefined;
   ephemeralPorts: boolean;
   graceMs: number;
+  edge: EdgeSettings;
 }
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit code. */
@@ -105,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
         host: { type: "string" },
         partitions: { type: "string" },
         help: { type: "boolean", short: "h" },
+        ...edgeFlagOptions,
       },
     }) as { values: Options; positionals: string[] };
   } catch (err) {
@@ -205,6 +218,8 @@ function parseRunSettings(values: Options): RunSettings | string {
   if (!Number.isInteger(graceMs) || graceMs < 0) {
     return `--grace-ms: expected a number of milliseconds, got "${grace}"`;
   }
+  const edge = parseEdgeFlags(values);
+  if (typeof edge === "string") return edge;
   return {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
@@ -212,6 +227,7 @@ function parseRunSettings(values: Options): RunSettings | string {
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
+    edge,
   };
 }
 
@@ -221,10 +237,10 @@ type KafkaOverrides = Pick<
   "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches"
 >;
 
-/** Loads a zilla.yaml; on errors prints them, one per line, and resolves undefined. */
+/** Loads a zilla.yaml with the flags applied; on errors prints them, one per line, and resolves undefined. */
 async function loadOrReport(
   path: string,
-  kafka: KafkaOverrides,
+  kafka: KafkaOverrides & Pick<RunSettings, "edge">,
   env: Record<string, string | undefined>,
 ): Promise<GatewayConfig | undefined> {
   const registry = await loadServiceRegistry();
@@ -239,6 +255,11 @@ async function loadOrReport(
   });
   if (!result.ok) {
     for (const error of result.errors) console.error(formatErrorLine(path, error));
+    return undefined;
+  }
+  const problem = applyEdgeSettings(result.config, kafka.edge);
+  if (problem) {
+    console.error(problem);
     return undefined;
   }
   return result.config;
@@ -296,7 +317,8 @@ async function startAll(
   }
   // Telemetry, readiness and the ops app exist before the gateway, which reports into them.
   const host = await createOpsHost(config);
-  await host.listenExporters("0.0.0.0", settings.opsPort);
+  const opsHost = settings.edge.opsHost ?? "0.0.0.0";
+  await host.listenExporters(opsHost, settings.opsPort);
   const listener = honoRequestListener(host.app);
   const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
   // The ops port answers before the gateway is up, so a probe sees /readyz 503 during start-up
@@ -306,7 +328,7 @@ async function startAll(
     const server = createHttpServer(listener);
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject).listen(settings.opsPort, "0.0.0.0", resolve);
+        server.once("error", reject).listen(settings.opsPort, opsHost, resolve);
       });
     } catch (err) {
       await host.close();
@@ -316,7 +338,8 @@ async function startAll(
   }
   const gateway: Gateway = await startGateway(config, {
     logger,
-    fallback,
+    // Topic, group and method names stay off the public ports unless asked for.
+    ...(settings.edge.opsOnPublicPorts ? { fallback } : {}),
     telemetry: host.telemetry,
     readiness: host.readiness,
   }).catch(async (err: unknown) => {

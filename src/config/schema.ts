@@ -63,6 +63,7 @@ import type {
   KafkaGrpcOptions,
   ProduceWith,
   SaslOptions,
+  TlsVersion,
 } from "./types.ts";
 
 interface BindingBase {
@@ -100,6 +101,7 @@ export interface TlsServer extends BindingBase {
   alpn?: string[];
   /** The x509 guard that reads the client certificate. */
   authorization?: Ref;
+  version?: TlsVersion;
   routes: RouteBase[];
 }
 export interface TlsClient extends BindingBase {
