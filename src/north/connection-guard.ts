@@ -27,17 +27,28 @@ const closeGraceMs = 1_000;
 /** Bytes a connection's socket must take for its client to count as reading (a DATA frame). */
 const readProgressBytes = 16 * 1024;
 
-/** What a watched call writes its reply to (an HTTP/2 stream or a compatibility response). */
+/**
+ * What a watched call writes its reply to: an HTTP/2 stream (reset with CANCEL when the call
+ * is ended by the guard) or an HTTP/1.1 response (destroyed).
+ */
 interface ReplyTarget {
   readonly writableLength: number;
   once(event: "drain" | "finish", listener: () => void): unknown;
+  close?(code: number): void;
+  destroy(): unknown;
+  readonly closed?: boolean;
+}
+
+/** A call that ends itself its own way when the guard says so. */
+export interface ExpiringCall {
+  expired(reason: ExpireReason): void;
 }
 
 /**
  * One call as the guard sees it. The protocol side reports activity (`touch`), the end of
- * the request (`requestEnded`) and writes not taken at once (`blocked`), and sets `expire`
- * to end the call its own way; the guard calls it when the call sat idle or its client
- * stopped reading.
+ * the request (`requestEnded`) and writes not taken at once (`blocked`), and sets `call` to
+ * end the call its own way (else its stream is reset); the guard does so when the call sat
+ * idle or its client stopped reading.
  */
 export class StreamWatch {
   lastActivityMs = clockMs;
@@ -46,16 +57,15 @@ export class StreamWatch {
   blockedSinceMs = 0;
   /** The gateway reset the stream itself (not counted against the client's budget). */
   resetByGateway = false;
-  /** Ends the call; the default resets the stream. */
-  expire: (reason: ExpireReason) => void;
+  /** Ends the call its own way; absent, the guard resets the stream. */
+  call: ExpiringCall | undefined;
   readonly target: ReplyTarget;
   readonly connection: GuardedConnection;
   private onDrain: (() => void) | undefined;
 
-  constructor(connection: GuardedConnection, target: ReplyTarget, cancel: () => void) {
+  constructor(connection: GuardedConnection, target: ReplyTarget) {
     this.connection = connection;
     this.target = target;
-    this.expire = cancel;
   }
 
   /** Data went either way. */
@@ -96,7 +106,10 @@ export class StreamWatch {
       reason,
       remote: this.connection.remote,
     });
-    this.expire(reason);
+    if (this.call) this.call.expired(reason);
+    else if (this.target.close) {
+      if (!this.target.closed) this.target.close(constants.NGHTTP2_CANCEL);
+    } else this.target.destroy();
     this.connection.streamClosed(this, false);
   }
 }
@@ -146,9 +159,9 @@ export class GuardedConnection {
   }
 
   /** A call began: an HTTP/2 stream or an HTTP/1.1 request. */
-  callOpened(target: ReplyTarget, cancel: () => void): StreamWatch {
+  callOpened(target: ReplyTarget): StreamWatch {
     this.firstRequest = true;
-    const watch = new StreamWatch(this, target, cancel);
+    const watch = new StreamWatch(this, target);
     this.watches.add(watch);
     return watch;
   }

@@ -29,7 +29,7 @@ import { encodeGrpcMessage, type GrpcStatus, statusOk } from "../grpc/status.ts"
 import { isResponseMetadata } from "../kafka/record-contract.ts";
 import { sendTrailersSoon } from "../runtime/http2-batching.ts";
 import type { CallGate } from "./authorize.ts";
-import type { ExpireReason, StreamWatch } from "./connection-guard.ts";
+import type { ExpireReason, ExpiringCall, StreamWatch } from "./connection-guard.ts";
 import { admitNativeCall, mayFetch } from "./guarded-native-call.ts";
 import { noRouteError } from "./north-error.ts";
 import { isOpsServicePath } from "./ops-services.ts";
@@ -178,10 +178,6 @@ function callDeadlineBeforeStart(call: NativeGrpcCall): void {
   call.deadlineBeforeStart();
 }
 
-function callExpired(this: NativeGrpcCall, reason: ExpireReason): void {
-  this.expired(reason);
-}
-
 function closeStreamNoError(stream: ServerHttp2Stream): void {
   if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
 }
@@ -194,7 +190,7 @@ const watchedEndBytes = 64 * 1024;
  * functions and the call keeps no closures, so a pending call is this object, its produce
  * call and the stream.
  */
-class NativeGrpcCall implements ReplySink {
+class NativeGrpcCall implements ReplySink, ExpiringCall {
   private readonly stream: CallStream;
   private readonly frames: GrpcFrameReader;
   /** What starts the produce call; dropped once it has. */
@@ -232,7 +228,7 @@ class NativeGrpcCall implements ReplySink {
     this.stream = stream;
     this.init = init;
     this.watch = watch;
-    if (watch) watch.expire = callExpired.bind(this);
+    if (watch) watch.call = this;
     this.maxMessageBytes = init.deps.options.maxMessageBytes;
     this.limits = init.deps.limits;
     this.frames = new GrpcFrameReader(this.maxMessageBytes);

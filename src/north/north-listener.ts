@@ -117,7 +117,7 @@ export async function listenNorth(
   );
   const h1 = http.createServer((req, res) => {
     const connection = connectionOf.get(req.socket);
-    const watch = connection?.callOpened(res, () => res.destroy());
+    const watch = connection?.callOpened(res);
     if (watch) {
       req.once("end", () => watch.requestEnded());
       res.once("close", () => connection?.streamClosed(watch, false));
@@ -224,9 +224,7 @@ function watchStream(
   connection: GuardedConnection | undefined,
 ): StreamWatch | undefined {
   if (!connection) return undefined;
-  const watch = connection.callOpened(stream, () => {
-    if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-  });
+  const watch = connection.callOpened(stream);
   (stream as WatchedStream)[watchOfStream] = watch;
   stream.once("close", onWatchedStreamClose);
   return watch;
