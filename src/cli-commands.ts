@@ -3,6 +3,7 @@
  * that a command's help, its parser and the README say the same thing.
  */
 import type { ParseArgsConfig } from "node:util";
+import { edgeFlagOptions, edgeFlagsUsage } from "./config/edge-flags.ts";
 
 export type CommandName = "default" | "start" | "validate" | "broker" | "echo-upstream";
 
@@ -44,6 +45,7 @@ const runOptions = {
   "ephemeral-ports": { type: "boolean" },
   "grace-ms": { type: "string" },
   ...logLevel,
+  ...edgeFlagOptions,
 } as const;
 
 const kafkaOptionsText = `  --kafka-compression none|gzip|snappy|lz4|zstd
@@ -65,7 +67,10 @@ const runOptionsText = `${kafkaOptionsText}
   --log-level debug|info|warn|error   (default info)
   --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls
                                   (default ${cliDefaults.graceMs})
-  -h, --help                      this text`;
+  -h, --help                      this text
+
+edge limits, timeouts and TLS (docs/limits.md, docs/security.md):
+${edgeFlagsUsage()}`;
 
 const exitCodesText = `exit codes: 0 stopped cleanly (also after Ctrl-C / SIGTERM once calls drained), 1 failed
 (a port in use, Kafka unreachable, ...), 2 bad usage or invalid config, 130/143 a second

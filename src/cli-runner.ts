@@ -7,6 +7,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import type { ConfigError } from "./config/config-error.ts";
+import { applyEdgeSettings, type EdgeSettings } from "./config/edge-flags.ts";
 import { type LoadConfigOptions, loadConfig } from "./config/load-config.ts";
 import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
@@ -17,24 +18,26 @@ import { loadServiceRegistry } from "./service-registry.ts";
 /** A signal this soon after the first is the same Ctrl-C delivered again, not a second one. */
 const repeatedSignalMs = 1_000;
 
-/** What the options of `start` and the embedded default resolve to. */
 /** What the command line replaces in the kafka client binding. */
 export type KafkaOverrides = Pick<
   LoadConfigOptions,
   "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches" | "kafkaGroup"
 >;
 
+/** What the options of `start` and the embedded default resolve to. */
 export interface RunSettings extends KafkaOverrides {
   /** The ops port to bind (0 = any free port), or undefined for none. */
   opsPort: number | undefined;
   ephemeralPorts: boolean;
   graceMs: number;
+  /** Front-door timeouts, limits, TLS policy and where the ops routes answer. */
+  edge: EdgeSettings;
 }
 
-/** Loads a zilla.yaml; on errors prints them, one per line, and resolves undefined. */
+/** Loads a zilla.yaml with the flags applied; on errors prints them, one per line, and resolves undefined. */
 export async function loadOrReport(
   path: string,
-  kafka: KafkaOverrides,
+  kafka: KafkaOverrides & { edge?: EdgeSettings },
   env: Record<string, string | undefined>,
 ): Promise<GatewayConfig | undefined> {
   const registry = await loadServiceRegistry();
@@ -51,6 +54,13 @@ export async function loadOrReport(
   if (!result.ok) {
     for (const error of result.errors) console.error(formatErrorLine(path, error));
     return undefined;
+  }
+  if (kafka.edge) {
+    const problem = applyEdgeSettings(result.config, kafka.edge);
+    if (problem) {
+      console.error(problem);
+      return undefined;
+    }
   }
   return result.config;
 }
@@ -108,7 +118,8 @@ export async function startAll(
   }
   // Telemetry, readiness and the ops app exist before the gateway, which reports into them.
   const host = await createOpsHost(config);
-  await host.listenExporters("0.0.0.0", settings.opsPort);
+  const opsHost = settings.edge.opsHost ?? "0.0.0.0";
+  await host.listenExporters(opsHost, settings.opsPort);
   const listener = honoRequestListener(host.app);
   const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
   // The ops port answers before the gateway is up, so a probe sees /readyz 503 during start-up
@@ -118,7 +129,7 @@ export async function startAll(
     const server = createHttpServer(listener);
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject).listen(settings.opsPort, "0.0.0.0", resolve);
+        server.once("error", reject).listen(settings.opsPort, opsHost, resolve);
       });
     } catch (err) {
       await host.close();
@@ -128,7 +139,8 @@ export async function startAll(
   }
   const gateway: Gateway = await startGateway(config, {
     logger,
-    fallback,
+    // Topic, group and method names stay off the public ports unless asked for.
+    ...(settings.edge.opsOnPublicPorts ? { fallback } : {}),
     telemetry: host.telemetry,
     readiness: host.readiness,
   }).catch(async (err: unknown) => {

@@ -7,7 +7,8 @@
  *   gateway broker [--port 9092] [--host H] [--partitions N]
  *   gateway echo-upstream [--port 50051] [--host H]
  *
- * Each command's options and defaults are in cli-commands.ts (`gateway COMMAND --help`).
+ * Each command's options and defaults are in cli-commands.ts (`gateway COMMAND --help`); the
+ * edge flags (timeouts, limits, TLS policy, ops placement) in config/edge-flags.ts.
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure (at start: a
  * port in use, Kafka unreachable; or at run time), 2 bad usage or invalid config, 130/143 a
  * second Ctrl-C / SIGTERM stopped it without draining.
@@ -24,6 +25,7 @@ import {
   runUntilSignal,
   startAll,
 } from "./cli-runner.ts";
+import { parseEdgeFlags } from "./config/edge-flags.ts";
 import { formatPipelines } from "./config/format-pipelines.ts";
 import type { KafkaGroupTimings } from "./config/types.ts";
 import { runEmbeddedDefault } from "./embedded-default.ts";
@@ -50,7 +52,7 @@ type Options = {
   host?: string;
   partitions?: string;
   help?: boolean;
-};
+} & Record<string, string | boolean | undefined>;
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -205,6 +207,8 @@ function parseRunSettings(values: Options): RunSettings | string {
   if (!Number.isInteger(graceMs) || graceMs < 0) {
     return `--grace-ms: expected a number of milliseconds, got "${grace}"`;
   }
+  const edge = parseEdgeFlags(values);
+  if (typeof edge === "string") return edge;
   return {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
@@ -213,6 +217,7 @@ function parseRunSettings(values: Options): RunSettings | string {
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
+    edge,
   };
 }
 

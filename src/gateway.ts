@@ -107,6 +107,9 @@ export async function startGateway(
       parts.west[i]?.ready();
     }
     for (const [i, n] of config.north.entries()) {
+      // Ready until the binding's listeners reach their connection cap (then 503 until below).
+      const connections = readiness.expect(`north ${n.binding} connections`);
+      connections.ready();
       north.push(
         await startNorth({
           config: n,
@@ -118,6 +121,10 @@ export async function startGateway(
           ...(tracer ? { tracer } : {}),
           callLogLevel,
           health,
+          capacity: (atCap) =>
+            atCap
+              ? connections.unready("at the connection cap; new connections are refused")
+              : connections.ready(),
         }),
       );
       parts.north[i]?.ready();

@@ -10,8 +10,10 @@ import { setMaxListeners } from "node:events";
 import type http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { NorthConfig } from "../config/types.ts";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { defaultEdgeLimits, type NorthConfig } from "../config/types.ts";
+import { isGrpcProtoContentType } from "../grpc/metadata.ts";
+import { encodeGrpcMessage } from "../grpc/status.ts";
 import { type GuardSet, guardSetFor } from "../guard/guard-set.ts";
 import type { JwtGuardOptions } from "../guard/jwt-guard.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
@@ -23,6 +25,8 @@ import type { CallTracer } from "../ops/tracing.ts";
 import { methodMatches, type ServiceRegistry } from "../service-registry.ts";
 import { type CallGate, createCallGates } from "./authorize.ts";
 import { answerChallengeResponse } from "./challenge-response.ts";
+import { createNorthConnectHandler } from "./connect-adapter.ts";
+import { createConnectionGuard, type StreamWatch } from "./connection-guard.ts";
 import { connectionOfRequest } from "./connection-info.ts";
 import { corsDecision, exposeAll } from "./cors.ts";
 import { createFetchCapability, type FetchCapability } from "./fetch/fetch-capability.ts";
@@ -70,6 +74,8 @@ export interface StartNorthOptions {
   health?: () => OverallHealth;
   /** Key fetching of jwt guards (timeouts, cache ages); defaults in jwt-guard.ts. */
   guardOptions?: Omit<JwtGuardOptions, "logger">;
+  /** Told when the listeners reach their connection cap (true) and drop below it (false). */
+  capacity?: (atCap: boolean) => void;
 }
 
 /** connect-node's request handler type (not exported by name). */
@@ -110,10 +116,13 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
       : undefined;
   let fetch = fetchOf(config);
 
+  // Bound at start, like the listeners: a reload keeps them.
+  const limits = config.limits ?? defaultEdgeLimits();
   const deps: CallDeps = {
     producer,
     reader,
     options: config.options,
+    limits,
     logger: log,
     active: new Set<ProduceCall>(),
     metrics: opts.metrics,
@@ -134,7 +143,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     closing: opsClosing.signal,
   });
   const connectHandlerOf = (c: NorthConfig, served: DescMethod[], gate: CallGate | undefined) =>
-    connectNodeAdapter({
+    createNorthConnectHandler({
       routes: (router) => {
         opsRoutes(router);
         registerMethodHandlers(router, { methods: served, routes: c.routes, deps, fetch, gate });
@@ -169,14 +178,16 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
   // A call counts until its stream or response is closed (trailers written or reset), so
   // close() does not cut responses that are still being written.
   const handlersOf = (i: number): NorthHandlers => ({
-    stream(stream, headers, rawHeaders) {
+    stream(stream, headers, rawHeaders, watch) {
       if (headers.origin !== undefined) return false; // browsers: CORS applies (request path)
-      if (!grpcHandlers[i]?.(stream, headers, rawHeaders)) return false;
+      if (!grpcHandlers[i]?.(stream, headers, rawHeaders, watch)) return false;
       stream.once("close", calls.begin());
       return true;
     },
-    request(req, res) {
+    request(req, res, watch) {
       res.once("close", calls.begin());
+      if (refuseGrpcOverHttp1(req, res)) return;
+      if (watch) watchCompatCall(req, res, watch);
       if (!headersWithCors(config.accessControl, req, res)) return;
       if (answerChallengeResponse(gates[i], req, res)) return;
       adaptGrpcWebText(req, res);
@@ -184,13 +195,19 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     },
   });
 
+  const guard = createConnectionGuard({
+    limits,
+    logger: log,
+    ...(opts.capacity ? { onCapacity: opts.capacity } : {}),
+  });
   const listeners: BoundListener[] = [];
   try {
     for (const [i, listener] of config.listeners.entries()) {
-      listeners.push(await listenNorth(listener, handlersOf(i), log));
+      listeners.push(await listenNorth(listener, handlersOf(i), guard, log));
     }
   } catch (error) {
     for (const l of listeners) l.destroy();
+    guard.close();
     unwatchReplies();
     await fetch?.close();
     await stopKafka(producer, reader);
@@ -237,6 +254,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
           await calls.idle(cancelFlushMs);
         }
         for (const l of listeners) l.destroy();
+        guard.close();
         await fetchClosed;
         unwatchReplies();
         await stopKafka(producer, reader);
@@ -324,6 +342,61 @@ function createCallCounter(): CallCounter {
         idleWaiters.add(wake);
       });
     },
+  };
+}
+
+/**
+ * Native gRPC (not gRPC-Web) needs HTTP/2 trailers, which HTTP/1.1 cannot carry in every
+ * runtime (Bun's answer ended with no status at all): such a request gets its status in the
+ * response headers, saying what to use instead. True when it was answered.
+ */
+function refuseGrpcOverHttp1(
+  req: Parameters<NodeHandlerFn>[0],
+  res: Parameters<NodeHandlerFn>[1],
+): boolean {
+  if (req.httpVersionMajor !== 1 || !isGrpcProtoContentType(req.headers["content-type"])) {
+    return false;
+  }
+  res.writeHead(200, {
+    "content-type": "application/grpc",
+    "grpc-status": String(Code.Unimplemented),
+    "grpc-message": encodeGrpcMessage(
+      "gRPC needs HTTP/2 (h2c prior knowledge, or TLS with ALPN h2); over HTTP/1.1 use gRPC-Web or Connect",
+    ),
+  });
+  res.end();
+  req.resume();
+  return true;
+}
+
+/**
+ * Reports a connect-es call's activity to the edge guard: request data and end, and reply
+ * writes not taken at once (a client that does not read), so idle and slow-reading calls end.
+ */
+function watchCompatCall(
+  req: Parameters<NodeHandlerFn>[0],
+  res: Parameters<NodeHandlerFn>[1],
+  watch: StreamWatch,
+): void {
+  req.once("end", () => watch.requestEnded());
+  // connect-es reads the body by async iteration (so does grpc-web-text.ts's decoder); a
+  // 'data' listener would take chunks from it, so each chunk is seen on its way instead.
+  const readBody = req[Symbol.asyncIterator].bind(req);
+  Object.defineProperty(req, Symbol.asyncIterator, {
+    configurable: true,
+    value: async function* touchedBody(): AsyncGenerator<unknown> {
+      for await (const chunk of { [Symbol.asyncIterator]: readBody }) {
+        watch.touch();
+        yield chunk;
+      }
+    },
+  });
+  const write = res.write as (...args: unknown[]) => boolean;
+  (res as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+    const taken = write.apply(res, args);
+    if (taken) watch.touch();
+    else watch.blocked();
+    return taken;
   };
 }
 
