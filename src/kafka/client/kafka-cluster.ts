@@ -62,6 +62,13 @@ export class KafkaCluster {
   private bootstrap: Promise<WireConnection> | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly roundRobin = new Map<string, number>();
+  /**
+   * Metadata older than this is read again in the background when partitions are asked for
+   * (Kafka's metadata.max.age.ms): producers pick up partitions added to a topic, so keyed
+   * records follow the new count as Kafka's own clients do.
+   */
+  metadataMaxAgeMs = 5 * 60_000;
+  private metadataReadAt = 0;
   private closed = false;
   /** Aborts connections still being opened when the client closes. */
   private readonly closing = new AbortController();
@@ -95,6 +102,9 @@ export class KafkaCluster {
   /** The partitions of `topic` (created when the broker auto-creates topics). */
   async partitions(topic: string): Promise<PartitionInfo[]> {
     let info = this.topics.get(topic);
+    if (info && Date.now() - this.metadataReadAt > this.metadataMaxAgeMs && !this.closed) {
+      this.refresh([topic]).catch(() => {});
+    }
     if (!info || info.partitions.length === 0) {
       await this.refresh([topic]);
       info = this.topics.get(topic);
@@ -162,6 +172,7 @@ export class KafkaCluster {
       return { error, name, partitions };
     });
     this.controller = controller;
+    this.metadataReadAt = Date.now();
     for (const [node, address] of brokers) this.brokers.set(node, address);
     for (const { error, name, partitions } of answered) {
       const sorted: PartitionInfo[] = [];
