@@ -9,12 +9,14 @@
  * Options: --kafka-servers host:port,...  --kafka-compression CODEC  --kafka-undecodable-batches
  * fail|skip  --ops-port N|off (default 7190, 0 = any free port)
  * --ephemeral-ports  --log-level debug|info|warn|error  --grace-ms N
+ * --workers N|auto  --reply-partitions all|group|LIST (start only; docs/scaling.md)
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure at run time,
  * 2 bad usage or invalid config, 130/143 a second Ctrl-C / SIGTERM stopped it without draining.
  */
 import { realpathSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { availableParallelism } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -28,9 +30,21 @@ import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
 import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
 import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
+import {
+  parseReplyPartitions,
+  type ReplyPartitions,
+  workerShare,
+} from "./kafka/reply-partitions.ts";
 import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
 import { createOpsHost } from "./ops/ops-host.ts";
+import { prometheusEndpointsOf } from "./ops/telemetry.ts";
+import {
+  followParent,
+  reportWorkerReady,
+  runWorkerParent,
+  workerIndex,
+} from "./ops/worker-parent.ts";
 import { repositoryFile } from "./runtime/runtime.ts";
 import { loadServiceRegistry } from "./service-registry.ts";
 import { type EchoServer, startEchoServer } from "./upstream/echo-server.ts";
@@ -54,7 +68,13 @@ options:
   --ephemeral-ports               bind every north listener (and the embedded broker) to a free
                                   port instead of the configured one; the ports are logged
   --log-level debug|info|warn|error
-  --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)`;
+  --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls (default 10000)
+  --workers N|auto                start: N gateway processes sharing the listeners (default 1;
+                                  auto = one per core)
+  --reply-partitions all|group|LIST
+                                  start: reply partitions each north reads (default all with one
+                                  worker, group with more; LIST such as 0-7 is shared out
+                                  among workers)`;
 
 const exampleKeystorePassword = "zilla-example";
 const defaultOpsPort = 7190;
@@ -71,6 +91,8 @@ type Options = {
   "ephemeral-ports"?: boolean;
   "log-level"?: string;
   "grace-ms"?: string;
+  workers?: string;
+  "reply-partitions"?: string;
   port?: string;
   host?: string;
   partitions?: string;
@@ -83,6 +105,12 @@ interface RunSettings extends KafkaOverrides {
   opsPort: number | undefined;
   ephemeralPorts: boolean;
   graceMs: number;
+  /** Gateway processes on this host (start only). */
+  workers: number;
+  /** Reply partitions each north owns; undefined: all with one worker, group with more. */
+  replyPartitions: ReplyPartitions | undefined;
+  /** This process is worker `index` of a `--workers` parent. */
+  worker?: number;
 }
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit code. */
@@ -101,6 +129,8 @@ export async function main(argv: string[]): Promise<number> {
         "ephemeral-ports": { type: "boolean" },
         "log-level": { type: "string" },
         "grace-ms": { type: "string" },
+        workers: { type: "string" },
+        "reply-partitions": { type: "string" },
         port: { type: "string" },
         host: { type: "string" },
         partitions: { type: "string" },
@@ -143,7 +173,23 @@ export async function main(argv: string[]): Promise<number> {
         console.log(formatPipelines(config));
         return 0;
       }
-      const running = await startAll(config, settings, logger);
+      const worker = workerIndex();
+      if (settings.workers > 1 && worker === undefined) {
+        return runWorkerParent({
+          workers: settings.workers,
+          opsPort: settings.opsPort,
+          exporters: prometheusEndpointsOf(config),
+          logger,
+          readyFields: { name: config.name, west: config.west.map((w) => w.binding) },
+        });
+      }
+      const log = worker === undefined ? logger : logger.child({ worker });
+      if (worker !== undefined) followParent();
+      const running = await startAll(
+        config,
+        worker === undefined ? settings : { ...settings, worker },
+        log,
+      );
       // A changed file is validated and applied in place (what needs a restart is logged).
       const path = values.config;
       running.extra.push(
@@ -158,10 +204,10 @@ export async function main(argv: string[]): Promise<number> {
             return next;
           },
           gateway: running.gateway,
-          logger,
+          logger: log,
         }),
       );
-      return runUntilSignal(running, settings, logger);
+      return runUntilSignal(running, settings, log);
     }
     case "broker":
       return runBroker(values, logger);
@@ -205,6 +251,25 @@ function parseRunSettings(values: Options): RunSettings | string {
   if (!Number.isInteger(graceMs) || graceMs < 0) {
     return `--grace-ms: expected a number of milliseconds, got "${grace}"`;
   }
+  const workersText = values.workers;
+  const workers =
+    workersText === undefined
+      ? 1
+      : workersText === "auto"
+        ? availableParallelism()
+        : Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+    return `--workers: expected a number of processes (1 or more) or "auto", got "${workersText}"`;
+  }
+  const replyText = values["reply-partitions"];
+  const replyPartitions = replyText === undefined ? undefined : parseReplyPartitions(replyText);
+  if (
+    typeof replyPartitions === "string" &&
+    replyPartitions !== "all" &&
+    replyPartitions !== "group"
+  ) {
+    return replyPartitions;
+  }
   return {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
@@ -212,6 +277,8 @@ function parseRunSettings(values: Options): RunSettings | string {
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
+    workers,
+    replyPartitions,
   };
 }
 
@@ -296,17 +363,24 @@ async function startAll(
   }
   // Telemetry, readiness and the ops app exist before the gateway, which reports into them.
   const host = await createOpsHost(config);
-  await host.listenExporters("0.0.0.0", settings.opsPort);
+  // A worker's parent serves the exporters and the ops port for the host (worker-parent.ts).
+  const worker = settings.worker;
+  if (worker === undefined) await host.listenExporters("0.0.0.0", settings.opsPort);
   const listener = honoRequestListener(host.app);
   const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
   // The ops port answers before the gateway is up, so a probe sees /readyz 503 during start-up
   // rather than a refused connection.
   let ops: Server | undefined;
-  if (settings.opsPort !== undefined) {
+  if (settings.opsPort !== undefined || worker !== undefined) {
     const server = createHttpServer(listener);
+    // A worker's own, for its parent: loopback, any free port, not shared with its siblings.
+    const where =
+      worker === undefined
+        ? { port: settings.opsPort, host: "0.0.0.0" }
+        : { port: 0, host: "127.0.0.1", exclusive: true };
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject).listen(settings.opsPort, "0.0.0.0", resolve);
+        server.once("error", reject).listen(where, resolve);
       });
     } catch (err) {
       await host.close();
@@ -314,24 +388,33 @@ async function startAll(
     }
     ops = server;
   }
+  const replyPartitions = settings.replyPartitions ?? (settings.workers > 1 ? "group" : "all");
   const gateway: Gateway = await startGateway(config, {
     logger,
     fallback,
     telemetry: host.telemetry,
     readiness: host.readiness,
+    replyPartitions: workerShare(replyPartitions, settings.workers, worker ?? 0),
   }).catch(async (err: unknown) => {
     await new Promise<void>((resolve) => (ops ? ops.close(() => resolve()) : resolve()));
     await host.close();
     throw err;
   });
-  logger.info("gateway ready", {
+  const opsPort = ops ? (ops.address() as AddressInfo).port : undefined;
+  logger.info(worker === undefined ? "gateway ready" : "worker ready", {
     name: config.name,
     north: gateway.north.map((n) => n.ports),
     west: config.west.map((w) => w.binding),
     kafka: config.kafka.servers,
-    opsPort: ops ? (ops.address() as AddressInfo).port : undefined,
+    opsPort,
     startMs: Date.now() - started,
   });
+  if (worker !== undefined && opsPort !== undefined) {
+    reportWorkerReady(
+      gateway.north.map((n) => n.ports),
+      opsPort,
+    );
+  }
   return { gateway, ...(ops ? { ops } : {}), extra: [host] };
 }
 
