@@ -43,11 +43,11 @@ const digestsMax = 4096;
 
 /**
  * `prefix-md5hex(hashInput)`; prefix is the idempotency key, else a random v4 UUID (SPEC §3),
- * drawn by `chooseUuid` when given (it gets the rest of the id, `-md5hex`, to place the id).
+ * drawn by `chooseUuid` when given (it gets the MD5 hex, the rest of the id, to place the id).
  */
 export function createCorrelationId(
   input: CorrelationInput,
-  chooseUuid?: (suffix: string) => string,
+  chooseUuid?: (digest: string) => string,
 ): string {
   const text = correlationHashInput(input);
   let digest = digests.get(text);
@@ -59,6 +59,6 @@ export function createCorrelationId(
       digests.set(text, digest);
     }
   }
-  const prefix = input.idempotencyKey ?? (chooseUuid ? chooseUuid(`-${digest}`) : randomUUID());
+  const prefix = input.idempotencyKey ?? (chooseUuid ? chooseUuid(digest) : randomUUID());
   return `${prefix}-${digest}`;
 }

@@ -32,14 +32,15 @@ const uuidLength = 36;
 const variedAt = 32;
 const encoder = new TextEncoder();
 const hexCodes = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
-// Suffixes depend on the route only (`-` + the MD5 of its names), so a gateway sees a few.
+// Digests depend on the route only (the MD5 of its names), so a gateway sees a few; they come
+// from correlation-id.ts's own cache, the same string objects each time (quick to look up).
 const plans = new Map<string, SuffixPlan>();
 const plansMax = 4096;
 
-function planOf(suffix: string): SuffixPlan {
-  let plan = plans.get(suffix);
+function planOf(digest: string): SuffixPlan {
+  let plan = plans.get(digest);
   if (plan) return plan;
-  const bytes = encoder.encode(suffix);
+  const bytes = encoder.encode(`-${digest}`);
   const blocks = bytes.length >>> 2;
   const mixedBlocks = new Int32Array(blocks);
   for (let i = 0; i < blocks; i++) {
@@ -59,7 +60,7 @@ function planOf(suffix: string): SuffixPlan {
   }
   plan = { mixedBlocks, tail, idLength: uuidLength + bytes.length };
   if (plans.size >= plansMax) plans.clear();
-  plans.set(suffix, plan);
+  plans.set(digest, plan);
   return plan;
 }
 
@@ -70,16 +71,16 @@ export interface Placement {
 }
 
 /**
- * A random v4 UUID such that `uuid + suffix`, as a Kafka key, goes to a partition with
+ * A random v4 UUID such that `uuid-digest`, as a Kafka key, goes to a partition with
  * `owned[partition] !== 0` among `partitionCount`; undefined when 65,536 candidates found none
- * (no partition owned). `suffix` is the rest of the id, `-` and the route's MD5 hex.
+ * (no partition owned). `digest` is the rest of the id (the route's MD5 hex).
  */
 export function placeUuid(
-  suffix: string,
+  digest: string,
   partitionCount: number,
   owned: Uint8Array,
 ): Placement | undefined {
-  const plan = planOf(suffix);
+  const plan = planOf(digest);
   const uuid = randomUUID();
   let h = murmur2Seed(plan.idLength);
   for (let at = 0; at < variedAt; at += 4) {
@@ -96,7 +97,11 @@ export function placeUuid(
   const blocks = plan.mixedBlocks;
   const tail = plan.tail;
   // Start from the UUID's own last digits, so the first candidate is the random UUID itself.
-  const start = Number.parseInt(uuid.slice(variedAt), 16);
+  let start = 0;
+  for (let at = variedAt; at < uuidLength; at++) {
+    const c = uuid.charCodeAt(at);
+    start = (start << 4) | (c <= 57 ? c - 48 : c - 87);
+  }
   for (let n = 0; n < 0x10000; n++) {
     const v = (start + n) & 0xffff;
     let x = murmur2Step(

@@ -73,7 +73,7 @@ export interface ReplyPartitionStats {
 
 export interface ReplyPartitionSet {
   /** Chooses the UUID of new ids on `topic`; undefined when any UUID does (mode all). */
-  uuidChooser(topic: string): ((suffix: string) => string) | undefined;
+  uuidChooser(topic: string): ((digest: string) => string) | undefined;
   /** A call waits for replies keyed `key` on `topic`: its partition is read until `release`. */
   acquire(topic: string, key: Uint8Array): number;
   /** The call that acquired `partition` is done. */
@@ -261,13 +261,13 @@ export async function startReplyPartitionSet(
   checker.unref?.();
 
   // One chooser per topic, made once: calls look it up rather than build one.
-  const choosers = new Map<string, (suffix: string) => string>();
+  const choosers = new Map<string, (digest: string) => string>();
   for (const t of topics.values()) {
-    choosers.set(t.topic, (suffix) => {
+    choosers.set(t.topic, (digest) => {
       if (t.ownedCount === t.count) return randomUUID();
       // Owning nothing (more instances than partitions): a partition read anyway will do.
       const mask = t.ownedCount > 0 ? t.owned : t.readCount > 0 ? t.read : undefined;
-      return (mask && placeUuid(suffix, t.count, mask)?.uuid) ?? randomUUID();
+      return (mask && placeUuid(digest, t.count, mask)?.uuid) ?? randomUUID();
     });
   }
 

@@ -170,7 +170,7 @@ describe("a share of the partitions", () => {
       expect(reader.partitions()).toEqual([{ topic, count: 4, read: [0, 1], owned: [0, 1] }]);
       const choose = reader.uuidChooser(topic);
       for (let i = 0; i < 50; i++) {
-        const id = `${choose?.("-suffix")}-suffix`;
+        const id = `${choose?.("digest")}-digest`;
         expect([0, 1]).toContain(partitionOf(id, 4));
       }
       // An id fixed on partition 3: read from before its registration, while it waits.

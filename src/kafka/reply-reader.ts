@@ -50,7 +50,7 @@ export interface ReplyReader {
    * Draws the UUID part of new correlation ids on `topic` so that their replies land on a
    * partition this reader owns (SPEC §3 leaves it free); undefined when any UUID does.
    */
-  uuidChooser(topic: string): ((suffix: string) => string) | undefined;
+  uuidChooser(topic: string): ((digest: string) => string) | undefined;
   /** Calls waiting now. */
   readonly waiting: number;
   /** Records read whose correlation id nobody waited for. */
