@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KafkaCluster } from "../../src/kafka/client/kafka-cluster.ts";
 import { createKafka } from "../../src/kafka/kafka-client.ts";
-import { type BenchChild, sourceBenchPath, spawnChild } from "./child.ts";
+import { sourceBenchPath, spawnChild } from "./child.ts";
 import { runH2load } from "./h2load.ts";
 import { round } from "./stats.ts";
 
