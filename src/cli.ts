@@ -29,12 +29,12 @@ import { createSelfSignedCertificate } from "./config/self-signed.ts";
 import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
 import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
-import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
 import {
   parseReplyPartitions,
   type ReplyPartitions,
   workerShare,
 } from "./kafka/reply-partitions.ts";
+import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
 import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
 import { createOpsHost } from "./ops/ops-host.ts";
