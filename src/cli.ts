@@ -157,6 +157,10 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`${settings}\n\n${usage}`);
     return 2;
   }
+  if (settings.workers > 1 && command !== "start" && command !== "validate") {
+    console.error(`--workers: only gateway start runs workers\n\n${usage}`);
+    return 2;
+  }
   const logger = createLogger(logLevel);
   switch (command) {
     case "default":
@@ -180,7 +184,11 @@ export async function main(argv: string[]): Promise<number> {
           opsPort: settings.opsPort,
           exporters: prometheusEndpointsOf(config),
           logger,
-          readyFields: { name: config.name, west: config.west.map((w) => w.binding) },
+          readyFields: {
+            name: config.name,
+            west: config.west.map((w) => w.binding),
+            kafka: config.kafka.servers,
+          },
         });
       }
       const log = worker === undefined ? logger : logger.child({ worker });

@@ -213,22 +213,17 @@ describe("workers", () => {
   });
 
   test("workers.bad.flags.are.usage.errors", { timeout: 30_000 }, async () => {
-    for (const [flag, value, message] of [
-      ["--workers", "0", /--workers: expected a number of processes/],
-      ["--workers", "many", /--workers: expected a number of processes/],
+    const validate = ["validate", "--config", "examples/grpc.kafka.proxy/zilla.yaml"];
+    for (const [args, message] of [
+      [[...validate, "--workers", "0"], /--workers: expected a number of processes/],
+      [[...validate, "--workers", "many"], /--workers: expected a number of processes/],
       [
-        "--reply-partitions",
-        "some",
+        [...validate, "--reply-partitions", "some"],
         /--reply-partitions: expected all, group or partition numbers/,
       ],
+      [["broker", "--workers", "2"], /--workers: only gateway start runs workers/],
     ] as const) {
-      const proc = spawnCli("bun", [
-        "validate",
-        "--config",
-        "examples/grpc.kafka.proxy/zilla.yaml",
-        flag,
-        value,
-      ]);
+      const proc = spawnCli("bun", [...args]);
       running.push(proc);
       expect(await exitCode(proc, 20_000)).toBe(2);
       expect(proc.stderr()).toMatch(message);
