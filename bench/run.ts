@@ -765,6 +765,7 @@ async function main(): Promise<number> {
       log("scale-out: norths sharing one reply topic, then 1 and 2 workers");
       scaleOut = await measureScaleOut({
         echoPort: harness.echoPort,
+        echoPid: harness.echo?.pid,
         bodyFile,
         payloadBytes: 100,
         smoke: options.smoke,

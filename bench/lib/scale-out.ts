@@ -11,10 +11,11 @@
  *
  * Workers: `gateway start --workers 1` against `--workers 2` (each worker north and west),
  * through the CLI as a user runs it, rounds interleaved; speedup = median calls/s of 2 ÷ of 1.
- * On a 2-core machine the broker, the echo upstream and h2load share the cores with the
- * workers (no core is left to pin them on), which the results say.
+ * With 4 cores or more the workers are pinned to cores 0–1 and the broker and echo upstream to
+ * the others (`taskset`); on a 2-core machine everything shares the two cores, which the
+ * results say.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
@@ -63,6 +64,8 @@ export interface ScaleOutResults {
   workers: WorkersPoint[];
   /** Median calls/s of 2 workers ÷ of 1 worker. */
   workers2Speedup: number | null;
+  /** Workers on cores 0–1, broker and echo upstream on the others (needs 4 cores or more). */
+  pinned: boolean;
   /** 1-, 5- and 15-minute load averages before and after the phase. */
   loadAverageBefore: number[];
   loadAverageAfter: number[];
@@ -71,6 +74,8 @@ export interface ScaleOutResults {
 
 export interface ScaleOutContext {
   echoPort: number;
+  /** The echo upstream's process, pinned away from the workers' cores where there are enough. */
+  echoPid: number | undefined;
   /** One gRPC frame of a 100-byte EchoRequest, for h2load. */
   bodyFile: string;
   payloadBytes: number;
@@ -90,6 +95,8 @@ export async function measureScaleOut(ctx: ScaleOutContext): Promise<ScaleOutRes
   const loadAverageBefore = os.loadavg().map((v) => round(v, 2));
   const sizes = ctx.smoke ? [2] : [1, 2, 4, 8];
   const modes: ("all" | "group")[] = ctx.smoke ? ["group"] : ["all", "group"];
+  const cores = os.cpus().length;
+  const pinned = cores >= 4;
   const broker = spawnChild<{ bootstrap: string }>("scale-broker", "processes/broker.ts", [
     "--partitions",
     String(replyPartitions),
@@ -103,13 +110,21 @@ export async function measureScaleOut(ctx: ScaleOutContext): Promise<ScaleOutRes
     replyRead: [],
     workers: [],
     workers2Speedup: null,
+    pinned,
     loadAverageBefore,
     loadAverageAfter: [],
-    caveat: `${os.cpus().length} cores: broker, echo upstream and h2load share them with the workers (nothing left to pin them on)`,
+    caveat: pinned
+      ? `workers on cores 0-1, broker and echo upstream on cores 2-${cores - 1}`
+      : `${cores} cores: broker, echo upstream and h2load share them with the workers (no core left to pin them on)`,
   };
   let cluster: KafkaCluster | undefined;
   try {
     const { bootstrap } = await broker.ready;
+    if (pinned) {
+      for (const pid of [broker.pid, ctx.echoPid]) {
+        if (pid !== undefined) await pin(pid, `2-${cores - 1}`);
+      }
+    }
     cluster = new KafkaCluster(createKafka({ servers: [bootstrap] }, "bench-scale").wire);
     const replyRecordsNow = endOffsets(cluster);
     const west = spawnChild<object>("scale-west", "processes/gateway.ts", [
@@ -140,7 +155,7 @@ export async function measureScaleOut(ctx: ScaleOutContext): Promise<ScaleOutRes
     } finally {
       await west.stop(3_000);
     }
-    results.workers = await measureWorkers(ctx, bootstrap);
+    results.workers = await measureWorkers(ctx, bootstrap, pinned);
     const [one, two] = [1, 2].map((n) => results.workers.find((w) => w.workers === n));
     if (one && two && one.callsPerS > 0) {
       results.workers2Speedup = round(two.callsPerS / one.callsPerS, 3);
@@ -153,6 +168,15 @@ export async function measureScaleOut(ctx: ScaleOutContext): Promise<ScaleOutRes
   }
   results.loadAverageAfter = os.loadavg().map((v) => round(v, 2));
   return results;
+}
+
+/** Moves a running process (every thread) to `cores`. */
+function pin(pid: number, cores: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile("taskset", ["-a", "-cp", cores, String(pid)], (err) =>
+      err ? reject(new Error(`taskset: ${err.message}`)) : resolve(),
+    );
+  });
 }
 
 /** Reply records on the reply topic so far (the sum of its partitions' end offsets). */
@@ -294,10 +318,14 @@ async function startWorkers(
   config: string,
   bootstrap: string,
   workers: number,
+  pinned: boolean,
 ): Promise<RunningGateway> {
+  // Pinned from its start, so the workers it forks inherit the cores.
+  const command = pinned ? ["taskset", "-c", "0,1", process.execPath] : [process.execPath];
   const child: ChildProcess = spawn(
-    process.execPath,
+    command[0] as string,
     [
+      ...command.slice(1),
       cliPath(),
       "start",
       "--config",
@@ -374,7 +402,11 @@ function machineTicks(): { idle: number; total: number } | undefined {
   }
 }
 
-async function measureWorkers(ctx: ScaleOutContext, bootstrap: string): Promise<WorkersPoint[]> {
+async function measureWorkers(
+  ctx: ScaleOutContext,
+  bootstrap: string,
+  pinned: boolean,
+): Promise<WorkersPoint[]> {
   const dir = mkdtempSync(join(os.tmpdir(), "bench-workers-"));
   const config = workersConfig(dir);
   const rounds: Record<number, { callsPerS: number; failed: number; idle: number | null }[]> = {
@@ -387,7 +419,7 @@ async function measureWorkers(ctx: ScaleOutContext, bootstrap: string): Promise<
       for (const workers of [1, 2]) {
         let gateway: RunningGateway | undefined;
         try {
-          gateway = await startWorkers(ctx, config, bootstrap, workers);
+          gateway = await startWorkers(ctx, config, bootstrap, workers, pinned);
           const run = {
             url: `http://127.0.0.1:${gateway.port}/grpc.examples.echo.Echo/UnaryEcho`,
             bodyFile: ctx.bodyFile,
