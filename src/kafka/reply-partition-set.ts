@@ -62,6 +62,8 @@ export interface ReplyPartitionSetOptions {
   graceMs?: number;
   /** How often end offsets and partition counts are read (default 5 s). */
   checkMs?: number;
+  /** `topic` gained partitions (after they are read). */
+  onGrown?(topic: string): void;
 }
 
 export interface ReplyPartitionStats {
@@ -222,6 +224,7 @@ export async function startReplyPartitionSet(
           (p) => begins.find((o) => o.partition === p)?.offset ?? 0,
         );
         grow(t, count, earliest);
+        options.onGrown?.(t.topic);
       }
       // After grow: it needs the snapshot taken before the count changed.
       if (fresh) for (let p = 0; p < fresh.length; p++) t.snapshot[p] = fresh[p] as number;

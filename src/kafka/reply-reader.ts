@@ -122,6 +122,7 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
   let reader: { stop(): void } | undefined;
   let set: ReplyPartitionSet | undefined;
   let group: GroupConsumer | undefined;
+  let rejoin = (): void => {};
   try {
     // Missing reply topics are created with the broker's defaults; where that is refused,
     // brokers that auto-create topics still make them on the reader's metadata request.
@@ -183,6 +184,7 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
       topics,
       logger,
       mode: ownership === "all" ? "all" : "owned",
+      onGrown: () => rejoin(),
       ...(options.partitionGraceMs !== undefined ? { graceMs: options.partitionGraceMs } : {}),
       ...(options.partitionCheckMs !== undefined ? { checkMs: options.partitionCheckMs } : {}),
       ...(options.partitionLingerMs !== undefined ? { lingerMs: options.partitionLingerMs } : {}),
@@ -204,8 +206,26 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
   logger.debug("reply reader positioned", { topics, partitions: partitionSet.stats() });
 
   let released: Promise<void> | undefined;
+  let rejoining: Promise<void> | undefined;
+  // The group's leader hands out only the partitions it knows of at a rebalance: joining
+  // again makes one, so partitions a topic gained get owners (the others read them meanwhile).
+  rejoin = () => {
+    if (!group || released || rejoining || stopped) return;
+    const previous = group;
+    rejoining = (async () => {
+      await previous.close();
+      if (released || stopped) return;
+      group = await joinOwnershipGroup(kafka, options.groupId, topics, partitionSet, logger);
+      if (released || stopped) await group.close();
+    })()
+      .catch((error: unknown) => logger.warn("reply group not joined again", { error }))
+      .finally(() => {
+        rejoining = undefined;
+      });
+  };
   const release = (): Promise<void> => {
     released ??= (async () => {
+      await rejoining;
       await group?.close();
       for (const topic of topics) partitionSet.setOwned(topic, []);
     })();

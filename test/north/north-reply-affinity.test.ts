@@ -227,6 +227,8 @@ describe("reply affinity", () => {
     await until("a and c saw 20 partitions", () => [a, c].every((n) => n.count() === 20));
     // Each reads all 20 for the grace period: replies may now land on any of them.
     for (const n of [a, c]) expect(n.read()).toHaveLength(20);
+    // The group hands the new partitions out too (an instance that noticed joins again).
+    await until("a and c share all 20 partitions", () => shareOut([a, c], 20));
     const later = [...openCalls(c, "c2", 50), ...openCalls(a, "a3", 50)];
     await west.waitForHeld(1100);
     // Half as a west that still partitions among 16 writes them, half among 20.
