@@ -32,8 +32,8 @@ const uuidLength = 36;
 const variedAt = 32;
 const encoder = new TextEncoder();
 const hexCodes = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
-// Digests depend on the route only (the MD5 of its names), so a gateway sees a few; they come
-// from correlation-id.ts's own cache, the same string objects each time (quick to look up).
+// Digests depend on the route (the MD5 of its names; on guarded routes the caller's identity
+// too), so a gateway sees a few per route and caller: kept, bounded like correlation-id.ts's.
 const plans = new Map<string, SuffixPlan>();
 const plansMax = 4096;
 
