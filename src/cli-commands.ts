@@ -39,6 +39,11 @@ const kafkaOptions = {
   "kafka-heartbeat-interval-ms": { type: "string" },
   "kafka-rebalance-timeout-ms": { type: "string" },
 } as const;
+/** `start` alone runs workers and chooses reply partitions (docs/scaling.md). */
+const startOptions = {
+  workers: { type: "string" },
+  "reply-partitions": { type: "string" },
+} as const;
 const runOptions = {
   ...kafkaOptions,
   "ops-port": { type: "string" },
@@ -72,6 +77,13 @@ const runOptionsText = `${kafkaOptionsText}
 edge limits, timeouts and TLS (docs/limits.md, docs/security.md):
 ${edgeFlagsUsage()}`;
 
+const startOptionsText = `  --workers N|auto                N gateway processes sharing the listeners (default 1;
+                                  auto = one per core; docs/scaling.md)
+  --reply-partitions all|group|LIST
+                                  reply partitions each north reads (default all with one
+                                  worker, group with more; LIST such as 0-7 is shared out
+                                  among workers)`;
+
 const exitCodesText = `exit codes: 0 stopped cleanly (also after Ctrl-C / SIGTERM once calls drained), 1 failed
 (a port in use, Kafka unreachable, ...), 2 bad usage or invalid config, 130/143 a second
 Ctrl-C / SIGTERM stopped it without draining`;
@@ -99,7 +111,7 @@ ${exitCodesText}`,
   start: {
     word: "start",
     summary: "run a zilla.yaml",
-    options: { config: { type: "string", short: "c" }, ...runOptions, ...help },
+    options: { config: { type: "string", short: "c" }, ...runOptions, ...startOptions, ...help },
     usage: `usage: gateway start --config FILE [options]
 
 Runs a zilla.yaml and applies valid changes to it while running (what needs a restart is
@@ -108,6 +120,7 @@ logged).
 options:
   -c, --config FILE               the zilla.yaml (required)
   --kafka-servers host:port,...   replace the kafka client binding's servers
+${startOptionsText}
 ${runOptionsText}
 
 ${exitCodesText}`,

@@ -11,8 +11,10 @@ import { applyEdgeSettings, type EdgeSettings } from "./config/edge-flags.ts";
 import { type LoadConfigOptions, loadConfig } from "./config/load-config.ts";
 import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
+import { type ReplyPartitions, workerShare } from "./kafka/reply-partitions.ts";
 import type { Logger } from "./ops/logger.ts";
 import { createOpsHost } from "./ops/ops-host.ts";
+import { reportWorkerReady } from "./ops/worker-parent.ts";
 import { loadServiceRegistry } from "./service-registry.ts";
 
 /** A signal this soon after the first is the same Ctrl-C delivered again, not a second one. */
@@ -32,6 +34,12 @@ export interface RunSettings extends KafkaOverrides {
   graceMs: number;
   /** Front-door timeouts, limits, TLS policy and where the ops routes answer. */
   edge: EdgeSettings;
+  /** Gateway processes on this host (start only). */
+  workers: number;
+  /** Reply partitions each north owns; undefined: all with one worker, group with more. */
+  replyPartitions: ReplyPartitions | undefined;
+  /** This process is worker `index` of a `--workers` parent. */
+  worker?: number;
 }
 
 /** Loads a zilla.yaml with the flags applied; on errors prints them, one per line, and resolves undefined. */
@@ -119,17 +127,24 @@ export async function startAll(
   // Telemetry, readiness and the ops app exist before the gateway, which reports into them.
   const host = await createOpsHost(config);
   const opsHost = settings.edge.opsHost ?? "0.0.0.0";
-  await host.listenExporters(opsHost, settings.opsPort);
+  // A worker's parent serves the exporters and the ops port for the host (worker-parent.ts).
+  const worker = settings.worker;
+  if (worker === undefined) await host.listenExporters(opsHost, settings.opsPort);
   const listener = honoRequestListener(host.app);
   const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
   // The ops port answers before the gateway is up, so a probe sees /readyz 503 during start-up
   // rather than a refused connection.
   let ops: Server | undefined;
-  if (settings.opsPort !== undefined) {
+  if (settings.opsPort !== undefined || worker !== undefined) {
     const server = createHttpServer(listener);
+    // A worker's own, for its parent: loopback, any free port, not shared with its siblings.
+    const where =
+      worker === undefined
+        ? { port: settings.opsPort, host: opsHost }
+        : { port: 0, host: "127.0.0.1", exclusive: true };
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject).listen(settings.opsPort, opsHost, resolve);
+        server.once("error", reject).listen(where, resolve);
       });
     } catch (err) {
       await host.close();
@@ -137,27 +152,36 @@ export async function startAll(
     }
     ops = server;
   }
+  const replyPartitions = settings.replyPartitions ?? (settings.workers > 1 ? "group" : "all");
   const gateway: Gateway = await startGateway(config, {
     logger,
     // Topic, group and method names stay off the public ports unless asked for.
     ...(settings.edge.opsOnPublicPorts ? { fallback } : {}),
     telemetry: host.telemetry,
     readiness: host.readiness,
+    replyPartitions: workerShare(replyPartitions, settings.workers, worker ?? 0),
   }).catch(async (err: unknown) => {
     await new Promise<void>((resolve) => (ops ? ops.close(() => resolve()) : resolve()));
     await host.close();
     throw err;
   });
-  logger.info("gateway ready", {
+  const opsPort = ops ? (ops.address() as AddressInfo).port : undefined;
+  logger.info(worker === undefined ? "gateway ready" : "worker ready", {
     name: config.name,
     north: gateway.north.map((n) => n.ports),
     west: config.west.map((w) => w.binding),
     kafka: config.kafka.servers,
-    opsPort: ops ? (ops.address() as AddressInfo).port : undefined,
+    opsPort,
     startMs: Date.now() - started,
     // The process to signal (a supervisor sees this pid when nothing wraps the gateway).
     pid: process.pid,
   });
+  if (worker !== undefined && opsPort !== undefined) {
+    reportWorkerReady(
+      gateway.north.map((n) => n.ports),
+      opsPort,
+    );
+  }
   return { gateway, ...(ops ? { ops } : {}), extra: [host] };
 }
 

@@ -14,6 +14,7 @@
  * second Ctrl-C / SIGTERM stopped it without draining.
  */
 import { realpathSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startBroker } from "./broker/broker.ts";
@@ -30,9 +31,12 @@ import { formatPipelines } from "./config/format-pipelines.ts";
 import type { KafkaGroupTimings } from "./config/types.ts";
 import { runEmbeddedDefault } from "./embedded-default.ts";
 import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
+import { parseReplyPartitions } from "./kafka/reply-partitions.ts";
 import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
 import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
+import { prometheusEndpointsOf } from "./ops/telemetry.ts";
+import { followParent, runWorkerParent, workerIndex } from "./ops/worker-parent.ts";
 import { describeStartupError, type StartupContext } from "./startup-error.ts";
 import { startEchoServer } from "./upstream/echo-server.ts";
 
@@ -52,6 +56,8 @@ type Options = {
   host?: string;
   partitions?: string;
   help?: boolean;
+  workers?: string;
+  "reply-partitions"?: string;
 } & Record<string, string | boolean | undefined>;
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit code. */
@@ -142,9 +148,29 @@ async function runCommand(
   }
   Object.assign(context, { configPath: values.config, config });
   context.kafkaServers ??= config.kafka.servers;
+  const worker = workerIndex();
+  if (settings.workers > 1 && worker === undefined) {
+    return runWorkerParent({
+      workers: settings.workers,
+      opsPort: settings.opsPort,
+      exporters: prometheusEndpointsOf(config),
+      logger,
+      readyFields: {
+        name: config.name,
+        west: config.west.map((w) => w.binding),
+        kafka: config.kafka.servers,
+      },
+    });
+  }
+  const log = worker === undefined ? logger : logger.child({ worker });
+  if (worker !== undefined) followParent();
   // Ctrl-C during start-up stops the gateway as soon as it is up.
-  const stop = firstSignal(logger);
-  const running = await startAll(config, settings, logger);
+  const stop = firstSignal(log);
+  const running = await startAll(
+    config,
+    worker === undefined ? settings : { ...settings, worker },
+    log,
+  );
   // A changed file is validated and applied in place (what needs a restart is logged).
   const path = values.config;
   running.extra.push(
@@ -159,10 +185,10 @@ async function runCommand(
         return next;
       },
       gateway: running.gateway,
-      logger,
+      logger: log,
     }),
   );
-  return runUntilSignal(running, stop, settings, logger);
+  return runUntilSignal(running, stop, settings, log);
 }
 
 function usageError(command: CommandName, message: string): number {
@@ -209,6 +235,25 @@ function parseRunSettings(values: Options): RunSettings | string {
   }
   const edge = parseEdgeFlags(values);
   if (typeof edge === "string") return edge;
+  const workersText = values.workers;
+  const workers =
+    workersText === undefined
+      ? 1
+      : workersText === "auto"
+        ? availableParallelism()
+        : Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+    return `--workers: expected a number of processes (1 or more) or "auto", got "${workersText}"`;
+  }
+  const replyText = values["reply-partitions"];
+  const replyPartitions = replyText === undefined ? undefined : parseReplyPartitions(replyText);
+  if (
+    typeof replyPartitions === "string" &&
+    replyPartitions !== "all" &&
+    replyPartitions !== "group"
+  ) {
+    return replyPartitions;
+  }
   return {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
@@ -218,6 +263,8 @@ function parseRunSettings(values: Options): RunSettings | string {
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
     edge,
+    workers,
+    replyPartitions,
   };
 }
 

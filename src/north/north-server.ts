@@ -17,7 +17,12 @@ import { encodeGrpcMessage } from "../grpc/status.ts";
 import { type GuardSet, guardSetFor } from "../guard/guard-set.ts";
 import type { JwtGuardOptions } from "../guard/jwt-guard.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
-import { type ReplyReader, startReplyReader } from "../kafka/reply-reader.ts";
+import type { ReplyPartitionStats } from "../kafka/reply-partition-set.ts";
+import {
+  type ReplyOwnershipOptions,
+  type ReplyReader,
+  startReplyReader,
+} from "../kafka/reply-reader.ts";
 import { createRequestProducer, type RequestProducer } from "../kafka/request-producer.ts";
 import type { NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
@@ -47,6 +52,10 @@ export interface North {
   ports: number[];
   /** The reply topics its reader reads (fixed for its lifetime). */
   readonly replyTopics: readonly string[];
+  /** Partitions of each reply topic its reader reads and owns now. */
+  replyPartitions(): ReplyPartitionStats[];
+  /** Reply records its reader fetched so far. */
+  replyRecordsRead(): number;
   /**
    * Serves `config`'s services, methods, routes and CORS policy from the next call on;
    * calls in flight keep what they started with. Throws, changing nothing, when the change
@@ -76,6 +85,8 @@ export interface StartNorthOptions {
   guardOptions?: Omit<JwtGuardOptions, "logger">;
   /** Told when the listeners reach their connection cap (true) and drop below it (false). */
   capacity?: (atCap: boolean) => void;
+  /** Which reply partitions this instance owns (default all; docs/scaling.md). */
+  replyOwnership?: ReplyOwnershipOptions;
 }
 
 /** connect-node's request handler type (not exported by name). */
@@ -103,6 +114,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
         topics: replyTopics,
         correlationIdHeader: config.options.correlation.headers.correlationId,
         maxMessageBytes: config.options.maxMessageBytes,
+        ...opts.replyOwnership,
       });
     }
   } catch (error) {
@@ -220,6 +232,8 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
   return {
     ports,
     replyTopics,
+    replyPartitions: () => reader?.partitions() ?? [],
+    replyRecordsRead: () => reader?.recordsRead ?? 0,
     update(next) {
       if (closing) throw new Error(`north ${next.binding} is closing`);
       const missing = replyTopicsOf(next).filter((t) => !replyTopics.includes(t));
@@ -244,6 +258,11 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
       closing ??= (async () => {
         opsClosing.abort();
         for (const l of listeners) l.stopAccepting();
+        // Other instances take over this one's reply partitions now; calls in flight here
+        // keep theirs read until they end.
+        const released = reader
+          ?.release()
+          .catch((error: unknown) => log.warn("reply partitions not released", { error }));
         // Fetch streams only end when the server stops: end them now (UNAVAILABLE, resumable).
         const fetchClosed = fetch?.close();
         if (!(await calls.idle(graceMs))) {
@@ -256,6 +275,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
         for (const l of listeners) l.destroy();
         guard.close();
         await fetchClosed;
+        await released;
         unwatchReplies();
         await stopKafka(producer, reader);
         log.info("north closed", { dropped: reader?.dropped ?? 0 });

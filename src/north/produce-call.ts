@@ -121,15 +121,19 @@ class RecordTemplate {
     const { deps, route } = init;
     const names = deps.options.correlation.headers;
     this.deadlineMs = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
-    this.correlationId = createCorrelationId({
-      idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
-      service: init.service,
-      method: init.method,
-      replyTo: route.replyTo,
-      overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
-      headers: names,
-      guarded: init.identities,
-    });
+    this.correlationId = createCorrelationId(
+      {
+        idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
+        service: init.service,
+        method: init.method,
+        replyTo: route.replyTo,
+        overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
+        headers: names,
+        guarded: init.identities,
+      },
+      // Its replies land on a partition this instance reads (docs/scaling.md).
+      route.replyTo === undefined ? undefined : deps.reader?.uuidChooser(route.replyTo),
+    );
     this.headers = requestHeaders({
       route,
       names,
@@ -285,7 +289,7 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     }
     const reader = init.deps.reader;
     // Registered before the first record leaves, so even an instant reply finds its call.
-    this.unregister = reader ? reader.register(this.correlationId, this) : noop;
+    this.unregister = reader ? reader.register(this.correlationId, this, init.route.replyTo) : noop;
     // The client's deadline, else SPEC §8.7's default, so waiters cannot pile up.
     const defaultMs = init.deps.options.defaultTimeoutMs;
     if (init.timeoutMs !== undefined) {

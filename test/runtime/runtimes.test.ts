@@ -2,8 +2,8 @@
  * The same sources run under Node (the `npm run build` output in dist/), Bun and Deno: each
  * starts the example config unchanged (on free ports), answers a unary and a bidi call
  * through Kafka over h2c, a unary call over TLS (the example's PKCS#12 keystore, ALPN h2,
- * SNI localhost), /healthz on its ops port, and stops cleanly on SIGINT (exit 0). The Node
- * build also runs the no-argument default, which finds the example from dist/src/.
+ * SNI localhost), /healthz on its ops port, and stops cleanly on SIGINT (exit 0); each also
+ * runs it as two workers sharing the port (`--workers 2`). The Node build also runs the no-argument default, which finds the example from dist/src/.
  *
  * Flow control on each runtime, through north, Kafka, west and the upstream and back:
  * requests of 2 MiB and of 4 MiB (the default message limit, exactly), a server-streaming
@@ -164,6 +164,40 @@ describe("runtimes", () => {
 
       proc.signal("SIGINT");
       expect(await exitCode(proc, 30_000)).toBe(0);
+    },
+  );
+
+  test.each(["node", "bun", "deno"] as Runtime[])(
+    "runtime.%s.workers",
+    { timeout: 60_000 },
+    async (runtime) => {
+      // Two workers behind one port (node:cluster on every runtime: docs/scaling.md).
+      const broker = await startBroker({ port: 0, defaultPartitions: 4 });
+      brokers.push(broker);
+      const proc = spawnExample(runtime, broker.bootstrap, echo.port, ["--workers", "2"]);
+      running.push(proc);
+      const ready = await proc.ready(45_000);
+      const port = ready.north[0]?.[0];
+      // Connections go to the workers in turn: four of them reach both.
+      const texts = await Promise.all(
+        [0, 1, 2, 3].map(async (i) => {
+          const client = createClient(
+            Echo,
+            createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
+          );
+          return (await client.unaryEcho({ message: `worker call ${i}` })).message;
+        }),
+      );
+      expect(texts).toEqual([0, 1, 2, 3].map((i) => `worker call ${i}`));
+      const metrics = await (await fetch(`http://127.0.0.1:${ready.opsPort}/metrics`)).text();
+      for (const worker of ["0", "1"]) {
+        expect(metrics).toMatch(
+          new RegExp(`grpc_requests_handled_total\\{worker="${worker}",[^}]*status="OK"\\} [1-9]`),
+        );
+      }
+      // SIGTERM to the parent alone: it drains every worker and exits 0.
+      process.kill(proc.child.pid as number, "SIGTERM");
+      expect(await exitCode(proc, 20_000)).toBe(0);
     },
   );
 
