@@ -7,7 +7,8 @@
  * tables and writes bench/results/<date>.json, <date>.svg and latest.svg.
  *
  * Options: --smoke, --duration-ms N, --warmup-ms N, --concurrency 1,16,..., --scenarios
- * id,..., --partitions N, --pending-calls N, --no-h2load, --verbose.
+ * id,... (scale-out names the scale-out phase), --partitions N, --pending-calls N,
+ * --no-h2load, --verbose.
  */
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
@@ -27,6 +28,7 @@ import type {
   TargetCheck,
   TargetName,
 } from "./lib/results.ts";
+import { measureScaleOut, type ScaleOutResults } from "./lib/scale-out.ts";
 import {
   type LoadRunRequest,
   type LoadRunResult,
@@ -44,6 +46,8 @@ interface Options {
   pendingCalls: number;
   pendingDelayMs: number;
   scenarioIds: string[] | undefined;
+  /** The scale-out phase (many norths on one reply topic, workers): unless --scenarios leaves it out. */
+  scaleOut: boolean;
   useH2load: boolean;
   /** Rounds of each target point (unary 100 B at 1, 64, 256); the median round counts. */
   targetRounds: number;
@@ -84,6 +88,7 @@ function parseOptions(argv: string[]): Options {
     pendingCalls: numberOf("pending-calls", smoke ? 1_000 : 10_000),
     pendingDelayMs: smoke ? 10_000 : 20_000,
     scenarioIds: value("scenarios")?.split(","),
+    scaleOut: value("scenarios")?.split(",").includes("scale-out") ?? true,
     useH2load: !argv.includes("--no-h2load"),
     deployment: value("deployment") === "single" ? ("single" as const) : ("split" as const),
     targetRounds: numberOf("target-rounds", smoke ? 1 : 3),
@@ -290,6 +295,17 @@ class Harness {
       this.requester = undefined;
       this.problems.push(`floor did not start: ${err instanceof Error ? err.message : err}`);
     }
+  }
+
+  /** Stops the gateway, the floor and the load clients: the scale-out phase runs its own. */
+  async quiet(): Promise<void> {
+    const children = [this.pending, ...this.loadClients, this.requester, this.responder];
+    await Promise.allSettled([...children.map((c) => c?.stop(3_000)), this.gateway?.stop(1_500)]);
+    this.pending = undefined;
+    this.loadClients = [];
+    this.requester = undefined;
+    this.responder = undefined;
+    this.gateway = undefined;
   }
 
   async stop(): Promise<void> {
@@ -591,6 +607,10 @@ function targetChecks(results: BenchResults): TargetCheck[] {
   const totalFailed =
     results.failedCalls.gateway + results.failedCalls.floor + results.failedCalls.direct;
   const anyGateway = results.scenarios.some((s) => s.points.some((p) => p.gateway));
+  const shared = (results.scaleOut?.replyRead ?? []).filter((p) => p.mode === "group");
+  const worstAmplification = shared.some((p) => p.amplification !== null)
+    ? Math.max(...shared.map((p) => p.amplification ?? 0))
+    : null;
   return [
     {
       name: "unary 100 B calls/s at c=64 vs floor",
@@ -629,6 +649,21 @@ function targetChecks(results: BenchResults): TargetCheck[] {
       value: fmt(g.readyMs, (v) => `${v.toFixed(0)} ms`),
       pass: g.readyMs === null ? null : g.readyMs < 1000,
     },
+    {
+      name: "reply records fetched per reply produced, 1–8 norths (reply group)",
+      goal: "≤ 1.2 at every size",
+      value: worstAmplification === null ? "n/a" : `${worstAmplification.toFixed(2)} (worst)`,
+      pass: worstAmplification === null ? null : worstAmplification <= 1.2,
+    },
+    {
+      name: `calls/s of 2 workers ÷ 1 worker (${results.machine.cores} cores shared with broker and upstream)`,
+      goal: "≥ 1.6×",
+      value: fmt(results.workers2Speedup ?? null, (v) => `${v.toFixed(2)}×`),
+      pass:
+        (results.workers2Speedup ?? null) === null
+          ? null
+          : (results.workers2Speedup as number) >= 1.6,
+    },
   ];
 }
 
@@ -658,6 +693,7 @@ async function main(): Promise<number> {
     cpuSecondsPer1kCalls: null,
   };
   const scenarioResults: ScenarioResult[] = [];
+  let scaleOut: ScaleOutResults | undefined;
   try {
     await harness.start();
     if (harness.gateway) {
@@ -706,7 +742,7 @@ async function main(): Promise<number> {
       }
       scenarioResults.push(result);
     }
-    if (harness.gateway) {
+    if (harness.gateway && selected.length > 0) {
       gatewayFigures.peakRssBytes = (
         await harness.gateway.request<ProcessStats>("stats")
       ).peakRssBytes;
@@ -722,6 +758,26 @@ async function main(): Promise<number> {
           ? "memory per pending call: not measured"
           : `memory per pending call ${g.memoryPerPendingCallBytes} B (${g.pendingAtUpstream} at the upstream)`,
       );
+    }
+    const bodyFile = harness.bodyFiles.get(100);
+    if (options.scaleOut && bodyFile && harness.h2load) {
+      await harness.quiet();
+      log("scale-out: norths sharing one reply topic, then 1 and 2 workers");
+      scaleOut = await measureScaleOut({
+        echoPort: harness.echoPort,
+        echoPid: harness.echo?.pid,
+        bodyFile,
+        payloadBytes: 100,
+        smoke: options.smoke,
+        durationMs: options.durationMs,
+        warmupMs: options.warmupMs,
+        rounds: options.targetRounds,
+        verbose: options.verbose,
+        log,
+        problems: harness.problems,
+      });
+    } else if (options.scaleOut) {
+      harness.problems.push("scale-out: needs h2load");
     }
   } catch (err) {
     harness.problems.push(err instanceof Error ? err.message : String(err));
@@ -779,6 +835,11 @@ async function main(): Promise<number> {
     failedCalls,
     gateway: gatewayFigures,
     scenarios: scenarioResults,
+    replyReadAmplification8:
+      scaleOut?.replyRead.find((p) => p.mode === "group" && p.instances === 8)?.amplification ??
+      null,
+    workers2Speedup: scaleOut?.workers2Speedup ?? null,
+    ...(scaleOut ? { scaleOut } : {}),
     targets: [],
     problems: harness.problems,
     wallSeconds: round((performance.now() - started) / 1000, 1),

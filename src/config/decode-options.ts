@@ -46,6 +46,7 @@ import {
   type KafkaGrpcOptions,
   type ProduceWith,
   type SaslOptions,
+  type TlsVersion,
 } from "./types.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ export const tlsWhenUnsupported: Record<string, string> = Object.fromEntries(
   ]),
 );
 
-/** tls `options`: vault key and trust aliases, sni, alpn; on a server, client certificates. */
+/** tls `options`: vault key and trust aliases, sni, alpn; on a server, client certificates and the lowest version. */
 export function decodeTlsOptions(
   ctx: DecodeContext,
   value: unknown,
@@ -193,17 +194,22 @@ export function decodeTlsOptions(
   mutual?: "required" | "requested" | "none";
   sni?: string[];
   alpn?: string[];
+  version?: TlsVersion;
 } {
   if (value === undefined) return {};
   const serverOnly = kind === "server";
   const m = readMapping(ctx, value, path, {
     keys: serverOnly
-      ? ["keys", "trust", "mutual", "sni", "alpn", "authorization"]
+      ? ["keys", "trust", "mutual", "sni", "alpn", "authorization", "version"]
       : ["keys", "trust", "trustcacerts", "sni", "alpn"],
     required: serverOnly ? ["keys"] : [],
     unsupported: {
-      version:
-        'choosing the TLS "version" is not supported by this gateway; remove it (TLS 1.2 and 1.3 are accepted)',
+      ...(serverOnly
+        ? {}
+        : {
+            version:
+              'choosing the TLS "version" of a tls client is not supported by this gateway; remove it (TLS 1.2 and 1.3 are accepted)',
+          }),
       signers: 'tls "signers" are not supported by this gateway; use "keys"',
       ...(serverOnly
         ? {
@@ -231,6 +237,16 @@ export function decodeTlsOptions(
     }
   }
   readOptional(ctx, m, path, "alpn", readStringList, out, "alpn");
+  // The lowest version accepted: TLSv1.2 takes 1.2 and 1.3, TLSv1.3 takes 1.3 only.
+  readOptional(
+    ctx,
+    m,
+    path,
+    "version",
+    (c, v, p) => readChoice<TlsVersion>(c, v, p, ["TLSv1.2", "TLSv1.3"]),
+    out,
+    "version",
+  );
   if (has(m, "mutual")) {
     const mp = childPath(path, "mutual");
     const mutual = readChoice(ctx, m.mutual, mp, ["required", "requested", "none"] as const);

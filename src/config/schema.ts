@@ -64,6 +64,7 @@ import type {
   KafkaGrpcOptions,
   ProduceWith,
   SaslOptions,
+  TlsVersion,
 } from "./types.ts";
 
 interface BindingBase {
@@ -101,6 +102,7 @@ export interface TlsServer extends BindingBase {
   alpn?: string[];
   /** The x509 guard that reads the client certificate. */
   authorization?: Ref;
+  version?: TlsVersion;
   routes: RouteBase[];
 }
 export interface TlsClient extends BindingBase {

@@ -25,6 +25,13 @@ interface TopicInfo {
 export class ClusterMetadata {
   /** The controller from the last metadata (-1: unknown), where CreateTopics goes. */
   controller = -1;
+  /**
+   * Metadata older than this is read again in the background when partitions are asked for
+   * (Kafka's metadata.max.age.ms): producers pick up partitions added to a topic, so keyed
+   * records follow the new count as Kafka's own clients do.
+   */
+  maxAgeMs = 5 * 60_000;
+  private readAtMs = 0;
   private readonly pool: ConnectionPool;
   private readonly topics = new Map<string, TopicInfo>();
   private refreshing: Promise<void> | undefined;
@@ -42,7 +49,10 @@ export class ClusterMetadata {
   /** The partitions of `topic` (created when the broker auto-creates topics). */
   async partitions(topic: string): Promise<PartitionInfo[]> {
     const known = this.cached(topic);
-    if (known) return known;
+    if (known) {
+      if (Date.now() - this.readAtMs > this.maxAgeMs) this.refresh([topic]).catch(() => {});
+      return known;
+    }
     await this.refresh([topic]);
     const info = this.topics.get(topic);
     if (!info || info.partitions.length === 0) {
@@ -106,6 +116,7 @@ export class ClusterMetadata {
     const answer = await callApi(connection, metadataApi, { topics, allowAutoCreate });
     checkMetadataAnswer(connection.address, topics, answer);
     this.controller = answer.controller;
+    this.readAtMs = Date.now();
     for (const b of answer.brokers) this.pool.setBroker(b.node, brokerAddress(b.host, b.port));
     for (const { error, name, partitions } of answer.topics) {
       // Unknown topics asked for without auto-creation are not remembered (see partitionCount).

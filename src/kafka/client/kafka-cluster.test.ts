@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { Kafka as KafkaJs, logLevel, Partitioners } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
+import { murmur2 } from "../murmur2-partitioner.ts";
 import { ApiKey } from "../protocol/api-keys.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts";
 import type { OutgoingRecord } from "../protocol/record-codec.ts";
@@ -311,6 +312,31 @@ describe("failing clusters", () => {
       client.close();
       for (const socket of accepted) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it("follows a topic's new partition count once its metadata is older than metadataMaxAgeMs", async () => {
+    const topic = "grows";
+    broker.createTopic(topic, 2);
+    const client = new KafkaCluster(testSettings(broker.bootstrap));
+    try {
+      // A key that murmur2 puts on partition 1 of 2 and on partition 3 of 4.
+      const partitionOf = (k: string, count: number) => (murmur2(text(k)) & 0x7fffffff) % count;
+      const key = Array.from({ length: 10_000 }, (_, i) => `k${i}`).find(
+        (k) => partitionOf(k, 2) === 1 && partitionOf(k, 4) === 3,
+      ) as string;
+      await client.produce(1, 5_000, one(topic, record(key, "before")));
+      broker.growTopic(topic, 4);
+      client.metadataMaxAgeMs = 0;
+      // The first produce may still use the cached count; the refresh it started is next.
+      await waitFor(async () => {
+        await client.produce(1, 5_000, one(topic, record(key, "after")));
+        return (await kcatRead(broker.bootstrap, topic)).some((r) => r.partition === 3);
+      }, "a record on partition 3");
+      const read = await kcatRead(broker.bootstrap, topic);
+      expect(read.find((r) => r.payload === "before")?.partition).toBe(1);
+    } finally {
+      client.close();
     }
   });
 });
