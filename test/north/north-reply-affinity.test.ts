@@ -11,7 +11,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Kafka, logLevel } from "kafkajs";
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import {
   Echo,
   EchoRequestSchema,
@@ -108,11 +108,12 @@ async function startGroupNorth(ownership: ReplyOwnershipOptions = {}): Promise<S
 
 /** Resolves once `condition` holds (polling: ownership moves on the group's own schedule). */
 async function until(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await vi.waitFor(
+    () => {
+      if (!condition()) throw new Error(`timed out waiting until ${what}`);
+    },
+    { timeout: timeoutMs, interval: 25 },
+  );
 }
 
 /** The owned sets of `instances` are disjoint and cover `count` partitions. */
