@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
@@ -78,11 +78,12 @@ function sample(metrics: string, name: string, labels: Record<string, string>): 
 }
 
 async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await check())) throw new Error(`timed out waiting until ${what}`);
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 describe("workers", () => {

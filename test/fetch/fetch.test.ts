@@ -414,7 +414,8 @@ describe("fetch", () => {
         const record = await subscription.next();
         if (record === undefined) throw new Error("subscription ended");
         seen.push(fromBinary(FanoutMessageSchema, record.value ?? new Uint8Array()).message);
-        // Slow at first: unpaused, the reader would buffer the whole backlog meanwhile.
+        // A slow consumer at first (not a wait): unpaused, the reader would buffer the whole
+        // backlog meanwhile.
         if (seen.length < 100) await new Promise((r) => setTimeout(r, 10));
         if (seen.length % 50 === 0) {
           // Keep producing while this call is still catching up.
