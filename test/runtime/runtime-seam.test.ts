@@ -104,8 +104,14 @@ describe("the runtime seam on each runtime", () => {
     );
     // The client announced the larger stream window in its SETTINGS ...
     expect(http2.remoteInitialWindowSize).toBe(streamWindowBytes);
-    // ... and widened its connection window (less what the answers used up, on Deno).
-    expect(http2.clientLocalWindowSize).toBeGreaterThan(connectionWindowBytes - 1024);
+    // ... and widened its connection window (less what the answers used up, on Deno). Bun's
+    // session.state is no measure of it: it reports 16 MiB or, a round trip later, the stream
+    // window of the SETTINGS; either is far past HTTP/2's default of 64 KiB.
+    if (runtime === "bun") {
+      expect(http2.clientLocalWindowSize).toBeGreaterThanOrEqual(streamWindowBytes);
+    } else {
+      expect(http2.clientLocalWindowSize).toBeGreaterThan(connectionWindowBytes - 1024);
+    }
     expect(http2.clientLocalWindowSize).toBeLessThanOrEqual(connectionWindowBytes);
   });
 
