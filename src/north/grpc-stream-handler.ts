@@ -4,6 +4,13 @@
  * the same way, straight on the HTTP/2 stream. No decode/encode and no per-call pipeline of
  * generators: a pending call is its stream plus a few small objects. Everything else
  * (gRPC-Web, Connect, gRPC+JSON, fetch routes) is left to connect-es (method-handlers.ts).
+ *
+ * Why one file over 500 lines: it is one call's state machine on the hottest path, the
+ * NativeGrpcCall class (request frames in, produce, reply messages out, trailers, deadline,
+ * cancel, flow control), with the stream event handlers as module functions so a pending
+ * call holds no closures. Its steps share the call's fields; split across modules they would
+ * need those fields public. Only the metadata and status-header helpers at the end stand
+ * alone (about 70 lines).
  */
 import {
   constants,

@@ -14,7 +14,8 @@ import {
   EchoResponseSchema,
 } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { grpcFrame } from "../grpc/framing.ts";
-import { type EchoServer, parseEchoHooks, startEchoServer } from "./echo-server.ts";
+import { parseEchoHooks } from "./echo-hooks.ts";
+import { type EchoServer, startEchoServer } from "./echo-server.ts";
 
 describe("parseEchoHooks", () => {
   it("reads prefixes in any order", () => {

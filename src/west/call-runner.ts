@@ -16,18 +16,14 @@ import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
 import type { CallJournal } from "./call-journal.ts";
+import { checkMessageBytes } from "./check-message-bytes.ts";
 import type { PartitionTracker } from "./commit-tracker.ts";
 import { completeAfterSettled, type EndedCalls } from "./ended-calls.ts";
 import type { OffsetCommits } from "./offset-commits.ts";
 import type { ReplyWriter } from "./reply-writer.ts";
 import { checkRequestBytes, clampDeadlineMs, type Refusal } from "./request-checks.ts";
-import {
-  callUpstream,
-  checkMessageBytes,
-  type RequestChunk,
-  type UpstreamPool,
-  type UpstreamResult,
-} from "./upstream-client.ts";
+import { callUpstream, type RequestChunk, type UpstreamResult } from "./upstream-client.ts";
+import type { UpstreamPool } from "./upstream-pool.ts";
 import {
   CallCancel,
   type EndedCall,

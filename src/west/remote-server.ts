@@ -44,8 +44,8 @@ import { createHeldCalls } from "./held-calls.ts";
 import { createOffsetCommits } from "./offset-commits.ts";
 import { createRecordRouter, type RecordRouter } from "./record-router.ts";
 import { createReplyWriter } from "./reply-writer.ts";
-import { createUpstreamPool } from "./upstream-client.ts";
 import { createUpstreamHealth } from "./upstream-health.ts";
+import { createUpstreamPool } from "./upstream-pool.ts";
 import { createAssignmentHandler } from "./west-assignment.ts";
 import { westTopics } from "./west-routes.ts";
 

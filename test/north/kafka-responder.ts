@@ -17,7 +17,7 @@ import {
   replyEndHeaders,
   replyHeaders,
 } from "../../src/kafka/record-contract.ts";
-import { parseEchoHooks } from "../../src/upstream/echo-server.ts";
+import { parseEchoHooks } from "../../src/upstream/echo-hooks.ts";
 import { headersFromKafka, toKafkaMessage } from "../support/kafkajs.ts";
 
 export interface SeenRecord {

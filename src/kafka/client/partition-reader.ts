@@ -6,6 +6,13 @@
  * policy's end. A batch it cannot decode holds its partition there (or is skipped, by the
  * reporter's policy: src/kafka/undecodable-batches.ts). North's reply reader, west's group
  * member and the fetch capability's topic readers use it.
+ *
+ * Why one file over 500 lines: `startPartitionReader` is one closure over the reader's state
+ * (positions, paused partitions, one fetch loop per leader, partitions waiting for a
+ * position) because placing, fetching, following leaders and pausing all change that same
+ * state; the response parsing and batch decoding below it are separate functions already.
+ * Placing partitions (`place`, `placeOrKeep`, `placeLater`) is the part that could become a
+ * unit of its own, with the state passed in.
  */
 import { ApiKey } from "../protocol/api-keys.ts";
 import {
