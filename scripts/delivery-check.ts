@@ -178,8 +178,8 @@ async function crashAndResend(stack: DeliveryStack) {
   const keys = Array.from({ length: 20 }, (_, i) => `crash-${i}-${run}`);
   const first = await Promise.all(keys.map((k) => callEcho(stack.client, `once ${k}`, k, 20_000)));
   const executedFirst = keys.reduce((n, k) => n + stack.executions(k), 0);
-  const uncommittedAtKill = await stack.uncommitted();
   await stack.west?.proc.kill(); // SIGKILL: no close, no commit, no leave
+  const uncommittedAtKill = await stack.uncommitted();
   const restartedAt = Date.now();
   await stack.startWest();
   await until("/readyz 200 after the restart", async () => (await stack.readyz()).status === 200);
