@@ -17,6 +17,9 @@ export interface PartitionInfo {
   leaderEpoch: number;
 }
 
+/** The least time before a deadline that metadata is still asked for again. */
+const lastTryMs = 100;
+
 interface TopicInfo {
   partitions: PartitionInfo[];
   error: number;
@@ -71,8 +74,11 @@ export class ClusterMetadata {
       try {
         return await withDeadline(this.partitions(topic), deadlineMs, `partitions of ${topic}`);
       } catch (error) {
-        if (!isRetriable(error) || Date.now() + backoff(attempt) >= deadlineMs) throw error;
-        await sleep(backoff(attempt));
+        // The last wait is cut to the deadline, so the last try comes just before it rather
+        // than a whole backoff early.
+        const leftMs = deadlineMs - Date.now();
+        if (!isRetriable(error) || leftMs <= lastTryMs) throw error;
+        await sleep(Math.min(backoff(attempt), leftMs - lastTryMs));
         this.topics.delete(topic);
       }
     }
