@@ -200,7 +200,7 @@ export async function startDeliveryStack(): Promise<DeliveryStack> {
   config.kafka.servers = mock.brokers;
   config.west = [];
   const northLogs: Record<string, unknown>[] = [];
-  const logger = createLogger("info", (line) => {
+  const logger = createLogger(process.env.GATEWAY_TEST_LOG ? "debug" : "info", (line) => {
     northLogs.push(JSON.parse(line) as Record<string, unknown>);
     if (process.env.GATEWAY_TEST_LOG) process.stdout.write(`north ${line}\n`);
   });
@@ -239,7 +239,7 @@ export async function startDeliveryStack(): Promise<DeliveryStack> {
           "--ops-host",
           "127.0.0.1",
           "--log-level",
-          "info",
+          process.env.GATEWAY_TEST_LOG ? "debug" : "info",
           ...groupFlags,
         ],
         { ECHO_SERVER_HOST: "127.0.0.1", ECHO_SERVER_PORT: String(echo.port) },
