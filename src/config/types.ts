@@ -11,7 +11,7 @@ import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
 /** `acks` as written in config; produce maps none|leader_only|in_sync_replicas → 0|1|-1. */
 export type Acks = "none" | "leader_only" | "in_sync_replicas";
 
-/** The header names used for the correlation contract (SPEC §2, §3). */
+/** The header names used for the correlation contract (docs/contract.md: Request records, The correlation id). */
 export interface CorrelationHeaders {
   service: string; // default "zilla:service"
   method: string; // default "zilla:method"
@@ -288,7 +288,7 @@ export interface GrpcKafkaOptions {
   idempotency: { metadata: string }; // default "idempotency-key"
   correlation: { headers: CorrelationHeaders };
   reliability: { field: number; metadata: string }; // default 32767, "last-message-id"
-  /** Reply timeout applied when the client sets no deadline (SPEC §8.7). */
+  /** Reply timeout applied when the client sets no deadline (docs/contract.md: difference 7). */
   defaultTimeoutMs: number;
   /** Largest accepted request or reply message, bytes. */
   maxMessageBytes: number;
@@ -343,7 +343,7 @@ export interface KafkaGrpcOptions {
   acks: Acks; // default in_sync_replicas
   idempotency: { metadata: string };
   correlation: { headers: CorrelationHeaders };
-  /** How long a finished reply is kept for replay (SPEC §8.4). */
+  /** How long a finished reply is kept for replay (docs/contract.md: difference 4). */
   idempotencyWindowMs: number;
   /**
    * Where finished calls are recorded (docs/idempotency.md): `kafka`, a changelog topic per

@@ -1,5 +1,5 @@
 /**
- * Choosing the UUID part of a correlation id (SPEC §3 leaves it free) so that Kafka's default
+ * Choosing the UUID part of a correlation id (the contract leaves it free: docs/contract.md, The correlation id) so that Kafka's default
  * partitioner, murmur2 of the whole id, puts the id's replies on a partition this north
  * instance reads. The id keeps its form, `uuid-md5hex`: only which random UUID is used changes.
  *

@@ -1,5 +1,5 @@
 /**
- * Kafka's default partitioner (SPEC §2: every record of one call lands on one partition,
+ * Kafka's default partitioner (docs/contract.md: Request records: every record of one call lands on one partition,
  * the one Java clients pick for the same key): murmur2 of the key bytes, made positive,
  * modulo the partition count (KafkaCluster.choosePartition applies it). The same choices as
  * kafkajs' DefaultPartitioner, whose murmur2 does its

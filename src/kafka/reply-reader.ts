@@ -1,5 +1,5 @@
 /**
- * North's reply reader (SPEC §5): reads reply topics and hands each record to the call waiting
+ * North's reply reader (docs/contract.md: North): reads reply topics and hands each record to the call waiting
  * for its correlation id. With `partitions: "all"` (the default) it reads every partition of
  * every reply topic, as Zilla does. With a share of the partitions (`group` or a fixed list,
  * docs/scaling.md) it reads what it owns plus, for as long as they wait, the partitions of
@@ -48,7 +48,7 @@ export interface ReplyReader {
   register(correlationId: string, waiter: ReplyWaiter, topic?: string): () => void;
   /**
    * Draws the UUID part of new correlation ids on `topic` so that their replies land on a
-   * partition this reader owns (SPEC §3 leaves it free); undefined when any UUID does.
+   * partition this reader owns (the contract leaves it free: docs/contract.md, The correlation id); undefined when any UUID does.
    */
   uuidChooser(topic: string): ((digest: string) => string) | undefined;
   /** Calls waiting now. */
@@ -104,7 +104,7 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const ownership = options.partitions ?? "all";
   const defaultTopic = topics[0] ?? "";
-  // Usually one waiter per id; calls repeating an idempotency key share one id (SPEC §8.4).
+  // Usually one waiter per id; calls repeating an idempotency key share one id (docs/contract.md: difference 4).
   const waiters = new Map<string, ReplyWaiter[]>();
   let waiting = 0;
   let dropped = 0;

@@ -1,5 +1,5 @@
 /**
- * Topic fan-out for the fetch capability (SPEC §7): many concurrent calls read the same
+ * Topic fan-out for the fetch capability (docs/contract.md: Fetch): many concurrent calls read the same
  * topic, each at its own position, without each holding a copy of the topic or fetching the
  * same bytes from the broker again.
  *

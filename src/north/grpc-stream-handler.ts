@@ -370,7 +370,7 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
       this.call = this.start();
       this.call.message(request);
     }
-    // An empty client stream is a call too: it reaches the upstream (SPEC §8).
+    // An empty client stream is a call too: it reaches the upstream (docs/contract.md: Where we differ from Zilla).
     this.call ??= this.start();
     this.call.halfClose();
   }

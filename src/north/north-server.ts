@@ -1,5 +1,5 @@
 /**
- * NORTH, the gRPC front door (SPEC §5): serves the configured services on every listener,
+ * NORTH, the gRPC front door (docs/contract.md: North): serves the configured services on every listener,
  * turns each call into request records and answers it from the reply records. Plain gRPC
  * takes the native path (grpc-stream-handler.ts, bytes through, no per-call pipeline);
  * gRPC-Web, Connect, gRPC+JSON, browsers (CORS) and fetch routes go through connect-es
@@ -451,7 +451,7 @@ function unknownPathFallback(fallback: StartNorthOptions["fallback"]): NodeHandl
 }
 
 /**
- * Applies the CORS policy (SPEC: http binding access-control) to a request: answers
+ * Applies the CORS policy (Zilla's http binding access-control) to a request: answers
  * preflights and refusals itself (false), else adds the CORS response headers (true).
  */
 function headersWithCors(

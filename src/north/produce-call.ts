@@ -1,5 +1,5 @@
 /**
- * One gRPC call over a `produce` route (SPEC §2–§5, §8), independent of the wire protocol:
+ * One gRPC call over a `produce` route (docs/contract.md: Request records to North, Where we differ from Zilla), independent of the wire protocol:
  * request messages (bytes) become request records as they arrive; reply records become
  * response headers, messages and the final status as they arrive, whatever the method's
  * streaming kind. The protocol side feeds `message`/`halfClose`/`abort` and receives the
@@ -105,7 +105,7 @@ export function startProduceCall(init: ProduceCallInit): ProduceCall {
   return call;
 }
 
-/** The identity and headers every record of a call carries (SPEC §2, §3). */
+/** The identity and headers every record of a call carries (docs/contract.md: Request records, The correlation id). */
 class RecordTemplate {
   readonly correlationId: string;
   readonly topic: string;
@@ -290,7 +290,7 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     const reader = init.deps.reader;
     // Registered before the first record leaves, so even an instant reply finds its call.
     this.unregister = reader ? reader.register(this.correlationId, this, init.route.replyTo) : noop;
-    // The client's deadline, else SPEC §8.7's default, so waiters cannot pile up.
+    // The client's deadline, else docs/contract.md: difference 7's default, so waiters cannot pile up.
     const defaultMs = init.deps.options.defaultTimeoutMs;
     if (init.timeoutMs !== undefined) {
       this.timer = setTimeout(callTimedOut, timerMs(init.timeoutMs), this, -1);

@@ -1,5 +1,5 @@
 /**
- * The example upstream: `grpc.examples.echo.Echo` over h2c (SPEC §9), with test hooks in
+ * The example upstream: `grpc.examples.echo.Echo` over h2c (docs/contract.md: The example), with test hooks in
  * the request text so scenarios can ask for errors, delays and metadata round trips
  * without a second server. It records what it received so tests can assert on it.
  *

@@ -1,5 +1,5 @@
 /**
- * West's calls from first record to reply (SPEC §6): a call is started on its first record,
+ * West's calls from first record to reply (docs/contract.md: West): a call is started on its first record,
  * fed its further records as request messages, run against the upstream, and finished with
  * its reply's end record; answers west gives itself (no upstream call) go the same way out.
  * What the changelog learns, and when (docs/idempotency.md): STARTED is acknowledged before

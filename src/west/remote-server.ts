@@ -1,5 +1,5 @@
 /**
- * West, the remote server (SPEC §4, §6, §8): a consumer-group member that turns request
+ * West, the remote server (docs/contract.md: Reply records, West, Where we differ from Zilla): a consumer-group member that turns request
  * records into upstream gRPC calls and the calls' responses into reply records. This file
  * puts the parts together and owns start and stop:
  *

@@ -1,5 +1,5 @@
 /**
- * Fetch capability scenarios (SPEC §7) over real sockets: embedded broker, kafkajs
+ * Fetch capability scenarios (docs/contract.md: Fetch) over real sockets: embedded broker, kafkajs
  * producers, a gRPC server backed by the capability, Connect gRPC clients.
  */
 import { create, fromBinary } from "@bufbuild/protobuf";
@@ -263,7 +263,7 @@ describe("fetch", () => {
     const messages = await stream.waitFor(4);
     stream.cancel();
     await stream.ended;
-    // The second record's id is SPEC §7's vector: partition 0, next offset 2.
+    // The second record's id is docs/contract.md: Fetch's vector: partition 0, next offset 2.
     expect(messageIdText(messages[1] as FanoutMessage)).toBe("AQIABA");
     expect(messageIdText(messages[0] as FanoutMessage)).toBe("AQIAAg");
     // Resuming from the vector starts at offset 2.

@@ -131,7 +131,7 @@ describe("north calls", () => {
       [REPLY_TO, "echo-responses"],
       [CORRELATION_ID, id],
     ]);
-    // SPEC §3: random UUID prefix (no idempotency key), MD5 of the route's header names/values.
+    // docs/contract.md: The correlation id: random UUID prefix (no idempotency key), MD5 of the route's header names/values.
     const digest = createHash("md5")
       .update(
         "zilla:servicegrpc.examples.echo.Echozilla:methodUnaryEchozilla:reply-toecho-responses",
@@ -270,7 +270,7 @@ describe("north calls", () => {
     const headers = recordsOf(id)[0]?.headers ?? [];
     expect(header(headers, "meta:x-text")).toBe("hello there");
     expect(header(headers, "meta:x-data-bin")).toBe(binary);
-    // gRPC transport headers are not metadata (SPEC §8.1); the deadline travels instead.
+    // gRPC transport headers are not metadata (docs/contract.md: difference 1); the deadline travels instead.
     expect(headers.some(([n]) => n.startsWith("meta:grpc-") || n === "meta:te")).toBe(false);
     expect(headers.some(([n]) => n === "meta:content-type" || n === "meta:user-agent")).toBe(false);
     const deadline = Number(header(headers, DEADLINE));

@@ -46,7 +46,7 @@ describe("west", () => {
     const replies = await bench.reply(id);
     expect(messagesOf(replies)).toEqual(["meta:hello"]);
     const [first, end] = replies;
-    // Response headers on the first record, trailers on the end tombstone (SPEC §4).
+    // Response headers on the first record, trailers on the end tombstone (docs/contract.md: Reply records).
     expect(first?.headers).toEqual(
       expect.arrayContaining([
         ["zilla:correlation-id", id],
