@@ -8,8 +8,8 @@
  * writes bench/results/<date>.json, <date>.svg and latest.svg.
  *
  * Options: --smoke, --duration-ms N, --warmup-ms N, --concurrency 1,16,..., --scenarios
- * id,..., --partitions N, --pending-calls N,... (--no-pending: none), --no-h2load,
- * --streaming-client raw|connect, --verbose.
+ * id,... (scale-out names the scale-out phase), --partitions N, --pending-calls N,...
+ * (--no-pending: none), --no-h2load, --streaming-client raw|connect, --verbose.
  */
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
@@ -30,6 +30,7 @@ import type {
   TargetCheck,
   TargetName,
 } from "./lib/results.ts";
+import { measureScaleOut, type ScaleOutResults } from "./lib/scale-out.ts";
 import {
   type LoadRunRequest,
   type LoadRunResult,
@@ -47,6 +48,8 @@ interface Options {
   /** Counts of pending calls memory is measured at, each on fresh processes. */
   pendingCalls: number[];
   scenarioIds: string[] | undefined;
+  /** The scale-out phase (many norths on one reply topic, workers): unless --scenarios leaves it out. */
+  scaleOut: boolean;
   useH2load: boolean;
   /** Rounds of each target point (unary 100 B at 1, 64, 256); the median round counts. */
   targetRounds: number;
@@ -94,6 +97,7 @@ function parseOptions(argv: string[]): Options {
       ? []
       : (value("pending-calls") ?? (smoke ? "10000" : "10000,100000")).split(",").map(Number),
     scenarioIds: value("scenarios")?.split(","),
+    scaleOut: value("scenarios")?.split(",").includes("scale-out") ?? true,
     useH2load: !argv.includes("--no-h2load"),
     deployment: value("deployment") === "single" ? ("single" as const) : ("split" as const),
     targetRounds: numberOf("target-rounds", smoke ? 1 : 3),
@@ -320,6 +324,26 @@ class Harness {
         `${kind} floor did not start: ${err instanceof Error ? err.message : err}`,
       );
     }
+  }
+
+  /** Stops the gateway, the floor and the load clients: the scale-out phase runs its own. */
+  async quiet(): Promise<void> {
+    const children = [
+      this.pending,
+      ...this.loadClients,
+      this.requester,
+      this.responder,
+      this.nativeRequester,
+      this.nativeResponder,
+    ];
+    await Promise.allSettled([...children.map((c) => c?.stop(3_000)), this.gateway?.stop(1_500)]);
+    this.pending = undefined;
+    this.loadClients = [];
+    this.requester = undefined;
+    this.responder = undefined;
+    this.nativeRequester = undefined;
+    this.nativeResponder = undefined;
+    this.gateway = undefined;
   }
 
   async stop(): Promise<void> {
@@ -705,6 +729,10 @@ function targetChecks(results: BenchResults): TargetCheck[] {
     v === null || v === undefined ? null : v <= goal;
   const totalFailed = Object.values(results.failedCalls).reduce((a, b) => a + (b ?? 0), 0);
   const anyGateway = results.scenarios.some((s) => s.points.some((p) => p.gateway));
+  const shared = (results.scaleOut?.replyRead ?? []).filter((p) => p.mode === "group");
+  const worstAmplification = shared.some((p) => p.amplification !== null)
+    ? Math.max(...shared.map((p) => p.amplification ?? 0))
+    : null;
   const checks: TargetCheck[] = [];
   // Every scenario at 16, 64 and 256 calls: gateway ≥ 1.2× the kafkajs floor.
   for (const scenario of results.scenarios) {
@@ -762,12 +790,29 @@ function targetChecks(results: BenchResults): TargetCheck[] {
       pass: atMost(m.northToHttp2StreamRatio, 1.5),
     });
   }
-  checks.push({
-    name: "gateway start to ready",
-    goal: "< 1 s",
-    value: fmt(g.readyMs, (v) => `${v.toFixed(0)} ms`),
-    pass: g.readyMs === null ? null : g.readyMs < 1000,
-  });
+  checks.push(
+    {
+      name: "gateway start to ready",
+      goal: "< 1 s",
+      value: fmt(g.readyMs, (v) => `${v.toFixed(0)} ms`),
+      pass: g.readyMs === null ? null : g.readyMs < 1000,
+    },
+    {
+      name: "reply records fetched per reply produced, 1–8 norths (reply group)",
+      goal: "≤ 1.2 at every size",
+      value: worstAmplification === null ? "n/a" : `${worstAmplification.toFixed(2)} (worst)`,
+      pass: worstAmplification === null ? null : worstAmplification <= 1.2,
+    },
+    {
+      name: `calls/s of 2 workers ÷ 1 worker (${results.machine.cores} cores shared with broker and upstream)`,
+      goal: "≥ 1.6×",
+      value: fmt(results.workers2Speedup ?? null, (v) => `${v.toFixed(2)}×`),
+      pass:
+        (results.workers2Speedup ?? null) === null
+          ? null
+          : (results.workers2Speedup as number) >= 1.6,
+    },
+  );
   return checks;
 }
 
@@ -797,6 +842,7 @@ async function main(): Promise<number> {
     cpuSecondsPer1kCalls: null,
   };
   const scenarioResults: ScenarioResult[] = [];
+  let scaleOut: ScaleOutResults | undefined;
   try {
     await harness.start();
     if (harness.gateway) {
@@ -846,7 +892,7 @@ async function main(): Promise<number> {
       }
       scenarioResults.push(result);
     }
-    if (harness.gateway) {
+    if (harness.gateway && selected.length > 0) {
       gatewayFigures.peakRssBytes = (
         await harness.gateway.request<ProcessStats>("stats")
       ).peakRssBytes;
@@ -867,6 +913,26 @@ async function main(): Promise<number> {
             : `north's memory per pending call ${m.northBytesPerCall} B, bare HTTP/2 stream ${m.http2StreamBytes} B (${m.heldAtUpstream} at the upstream, opened in ${m.openMs} ms)`,
         );
       }
+    }
+    const bodyFile = harness.bodyFiles.get(100);
+    if (options.scaleOut && bodyFile && harness.h2load) {
+      await harness.quiet();
+      log("scale-out: norths sharing one reply topic, then 1 and 2 workers");
+      scaleOut = await measureScaleOut({
+        echoPort: harness.echoPort,
+        echoPid: harness.echo?.pid,
+        bodyFile,
+        payloadBytes: 100,
+        smoke: options.smoke,
+        durationMs: options.durationMs,
+        warmupMs: options.warmupMs,
+        rounds: options.targetRounds,
+        verbose: options.verbose,
+        log,
+        problems: harness.problems,
+      });
+    } else if (options.scaleOut) {
+      harness.problems.push("scale-out: needs h2load");
     }
   } catch (err) {
     harness.problems.push(err instanceof Error ? err.message : String(err));
@@ -928,6 +994,11 @@ async function main(): Promise<number> {
     failedCalls,
     gateway: gatewayFigures,
     scenarios: scenarioResults,
+    replyReadAmplification8:
+      scaleOut?.replyRead.find((p) => p.mode === "group" && p.instances === 8)?.amplification ??
+      null,
+    workers2Speedup: scaleOut?.workers2Speedup ?? null,
+    ...(scaleOut ? { scaleOut } : {}),
     targets: [],
     problems: harness.problems,
     wallSeconds: round((performance.now() - started) / 1000, 1),

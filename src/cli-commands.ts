@@ -3,6 +3,7 @@
  * that a command's help, its parser and the README say the same thing.
  */
 import type { ParseArgsConfig } from "node:util";
+import { edgeFlagOptions, edgeFlagsUsage } from "./config/edge-flags.ts";
 
 export type CommandName = "default" | "start" | "validate" | "broker" | "echo-upstream";
 
@@ -38,12 +39,18 @@ const kafkaOptions = {
   "kafka-heartbeat-interval-ms": { type: "string" },
   "kafka-rebalance-timeout-ms": { type: "string" },
 } as const;
+/** `start` alone runs workers and chooses reply partitions (docs/scaling.md). */
+const startOptions = {
+  workers: { type: "string" },
+  "reply-partitions": { type: "string" },
+} as const;
 const runOptions = {
   ...kafkaOptions,
   "ops-port": { type: "string" },
   "ephemeral-ports": { type: "boolean" },
   "grace-ms": { type: "string" },
   ...logLevel,
+  ...edgeFlagOptions,
 } as const;
 
 const kafkaOptionsText = `  --kafka-compression none|gzip|snappy|lz4|zstd
@@ -65,7 +72,17 @@ const runOptionsText = `${kafkaOptionsText}
   --log-level debug|info|warn|error   (default info)
   --grace-ms N                    how long Ctrl-C / SIGTERM waits for in-flight calls
                                   (default ${cliDefaults.graceMs})
-  -h, --help                      this text`;
+  -h, --help                      this text
+
+edge limits, timeouts and TLS (docs/limits.md, docs/security.md):
+${edgeFlagsUsage()}`;
+
+const startOptionsText = `  --workers N|auto                N gateway processes sharing the listeners (default 1;
+                                  auto = one per core; docs/scaling.md)
+  --reply-partitions all|group|LIST
+                                  reply partitions each north reads (default all with one
+                                  worker, group with more; LIST such as 0-7 is shared out
+                                  among workers)`;
 
 const exitCodesText = `exit codes: 0 stopped cleanly (also after Ctrl-C / SIGTERM once calls drained), 1 failed
 (a port in use, Kafka unreachable, ...), 2 bad usage or invalid config, 130/143 a second
@@ -94,7 +111,7 @@ ${exitCodesText}`,
   start: {
     word: "start",
     summary: "run a zilla.yaml",
-    options: { config: { type: "string", short: "c" }, ...runOptions, ...help },
+    options: { config: { type: "string", short: "c" }, ...runOptions, ...startOptions, ...help },
     usage: `usage: gateway start --config FILE [options]
 
 Runs a zilla.yaml and applies valid changes to it while running (what needs a restart is
@@ -103,6 +120,7 @@ logged).
 options:
   -c, --config FILE               the zilla.yaml (required)
   --kafka-servers host:port,...   replace the kafka client binding's servers
+${startOptionsText}
 ${runOptionsText}
 
 ${exitCodesText}`,

@@ -7,34 +7,45 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import type { ConfigError } from "./config/config-error.ts";
+import { applyEdgeSettings, type EdgeSettings } from "./config/edge-flags.ts";
 import { type LoadConfigOptions, loadConfig } from "./config/load-config.ts";
 import type { GatewayConfig } from "./config/types.ts";
 import { type Gateway, type StartGatewayOptions, startGateway } from "./gateway.ts";
+import { type ReplyPartitions, workerShare } from "./kafka/reply-partitions.ts";
 import type { Logger } from "./ops/logger.ts";
 import { createOpsHost } from "./ops/ops-host.ts";
+import { reportWorkerReady } from "./ops/worker-parent.ts";
 import { loadServiceRegistry } from "./service-registry.ts";
 
 /** A signal this soon after the first is the same Ctrl-C delivered again, not a second one. */
 const repeatedSignalMs = 1_000;
 
-/** What the options of `start` and the embedded default resolve to. */
 /** What the command line replaces in the kafka client binding. */
 export type KafkaOverrides = Pick<
   LoadConfigOptions,
   "kafkaServers" | "kafkaCompression" | "kafkaUndecodableBatches" | "kafkaGroup"
 >;
 
+/** What the options of `start` and the embedded default resolve to. */
 export interface RunSettings extends KafkaOverrides {
   /** The ops port to bind (0 = any free port), or undefined for none. */
   opsPort: number | undefined;
   ephemeralPorts: boolean;
   graceMs: number;
+  /** Front-door timeouts, limits, TLS policy and where the ops routes answer. */
+  edge: EdgeSettings;
+  /** Gateway processes on this host (start only). */
+  workers: number;
+  /** Reply partitions each north owns; undefined: all with one worker, group with more. */
+  replyPartitions: ReplyPartitions | undefined;
+  /** This process is worker `index` of a `--workers` parent. */
+  worker?: number;
 }
 
-/** Loads a zilla.yaml; on errors prints them, one per line, and resolves undefined. */
+/** Loads a zilla.yaml with the flags applied; on errors prints them, one per line, and resolves undefined. */
 export async function loadOrReport(
   path: string,
-  kafka: KafkaOverrides,
+  kafka: KafkaOverrides & { edge?: EdgeSettings },
   env: Record<string, string | undefined>,
 ): Promise<GatewayConfig | undefined> {
   const registry = await loadServiceRegistry();
@@ -51,6 +62,13 @@ export async function loadOrReport(
   if (!result.ok) {
     for (const error of result.errors) console.error(formatErrorLine(path, error));
     return undefined;
+  }
+  if (kafka.edge) {
+    const problem = applyEdgeSettings(result.config, kafka.edge);
+    if (problem) {
+      console.error(problem);
+      return undefined;
+    }
   }
   return result.config;
 }
@@ -108,17 +126,25 @@ export async function startAll(
   }
   // Telemetry, readiness and the ops app exist before the gateway, which reports into them.
   const host = await createOpsHost(config);
-  await host.listenExporters("0.0.0.0", settings.opsPort);
+  const opsHost = settings.edge.opsHost ?? "0.0.0.0";
+  // A worker's parent serves the exporters and the ops port for the host (worker-parent.ts).
+  const worker = settings.worker;
+  if (worker === undefined) await host.listenExporters(opsHost, settings.opsPort);
   const listener = honoRequestListener(host.app);
   const fallback = listener as unknown as NonNullable<StartGatewayOptions["fallback"]>;
   // The ops port answers before the gateway is up, so a probe sees /readyz 503 during start-up
   // rather than a refused connection.
   let ops: Server | undefined;
-  if (settings.opsPort !== undefined) {
+  if (settings.opsPort !== undefined || worker !== undefined) {
     const server = createHttpServer(listener);
+    // A worker's own, for its parent: loopback, any free port, not shared with its siblings.
+    const where =
+      worker === undefined
+        ? { port: settings.opsPort, host: opsHost }
+        : { port: 0, host: "127.0.0.1", exclusive: true };
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject).listen(settings.opsPort, "0.0.0.0", resolve);
+        server.once("error", reject).listen(where, resolve);
       });
     } catch (err) {
       await host.close();
@@ -126,26 +152,36 @@ export async function startAll(
     }
     ops = server;
   }
+  const replyPartitions = settings.replyPartitions ?? (settings.workers > 1 ? "group" : "all");
   const gateway: Gateway = await startGateway(config, {
     logger,
-    fallback,
+    // Topic, group and method names stay off the public ports unless asked for.
+    ...(settings.edge.opsOnPublicPorts ? { fallback } : {}),
     telemetry: host.telemetry,
     readiness: host.readiness,
+    replyPartitions: workerShare(replyPartitions, settings.workers, worker ?? 0),
   }).catch(async (err: unknown) => {
     await new Promise<void>((resolve) => (ops ? ops.close(() => resolve()) : resolve()));
     await host.close();
     throw err;
   });
-  logger.info("gateway ready", {
+  const opsPort = ops ? (ops.address() as AddressInfo).port : undefined;
+  logger.info(worker === undefined ? "gateway ready" : "worker ready", {
     name: config.name,
     north: gateway.north.map((n) => n.ports),
     west: config.west.map((w) => w.binding),
     kafka: config.kafka.servers,
-    opsPort: ops ? (ops.address() as AddressInfo).port : undefined,
+    opsPort,
     startMs: Date.now() - started,
     // The process to signal (a supervisor sees this pid when nothing wraps the gateway).
     pid: process.pid,
   });
+  if (worker !== undefined && opsPort !== undefined) {
+    reportWorkerReady(
+      gateway.north.map((n) => n.ports),
+      opsPort,
+    );
+  }
   return { gateway, ...(ops ? { ops } : {}), extra: [host] };
 }
 

@@ -7,12 +7,14 @@
  *   gateway broker [--port 9092] [--host H] [--partitions N]
  *   gateway echo-upstream [--port 50051] [--host H]
  *
- * Each command's options and defaults are in cli-commands.ts (`gateway COMMAND --help`).
+ * Each command's options and defaults are in cli-commands.ts (`gateway COMMAND --help`); the
+ * edge flags (timeouts, limits, TLS policy, ops placement) in config/edge-flags.ts.
  * Exit codes: 0 ok (also after Ctrl-C / SIGTERM once calls drained), 1 failure (at start: a
  * port in use, Kafka unreachable; or at run time), 2 bad usage or invalid config, 130/143 a
  * second Ctrl-C / SIGTERM stopped it without draining.
  */
 import { realpathSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startBroker } from "./broker/broker.ts";
@@ -24,13 +26,17 @@ import {
   runUntilSignal,
   startAll,
 } from "./cli-runner.ts";
+import { parseEdgeFlags } from "./config/edge-flags.ts";
 import { formatPipelines } from "./config/format-pipelines.ts";
 import type { KafkaGroupTimings } from "./config/types.ts";
 import { runEmbeddedDefault } from "./embedded-default.ts";
 import { type CompressionCodec, compressionCodecs } from "./kafka/protocol/compression.ts";
+import { parseReplyPartitions } from "./kafka/reply-partitions.ts";
 import { type UndecodablePolicy, undecodablePolicies } from "./kafka/undecodable-batches.ts";
 import { watchConfigFile } from "./ops/config-watch.ts";
 import { createLogger, type Logger, type LogLevel } from "./ops/logger.ts";
+import { prometheusEndpointsOf } from "./ops/telemetry.ts";
+import { followParent, runWorkerParent, workerIndex } from "./ops/worker-parent.ts";
 import { describeStartupError, type StartupContext } from "./startup-error.ts";
 import { startEchoServer } from "./upstream/echo-server.ts";
 
@@ -50,7 +56,9 @@ type Options = {
   host?: string;
   partitions?: string;
   help?: boolean;
-};
+  workers?: string;
+  "reply-partitions"?: string;
+} & Record<string, string | boolean | undefined>;
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -140,9 +148,29 @@ async function runCommand(
   }
   Object.assign(context, { configPath: values.config, config });
   context.kafkaServers ??= config.kafka.servers;
+  const worker = workerIndex();
+  if (settings.workers > 1 && worker === undefined) {
+    return runWorkerParent({
+      workers: settings.workers,
+      opsPort: settings.opsPort,
+      exporters: prometheusEndpointsOf(config),
+      logger,
+      readyFields: {
+        name: config.name,
+        west: config.west.map((w) => w.binding),
+        kafka: config.kafka.servers,
+      },
+    });
+  }
+  const log = worker === undefined ? logger : logger.child({ worker });
+  if (worker !== undefined) followParent();
   // Ctrl-C during start-up stops the gateway as soon as it is up.
-  const stop = firstSignal(logger);
-  const running = await startAll(config, settings, logger);
+  const stop = firstSignal(log);
+  const running = await startAll(
+    config,
+    worker === undefined ? settings : { ...settings, worker },
+    log,
+  );
   // A changed file is validated and applied in place (what needs a restart is logged).
   const path = values.config;
   running.extra.push(
@@ -157,10 +185,10 @@ async function runCommand(
         return next;
       },
       gateway: running.gateway,
-      logger,
+      logger: log,
     }),
   );
-  return runUntilSignal(running, stop, settings, logger);
+  return runUntilSignal(running, stop, settings, log);
 }
 
 function usageError(command: CommandName, message: string): number {
@@ -205,6 +233,27 @@ function parseRunSettings(values: Options): RunSettings | string {
   if (!Number.isInteger(graceMs) || graceMs < 0) {
     return `--grace-ms: expected a number of milliseconds, got "${grace}"`;
   }
+  const edge = parseEdgeFlags(values);
+  if (typeof edge === "string") return edge;
+  const workersText = values.workers;
+  const workers =
+    workersText === undefined
+      ? 1
+      : workersText === "auto"
+        ? availableParallelism()
+        : Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+    return `--workers: expected a number of processes (1 or more) or "auto", got "${workersText}"`;
+  }
+  const replyText = values["reply-partitions"];
+  const replyPartitions = replyText === undefined ? undefined : parseReplyPartitions(replyText);
+  if (
+    typeof replyPartitions === "string" &&
+    replyPartitions !== "all" &&
+    replyPartitions !== "group"
+  ) {
+    return replyPartitions;
+  }
   return {
     ...(kafkaServers?.length ? { kafkaServers } : {}),
     ...(compression ? { kafkaCompression: compression as CompressionCodec } : {}),
@@ -213,6 +262,9 @@ function parseRunSettings(values: Options): RunSettings | string {
     opsPort,
     ephemeralPorts: values["ephemeral-ports"] === true,
     graceMs,
+    edge,
+    workers,
+    replyPartitions,
   };
 }
 

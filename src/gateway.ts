@@ -6,6 +6,7 @@
 import type { GatewayConfig } from "./config/types.ts";
 import { KafkaCluster } from "./kafka/client/kafka-cluster.ts";
 import { createKafka, type Kafka } from "./kafka/kafka-client.ts";
+import { type ReplyPartitions, replyGroupId } from "./kafka/reply-partitions.ts";
 import { createUndecodableWatch, heldPartitionsReason } from "./kafka/undecodable-batches.ts";
 import { type North, startNorth } from "./north/north-server.ts";
 import type { OverallHealth } from "./north/ops-services.ts";
@@ -49,6 +50,8 @@ export interface StartGatewayOptions {
   telemetry?: Telemetry;
   /** Where readiness is reported (default: the gateway's own). */
   readiness?: Readiness;
+  /** Which reply partitions each north owns (default all; docs/scaling.md). */
+  replyPartitions?: ReplyPartitions;
 }
 
 /**
@@ -107,6 +110,9 @@ export async function startGateway(
       parts.west[i]?.ready();
     }
     for (const [i, n] of config.north.entries()) {
+      // Ready until the binding's listeners reach their connection cap (then 503 until below).
+      const connections = readiness.expect(`north ${n.binding} connections`);
+      connections.ready();
       north.push(
         await startNorth({
           config: n,
@@ -118,6 +124,18 @@ export async function startGateway(
           ...(tracer ? { tracer } : {}),
           callLogLevel,
           health,
+          capacity: (atCap) =>
+            atCap
+              ? connections.unready("at the connection cap; new connections are refused")
+              : connections.ready(),
+          ...(opts.replyPartitions !== undefined
+            ? {
+                replyOwnership: {
+                  partitions: opts.replyPartitions,
+                  groupId: replyGroupId(config.name, n.binding),
+                },
+              }
+            : {}),
         }),
       );
       parts.north[i]?.ready();

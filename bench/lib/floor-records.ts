@@ -1,5 +1,5 @@
 /**
- * The floor's records: the same shape as the gateway's request and reply records (SPEC §2,
+ * The floor's records: the same shape as the gateway's request and reply records (docs/contract.md: Request records,
  * §4: one record per message, a null-value end marker, correlation id as key and header),
  * so the floor moves the same bytes through Kafka as the gateway does. kafkajs is used
  * directly here on purpose: the floor is "plain kafkajs, no gateway".

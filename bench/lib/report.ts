@@ -132,6 +132,48 @@ function resourceRows(results: BenchResults): Row[] {
   ];
 }
 
+const scaleOutHead: Row = [
+  "north instances",
+  "mode",
+  "calls/s",
+  "reply records",
+  "fetched",
+  "fetched ÷ produced",
+];
+
+function scaleOutRows(results: BenchResults): Row[] {
+  return (results.scaleOut?.replyRead ?? []).map((p) => [
+    String(p.instances),
+    p.mode === "all" ? "all (every partition)" : "group (a share each)",
+    String(Math.round(p.callsPerS)),
+    String(p.replyRecords),
+    String(p.recordsFetched),
+    num(p.amplification, 2),
+  ]);
+}
+
+const workersHead: Row = ["workers", "calls/s (median)", "rounds", "machine idle", "failed"];
+
+function workersRows(results: BenchResults): Row[] {
+  return (results.scaleOut?.workers ?? []).map((w) => [
+    String(w.workers),
+    String(Math.round(w.callsPerS)),
+    w.roundsCallsPerS.map((v) => Math.round(v)).join(" / "),
+    w.idleShare === null ? "n/a" : `${Math.round(w.idleShare * 100)}%`,
+    String(w.failed),
+  ]);
+}
+
+/** The scale-out phase's lines: what it ran on and how loaded the machine was. */
+function scaleOutIntro(results: BenchResults): string[] {
+  const s = results.scaleOut;
+  if (!s) return [];
+  return [
+    `scale-out: ${s.replyPartitions} reply partitions, unary 100 B at ${s.concurrency} concurrent calls spread over the instances; ${s.caveat}`,
+    `load average before / after: ${s.loadAverageBefore.join(" ")} / ${s.loadAverageAfter.join(" ")}; 2 workers ÷ 1 worker: ${num(results.workers2Speedup, 2)}×`,
+  ];
+}
+
 function intro(results: BenchResults): string[] {
   const m = results.machine;
   const s = results.settings;
@@ -149,6 +191,11 @@ export function renderText(results: BenchResults): string {
     parts.push(scenario.title, textTable(scenarioHead, scenarioRows(scenario)), "");
   }
   parts.push(textTable(["resource", "measured"], resourceRows(results)), "");
+  if (results.scaleOut) {
+    parts.push(...scaleOutIntro(results));
+    parts.push(textTable(scaleOutHead, scaleOutRows(results)), "");
+    parts.push(textTable(workersHead, workersRows(results)), "");
+  }
   const targets = targetTable(results);
   parts.push(textTable(targets.head, targets.rows));
   if (results.problems.length)
@@ -167,6 +214,18 @@ export function renderMarkdown(results: BenchResults): string {
     markdownTable(["resource", "measured"], resourceRows(results)),
     "",
   );
+  if (results.scaleOut) {
+    parts.push(
+      "### Scale-out",
+      "",
+      scaleOutIntro(results).join("  \n"),
+      "",
+      markdownTable(scaleOutHead, scaleOutRows(results)),
+      "",
+      markdownTable(workersHead, workersRows(results)),
+      "",
+    );
+  }
   for (const scenario of results.scenarios) {
     parts.push(
       `### ${scenario.title}`,

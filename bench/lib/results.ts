@@ -1,4 +1,5 @@
 /** The shape of bench/results/<date>.json (and what the table and chart read). */
+import type { ScaleOutResults } from "./scale-out.ts";
 
 /**
  * gateway: the gRPC gateway; floor: the same round trip with plain kafkajs; native: the same
@@ -161,6 +162,14 @@ export interface BenchResults {
   failedCalls: { gateway: number; floor: number; native?: number; direct: number };
   gateway: GatewayFigures;
   scenarios: ScenarioResult[];
+  /**
+   * Reply records fetched ÷ reply records produced, 8 north instances sharing one reply topic
+   * of 16 partitions through the reply group (scale-out phase; absent in older results).
+   */
+  replyReadAmplification8?: number | null;
+  /** Calls/s of `gateway start --workers 2` ÷ `--workers 1` (scale-out phase). */
+  workers2Speedup?: number | null;
+  scaleOut?: ScaleOutResults;
   targets: TargetCheck[];
   /** Problems that kept something from being measured. */
   problems: string[];

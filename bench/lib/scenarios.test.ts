@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { runClosedLoop } from "./scenarios.ts";
 
+/** A call that takes `ms` (the work being measured, not a wait of the test). */
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe("runClosedLoop", () => {

@@ -3,7 +3,7 @@
  * be made to exercise (corrupt batches, unknown APIs, pipelining, fault hooks). The
  * client-facing scenarios are in test/broker/.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiKey } from "../kafka/protocol/api-keys.ts";
 import { ErrorCode } from "../kafka/protocol/errors.ts";
 import { batchBaseOffset, encodeRecordBatch } from "../kafka/protocol/record-batch.ts";
@@ -224,15 +224,12 @@ describe("unsupported requests", () => {
     };
     for (const byte of request(501)) {
       c.writeRaw(new Uint8Array([byte]));
+      // Paced writes, so that the bytes arrive in separate reads (not a wait of the test).
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     const three = new Uint8Array([...request(502), ...request(503), ...request(504)]);
     c.writeRaw(three);
-    const deadline = Date.now() + 5000;
-    while (c.answered.length < 4 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    expect(c.answered).toEqual([501, 502, 503, 504]);
+    await expect.poll(() => c.answered, { timeout: 5000 }).toEqual([501, 502, 503, 504]);
   });
 
   it("closes only the connection that sent a malformed request", async () => {
@@ -320,7 +317,8 @@ describe("Fetch", () => {
       11,
       fetchBody({ topic: "f", offset: 0, maxWaitMs: 5000 }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The long poll is parked at the broker before the record comes.
+    await vi.waitFor(() => expect(broker.faults.requests(ApiKey.Fetch)).toBe(1));
     await producer.request(
       ApiKey.Produce,
       7,
@@ -425,15 +423,9 @@ describe("ListOffsets and retention", () => {
       7,
       produceBody("l", 0, encodeRecordBatch([{ value: text("v") }])),
     );
-    const deadline = Date.now() + 5000;
-    let earliest = 0;
-    while (earliest !== 1 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      earliest = readListOffsetsV5(
-        await c.request(ApiKey.ListOffsets, 5, listOffsetsBody("l", -2)),
-      ).offset;
-    }
-    expect(earliest).toBe(1);
+    const earliest = async () =>
+      readListOffsetsV5(await c.request(ApiKey.ListOffsets, 5, listOffsetsBody("l", -2))).offset;
+    await expect.poll(earliest, { timeout: 5000 }).toBe(1);
   });
 });
 
@@ -474,7 +466,7 @@ describe("fault hooks", () => {
       .then(() => {
         answered = true;
       });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // nothing happens for 200 ms: paused
     expect(answered).toBe(false);
     started = Date.now();
     broker.faults.resume();

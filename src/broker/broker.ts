@@ -71,6 +71,8 @@ export interface Broker {
   createTopic(name: string, partitions: number, options?: { compact?: boolean }): void;
   /** Compacts the compacted topics now (tests; it also happens as batches come in). */
   compact(): void;
+  /** Adds partitions to a topic until it has `partitions` (tests); never removes any. */
+  growTopic(name: string, partitions: number): void;
 }
 
 /** Age retention is checked this often at most (and at least once per quarter limit). */
@@ -224,6 +226,11 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     },
     compact() {
       topics.compactAll();
+    },
+    growTopic(name, partitions) {
+      if (topics.get(name) === undefined) throw new Error(`no topic ${name}`);
+      topics.grow(name, partitions);
+      log(`topic ${name} grown to ${partitions} partitions`);
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

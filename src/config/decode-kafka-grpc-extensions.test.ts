@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { DecodeContext } from "./decode.ts";
-import { decodeKafkaGrpcOptions } from "./decode-options.ts";
+import { decodeKafkaGrpcOptions } from "./decode-kafka-options.ts";
 
 function context(): DecodeContext {
   return { errors: [], interpolated: new Set(), unresolved: new Set() };

@@ -1,6 +1,7 @@
 /**
  * Decoders of the namespace's named resources: filesystem vaults (keys and trust stores),
- * filesystem catalogs (.proto subjects). Guards are decoded in decode-guards.ts.
+ * filesystem catalogs (.proto subjects). Guards are decoded in decode-guards.ts and
+ * decode-guard-options.ts.
  */
 import { childPath } from "./config-error.ts";
 import {

@@ -9,7 +9,7 @@ import {
   readString,
   unknownKeyMessage,
 } from "./decode.ts";
-import { readPorts } from "./decode-options.ts";
+import { readPorts } from "./decode-transport-options.ts";
 
 function context(interpolated: string[] = [], unresolved: string[] = []): DecodeContext {
   return { errors: [], interpolated: new Set(interpolated), unresolved: new Set(unresolved) };

@@ -2,10 +2,15 @@
  * The strict decoder of a zilla.yaml namespace: every mapping is checked against the keys
  * Zilla defines for it (tcp, tls, http, grpc, grpc-kafka, kafka, kafka-grpc bindings;
  * filesystem vaults and catalogs; jwt guards; telemetry) and each binding is decoded into a
- * model per type and kind (options in decode-options.ts, vaults/catalogs/guards in
- * decode-resources.ts, telemetry in decode-telemetry.ts). References between entries are
- * only recorded here (as `Ref`s with their paths); topology.ts checks them and builds the
- * pipelines.
+ * model per type and kind (options in decode-transport-options.ts, decode-grpc-options.ts
+ * and decode-kafka-options.ts, vaults/catalogs/guards in decode-resources.ts, telemetry in
+ * decode-telemetry.ts). References between entries are only recorded here (as `Ref`s with
+ * their paths); topology.ts checks them and builds the pipelines.
+ *
+ * Why one file over 500 lines: it is the table of what a zilla.yaml may hold. The model of
+ * each binding role, the keys each role takes (`shapes`) and the one switch that maps a role
+ * to its decoders are read side by side when a binding type or key is added; the per-key
+ * work already lives in the decode-*.ts files.
  */
 import type { CompressionCodec } from "../kafka/protocol/compression.ts";
 import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
@@ -29,6 +34,12 @@ import {
   report,
 } from "./decode.ts";
 import {
+  decodeCatalogRefs,
+  decodeGrpcKafkaOptions,
+  decodeGrpcKafkaWith,
+  decodeGrpcWhen,
+} from "./decode-grpc-options.ts";
+import {
   decodeGuard,
   decodeGuarded,
   decodeHttpAuthorization,
@@ -37,24 +48,22 @@ import {
   type GuardModel,
 } from "./decode-guards.ts";
 import {
-  decodeCatalogRefs,
-  decodeGrpcKafkaOptions,
-  decodeGrpcKafkaWith,
-  decodeGrpcWhen,
-  decodeHttpOptions,
   decodeKafkaCacheOptions,
   decodeKafkaClientOptions,
   decodeKafkaGrpcOptions,
   decodeKafkaGrpcWhen,
   decodeKafkaGrpcWith,
+} from "./decode-kafka-options.ts";
+import { decodeCatalog, decodeVault } from "./decode-resources.ts";
+import { decodeBindingTelemetry, decodeTelemetry } from "./decode-telemetry.ts";
+import {
+  decodeHttpOptions,
   decodeTcpOptions,
   decodeTcpWhen,
   decodeTlsOptions,
   portsOfWhen,
   tlsWhenUnsupported,
-} from "./decode-options.ts";
-import { decodeCatalog, decodeVault } from "./decode-resources.ts";
-import { decodeBindingTelemetry, decodeTelemetry } from "./decode-telemetry.ts";
+} from "./decode-transport-options.ts";
 import type {
   AccessControl,
   FetchWith,
@@ -64,6 +73,7 @@ import type {
   KafkaGrpcOptions,
   ProduceWith,
   SaslOptions,
+  TlsVersion,
 } from "./types.ts";
 
 interface BindingBase {
@@ -101,6 +111,7 @@ export interface TlsServer extends BindingBase {
   alpn?: string[];
   /** The x509 guard that reads the client certificate. */
   authorization?: Ref;
+  version?: TlsVersion;
   routes: RouteBase[];
 }
 export interface TlsClient extends BindingBase {

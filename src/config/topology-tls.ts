@@ -66,7 +66,13 @@ export function createTlsResolver(ctx: TopologyContext): TlsResolver {
     }
     const clients = clientCertificates(t);
     const result = keystore
-      ? { ...keystore, ...(t.sni ? { sni: t.sni } : {}), alpn, ...clients }
+      ? {
+          ...keystore,
+          ...(t.sni ? { sni: t.sni } : {}),
+          alpn,
+          ...clients,
+          ...(t.version ? { minVersion: t.version } : {}),
+        }
       : undefined;
     serverTlsCache.set(t, result);
     return result;

@@ -11,7 +11,7 @@ import type { UndecodablePolicy } from "../kafka/undecodable-batches.ts";
 /** `acks` as written in config; produce maps none|leader_only|in_sync_replicas → 0|1|-1. */
 export type Acks = "none" | "leader_only" | "in_sync_replicas";
 
-/** The header names used for the correlation contract (SPEC §2, §3). */
+/** The header names used for the correlation contract (docs/contract.md: Request records, The correlation id). */
 export interface CorrelationHeaders {
   service: string; // default "zilla:service"
   method: string; // default "zilla:method"
@@ -95,9 +95,78 @@ export interface NorthListener {
     mutual?: "required" | "requested";
     /** The tls server's `options.authorization`: the x509 guard that reads the client certificate. */
     authorization?: { guard: string };
+    /** Lowest TLS version accepted (tls `version`, `--tls-min-version`); default TLSv1.2. */
+    minVersion?: TlsVersion;
+    /** TLS 1.2 cipher suites, OpenSSL names joined by ":" (`--tls-ciphers`); default `defaultTlsCiphers`. */
+    ciphers?: string;
   };
   /** The http server's `options.authorization`: the guard that checks calls and where the token is. */
   authorization?: HttpAuthorization;
+}
+
+/** A TLS version as zilla.yaml's tls `version` names it. */
+export type TlsVersion = "TLSv1.2" | "TLSv1.3";
+
+/**
+ * TLS 1.2 suites offered by default: forward secrecy (ECDHE) with AEAD ciphers only. TLS 1.3
+ * suites are all of that kind and stay as the runtime has them.
+ */
+export const defaultTlsCiphers = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/**
+ * How the front door holds at the edge (docs/limits.md): timeouts and limits per connection
+ * and per call, each with a default and a CLI flag. Zilla sets none of these in zilla.yaml.
+ */
+export interface EdgeLimits {
+  /** From accept to the TLS handshake done and the first request's headers read. */
+  handshakeTimeoutMs: number;
+  /** A connection with no call open for this long is closed (GOAWAY); 0 = never. */
+  idleTimeoutMs: number;
+  /** An HTTP/2 connection is PINGed this often; 0 = never. */
+  keepaliveMs: number;
+  /** A PING not answered within this long closes the connection. */
+  keepaliveTimeoutMs: number;
+  /** A call whose request is still open and that saw no data either way for this long ends; 0 = never. */
+  streamIdleTimeoutMs: number;
+  /** A reply the client does not take for this long ends its call (RST_STREAM). */
+  writeTimeoutMs: number;
+  /** Reply bytes a connection may hold that its client has not taken; past it the connection closes. */
+  maxWriteBufferBytes: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS. */
+  maxConcurrentStreams: number;
+  /** HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: a larger header list refuses that stream. */
+  maxHeaderListBytes: number;
+  /** Connections open at once on a north binding's listeners; 0 = from the open-file limit. */
+  maxConnections: number;
+  /** Streams a client may reset on one connection within 10 s; past it, GOAWAY. */
+  maxResets: number;
+  /** Bytes of `meta:*` headers (names and values) one request record may carry. */
+  maxMetadataBytes: number;
+}
+
+/** The edge limits with every default (docs/limits.md says why each). */
+export function defaultEdgeLimits(): EdgeLimits {
+  return {
+    handshakeTimeoutMs: 10_000,
+    idleTimeoutMs: 300_000,
+    keepaliveMs: 60_000,
+    keepaliveTimeoutMs: 20_000,
+    streamIdleTimeoutMs: 300_000,
+    writeTimeoutMs: 30_000,
+    maxWriteBufferBytes: 16 * 1024 * 1024,
+    maxConcurrentStreams: 100,
+    maxHeaderListBytes: 16 * 1024,
+    maxConnections: 0,
+    maxResets: 200,
+    maxMetadataBytes: 8 * 1024,
+  };
 }
 
 /** Where a call carries its credentials (Zilla's http `authorization.<guard>.credentials`). */
@@ -219,7 +288,7 @@ export interface GrpcKafkaOptions {
   idempotency: { metadata: string }; // default "idempotency-key"
   correlation: { headers: CorrelationHeaders };
   reliability: { field: number; metadata: string }; // default 32767, "last-message-id"
-  /** Reply timeout applied when the client sets no deadline (SPEC §8.7). */
+  /** Reply timeout applied when the client sets no deadline (docs/contract.md: difference 7). */
   defaultTimeoutMs: number;
   /** Largest accepted request or reply message, bytes. */
   maxMessageBytes: number;
@@ -244,6 +313,8 @@ export interface NorthConfig {
    * whose guards it satisfies. Absent: the grpc server lets every served method through.
    */
   methodGuards?: MethodGuard[];
+  /** Timeouts and limits of the listeners and calls; absent = `defaultEdgeLimits()`. */
+  limits?: EdgeLimits;
 }
 
 /** `kafka-grpc` route `when` item. */
@@ -272,7 +343,7 @@ export interface KafkaGrpcOptions {
   acks: Acks; // default in_sync_replicas
   idempotency: { metadata: string };
   correlation: { headers: CorrelationHeaders };
-  /** How long a finished reply is kept for replay (SPEC §8.4). */
+  /** How long a finished reply is kept for replay (docs/contract.md: difference 4). */
   idempotencyWindowMs: number;
   /**
    * Where finished calls are recorded (docs/idempotency.md): `kafka`, a changelog topic per

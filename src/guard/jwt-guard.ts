@@ -14,7 +14,7 @@ import {
   type JWTPayload,
   jwtVerify,
 } from "jose";
-import { jwtAlgorithmsByKeyType } from "../config/decode-guards.ts";
+import { jwtAlgorithmsByKeyType } from "../config/decode-guard-options.ts";
 import type { JwtGuardConfig } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
 import {

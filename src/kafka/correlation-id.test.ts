@@ -6,7 +6,7 @@ import { correlationHashInput, createCorrelationId } from "./correlation-id.ts";
 const md5 = (s: string) => createHash("md5").update(s, "utf8").digest("hex");
 const headers = defaultCorrelationHeaders;
 
-describe("correlation id (SPEC §3 vectors)", () => {
+describe("correlation id (docs/contract.md test vectors)", () => {
   const vectors: [string, string, string | undefined, string[], string, string][] = [
     [
       "example.EchoService",

@@ -20,7 +20,7 @@ export interface CorrelationInput {
 
 const utf8 = new TextEncoder();
 
-/** The text SPEC §3 hashes: header names and values of the route, then override values. */
+/** The text the correlation id hashes (docs/contract.md: The correlation id): header names and values of the route, then override values. */
 export function correlationHashInput(input: CorrelationInput): string {
   let text = "";
   if (input.replyTo !== undefined) {
@@ -41,9 +41,14 @@ export function correlationHashInput(input: CorrelationInput): string {
 const digests = new Map<string, string>();
 const digestsMax = 4096;
 
-/** `prefix-md5hex(hashInput)`; prefix is the idempotency key, else a random v4 UUID (SPEC §3). */
-export function createCorrelationId(input: CorrelationInput): string {
-  const prefix = input.idempotencyKey ?? randomUUID();
+/**
+ * `prefix-md5hex(hashInput)`; prefix is the idempotency key, else a random v4 UUID (docs/contract.md: The correlation id),
+ * drawn by `chooseUuid` when given (it gets the MD5 hex, the rest of the id, to place the id).
+ */
+export function createCorrelationId(
+  input: CorrelationInput,
+  chooseUuid?: (digest: string) => string,
+): string {
   const text = correlationHashInput(input);
   let digest = digests.get(text);
   if (digest === undefined) {
@@ -54,5 +59,6 @@ export function createCorrelationId(input: CorrelationInput): string {
       digests.set(text, digest);
     }
   }
+  const prefix = input.idempotencyKey ?? (chooseUuid ? chooseUuid(digest) : randomUUID());
   return `${prefix}-${digest}`;
 }

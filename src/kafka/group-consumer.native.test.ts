@@ -23,6 +23,7 @@ import { createKafka, type Kafka } from "./kafka-client.ts";
 import { ApiKey } from "./protocol/api-keys.ts";
 import { utf8 } from "./protocol/record-codec.ts";
 
+/** Slow handlers, and waits that prove nothing happens for a time (each call says what). */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const tpKey = (t: TopicPartition) => `${t.topic}/${t.partition}`;
 
@@ -193,7 +194,7 @@ describe("two native members", () => {
     // a committed before the rebalance: b does not read the first records again.
     await fill(topic, 4, "second", 2);
     await waitFor(() => a.seen.length + b.seen.length === 12 + 8, "the second round");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: no record is read twice
     expect(b.seen.every((r) => utf8(r.value as Uint8Array).startsWith("second"))).toBe(true);
     for (const m of [a, b]) {
       const mine = new Set(m.consumer.assignment().map((t) => t.partition));
@@ -210,7 +211,7 @@ describe("two native members", () => {
       () => b.seen.filter((r) => utf8(r.value as Uint8Array).startsWith("third")).length === 4,
       "third round",
     );
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: no record is read twice
     const bValues = valuesOf(b.seen) as string[];
     expect(bValues.filter((v) => v.startsWith("first"))).toEqual([]);
     expect(new Set(bValues).size).toBe(bValues.length); // no duplicates
@@ -301,7 +302,7 @@ describe("with librdkafka (kcat -G) in the same group", () => {
 
     await fill(topic, 4, "x", 2);
     await waitFor(() => native.seen.length + rd.records.length >= 8, "every record read once");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: no record is read twice
     const nativeParts = new Set(native.seen.map((r) => r.partition));
     const rdParts = new Set(rd.records.map((r) => r.partition));
     expect([...nativeParts].sort()).toEqual(
@@ -340,7 +341,7 @@ describe("one native member", () => {
     await write(topic, 1, "p1-1");
     await write(topic, 0, "p0-3");
     await waitFor(() => m.seen.filter((r) => r.partition === 1).length === 2, "partition 1 flows");
-    await sleep(700);
+    await sleep(700); // nothing happens for 700 ms: the refused partition stays refused
     expect(valuesOf(m.seen.filter((r) => r.partition === 0))).toEqual(["p0-0"]);
 
     refusing = false;
@@ -350,7 +351,7 @@ describe("one native member", () => {
       () => m.seen.filter((r) => r.partition === 0).length === 4,
       "partition 0 after resume",
     );
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: no record is read twice
     expect(valuesOf(m.seen.filter((r) => r.partition === 0))).toEqual([
       "p0-0",
       "p0-1",
@@ -427,7 +428,7 @@ describe("faults", () => {
     );
     await fill(topic, 2, "c", 3);
     await waitFor(() => m.seen.length >= 18, "the records after the coordinator moved");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: no record is read twice
     const seen = valuesOf(m.seen) as string[];
     expect(seen).toHaveLength(18);
     expect(new Set(seen).size).toBe(18);
@@ -459,7 +460,7 @@ describe("faults", () => {
     broker.faults.failNext(ApiKey.OffsetFetch, 2, 14); // COORDINATOR_LOAD_IN_PROGRESS
     const m = await member(groupId, [topic]);
     await waitFor(() => m.seen.length === 1, "the record after the commit");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: nothing committed is read again
     expect(valuesOf(m.seen)).toEqual(["o2"]);
     expect(m.assignments).toHaveLength(1);
     expect(m.warnings).toEqual([]);
@@ -474,6 +475,7 @@ describe("faults", () => {
     await member(groupId, [topic], { rejoinDelayMs: () => (slow ? 8_000 : 0) });
     await waitFor(() => a.consumer.assignment().length === 1, "two-way split");
     slow = true;
+    const joinsBefore = broker.faults.requests(ApiKey.JoinGroup);
     // A third member starts a rebalance; a rejoins at once and waits for the slow member.
     const c = startGroupConsumer(kafka, {
       groupId,
@@ -487,7 +489,11 @@ describe("faults", () => {
       onAssignment() {},
     });
     await waitFor(() => a.rebalances === 1, "a's rebalance");
-    await sleep(500);
+    // c's two JoinGroups (the broker names it first) and a's: a's join is held at the broker.
+    await waitFor(
+      () => broker.faults.requests(ApiKey.JoinGroup) >= joinsBefore + 3,
+      "a's JoinGroup at the coordinator",
+    );
     const started = Date.now();
     await a.consumer.close();
     expect(Date.now() - started).toBeLessThan(4_000);
@@ -533,7 +539,7 @@ describe("rebalances", () => {
         () => [a, b, c].every((m) => m.consumer.assignment().length === 2),
         "three-way split",
       );
-      await sleep(3_000);
+      await sleep(3_000); // nothing happens for 3 s: no further rebalance round
     } finally {
       clearInterval(ticker);
     }
@@ -585,7 +591,7 @@ describe("with a kafkajs consumer in the same group (a rolling upgrade from kafk
 
       await fill(topic, 4, "y", 2);
       await waitFor(() => native.seen.length + oldSeen.length >= 8, "every record read once");
-      await sleep(500);
+      await sleep(500); // nothing happens for 500 ms: no record is read twice
       expect(native.seen.length + oldSeen.length).toBe(8);
       const nativeParts = new Set(native.seen.map((r) => r.partition));
       expect(oldSeen.filter((p) => nativeParts.has(p))).toEqual([]);

@@ -1,5 +1,5 @@
 /**
- * A consumer-group member for west (SPEC §6), on the gateway's own client (src/kafka/client/):
+ * A consumer-group member for west (docs/contract.md: West), on the gateway's own client (src/kafka/client/):
  * the standard consumer group protocol (FindCoordinator, JoinGroup, SyncGroup with the
  * leader assigning partitions, Heartbeat, OffsetFetch/OffsetCommit, LeaveGroup), with
  * "consumer" protocol metadata, so other Kafka consumers can share or inspect the group.

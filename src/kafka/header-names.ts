@@ -1,5 +1,5 @@
 /**
- * Every Kafka header name of the record contract (SPEC §2–§4, §8), in one place.
+ * Every Kafka header name of the record contract (docs/contract.md: Request records to Reply records, Where we differ from Zilla), in one place.
  * The four correlation names are only defaults: routes may rename them
  * (`options.correlation.headers`); the status names are fixed.
  */
@@ -8,7 +8,7 @@ export const SERVICE = "zilla:service";
 export const METHOD = "zilla:method";
 export const REPLY_TO = "zilla:reply-to";
 export const CORRELATION_ID = "zilla:correlation-id";
-/** Absolute deadline, epoch milliseconds, decimal (SPEC §8.2; not a Zilla header). */
+/** Absolute deadline, epoch milliseconds, decimal (docs/contract.md: difference 2; not a Zilla header). */
 export const DEADLINE = "zilla:deadline";
 /** Decimal gRPC status code on the reply's end tombstone. */
 export const STATUS = "zilla:status";

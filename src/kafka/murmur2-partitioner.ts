@@ -1,5 +1,5 @@
 /**
- * Kafka's default partitioner (SPEC §2: every record of one call lands on one partition,
+ * Kafka's default partitioner (docs/contract.md: Request records: every record of one call lands on one partition,
  * the one Java clients pick for the same key): murmur2 of the key bytes, made positive,
  * modulo the partition count (KafkaCluster.choosePartition applies it). The same choices as
  * kafkajs' DefaultPartitioner, whose murmur2 does its
@@ -16,15 +16,12 @@ export function murmur2(data: Uint8Array): number {
   const length4 = length >>> 2;
   for (let i = 0; i < length4; i++) {
     const i4 = i * 4;
-    let k =
+    const k =
       (data[i4] as number) |
       ((data[i4 + 1] as number) << 8) |
       ((data[i4 + 2] as number) << 16) |
       ((data[i4 + 3] as number) << 24);
-    k = Math.imul(k, m);
-    k ^= k >>> 24;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m) ^ k;
+    h = Math.imul(h, m) ^ murmur2MixKey(k);
   }
   const tail = length & ~3;
   switch (length & 3) {
@@ -38,8 +35,40 @@ export function murmur2(data: Uint8Array): number {
       h ^= data[tail] as number;
       h = Math.imul(h, m);
   }
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return h | 0;
+  return murmur2Finalize(h);
+}
+
+/** murmur2's state before the first block of a key of `length` bytes. */
+export function murmur2Seed(length: number): number {
+  return seed ^ length;
+}
+
+/** One little-endian 4-byte block of the key, mixed (independent of the state). */
+export function murmur2MixKey(k: number): number {
+  let x = Math.imul(k, m);
+  x ^= x >>> 24;
+  return Math.imul(x, m);
+}
+
+/** The state after one more block, given the block mixed by `murmur2MixKey`. */
+export function murmur2Step(h: number, mixedKey: number): number {
+  return Math.imul(h, m) ^ mixedKey;
+}
+
+/** The state after a tail of 1 to 3 bytes (`tail`: little-endian, as murmur2 reads them). */
+export function murmur2Tail(h: number, tail: number): number {
+  return Math.imul(h ^ tail, m);
+}
+
+/** The final avalanche: the signed 32-bit hash. */
+export function murmur2Finalize(h: number): number {
+  let x = h ^ (h >>> 13);
+  x = Math.imul(x, m);
+  x ^= x >>> 15;
+  return x | 0;
+}
+
+/** Kafka's default partition of a key's bytes among `count` partitions. */
+export function partitionOfKey(key: Uint8Array, count: number): number {
+  return (murmur2(key) & 0x7fffffff) % count;
 }

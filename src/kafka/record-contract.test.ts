@@ -17,7 +17,7 @@ const produce = {
   overrides: { "x-tenant": "acme", "x-b": "2" },
 };
 
-describe("request records (SPEC §2)", () => {
+describe("request records (docs/contract.md: Request records)", () => {
   it("writes overrides, correlation headers, deadline, then metadata, in order", () => {
     const headers = requestHeaders({
       route: produce,
@@ -69,7 +69,7 @@ describe("request records (SPEC §2)", () => {
     ]);
   });
 
-  it("never copies grpc-* headers (SPEC §8.1)", () => {
+  it("never copies grpc-* headers (docs/contract.md: difference 1)", () => {
     expect(isRequestMetadata("grpc-timeout")).toBe(false);
     expect(isRequestMetadata("grpc-trace-bin")).toBe(false);
     expect(isRequestMetadata("custom-bin")).toBe(true);
@@ -107,7 +107,7 @@ describe("request records (SPEC §2)", () => {
   });
 });
 
-describe("reply records (SPEC §4)", () => {
+describe("reply records (docs/contract.md: Reply records)", () => {
   it("puts the correlation id first, then response metadata", () => {
     expect(
       replyHeaders(names, "c", [

@@ -1,5 +1,5 @@
 /**
- * The record contract between north and west (SPEC §2, §4, §8): which headers a request
+ * The record contract between north and west (docs/contract.md: Request records, Reply records, Where we differ from Zilla): which headers a request
  * or reply record carries, in which order, and how to read them back. Pure functions over
  * plain header lists; the Kafka client lives elsewhere.
  */
@@ -18,7 +18,7 @@ export interface ContractRecord {
 
 /**
  * Request headers that are transport, not metadata, and so never become `meta:*`
- * (SPEC §2 lists the gRPC ones; the Connect, gRPC-Web and browser ones are the same kind
+ * (the contract's request records list the gRPC ones; the Connect, gRPC-Web and browser ones are the same kind
  * for the other protocols of the front door, so a browser call writes the same record).
  */
 const transportHeaders = new Set([
@@ -42,7 +42,7 @@ const transportHeaders = new Set([
   "x-user-agent",
 ]);
 
-/** Whether a request header is gRPC metadata to carry as `meta:<name>` (SPEC §2, §8.1). */
+/** Whether a request header is gRPC metadata to carry as `meta:<name>` (docs/contract.md: Request records, difference 1). */
 export function isRequestMetadata(name: string): boolean {
   const n = name.toLowerCase();
   if (n.startsWith(":") || transportHeaders.has(n)) return false;
@@ -90,12 +90,12 @@ export interface RequestHeadersInput {
   service: string;
   method: string;
   correlationId: string;
-  /** Absolute deadline, epoch ms (SPEC §8.2). */
+  /** Absolute deadline, epoch ms (docs/contract.md: difference 2). */
   deadlineMs?: number | undefined;
   metadata: Iterable<readonly [string, string]>;
 }
 
-/** The headers of every request record of a call, in contract order (SPEC §2). */
+/** The headers of every request record of a call, in contract order (docs/contract.md: Request records). */
 export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
   const out: RecordHeader[] = [];
   for (const [name, value] of Object.entries(input.route.overrides ?? {})) out.push([name, value]);
@@ -128,7 +128,7 @@ export interface ParsedRequest {
   headers: readonly RecordHeader[];
 }
 
-/** Reads a request record's headers (SPEC §2); unknown headers are kept in `headers`. */
+/** Reads a request record's headers (docs/contract.md: Request records); unknown headers are kept in `headers`. */
 export function parseRequestHeaders(
   headers: readonly RecordHeader[],
   names: CorrelationHeaders,
@@ -162,7 +162,7 @@ export function replyHeaders(
   return out;
 }
 
-/** Headers of a reply's end tombstone: correlation id, status and optional message (SPEC §4). */
+/** Headers of a reply's end tombstone: correlation id, status and optional message (docs/contract.md: Reply records). */
 export function replyEndHeaders(
   names: CorrelationHeaders,
   correlationId: string,
@@ -179,13 +179,13 @@ export function replyEndHeaders(
 /** What north reads off a reply record. */
 export interface ParsedReply {
   correlationId?: string;
-  /** Present on the end tombstone; absent = OK (SPEC §5). */
+  /** Present on the end tombstone; absent = OK (docs/contract.md: North). */
   status?: number;
   message?: string;
   metadata: [string, string][];
 }
 
-/** Reads a reply record's headers (SPEC §4). */
+/** Reads a reply record's headers (docs/contract.md: Reply records). */
 export function parseReplyHeaders(
   headers: readonly RecordHeader[],
   names: CorrelationHeaders,

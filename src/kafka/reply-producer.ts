@@ -1,5 +1,5 @@
 /**
- * West's reply producer (SPEC §4): records from all calls are gathered for one event-loop
+ * West's reply producer (docs/contract.md: Reply records): records from all calls are gathered for one event-loop
  * turn and written with one produce (src/kafka/client/), each call's records learning their
  * own outcome (one partition's failure fails only the calls written to it). Batches overlap
  * when they share no key, so each call's records stay in order (a retried later batch can

@@ -1,9 +1,10 @@
 import type { Producer } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { kafkajsFor } from "../../test/support/kafkajs.ts";
 import { type Broker, startBroker } from "../broker/broker.ts";
 import { silentLogger } from "../ops/logger.ts";
 import { createKafka, type Kafka } from "./kafka-client.ts";
+import { murmur2 } from "./murmur2-partitioner.ts";
 import { type ReplyRecord, startReplyReader } from "./reply-reader.ts";
 
 const topic = "replies";
@@ -148,6 +149,55 @@ describe("startReplyReader", () => {
   });
 });
 
+describe("a share of the partitions", () => {
+  const partitionOf = (id: string, count: number) =>
+    (murmur2(new TextEncoder().encode(id)) & 0x7fffffff) % count;
+  /** An id (as an idempotency key would fix it) whose partition among 4 is `partition`. */
+  const idOn = (partition: number) => {
+    for (let i = 0; ; i++) if (partitionOf(`fixed-${i}`, 4) === partition) return `fixed-${i}`;
+  };
+
+  test("reads what it owns, places new ids there, and reads another partition only while a call waits on it", async () => {
+    const reader = await startReplyReader({
+      kafka,
+      logger: silentLogger,
+      topics: [topic],
+      correlationIdHeader: "zilla:correlation-id",
+      partitions: [0, 1],
+      partitionLingerMs: 100,
+    });
+    try {
+      expect(reader.partitions()).toEqual([{ topic, count: 4, read: [0, 1], owned: [0, 1] }]);
+      const choose = reader.uuidChooser(topic);
+      for (let i = 0; i < 50; i++) {
+        const id = `${choose?.("digest")}-digest`;
+        expect([0, 1]).toContain(partitionOf(id, 4));
+      }
+      // An id fixed on partition 3: read from before its registration, while it waits.
+      const fixed = idOn(3);
+      const c = collector(2);
+      const unregister = reader.register(fixed, c.waiter, topic);
+      expect(reader.partitions()[0]?.read).toEqual([0, 1, 3]);
+      await produce(3, fixed);
+      await produce(3, fixed, true);
+      await c.complete;
+      unregister();
+      await waitUntil(() => reader.partitions()[0]?.read.length === 2);
+      expect(reader.partitions()[0]?.read).toEqual([0, 1]);
+      // Read again later, it starts where it stopped: nothing is handed over twice.
+      const again = collector(1);
+      reader.register(fixed, again.waiter, topic);
+      await produce(3, fixed, true);
+      await again.complete;
+      expect(again.records.map((r) => r.offset)).toEqual([
+        String(Number(c.records[1]?.offset) + 1),
+      ]);
+    } finally {
+      await reader.close();
+    }
+  });
+});
+
 test("creates its reply topics with CreateTopics where the broker does not auto-create", async () => {
   const strict = await startBroker({ port: 0, autoCreateTopics: false, defaultPartitions: 2 });
   const strictKafka = createKafka({ servers: [strict.bootstrap] }, "strict-test");
@@ -170,9 +220,10 @@ test("creates its reply topics with CreateTopics where the broker does not auto-
 });
 
 async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await vi.waitFor(
+    () => {
+      if (!condition()) throw new Error("condition not met in time");
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
 }

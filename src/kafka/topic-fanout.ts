@@ -1,5 +1,5 @@
 /**
- * Topic fan-out for the fetch capability (SPEC §7): many concurrent calls read the same
+ * Topic fan-out for the fetch capability (docs/contract.md: Fetch): many concurrent calls read the same
  * topic, each at its own position, without each holding a copy of the topic or fetching the
  * same bytes from the broker again.
  *
@@ -34,6 +34,13 @@
  * - Fetching that keeps failing (the cluster unreachable) for `failAfterMs` ends the
  *   topic's calls with FanoutReaderError; a refusal retrying cannot cure ends them at once.
  * - A topic's shared reader closes `idleCloseMs` after its last subscription left.
+ *
+ * Why one file over 500 lines: the shared TopicReader, a call's Subscription and its
+ * CatchUpReader are one mechanism. They hand rings, cursors and partitions to each other
+ * (`adopt`, `canJoin`, `drained`, `release`) under invariants stated once above (the
+ * half-bound margin, eviction meaning lag); in separate modules those hand-offs would become
+ * public surface that nothing else may call. The records' shape, the errors and the small
+ * helpers at the end are the only parts that could move, and they are short.
  */
 import type { Logger } from "../ops/logger.ts";
 import { KafkaCluster } from "./client/kafka-cluster.ts";

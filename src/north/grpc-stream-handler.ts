@@ -4,14 +4,26 @@
  * the same way, straight on the HTTP/2 stream. No decode/encode and no per-call pipeline of
  * generators: a pending call is its stream plus a few small objects. Everything else
  * (gRPC-Web, Connect, gRPC+JSON, fetch routes) is left to connect-es (method-handlers.ts).
+ *
+ * Why one file over 500 lines: it is one call's state machine on the hottest path, the
+ * NativeGrpcCall class (request frames in, produce, reply messages out, trailers, deadline,
+ * cancel, flow control), with the stream event handlers as module functions so a pending
+ * call holds no closures. Its steps share the call's fields; split across modules they would
+ * need those fields public. Only the metadata and status-header helpers at the end stand
+ * alone (about 70 lines).
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import {
+  constants,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
 import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import type { GrpcKafkaRoute } from "../config/types.ts";
-import { parseGrpcTimeout } from "../grpc/deadline.ts";
+import type { EdgeLimits, GrpcKafkaRoute } from "../config/types.ts";
+import { parseGrpcTimeout, timerDelayMs } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
   GrpcFrameReader,
@@ -24,6 +36,7 @@ import { encodeGrpcMessage, type GrpcStatus, statusOk } from "../grpc/status.ts"
 import { isResponseMetadata } from "../kafka/record-contract.ts";
 import { sendTrailersSoon } from "../runtime/http2-batching.ts";
 import type { CallGate } from "./authorize.ts";
+import type { ExpireReason, ExpiringCall, StreamWatch } from "./connection-guard.ts";
 import { admitNativeCall, mayFetch } from "./guarded-native-call.ts";
 import { noRouteError } from "./north-error.ts";
 import { isOpsServicePath } from "./ops-services.ts";
@@ -51,6 +64,7 @@ export type GrpcStreamHandler = (
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
   rawHeaders: readonly string[],
+  watch?: StreamWatch,
 ) => boolean;
 
 type Decompress = (bytes: Uint8Array, maxBytes: number) => Promise<Uint8Array>;
@@ -65,7 +79,7 @@ const decompressors: Record<string, Decompress> = {
 /** Creates the native gRPC stream handler. */
 export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): GrpcStreamHandler {
   const { methods, routes, deps, gate } = options;
-  return (stream, headers, rawHeaders) => {
+  return (stream, headers, rawHeaders, watch) => {
     if (headers[":method"] !== "POST" || !isGrpcProtoContentType(headers["content-type"])) {
       return false;
     }
@@ -93,7 +107,7 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
           metadata: metadataFromRawHeaders(rawHeaders),
           timeoutMs: settings.timeoutMs,
         },
-        start: (admitted) => new NativeGrpcCall(stream, method, settings.encoding, admitted),
+        start: (admitted) => new NativeGrpcCall(stream, method, settings.encoding, admitted, watch),
         respondStatus: (code, message) => respondStatus(stream, code, message),
       });
       return true;
@@ -108,14 +122,20 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
     const settings = callSettings(stream, headers);
     if (!settings) return true;
     const { encoding, timeoutMs } = settings;
-    new NativeGrpcCall(stream, method, encoding, {
-      deps,
-      route: route.with,
-      service: method.parent.typeName,
-      method: method.name,
-      metadata: metadataFromRawHeaders(rawHeaders),
-      timeoutMs,
-    });
+    new NativeGrpcCall(
+      stream,
+      method,
+      encoding,
+      {
+        deps,
+        route: route.with,
+        service: method.parent.typeName,
+        method: method.name,
+        metadata: metadataFromRawHeaders(rawHeaders),
+        timeoutMs,
+      },
+      watch,
+    );
     return true;
   };
 }
@@ -160,18 +180,31 @@ function onStreamWantTrailers(this: CallStream): void {
   this[callOfStream]?.onWantTrailers();
 }
 
+// Module functions rather than closures per call: pending calls hold as little as possible.
+function callDeadlineBeforeStart(call: NativeGrpcCall): void {
+  call.deadlineBeforeStart();
+}
+
+function closeStreamNoError(stream: ServerHttp2Stream): void {
+  if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+}
+
+/** Reply bytes past which a unary reply's end is watched for a client that does not read. */
+const watchedEndBytes = 64 * 1024;
+
 /**
  * One call on one HTTP/2 stream: frames in, frames and trailers out. Listeners are shared
  * functions and the call keeps no closures, so a pending call is this object, its produce
  * call and the stream.
  */
-class NativeGrpcCall implements ReplySink {
+class NativeGrpcCall implements ReplySink, ExpiringCall {
   private readonly stream: CallStream;
   private readonly frames: GrpcFrameReader;
   /** What starts the produce call; dropped once it has. */
   private init: Omit<ProduceCallInit, "sink"> | undefined;
   private readonly decompress: Decompress | undefined;
   private readonly maxMessageBytes: number;
+  private readonly limits: EdgeLimits;
   /** Unary and server-streaming requests carry exactly one message. */
   private readonly singleRequest: boolean;
   /** Unary and client-streaming replies carry exactly one message. */
@@ -182,29 +215,43 @@ class NativeGrpcCall implements ReplySink {
   private inflating: Promise<void> | undefined;
   private heldRequest: Uint8Array | undefined;
   private heldReply: Uint8Array | undefined;
+  /** Request reading is paused until the reply side drains (see holdRequests). */
+  private requestsHeld = false;
   private headersSent = false;
   private ended = false;
   private trailers: OutgoingHttpHeaders | undefined;
   /** Reply messages written at the end of this turn (see write()). */
   private outgoing: Uint8Array[] | undefined;
+  private readonly watch: StreamWatch | undefined;
+  /** A streaming call's deadline while it has not started (no message, no half-close yet). */
+  private startDeadline: ReturnType<typeof setTimeout> | undefined;
+  private startedAtMs = 0;
 
   constructor(
     stream: ServerHttp2Stream,
     method: DescMethod,
     encoding: string,
     init: Omit<ProduceCallInit, "sink">,
+    watch: StreamWatch | undefined,
   ) {
     this.stream = stream;
     this.init = init;
+    this.watch = watch;
+    if (watch) watch.call = this;
     this.maxMessageBytes = init.deps.options.maxMessageBytes;
+    this.limits = init.deps.limits;
     this.frames = new GrpcFrameReader(this.maxMessageBytes);
     this.decompress = decompressors[encoding];
     const kind = method.methodKind;
     this.singleRequest = kind === "unary" || kind === "server_streaming";
     this.singleReply = kind === "unary" || kind === "client_streaming";
-    // A streaming request is a call from the start (replies may come before any message);
-    // a single-message request becomes one at its half-close, with its one message.
-    if (!this.singleRequest) this.call = this.start();
+    // A call starts with its first message or its half-close: a stream reset before then
+    // costs nothing in Kafka (no record, no upstream call). A single-message request starts
+    // at its half-close, with its one message, so both leave together.
+    if (!this.singleRequest && init.timeoutMs !== undefined) {
+      this.startedAtMs = Date.now();
+      this.startDeadline = setTimeout(callDeadlineBeforeStart, timerDelayMs(init.timeoutMs), this);
+    }
     this.stream[callOfStream] = this;
     stream.on("data", onStreamData);
     stream.on("end", onStreamEnd);
@@ -215,10 +262,48 @@ class NativeGrpcCall implements ReplySink {
   private start(): ProduceCall {
     const init = this.init as Omit<ProduceCallInit, "sink">;
     this.init = undefined;
+    if (this.startDeadline !== undefined) {
+      clearTimeout(this.startDeadline);
+      this.startDeadline = undefined;
+      // The deadline counts from the call's headers, not from its first message.
+      const timeoutMs = Math.max(0, (init.timeoutMs ?? 0) - (Date.now() - this.startedAtMs));
+      return startProduceCall({ ...init, timeoutMs, sink: this });
+    }
     return startProduceCall({ ...init, sink: this });
   }
 
+  /** A streaming call's deadline passed before it started: nothing was produced. */
+  deadlineBeforeStart(): void {
+    this.startDeadline = undefined;
+    if (!this.call) this.end(Code.DeadlineExceeded, "deadline exceeded", []);
+  }
+
+  /** The edge guard ends the call: its request sat idle, or its client stopped reading. */
+  expired(reason: ExpireReason): void {
+    if (reason === "idle") {
+      // West is told to cancel too: the request it has is all there will be.
+      this.abort(
+        Code.DeadlineExceeded,
+        `request stream idle for ${this.limits.streamIdleTimeoutMs} ms (--stream-idle-timeout-ms)`,
+        true,
+      );
+      // The client never half-closed: once the status is out, the stream is reset
+      // (NO_ERROR), as gRPC servers do, so it does not stay open on the client's side.
+      setImmediate(closeStreamNoError, this.stream);
+      return;
+    }
+    this.abort(
+      Code.Canceled,
+      reason === "unread-cap"
+        ? `client left more than ${this.limits.maxWriteBufferBytes} reply bytes unread (--max-write-buffer-bytes)`
+        : `client did not read the reply for ${this.limits.writeTimeoutMs} ms (--write-timeout-ms)`,
+    );
+    // Its trailers cannot get through a stream the client does not read: reset it.
+    if (!this.stream.closed) this.stream.close(constants.NGHTTP2_CANCEL);
+  }
+
   onData(chunk: Uint8Array): void {
+    this.watch?.touch();
     if (this.ended) return;
     let frames: ReturnType<GrpcFrameReader["push"]>;
     try {
@@ -262,6 +347,9 @@ class NativeGrpcCall implements ReplySink {
   }
 
   onEnd(): void {
+    // A reset stream ends too (Node, Bun): that is no half-close, and starts nothing.
+    if (this.stream.aborted) return;
+    this.watch?.requestEnded();
     if (this.inflating) void this.inflating.then(() => this.halfClose());
     else this.halfClose();
   }
@@ -282,12 +370,15 @@ class NativeGrpcCall implements ReplySink {
       this.call = this.start();
       this.call.message(request);
     }
-    this.call?.halfClose();
+    // An empty client stream is a call too: it reaches the upstream (docs/contract.md: Where we differ from Zilla).
+    this.call ??= this.start();
+    this.call.halfClose();
   }
 
   onClose(): void {
     // The stream closed before the call ended: the client cancelled or the connection died.
     if (!this.ended) this.abort(Code.Canceled, "call cancelled by the client");
+    if (this.startDeadline !== undefined) clearTimeout(this.startDeadline);
     this.stream[callOfStream] = undefined;
   }
 
@@ -309,8 +400,9 @@ class NativeGrpcCall implements ReplySink {
     this.call.message(bytes);
   }
 
-  abort(code: Code, message: string): void {
-    if (this.call) this.call.abort(code, message);
+  /** Ends the call; without a call started yet, only the stream (nothing reached Kafka). */
+  abort(code: Code, message: string, cancelUpstream?: boolean): void {
+    if (this.call) this.call.abort(code, message, cancelUpstream);
     else this.end(code, message, []);
   }
 
@@ -373,7 +465,11 @@ class NativeGrpcCall implements ReplySink {
     }
     this.trailers = status;
     if (last === undefined) stream.end();
-    else stream.end(grpcFrame(last));
+    else {
+      stream.end(grpcFrame(last));
+      // A large reply the client does not take is watched until it is (small ones cannot hold much).
+      if (stream.writableLength > watchedEndBytes) this.watch?.blocked("finish");
+    }
   }
 
   private write(bytes: Uint8Array): void {
@@ -395,8 +491,29 @@ class NativeGrpcCall implements ReplySink {
     for (let i = 0; i < messages.length; ) {
       const { bytes, next } = grpcFrames(messages, i, maxFramesWriteBytes);
       i = next;
-      this.stream.write(bytes);
+      if (this.stream.write(bytes)) this.watch?.touch();
+      else {
+        this.watch?.blocked("drain");
+        this.holdRequests();
+      }
     }
+  }
+
+  /**
+   * The client does not take replies as fast as it sends requests: its request messages wait
+   * in HTTP/2 flow control until it does, as they would at a server that writes each reply
+   * before it reads on. Without this a bidi client that sends faster than it reads fills the
+   * unread-reply cap and loses its call.
+   */
+  private holdRequests(): void {
+    const stream = this.stream;
+    if (this.requestsHeld || this.ended || stream.readableEnded || stream.destroyed) return;
+    this.requestsHeld = true;
+    stream.pause();
+    stream.once("drain", () => {
+      this.requestsHeld = false;
+      if (!stream.destroyed && !stream.readableEnded) stream.resume();
+    });
   }
 
   onWantTrailers(): void {

@@ -22,6 +22,7 @@ import { connectErrorFromAbort, noRouteError } from "./north-error.ts";
 import {
   type CallDeps,
   type MetadataEntries,
+  type ProduceCall,
   type ReplySink,
   startProduceCall,
 } from "./produce-call.ts";
@@ -114,31 +115,41 @@ function createMethodImpl(
       },
     };
     const metadata = ctx.values.get(rawMetadataKey) ?? headerEntries(ctx.requestHeader);
-    const call = startProduceCall({
-      deps: options.deps,
-      route,
-      service: method.parent.typeName,
-      method: method.name,
-      metadata: options.gate ? options.gate.metadataOf(metadata) : metadata,
-      timeoutMs: ctx.timeoutMs(),
-      sink,
-      identities: admitted?.identities,
-    });
-    const onAbort = () => {
-      const error = connectErrorFromAbort(ctx.signal.reason);
-      call.abort(error.code, error.rawMessage);
+    // The call starts with the first request message or the half-close: a client that
+    // resets before then costs nothing in Kafka. ctx.timeoutMs() is the time left by then.
+    let call: ProduceCall | undefined;
+    // Set once the call failed or the handler is done: nothing may start after that.
+    let over = false;
+    const started = (): ProduceCall =>
+      (call ??= startProduceCall({
+        deps: options.deps,
+        route,
+        service: method.parent.typeName,
+        method: method.name,
+        metadata: options.gate ? options.gate.metadataOf(metadata) : metadata,
+        timeoutMs: ctx.timeoutMs(),
+        sink,
+        identities: admitted?.identities,
+      }));
+    const fail = (error: ConnectError) => {
+      over = true;
+      if (call) call.abort(error.code, error.rawMessage);
+      else replies.fail(error);
     };
+    const onAbort = () => fail(connectErrorFromAbort(ctx.signal.reason));
     ctx.signal.addEventListener("abort", onAbort);
-    const unwatch = admitted?.watch((code, message) => call.abort(code, message));
+    const unwatch = admitted?.watch((code, message) => fail(new ConnectError(message, code)));
     // Requests are pumped on their own, so replies stream while the request is still open.
     void (async () => {
       try {
-        for await (const message of requests) call.message(toBinary(method.input, message));
-        call.halfClose();
+        for await (const message of requests) {
+          if (over) return;
+          started().message(toBinary(method.input, message));
+        }
+        if (!over) started().halfClose();
       } catch (error) {
         // The request stream broke (too large, reset, malformed): the call cannot go on.
-        const failure = ConnectError.from(error);
-        call.abort(failure.code, failure.rawMessage);
+        fail(ConnectError.from(error));
       }
     })();
     try {
@@ -151,7 +162,8 @@ function createMethodImpl(
       unwatch?.();
       ctx.signal.removeEventListener("abort", onAbort);
       // A consumer that stops reading early (client gone) ends the call too.
-      call.abort(Code.Canceled, "call ended by the server side");
+      over = true;
+      call?.abort(Code.Canceled, "call ended by the server side");
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * The one place where north's failures become gRPC statuses (SPEC §5). Each mapping says
+ * The one place where north's failures become gRPC statuses (docs/contract.md: North). Each mapping says
  * why that code is the one a client can act on.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -30,7 +30,7 @@ export function connectErrorFromAbort(reason: unknown): ConnectError {
   return new ConnectError("call cancelled by the client", Code.Canceled);
 }
 
-/** The default reply timeout (SPEC §8.7) ran out before the reply ended. */
+/** The default reply timeout (docs/contract.md: difference 7) ran out before the reply ended. */
 export function replyTimeoutError(timeoutMs: number): ConnectError {
   // The same code as a client deadline: the client could not have known north's default.
   return new ConnectError(`no reply within ${timeoutMs} ms`, Code.DeadlineExceeded);

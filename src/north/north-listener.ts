@@ -2,21 +2,31 @@
  * One listening socket of the front door. Plain TCP speaks h2c (HTTP/2 prior knowledge) and,
  * sniffed from the first bytes, HTTP/1.1 — so gRPC-Web, Connect and health probes work on
  * the same port; TLS negotiates h2 or http/1.1 by ALPN and, when server names are listed,
- * completes the handshake only for those names (SNI). Either way a connection ends up in
- * one HTTP/2 server or one HTTP/1.1 server; HTTP/2 streams go to the native stream handler
- * first, and only the ones it declines get Node's request/response objects.
+ * completes the handshake only for those names (SNI). A TLS client that offers no ALPN gets
+ * HTTP/1.1 when the config's `alpn` lists it, else HTTP/2 (or is refused). Either way a connection ends
+ * up in one HTTP/2 server or one HTTP/1.1 server; HTTP/2 streams go to the native stream
+ * handler first, and only the ones it declines get Node's request/response objects. Every
+ * connection is admitted and watched by the binding's connection guard (connection-guard.ts).
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
-import type { NorthListener } from "../config/types.ts";
+import { defaultTlsCiphers, type EdgeLimits, type NorthListener } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
 import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
+import {
+  type ConnectionGuard,
+  type GuardedConnection,
+  type StreamWatch,
+  type WatchedStream,
+  watchOfStream,
+} from "./connection-guard.ts";
 
 export type NorthRequestHandler = (
   req: Http2ServerRequest | IncomingMessage,
   res: Http2ServerResponse | ServerResponse,
+  watch?: StreamWatch,
 ) => void;
 
 /** Serves an HTTP/2 stream directly; false leaves it to the request handler. */
@@ -24,6 +34,7 @@ export type NorthStreamHandler = (
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
   rawHeaders: readonly string[],
+  watch: StreamWatch | undefined,
 ) => boolean;
 
 export interface NorthHandlers {
@@ -46,26 +57,44 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0");
 const reemitFirstBytes =
   typeof (process.versions as Record<string, string | undefined>).bun === "string";
 
-/** Binds one listener and serves `handlers` on it. */
+/** The HTTP/2 SETTINGS the front door announces (and its runtime enforces). */
+export function northHttp2Settings(limits: EdgeLimits): http2.Settings {
+  return {
+    ...http2WindowSettings,
+    maxConcurrentStreams: limits.maxConcurrentStreams,
+    maxHeaderListSize: limits.maxHeaderListBytes,
+  };
+}
+
+/** Binds one listener and serves `handlers` on it, under `guard`. */
 export async function listenNorth(
   listener: NorthListener,
   handlers: NorthHandlers,
+  guard: ConnectionGuard,
   logger: Logger,
 ): Promise<BoundListener> {
   const sockets = new Set<Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  const connectionOf = new WeakMap<object, GuardedConnection>();
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   };
+  // 'session' is emitted while the socket is handed over (so in every runtime): the
+  // connection being handed over is the session's.
+  let handingOver: GuardedConnection | undefined;
   const trackSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     // A broken connection is the client's problem; the process must not notice.
     session.on("error", (error) => logger.debug("http2 session error", { error }));
+    if (handingOver) {
+      connectionOf.set(session, handingOver);
+      handingOver.attachSession(session);
+    }
   };
 
-  const h2 = http2.createServer({ settings: http2WindowSettings });
+  const h2 = http2.createServer({ settings: northHttp2Settings(guard.limits) });
   h2.on("session", trackSession);
   h2.on("session", widenConnectionWindow);
   h2.on(
@@ -76,36 +105,93 @@ export async function listenNorth(
       _flags: number,
       rawHeaders: string[],
     ) => {
-      if (handlers.stream(stream, headers, rawHeaders)) return;
+      const watch = watchStream(stream, connectionOf.get(stream.session as object));
+      if (handlers.stream(stream, headers, rawHeaders, watch)) return;
       // What Node's compatibility layer does per stream, for the streams that need it.
       handlers.request(
         new http2.Http2ServerRequest(stream, headers, {}, rawHeaders),
         new http2.Http2ServerResponse(stream),
+        watch,
       );
     },
   );
-  const h1 = http.createServer(handlers.request);
+  const h1 = http.createServer((req, res) => {
+    const connection = connectionOf.get(req.socket);
+    const watch = connection?.callOpened(res);
+    if (watch) {
+      req.once("end", () => watch.requestEnded());
+      res.once("close", () => connection?.streamClosed(watch, false));
+    }
+    handlers.request(req, res, watch);
+  });
+
+  const toH2 = (socket: Socket, connection: GuardedConnection) => {
+    handingOver = connection;
+    try {
+      h2.emit("connection", socket);
+    } finally {
+      handingOver = undefined;
+    }
+  };
+  const toH1 = (socket: Socket, connection: GuardedConnection) => {
+    connectionOf.set(socket, connection);
+    h1.emit("connection", socket);
+  };
 
   let server: net.Server;
-  const tlsConfig = listener.tls;
-  if (tlsConfig) {
-    const secure = tls.createServer(secureOptions(tlsConfig));
-    secure.on("secureConnection", (socket: tls.TLSSocket) => {
+  const listenerTls = listener.tls;
+  if (listenerTls) {
+    const secure = tls.createServer(secureOptions(listenerTls));
+    // Raw sockets wait here for their handshake, by client address (the TLS socket is a
+    // different object in Node, the same one in Bun).
+    const handshaking = new Map<string, GuardedConnection>();
+    const endpoint = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
+    secure.on("connection", (socket: Socket) => {
+      const connection = guard.admit(socket);
+      if (!connection) return;
       track(socket);
-      if (!clientCertificateAcceptable(tlsConfig, socket)) {
+      const key = endpoint(socket);
+      handshaking.set(key, connection);
+      socket.once("close", () => {
+        if (handshaking.get(key) === connection) handshaking.delete(key);
+      });
+    });
+    const allowH1 = (listenerTls.alpn ?? ["h2", "http/1.1"]).includes("http/1.1");
+    secure.on("secureConnection", (socket: tls.TLSSocket) => {
+      const key = endpoint(socket);
+      const connection = handshaking.get(key);
+      handshaking.delete(key);
+      if (!connection) {
+        socket.destroy();
+        return;
+      }
+      connection.addSocket(socket);
+      track(socket);
+      if (!clientCertificateAcceptable(listenerTls, socket)) {
         logger.debug("tls client certificate refused", { error: socket.authorizationError });
         socket.destroy();
         return;
       }
-      // ALPN chose the protocol; a client without ALPN speaks HTTP/1.1.
-      (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket);
+      if (socket.alpnProtocol === "h2") toH2(socket, connection);
+      else if (socket.alpnProtocol === "http/1.1") toH1(socket, connection);
+      // No ALPN: HTTP/1.1 (what a client without ALPN speaks) only where the config lists it,
+      // else HTTP/2, which refuses anything but an HTTP/2 preface (GOAWAY, then close).
+      else if (allowH1) toH1(socket, connection);
+      else {
+        // The http2 server answers a TLS socket without ALPN with a 403 page (it expects
+        // HTTP/1.1 there); here the config chose HTTP/2, so the socket says so.
+        Object.defineProperty(socket, "alpnProtocol", { value: "h2", configurable: true });
+        toH2(socket, connection);
+      }
     });
     secure.on("tlsClientError", (error) => logger.debug("tls handshake failed", { error }));
     server = secure;
   } else {
     server = net.createServer((socket) => {
+      const connection = guard.admit(socket);
+      if (!connection) return;
       track(socket);
-      handOver(socket, h2, h1);
+      handOver(socket, connection, toH2, toH1);
     });
   }
 
@@ -132,8 +218,29 @@ export async function listenNorth(
   };
 }
 
+/** Starts watching a stream of a guarded connection; its close ends the watch. */
+function watchStream(
+  stream: http2.ServerHttp2Stream,
+  connection: GuardedConnection | undefined,
+): StreamWatch | undefined {
+  if (!connection) return undefined;
+  const watch = connection.callOpened(stream);
+  (stream as WatchedStream)[watchOfStream] = watch;
+  stream.once("close", onWatchedStreamClose);
+  return watch;
+}
+
+function onWatchedStreamClose(this: WatchedStream): void {
+  const watch = this[watchOfStream];
+  if (!watch) return;
+  this[watchOfStream] = undefined;
+  watch.connection.streamClosed(watch, this.aborted);
+}
+
+type HandOver = (socket: Socket, connection: GuardedConnection) => void;
+
 /** Reads enough of the first bytes to tell HTTP/2 from HTTP/1.x, then gives the socket over. */
-function handOver(socket: Socket, h2: http2.Http2Server, h1: http.Server) {
+function handOver(socket: Socket, connection: GuardedConnection, toH2: HandOver, toH1: HandOver) {
   let seen: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
@@ -145,17 +252,17 @@ function handOver(socket: Socket, h2: http2.Http2Server, h1: http.Server) {
     if (isH2) {
       if (reemitFirstBytes) {
         // Bun's HTTP/2 session reads 'data' events and does not see unshifted bytes.
-        h2.emit("connection", socket);
+        toH2(socket, connection);
         socket.emit("data", seen);
         socket.resume();
       } else {
         // Node's HTTP/2 session takes bytes already read from the socket's buffer.
         socket.unshift(seen);
-        h2.emit("connection", socket);
+        toH2(socket, connection);
       }
     } else {
       socket.unshift(seen);
-      h1.emit("connection", socket);
+      toH1(socket, connection);
       // The HTTP/1 parser reads through 'data' events, which a paused socket never emits.
       socket.resume();
     }
@@ -183,11 +290,15 @@ function secureOptions(config: TlsOptions): tls.TlsOptions {
     ...(config.mutual
       ? { requestCert: true, rejectUnauthorized: config.mutual === "required" }
       : {}),
+    // TLS 1.2 with forward secrecy and AEAD only, and TLS 1.3 (docs/security.md).
+    minVersion: config.minVersion ?? "TLSv1.2",
+    ciphers: config.ciphers ?? defaultTlsCiphers,
+    honorCipherOrder: true,
   };
   if (!config.sni?.length) return { ...base, ...credentials };
   // With names listed there is no default certificate: a handshake without a listed server
   // name finds no certificate and fails, which is the check.
-  const context = tls.createSecureContext(credentials);
+  const context = tls.createSecureContext({ ...credentials, ...tlsPolicy(base) });
   const names = config.sni.map((n) => n.toLowerCase());
   return {
     ...base,
@@ -206,6 +317,15 @@ function clientCertificateAcceptable(config: TlsOptions, socket: tls.TLSSocket):
   if (config.mutual !== "requested" || socket.authorized) return true;
   const certificate = socket.getPeerCertificate?.();
   return !certificate || Object.keys(certificate).length === 0;
+}
+
+/** The version and cipher policy, for a secure context made apart from the server. */
+function tlsPolicy(base: tls.TlsOptions): tls.SecureContextOptions {
+  return {
+    ...(base.minVersion ? { minVersion: base.minVersion } : {}),
+    ...(base.ciphers ? { ciphers: base.ciphers } : {}),
+    ...(base.honorCipherOrder ? { honorCipherOrder: base.honorCipherOrder } : {}),
+  };
 }
 
 /** "api.example.com" matches itself; "*.example.com" matches one label in front. */

@@ -1,5 +1,5 @@
 /**
- * NORTH, the gRPC front door (SPEC §5): serves the configured services on every listener,
+ * NORTH, the gRPC front door (docs/contract.md: North): serves the configured services on every listener,
  * turns each call into request records and answers it from the reply records. Plain gRPC
  * takes the native path (grpc-stream-handler.ts, bytes through, no per-call pipeline);
  * gRPC-Web, Connect, gRPC+JSON, browsers (CORS) and fetch routes go through connect-es
@@ -10,12 +10,19 @@ import { setMaxListeners } from "node:events";
 import type http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { NorthConfig } from "../config/types.ts";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { defaultEdgeLimits, type NorthConfig } from "../config/types.ts";
+import { isGrpcProtoContentType } from "../grpc/metadata.ts";
+import { encodeGrpcMessage } from "../grpc/status.ts";
 import { type GuardSet, guardSetFor } from "../guard/guard-set.ts";
 import type { JwtGuardOptions } from "../guard/jwt-guard.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
-import { type ReplyReader, startReplyReader } from "../kafka/reply-reader.ts";
+import type { ReplyPartitionStats } from "../kafka/reply-partition-set.ts";
+import {
+  type ReplyOwnershipOptions,
+  type ReplyReader,
+  startReplyReader,
+} from "../kafka/reply-reader.ts";
 import { createRequestProducer, type RequestProducer } from "../kafka/request-producer.ts";
 import type { NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
@@ -23,6 +30,8 @@ import type { CallTracer } from "../ops/tracing.ts";
 import { methodMatches, type ServiceRegistry } from "../service-registry.ts";
 import { type CallGate, createCallGates } from "./authorize.ts";
 import { answerChallengeResponse } from "./challenge-response.ts";
+import { createNorthConnectHandler } from "./connect-adapter.ts";
+import { createConnectionGuard, type StreamWatch } from "./connection-guard.ts";
 import { connectionOfRequest } from "./connection-info.ts";
 import { corsDecision, exposeAll } from "./cors.ts";
 import { createFetchCapability, type FetchCapability } from "./fetch/fetch-capability.ts";
@@ -43,6 +52,10 @@ export interface North {
   ports: number[];
   /** The reply topics its reader reads (fixed for its lifetime). */
   readonly replyTopics: readonly string[];
+  /** Partitions of each reply topic its reader reads and owns now. */
+  replyPartitions(): ReplyPartitionStats[];
+  /** Reply records its reader fetched so far. */
+  replyRecordsRead(): number;
   /**
    * Serves `config`'s services, methods, routes and CORS policy from the next call on;
    * calls in flight keep what they started with. Throws, changing nothing, when the change
@@ -70,6 +83,10 @@ export interface StartNorthOptions {
   health?: () => OverallHealth;
   /** Key fetching of jwt guards (timeouts, cache ages); defaults in jwt-guard.ts. */
   guardOptions?: Omit<JwtGuardOptions, "logger">;
+  /** Told when the listeners reach their connection cap (true) and drop below it (false). */
+  capacity?: (atCap: boolean) => void;
+  /** Which reply partitions this instance owns (default all; docs/scaling.md). */
+  replyOwnership?: ReplyOwnershipOptions;
 }
 
 /** connect-node's request handler type (not exported by name). */
@@ -97,6 +114,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
         topics: replyTopics,
         correlationIdHeader: config.options.correlation.headers.correlationId,
         maxMessageBytes: config.options.maxMessageBytes,
+        ...opts.replyOwnership,
       });
     }
   } catch (error) {
@@ -110,10 +128,13 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
       : undefined;
   let fetch = fetchOf(config);
 
+  // Bound at start, like the listeners: a reload keeps them.
+  const limits = config.limits ?? defaultEdgeLimits();
   const deps: CallDeps = {
     producer,
     reader,
     options: config.options,
+    limits,
     logger: log,
     active: new Set<ProduceCall>(),
     metrics: opts.metrics,
@@ -134,7 +155,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     closing: opsClosing.signal,
   });
   const connectHandlerOf = (c: NorthConfig, served: DescMethod[], gate: CallGate | undefined) =>
-    connectNodeAdapter({
+    createNorthConnectHandler({
       routes: (router) => {
         opsRoutes(router);
         registerMethodHandlers(router, { methods: served, routes: c.routes, deps, fetch, gate });
@@ -169,14 +190,16 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
   // A call counts until its stream or response is closed (trailers written or reset), so
   // close() does not cut responses that are still being written.
   const handlersOf = (i: number): NorthHandlers => ({
-    stream(stream, headers, rawHeaders) {
+    stream(stream, headers, rawHeaders, watch) {
       if (headers.origin !== undefined) return false; // browsers: CORS applies (request path)
-      if (!grpcHandlers[i]?.(stream, headers, rawHeaders)) return false;
+      if (!grpcHandlers[i]?.(stream, headers, rawHeaders, watch)) return false;
       stream.once("close", calls.begin());
       return true;
     },
-    request(req, res) {
+    request(req, res, watch) {
       res.once("close", calls.begin());
+      if (refuseGrpcOverHttp1(req, res)) return;
+      if (watch) watchCompatCall(req, res, watch);
       if (!headersWithCors(config.accessControl, req, res)) return;
       if (answerChallengeResponse(gates[i], req, res)) return;
       adaptGrpcWebText(req, res);
@@ -184,13 +207,19 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     },
   });
 
+  const guard = createConnectionGuard({
+    limits,
+    logger: log,
+    ...(opts.capacity ? { onCapacity: opts.capacity } : {}),
+  });
   const listeners: BoundListener[] = [];
   try {
     for (const [i, listener] of config.listeners.entries()) {
-      listeners.push(await listenNorth(listener, handlersOf(i), log));
+      listeners.push(await listenNorth(listener, handlersOf(i), guard, log));
     }
   } catch (error) {
     for (const l of listeners) l.destroy();
+    guard.close();
     unwatchReplies();
     await fetch?.close();
     await stopKafka(producer, reader);
@@ -203,6 +232,8 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
   return {
     ports,
     replyTopics,
+    replyPartitions: () => reader?.partitions() ?? [],
+    replyRecordsRead: () => reader?.recordsRead ?? 0,
     update(next) {
       if (closing) throw new Error(`north ${next.binding} is closing`);
       const missing = replyTopicsOf(next).filter((t) => !replyTopics.includes(t));
@@ -227,6 +258,11 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
       closing ??= (async () => {
         opsClosing.abort();
         for (const l of listeners) l.stopAccepting();
+        // Other instances take over this one's reply partitions now; calls in flight here
+        // keep theirs read until they end.
+        const released = reader
+          ?.release()
+          .catch((error: unknown) => log.warn("reply partitions not released", { error }));
         // Fetch streams only end when the server stops: end them now (UNAVAILABLE, resumable).
         const fetchClosed = fetch?.close();
         if (!(await calls.idle(graceMs))) {
@@ -237,7 +273,9 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
           await calls.idle(cancelFlushMs);
         }
         for (const l of listeners) l.destroy();
+        guard.close();
         await fetchClosed;
+        await released;
         unwatchReplies();
         await stopKafka(producer, reader);
         log.info("north closed", { dropped: reader?.dropped ?? 0 });
@@ -328,6 +366,61 @@ function createCallCounter(): CallCounter {
 }
 
 /**
+ * Native gRPC (not gRPC-Web) needs HTTP/2 trailers, which HTTP/1.1 cannot carry in every
+ * runtime (Bun's answer ended with no status at all): such a request gets its status in the
+ * response headers, saying what to use instead. True when it was answered.
+ */
+function refuseGrpcOverHttp1(
+  req: Parameters<NodeHandlerFn>[0],
+  res: Parameters<NodeHandlerFn>[1],
+): boolean {
+  if (req.httpVersionMajor !== 1 || !isGrpcProtoContentType(req.headers["content-type"])) {
+    return false;
+  }
+  res.writeHead(200, {
+    "content-type": "application/grpc",
+    "grpc-status": String(Code.Unimplemented),
+    "grpc-message": encodeGrpcMessage(
+      "gRPC needs HTTP/2 (h2c prior knowledge, or TLS with ALPN h2); over HTTP/1.1 use gRPC-Web or Connect",
+    ),
+  });
+  res.end();
+  req.resume();
+  return true;
+}
+
+/**
+ * Reports a connect-es call's activity to the edge guard: request data and end, and reply
+ * writes not taken at once (a client that does not read), so idle and slow-reading calls end.
+ */
+function watchCompatCall(
+  req: Parameters<NodeHandlerFn>[0],
+  res: Parameters<NodeHandlerFn>[1],
+  watch: StreamWatch,
+): void {
+  req.once("end", () => watch.requestEnded());
+  // connect-es reads the body by async iteration (so does grpc-web-text.ts's decoder); a
+  // 'data' listener would take chunks from it, so each chunk is seen on its way instead.
+  const readBody = req[Symbol.asyncIterator].bind(req);
+  Object.defineProperty(req, Symbol.asyncIterator, {
+    configurable: true,
+    value: async function* touchedBody(): AsyncGenerator<unknown> {
+      for await (const chunk of { [Symbol.asyncIterator]: readBody }) {
+        watch.touch();
+        yield chunk;
+      }
+    },
+  });
+  const write = res.write as (...args: unknown[]) => boolean;
+  (res as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+    const taken = write.apply(res, args);
+    if (taken) watch.touch();
+    else watch.blocked();
+    return taken;
+  };
+}
+
+/**
  * Paths that are no served method: a gRPC or gRPC-Web request gets a proper UNIMPLEMENTED
  * status (trailers-only), anything else goes to the fallback (Connect clients read its 404
  * as unimplemented too).
@@ -358,7 +451,7 @@ function unknownPathFallback(fallback: StartNorthOptions["fallback"]): NodeHandl
 }
 
 /**
- * Applies the CORS policy (SPEC: http binding access-control) to a request: answers
+ * Applies the CORS policy (Zilla's http binding access-control) to a request: answers
  * preflights and refusals itself (false), else adds the CORS response headers (true).
  */
 function headersWithCors(

@@ -1,5 +1,5 @@
 /**
- * One gRPC call over a `produce` route (SPEC §2–§5, §8), independent of the wire protocol:
+ * One gRPC call over a `produce` route (docs/contract.md: Request records to North, Where we differ from Zilla), independent of the wire protocol:
  * request messages (bytes) become request records as they arrive; reply records become
  * response headers, messages and the final status as they arrive, whatever the method's
  * streaming kind. The protocol side feeds `message`/`halfClose`/`abort` and receives the
@@ -7,9 +7,15 @@
  * holds a few small objects, not a pipeline of suspended generators.
  */
 import { Code } from "@connectrpc/connect";
-import { acksToNumber, type GrpcKafkaOptions, type ProduceWith } from "../config/types.ts";
+import {
+  acksToNumber,
+  type EdgeLimits,
+  type GrpcKafkaOptions,
+  type ProduceWith,
+} from "../config/types.ts";
 import { type GrpcStatus, statusOk } from "../grpc/status.ts";
 import { createCorrelationId } from "../kafka/correlation-id.ts";
+import { META_PREFIX } from "../kafka/header-names.ts";
 import {
   type ContractRecord,
   isResponseMetadata,
@@ -48,8 +54,11 @@ export interface ProduceCall {
   message(bytes: Uint8Array): void;
   /** The client half-closed: no more messages. */
   halfClose(): void;
-  /** Ends the call now with this status (client gone, protocol error, shutdown). */
-  abort(code: Code, message: string): void;
+  /**
+   * Ends the call now with this status (client gone, protocol error, shutdown). West is told
+   * to cancel the upstream call when `cancelUpstream` (default: for CANCELLED).
+   */
+  abort(code: Code, message: string, cancelUpstream?: boolean): void;
 }
 
 /** What every call of one north instance shares. */
@@ -58,6 +67,8 @@ export interface CallDeps {
   /** Absent when no route has a reply topic. */
   reader: ReplyReader | undefined;
   options: GrpcKafkaOptions;
+  /** The front door's limits (the metadata a record may carry, among others). */
+  limits: EdgeLimits;
   logger: Logger;
   /** Calls in progress, so that shutdown can end them. */
   active: Set<ProduceCall>;
@@ -94,13 +105,15 @@ export function startProduceCall(init: ProduceCallInit): ProduceCall {
   return call;
 }
 
-/** The identity and headers every record of a call carries (SPEC §2, §3). */
+/** The identity and headers every record of a call carries (docs/contract.md: Request records, The correlation id). */
 class RecordTemplate {
   readonly correlationId: string;
   readonly topic: string;
   readonly acks: AcksNumber;
   /** The client's deadline (ms since the epoch): the call's records are retried until then. */
   readonly deadlineMs: number | undefined;
+  /** Bytes of the `meta:*` headers (names and values), which every record of the call repeats. */
+  readonly metadataBytes: number;
   private readonly key: string;
   private readonly headers: RecordHeader[];
 
@@ -108,15 +121,19 @@ class RecordTemplate {
     const { deps, route } = init;
     const names = deps.options.correlation.headers;
     this.deadlineMs = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
-    this.correlationId = createCorrelationId({
-      idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
-      service: init.service,
-      method: init.method,
-      replyTo: route.replyTo,
-      overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
-      headers: names,
-      guarded: init.identities,
-    });
+    this.correlationId = createCorrelationId(
+      {
+        idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
+        service: init.service,
+        method: init.method,
+        replyTo: route.replyTo,
+        overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
+        headers: names,
+        guarded: init.identities,
+      },
+      // Its replies land on a partition this instance reads (docs/scaling.md).
+      route.replyTo === undefined ? undefined : deps.reader?.uuidChooser(route.replyTo),
+    );
     this.headers = requestHeaders({
       route,
       names,
@@ -126,6 +143,11 @@ class RecordTemplate {
       deadlineMs: this.deadlineMs,
       metadata,
     });
+    let metadataBytes = 0;
+    for (const [name, value] of this.headers) {
+      if (name.startsWith(META_PREFIX)) metadataBytes += name.length + value.length;
+    }
+    this.metadataBytes = metadataBytes;
     this.key = requestKey(route, this.correlationId);
     this.topic = route.topic;
     this.acks = acksToNumber(route.acks);
@@ -151,6 +173,8 @@ abstract class ObservedCall {
   readonly correlationId: string;
   protected readonly deps: CallDeps;
   protected readonly template: RecordTemplate;
+  /** Why the call is refused before anything is produced (too much metadata), if it is. */
+  protected readonly refusal: string | undefined;
   private readonly service: string;
   private readonly method: string;
   private readonly stats: NorthCallStats | undefined;
@@ -182,6 +206,11 @@ abstract class ObservedCall {
     }
     this.template = new RecordTemplate(init, metadata);
     this.correlationId = this.template.correlationId;
+    const maxMetadataBytes = deps.limits.maxMetadataBytes;
+    this.refusal =
+      this.template.metadataBytes > maxMetadataBytes
+        ? `request metadata of ${this.template.metadataBytes} bytes exceeds the ${maxMetadataBytes} bytes a request record may carry (--max-metadata-bytes)`
+        : undefined;
     this.span?.correlate(this.correlationId);
   }
 
@@ -250,10 +279,18 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   constructor(init: ProduceCallInit) {
     super(init);
     this.sink = init.sink;
+    const refusal = this.refusal;
+    if (refusal !== undefined) {
+      // Nothing is produced: the request is over before it began.
+      this.requestEnded = true;
+      this.unregister = noop;
+      queueMicrotask(() => this.finish(Code.ResourceExhausted, refusal));
+      return;
+    }
     const reader = init.deps.reader;
     // Registered before the first record leaves, so even an instant reply finds its call.
-    this.unregister = reader ? reader.register(this.correlationId, this) : () => {};
-    // The client's deadline, else SPEC §8.7's default, so waiters cannot pile up.
+    this.unregister = reader ? reader.register(this.correlationId, this, init.route.replyTo) : noop;
+    // The client's deadline, else docs/contract.md: difference 7's default, so waiters cannot pile up.
     const defaultMs = init.deps.options.defaultTimeoutMs;
     if (init.timeoutMs !== undefined) {
       this.timer = setTimeout(callTimedOut, timerMs(init.timeoutMs), this, -1);
@@ -271,12 +308,12 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     this.endRequest();
   }
 
-  abort(code: Code, message: string): void {
+  abort(code: Code, message: string, cancelUpstream = code === Code.Canceled): void {
     if (this.finished) return;
     this.finish(code, message);
     // A cancelled caller gets one more end marker after the request's own: a single marker
     // only ends the request stream, the second tells west to cancel the upstream call.
-    if (code === Code.Canceled) this.produce(null);
+    if (cancelUpstream) this.produce(null);
   }
 
   onRecord(reply: ReplyRecord): void {
@@ -311,6 +348,7 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   }
 
   private produce(value: Uint8Array | null): void {
+    if (this.refusal !== undefined) return;
     if (value !== null) {
       this.requests++;
       this.requestBytes += value.byteLength;
@@ -352,6 +390,8 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   }
 }
 
+function noop(): void {}
+
 /** A delay setTimeout takes as is (it turns anything above 2^31-1 ms into 1 ms). */
 function timerMs(ms: number): number {
   return Math.min(Math.max(0, ms), 2_147_483_647);
@@ -373,6 +413,12 @@ class OnewayCall extends ObservedCall implements ProduceCall {
   constructor(init: ProduceCallInit) {
     super(init);
     this.sink = init.sink;
+    const refusal = this.refusal;
+    if (refusal !== undefined) {
+      this.timer = undefined;
+      queueMicrotask(() => this.finish(Code.ResourceExhausted, refusal));
+      return;
+    }
     this.timer =
       init.timeoutMs !== undefined
         ? setTimeout(
@@ -383,7 +429,7 @@ class OnewayCall extends ObservedCall implements ProduceCall {
   }
 
   message(bytes: Uint8Array): void {
-    if (this.finished || this.halfClosed) return;
+    if (this.finished || this.halfClosed || this.refusal !== undefined) return;
     this.unacked++;
     this.requests++;
     this.requestBytes += bytes.byteLength;
@@ -410,7 +456,7 @@ class OnewayCall extends ObservedCall implements ProduceCall {
   }
 
   private answerIfDone(): void {
-    if (!this.halfClosed || this.unacked > 0 || this.finished) return;
+    if (!this.halfClosed || this.unacked > 0 || this.finished || this.refusal !== undefined) return;
     this.responses++;
     this.sink.message(empty);
     this.finish(statusOk, "");

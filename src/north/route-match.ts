@@ -1,5 +1,5 @@
 /**
- * Which grpc-kafka route serves a call (SPEC §5): the first route with a `when` item whose
+ * Which grpc-kafka route serves a call (docs/contract.md: North): the first route with a `when` item whose
  * method pattern and metadata all match; a route with no `when` items matches every call.
  */
 import type { GrpcKafkaRoute, GrpcKafkaWhen } from "../config/types.ts";

@@ -41,8 +41,16 @@ export interface NorthMetrics {
   call(service: string, method: string): NorthCallStats;
   /** A request record was acknowledged `seconds` after it was queued. */
   produced(seconds: number): void;
-  /** Reports the reply reader's waiting calls and dropped records at each scrape. */
-  watchReplies(source: { readonly waiting: number; readonly dropped: number }): () => void;
+  /** Reports the reply reader's waiting calls, records read and dropped, partitions, at each scrape. */
+  watchReplies(source: ReplySource): () => void;
+}
+
+/** What the reply reader reports. */
+export interface ReplySource {
+  readonly waiting: number;
+  readonly dropped: number;
+  readonly recordsRead?: number;
+  partitions?(): { topic: string; read: number[]; owned: number[] }[];
 }
 
 export interface WestMetrics {
@@ -193,6 +201,16 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
     "Reply records read that no call was waiting for.",
     base,
   );
+  const readReplies = counter(
+    "gateway_reply_records_read_total",
+    "Reply records north fetched, whether a call waited for them or not.",
+    base,
+  );
+  const replyPartitions = gauge(
+    "gateway_reply_partitions",
+    "Reply topic partitions north reads (state read) and owns (state owned).",
+    [...base, "topic", "state"],
+  );
   const produceLatency = histogram(
     "kafka_produce_duration_seconds",
     "Time from queueing a record to Kafka's acknowledgement.",
@@ -291,12 +309,21 @@ export function createGatewayMetrics(registry: MetricsRegistry, namespace: strin
         watchReplies(source) {
           const pending = pendingReplies.labels(namespace, binding);
           const dropped = droppedReplies.labels(namespace, binding);
+          const read = readReplies.labels(namespace, binding);
           let reported = 0;
+          let reportedRead = 0;
           return registry.addCollector(() => {
             pending.set(source.waiting);
             // A counter only goes up: add what the reader counted since the last scrape.
             dropped.inc(source.dropped - reported);
             reported = source.dropped;
+            const recordsRead = source.recordsRead ?? 0;
+            read.inc(recordsRead - reportedRead);
+            reportedRead = recordsRead;
+            for (const p of source.partitions?.() ?? []) {
+              replyPartitions.labels(namespace, binding, p.topic, "read").set(p.read.length);
+              replyPartitions.labels(namespace, binding, p.topic, "owned").set(p.owned.length);
+            }
           });
         },
       };

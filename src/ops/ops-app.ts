@@ -1,6 +1,7 @@
 /**
  * The non-RPC HTTP surface (Hono): liveness, readiness and metrics. Served on the HTTP/1.1
- * ops port and as the fallback of the north ports, so a load balancer can probe either.
+ * ops port, and also as the fallback of the north ports when `--ops-on-public-ports` asks
+ * for it (they name topics and groups, so not by default: docs/security.md).
  */
 import { Hono } from "hono";
 import { prometheusContentType } from "./metrics.ts";

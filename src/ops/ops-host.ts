@@ -1,8 +1,8 @@
 /**
  * Everything operational a running gateway needs from outside the gateway itself: its
  * telemetry (metrics registry, tracer), its readiness, the Hono app that answers /healthz,
- * /readyz and /metrics (on the ops port and behind the north ports), and one HTTP server per
- * zilla.yaml `prometheus` exporter endpoint. Created before the gateway starts, so readiness
+ * /readyz and /metrics (on the ops port, and behind the north ports if asked), and one HTTP
+ * server per zilla.yaml `prometheus` exporter endpoint. Created before the gateway starts, so readiness
  * can answer 503 while it does.
  */
 import { createServer, type Server } from "node:http";

@@ -59,11 +59,16 @@ export async function createTelemetry(
     metrics,
     tracer,
     callLogLevel: exporters.some((e) => e.type === "stdout") ? "info" : "debug",
-    prometheusEndpoints: exporters.flatMap((e) =>
-      e.type === "prometheus" ? e.endpoints.map(({ port, path }) => ({ port, path })) : [],
-    ),
+    prometheusEndpoints: prometheusEndpointsOf(config),
     async shutdown() {
       await tracer?.shutdown().catch(() => {});
     },
   };
+}
+
+/** zilla.yaml prometheus exporter endpoints (HTTP port and path). */
+export function prometheusEndpointsOf(config: GatewayConfig): { port: number; path: string }[] {
+  return (config.telemetry?.exporters ?? []).flatMap((e) =>
+    e.type === "prometheus" ? e.endpoints.map(({ port, path }) => ({ port, path })) : [],
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * West's calls from first record to reply (SPEC §6): a call is started on its first record,
+ * West's calls from first record to reply (docs/contract.md: West): a call is started on its first record,
  * fed its further records as request messages, run against the upstream, and finished with
  * its reply's end record; answers west gives itself (no upstream call) go the same way out.
  * What the changelog learns, and when (docs/idempotency.md): STARTED is acknowledged before
@@ -16,18 +16,14 @@ import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
 import type { ServiceRegistry } from "../service-registry.ts";
 import type { CallJournal } from "./call-journal.ts";
+import { checkMessageBytes } from "./check-message-bytes.ts";
 import type { PartitionTracker } from "./commit-tracker.ts";
 import { completeAfterSettled, type EndedCalls } from "./ended-calls.ts";
 import type { OffsetCommits } from "./offset-commits.ts";
 import type { ReplyWriter } from "./reply-writer.ts";
 import { checkRequestBytes, clampDeadlineMs, type Refusal } from "./request-checks.ts";
-import {
-  callUpstream,
-  checkMessageBytes,
-  type RequestChunk,
-  type UpstreamPool,
-  type UpstreamResult,
-} from "./upstream-client.ts";
+import { callUpstream, type RequestChunk, type UpstreamResult } from "./upstream-client.ts";
+import type { UpstreamPool } from "./upstream-pool.ts";
 import {
   CallCancel,
   type EndedCall,

@@ -1,10 +1,10 @@
 /**
- * Which offset of one partition west may commit (SPEC §6, §8.6). Every consumed record
+ * Which offset of one partition west may commit (docs/contract.md: West, difference 6). Every consumed record
  * belongs to a span: the offsets of one call's records (first..last), or a single record
  * that needed no call. A span is done once its reply was acknowledged by Kafka.
  *
  * The committable offset is the highest cut that (a) has every record below it done and
- * (b) splits no span. (a) is the SPEC rule: never commit past an in-flight record. (b)
+ * (b) splits no span. (a) is the contract's rule: never commit past an in-flight record. (b)
  * keeps a crash from re-delivering the tail of a call without its head: a lone request end
  * tombstone would otherwise start a fresh client-stream call with no messages upstream.
  */

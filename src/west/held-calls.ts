@@ -1,5 +1,5 @@
 /**
- * The records of new calls read while every call slot is taken (SPEC §6: calls are bounded,
+ * The records of new calls read while every call slot is taken (docs/contract.md: West: calls are bounded,
  * consumption pauses at the bound). Records of calls already running are always read (a
  * client stream's next messages and its end sit further on in the same partition, behind
  * other calls' records), so records of new calls past the bound are held here, in arrival

@@ -1,5 +1,5 @@
 /**
- * West's offset commits (SPEC §6, §8.6): a tracker per assigned partition (commit-tracker.ts)
+ * West's offset commits (docs/contract.md: West, difference 6): a tracker per assigned partition (commit-tracker.ts)
  * that every consumed record joins as part of a call's span, and commits of what is done,
  * gathered: a commit is a Kafka round trip, and under load one per call would cost as much
  * as the call. Finished calls are committed together a moment later; a commit while one is

@@ -1,5 +1,5 @@
 /**
- * Where each consumed request record goes (SPEC §6, §8.4; docs/idempotency.md): to its
+ * Where each consumed request record goes (docs/contract.md: West, difference 4; docs/idempotency.md): to its
  * running call; to what an ended call left (its late records, a re-delivery, a duplicate
  * answered from the kept reply, or a new attempt); to a new call, which starts if a slot is
  * free and is held otherwise; or to an answer west gives itself when the record cannot

@@ -1,5 +1,5 @@
 /**
- * West, the remote server (SPEC §4, §6, §8): a consumer-group member that turns request
+ * West, the remote server (docs/contract.md: Reply records, West, Where we differ from Zilla): a consumer-group member that turns request
  * records into upstream gRPC calls and the calls' responses into reply records. This file
  * puts the parts together and owns start and stop:
  *
@@ -44,8 +44,8 @@ import { createHeldCalls } from "./held-calls.ts";
 import { createOffsetCommits } from "./offset-commits.ts";
 import { createRecordRouter, type RecordRouter } from "./record-router.ts";
 import { createReplyWriter } from "./reply-writer.ts";
-import { createUpstreamPool } from "./upstream-client.ts";
 import { createUpstreamHealth } from "./upstream-health.ts";
+import { createUpstreamPool } from "./upstream-pool.ts";
 import { createAssignmentHandler } from "./west-assignment.ts";
 import { westTopics } from "./west-routes.ts";
 

@@ -1,6 +1,6 @@
 /**
  * Finished calls by correlation id, kept so a duplicate request inside the idempotency
- * window gets the stored reply again instead of a second upstream call (SPEC §8.4).
+ * window gets the stored reply again instead of a second upstream call (docs/contract.md: difference 4).
  * Memory is bounded three ways: entries leave after their retention time, and the oldest
  * leave first when there are more than `maxEntries` or their replies exceed `maxBytes`.
  */

@@ -1,5 +1,5 @@
 /**
- * How west writes replies (SPEC §4): a call's reply records as the upstream sends them (a
+ * How west writes replies (docs/contract.md: Reply records): a call's reply records as the upstream sends them (a
  * single reply's message held back to leave with its status), the end record, replays of
  * a kept reply, and answers west gives itself; each written until Kafka acknowledges it.
  */

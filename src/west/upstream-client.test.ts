@@ -9,14 +9,9 @@ import { createSelfSignedCertificate } from "../config/self-signed.ts";
 import { grpcFrame } from "../grpc/framing.ts";
 import { statusOk } from "../grpc/status.ts";
 import { type EchoServer, startEchoServer } from "../upstream/echo-server.ts";
-import {
-  callUpstream,
-  checkMessageBytes,
-  createUpstreamPool,
-  type RequestChunk,
-  type UpstreamCall,
-  type UpstreamPool,
-} from "./upstream-client.ts";
+import { checkMessageBytes } from "./check-message-bytes.ts";
+import { callUpstream, type RequestChunk, type UpstreamCall } from "./upstream-client.ts";
+import { createUpstreamPool, type UpstreamPool } from "./upstream-pool.ts";
 
 const service = "grpc.examples.echo.Echo";
 const echoBytes = (message: string) =>
@@ -249,6 +244,7 @@ describe("callUpstream", () => {
         retry: { initialBackoffMs: 20, maxBackoffMs: 100 },
         onMessage: (bytes) => replies.push(textOf(bytes)),
       });
+      // Time passes on purpose: the call keeps retrying for 400 ms with nothing listening.
       await new Promise((r) => setTimeout(r, 400));
       const late = await startEchoServer({ port });
       try {

@@ -1,6 +1,6 @@
 /**
- * West's upstream gRPC client: one HTTP/2 connection per upstream authority, every call
- * made as a bidi stream so all four call shapes take one path, and message bytes passed
+ * West's upstream gRPC client: over the one HTTP/2 connection per upstream that
+ * upstream-pool.ts keeps, every call made as a bidi stream so all four call shapes take one path, and message bytes passed
  * through untouched (no protobuf decode or encode: what came in a request record is what
  * leaves, byte for byte, whether or not the method is in `gen/`).
  *
@@ -8,12 +8,11 @@
  * `te: trailers`, length-prefixed messages, status in the trailers). A general-purpose
  * client (connect-es' gRPC transport) costs about five times the CPU per call for the same
  * work, and west makes one upstream call per request, so that cost capped the gateway.
- * Failures map to gRPC codes the way connect-node maps them (see `statusFromStreamError`).
+ * Failures map to gRPC codes the way connect-node maps them (see upstream-status.ts).
  */
 import * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
-import type { KafkaGrpcRoute } from "../config/types.ts";
 import { formatGrpcTimeout, timerDelayMs } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
@@ -23,198 +22,8 @@ import {
 } from "../grpc/framing.ts";
 import { reservedRequestHeaders } from "../grpc/metadata.ts";
 import { statusFromTrailer } from "../grpc/status.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
-
-export type UpstreamTarget = KafkaGrpcRoute["with"];
-
-/** One upstream's HTTP/2 connection, (re)opened on demand. */
-export interface UpstreamTransport {
-  /** `scheme://authority` of the upstream. */
-  readonly baseUrl: string;
-  /** `host:port` of the upstream, as the route names it. */
-  readonly authority: string;
-  /** Told of each attempt that could not reach the upstream, and of each that did. */
-  readonly health?: UpstreamHealth | undefined;
-  /** The open session, or a new one when there is none or it is going away. */
-  session(): http2.ClientHttp2Session;
-}
-
-/** What an upstream's reachability is reported to (west's log lines and metrics). */
-export interface UpstreamHealth {
-  /** An attempt could not reach the upstream; `reason` is the connection error. */
-  unreachable(reason: string): void;
-  /** An attempt reached the upstream and got an answer. */
-  reached(): void;
-}
-
-/** Transports by upstream, each over one multiplexed HTTP/2 connection. */
-export interface UpstreamPool {
-  transportFor(target: UpstreamTarget): UpstreamTransport;
-  /** Closes every connection (open calls fail). */
-  close(): void;
-}
-
-/**
- * A pool that opens a connection per distinct upstream on first use; `healthFor` gives each
- * upstream (by authority) what its reachability is reported to.
- */
-export function createUpstreamPool(
-  healthFor?: (authority: string) => UpstreamHealth,
-): UpstreamPool {
-  const entries = new Map<string, SessionHolder>();
-  return {
-    transportFor(target) {
-      const id = JSON.stringify([target.scheme, target.authority, target.tls ?? null]);
-      let entry = entries.get(id);
-      if (!entry) {
-        entry = new SessionHolder(
-          target.authority,
-          `${target.scheme}://${target.authority}`,
-          tlsSessionOptions(target),
-          healthFor?.(target.authority),
-        );
-        entries.set(id, entry);
-      }
-      return entry;
-    },
-    close() {
-      for (const entry of entries.values()) entry.close();
-      entries.clear();
-    },
-  };
-}
-
-/** Keeps one session to an upstream; a closed, failed or draining session is replaced. */
-class SessionHolder implements UpstreamTransport {
-  readonly authority: string;
-  readonly baseUrl: string;
-  readonly health: UpstreamHealth | undefined;
-  private readonly options: http2.SecureClientSessionOptions | undefined;
-  private current: http2.ClientHttp2Session | undefined;
-
-  constructor(
-    authority: string,
-    baseUrl: string,
-    options: http2.SecureClientSessionOptions | undefined,
-    health: UpstreamHealth | undefined,
-  ) {
-    this.authority = authority;
-    this.baseUrl = baseUrl;
-    this.options = options;
-    this.health = health;
-  }
-
-  session(): http2.ClientHttp2Session {
-    const open = this.current;
-    if (open && !open.closed && !open.destroyed) return open;
-    const session = http2.connect(this.baseUrl, {
-      ...this.options,
-      settings: http2WindowSettings,
-    });
-    session.once("connect", () => widenConnectionWindow(session));
-    const forget = () => {
-      if (this.current === session) this.current = undefined;
-    };
-    // Errors reach the calls through their streams; the session is only replaced.
-    session.on("error", forget);
-    session.on("close", forget);
-    // After GOAWAY the upstream takes no new streams here: the next call opens a new session.
-    session.on("goaway", forget);
-    this.current = session;
-    return session;
-  }
-
-  close(): void {
-    this.current?.destroy();
-    this.current = undefined;
-  }
-}
-
-function tlsSessionOptions(target: UpstreamTarget): http2.SecureClientSessionOptions | undefined {
-  const tls = target.tls;
-  if (target.scheme !== "https" || !tls) return undefined;
-  return {
-    ...(tls.ca ? { ca: tls.ca } : {}),
-    ...(tls.cert ? { cert: tls.cert } : {}),
-    ...(tls.key ? { key: tls.key } : {}),
-    ...(tls.pfx ? { pfx: Buffer.from(tls.pfx), passphrase: tls.passphrase } : {}),
-    ...(tls.sni ? { servername: tls.sni } : {}),
-    ALPNProtocols: tls.alpn ?? ["h2"],
-    rejectUnauthorized: !tls.insecure,
-  };
-}
-
-/**
- * Checks that raw bytes are a well-formed protobuf message (any schema: tags, varints,
- * lengths and groups) and returns them unchanged; throws on malformed bytes.
- */
-export function checkMessageBytes(bytes: Uint8Array): Uint8Array {
-  const end = skipFields(bytes, 0, bytes.byteLength, 0);
-  if (end !== bytes.byteLength) throw new Error("malformed protobuf message");
-  return bytes;
-}
-
-/**
- * Skips fields from `at` until `end`, or until the end-group tag of `group` (a field
- * number; 0 outside a group). Returns the offset after the last field (after the end-group
- * tag inside a group); throws on malformed input.
- */
-function skipFields(bytes: Uint8Array, at: number, end: number, group: number): number {
-  let i = at;
-  while (i < end) {
-    const tag = readVarint(bytes, i, end);
-    i = tag.next;
-    const field = Math.floor(tag.value / 8);
-    const wireType = tag.value % 8;
-    if (field === 0) throw new Error("malformed protobuf message: field number 0");
-    switch (wireType) {
-      case 0:
-        i = readVarint(bytes, i, end).next;
-        break;
-      case 1:
-        i += 8;
-        break;
-      case 2: {
-        const length = readVarint(bytes, i, end);
-        i = length.next + length.value;
-        break;
-      }
-      case 3:
-        i = skipFields(bytes, i, end, field);
-        break;
-      case 4:
-        if (field !== group) throw new Error("malformed protobuf message: unmatched end group");
-        return i;
-      case 5:
-        i += 4;
-        break;
-      default:
-        throw new Error(`malformed protobuf message: wire type ${wireType}`);
-    }
-    if (i > end) throw new Error("malformed protobuf message: truncated");
-  }
-  if (group !== 0) throw new Error("malformed protobuf message: unterminated group");
-  return i;
-}
-
-const varint = { value: 0, next: 0 };
-
-/** A varint of up to 10 bytes (values past 2^53 lose precision: only lengths need it). */
-function readVarint(bytes: Uint8Array, at: number, end: number): typeof varint {
-  let value = 0;
-  let scale = 1;
-  for (let i = at; i < end && i < at + 10; i++) {
-    const b = bytes[i] as number;
-    value += (b & 0x7f) * scale;
-    if (b < 0x80) {
-      varint.value = value;
-      varint.next = i + 1;
-      return varint;
-    }
-    scale *= 128;
-  }
-  throw new Error("malformed protobuf message: bad varint");
-}
+import type { UpstreamTransport } from "./upstream-pool.ts";
+import { codeFromHttpStatus, codeFromResetCode, statusFromStreamError } from "./upstream-status.ts";
 
 /** What a call needs of its cancel signal (an AbortSignal is one). */
 export interface CancelSignal {
@@ -623,94 +432,6 @@ function headersFromNode(raw: http2.IncomingHttpHeaders): Headers {
     else out.append(name, value);
   }
   return out;
-}
-
-/** gRPC's HTTP-status-to-code mapping (http-grpc-status-mapping.md). */
-function codeFromHttpStatus(status: number): Code {
-  switch (status) {
-    case 400:
-      return Code.Internal;
-    case 401:
-      return Code.Unauthenticated;
-    case 403:
-      return Code.PermissionDenied;
-    case 404:
-      return Code.Unimplemented;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return Code.Unavailable;
-    default:
-      return Code.Unknown;
-  }
-}
-
-/** An RST_STREAM code as a gRPC code (PROTOCOL-HTTP2.md, "Errors"). */
-function codeFromResetCode(rst: number): Code {
-  const c = http2.constants;
-  switch (rst) {
-    case c.NGHTTP2_REFUSED_STREAM:
-      return Code.Unavailable;
-    case c.NGHTTP2_CANCEL:
-      return Code.Canceled;
-    case c.NGHTTP2_ENHANCE_YOUR_CALM:
-      return Code.ResourceExhausted;
-    case c.NGHTTP2_INADEQUATE_SECURITY:
-    case c.NGHTTP2_HTTP_1_1_REQUIRED:
-      return Code.PermissionDenied;
-    default:
-      return Code.Internal;
-  }
-}
-
-// Errors that mean the upstream was never reached (connect-node treats the same as
-// UNAVAILABLE); a reset or broken connection after that may have run the call.
-const unreachableErrors = new Set([
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ERR_HTTP2_GOAWAY_SESSION",
-  "ERR_HTTP2_INVALID_SESSION",
-]);
-
-/**
- * A stream error as a gRPC code, and whether the upstream was certainly not reached (no
- * response yet and the connection could not be made). Mirrors connect-node's mapping:
- * a broken connection is ABORTED, a refused one UNAVAILABLE.
- */
-function statusFromStreamError(
-  err: unknown,
-  answered: boolean,
-): { code: Code; unreachable: boolean; reason?: string } {
-  let current: unknown = err;
-  let rstCode: number | undefined;
-  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && unreachableErrors.has(code) && !answered) {
-      // The connection's own error says why (a wrapper only says the stream was cancelled).
-      return { code: Code.Unavailable, unreachable: true, reason: current.message };
-    }
-    if (code === "ECONNRESET" || code === "ERR_STREAM_DESTROYED") {
-      return { code: Code.Aborted, unreachable: false };
-    }
-    const match = /NGHTTP2_\w+|code (\d+)/.exec(current.message);
-    if (code === "ERR_HTTP2_STREAM_ERROR" && match) {
-      const byName = (http2.constants as unknown as Record<string, number | undefined>)[match[0]];
-      rstCode = match[1] !== undefined ? Number(match[1]) : byName;
-    }
-    current = (current as { cause?: unknown }).cause;
-  }
-  if (rstCode !== undefined) {
-    return {
-      code: codeFromResetCode(rstCode),
-      unreachable: rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
-    };
-  }
-  return { code: Code.Internal, unreachable: false };
 }
 
 function drained(stream: http2.ClientHttp2Stream): Promise<void> {

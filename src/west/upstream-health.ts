@@ -7,7 +7,7 @@
  */
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger } from "../ops/logger.ts";
-import type { UpstreamHealth } from "./upstream-client.ts";
+import type { UpstreamHealth } from "./upstream-pool.ts";
 
 export interface UpstreamHealthOptions {
   logger: Logger;

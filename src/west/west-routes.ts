@@ -1,5 +1,5 @@
 /**
- * Route selection for west (SPEC §6): a request record matches a `kafka-grpc` route when
+ * Route selection for west (docs/contract.md: West): a request record matches a `kafka-grpc` route when
  * one of its `when` items matches topic, reply-to, key, headers and method. First match wins.
  */
 import type { KafkaGrpcRoute, KafkaGrpcWhen } from "../config/types.ts";

@@ -15,7 +15,7 @@ import {
   PartitionAssigners,
   type Producer,
 } from "kafkajs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 
 const run = promisify(execFile);
@@ -51,12 +51,12 @@ afterAll(async () => {
 
 /** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await check())) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 /** A kafkajs consumer tuned to notice rebalances quickly (short heartbeat interval and fetch wait). */

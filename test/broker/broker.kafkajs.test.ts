@@ -3,8 +3,9 @@
  * record round trips byte for byte, admin, and consumer long-poll wake-up.
  */
 import { type Consumer, type EachMessagePayload, Kafka, logLevel, type Producer } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import { ApiKey } from "../../src/kafka/protocol/api-keys.ts";
 
 let broker: Broker;
 let kafka: Kafka;
@@ -207,8 +208,9 @@ describe("kafkajs against the embedded broker", () => {
         .catch(() => {});
     });
     await joined;
-    // Let the consumer settle into its long poll on the empty partition.
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Once the consumer's long poll on the empty partition is parked at the broker.
+    const fetches = broker.faults.requests(ApiKey.Fetch);
+    await vi.waitFor(() => expect(broker.faults.requests(ApiKey.Fetch)).toBeGreaterThan(fetches));
     const p = await producer();
     sentAt = Date.now();
     await p.send({ topic, acks: 1, messages: [{ value: "wake" }] });

@@ -5,7 +5,7 @@
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
@@ -40,11 +40,13 @@ async function startExample(): Promise<GatewayProcess> {
 
 /** Resolves once the echo upstream has received a message with `text`. */
 async function upstreamReceived(text: string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!echo.requests.some((r) => r.messages.includes(text))) {
-    if (Date.now() > deadline) throw new Error(`the upstream never received "${text}"`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await vi.waitFor(
+    () => {
+      if (!echo.requests.some((r) => r.messages.includes(text)))
+        throw new Error(`the upstream never received "${text}"`);
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
 }
 
 describe("signals drain in-flight calls", () => {
@@ -121,6 +123,7 @@ describe("signals drain in-flight calls", () => {
     await proc.waitForStdout(/"msg":"stopping: draining in-flight calls"/);
     // The same signal again at once counts as the first one (wrappers forward Ctrl-C) ...
     proc.signal("SIGINT");
+    // Nothing happens for 1.5 s: the repeated signal does not stop the drain.
     await new Promise((r) => setTimeout(r, 1_500));
     expect(proc.stdout()).not.toContain("second signal");
     // ... a second Ctrl-C a moment later stops without waiting for the call.

@@ -23,7 +23,7 @@ beforeAll(async () => {
   app.get("/stream", (c) =>
     streamText(c, async (stream) => {
       await stream.writeln("one");
-      await stream.sleep(20);
+      await stream.sleep(20); // the two chunks leave separately (not a wait of the test)
       await stream.writeln("two");
     }),
   );

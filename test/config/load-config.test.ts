@@ -153,6 +153,20 @@ describe("validation: one error per problem, with its path and what to do", () =
     ]);
   });
 
+  it("reads the tls server's lowest version, and refuses one it does not know", async () => {
+    const withVersion = (version: string) =>
+      edit(
+        exampleText,
+        "      alpn:\n        - h2\n",
+        `      alpn:\n        - h2\n      version: ${version}\n`,
+      );
+    const config = expectOk(await parse(withVersion("TLSv1.3")));
+    expect(config.north[0]?.listeners[1]?.tls?.minVersion).toBe("TLSv1.3");
+    expect(await errorsOf(withVersion("TLSv1.1"))).toEqual([
+      'bindings.north_tls_server.options.version: "TLSv1.1" is not valid here; did you mean "TLSv1.2"? (one of: TLSv1.2, TLSv1.3)',
+    ]);
+  });
+
   it("reports a value of the wrong type", async () => {
     const text = edit(exampleText, "      sni:\n        - localhost\n", "      sni: localhost\n");
     expect(await errorsOf(text)).toEqual([

@@ -1,5 +1,5 @@
 /**
- * Fetch capability scenarios (SPEC §7) over real sockets: embedded broker, kafkajs
+ * Fetch capability scenarios (docs/contract.md: Fetch) over real sockets: embedded broker, kafkajs
  * producers, a gRPC server backed by the capability, Connect gRPC clients.
  */
 import { create, fromBinary } from "@bufbuild/protobuf";
@@ -89,8 +89,7 @@ describe("fetch", () => {
         expect([...positions.keys()].sort()).toEqual([0, 1, 2]);
         expect(positions.get(Number(partition))).toBe(Number(index) + 1);
       }
-      // Nothing else arrives.
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(stream.messages).toHaveLength(24);
     } finally {
       stream.cancel();
@@ -122,7 +121,7 @@ describe("fetch", () => {
       const texts = messages.map((m) => m.message);
       expect(texts.filter((t) => t.startsWith("p0-"))).toEqual(["p0-0-a", "p0-2-a"]);
       expect(texts.filter((t) => t.startsWith("p1-"))).toEqual(["p1-5-a", "p1-late-a"]);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(stream.messages).toHaveLength(4);
       // Skipped records still move the position: the last id is past the late "b" record.
       expect(messageIdPositions(messages[3] as FanoutMessage).get(1)).toBe(5);
@@ -149,7 +148,7 @@ describe("fetch", () => {
     try {
       const messages = await stream.waitFor(2);
       expect(messages.map((m) => m.message)).toEqual(["p0-both", "p0-extra"]);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(stream.messages).toHaveLength(2);
     } finally {
       stream.cancel();
@@ -174,7 +173,7 @@ describe("fetch", () => {
     try {
       const messages = await stream.waitFor(1);
       expect(messages.map((m) => m.message)).toEqual(["p0-replacement"]);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(stream.messages).toHaveLength(1);
     } finally {
       stream.cancel();
@@ -199,7 +198,7 @@ describe("fetch", () => {
     try {
       const messages = await stream.waitFor(3);
       expect(messages.map((m) => m.message)).toEqual(["p0-key-a", "p0-header", "p0-both"]);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(stream.messages).toHaveLength(3);
     } finally {
       stream.cancel();
@@ -239,7 +238,7 @@ describe("fetch", () => {
     try {
       const expectedRest = 45 - seen.length;
       await second.waitFor(expectedRest);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(second.messages).toHaveLength(expectedRest);
       const all = [...seen, ...second.messages].map((m) => m.message);
       expect(new Set(all).size).toBe(all.length); // nothing repeated
@@ -264,7 +263,7 @@ describe("fetch", () => {
     const messages = await stream.waitFor(4);
     stream.cancel();
     await stream.ended;
-    // The second record's id is SPEC §7's vector: partition 0, next offset 2.
+    // The second record's id is docs/contract.md: Fetch's vector: partition 0, next offset 2.
     expect(messageIdText(messages[1] as FanoutMessage)).toBe("AQIABA");
     expect(messageIdText(messages[0] as FanoutMessage)).toBe("AQIAAg");
     // Resuming from the vector starts at offset 2.
@@ -275,7 +274,7 @@ describe("fetch", () => {
     try {
       const rest = await resumed.waitFor(2);
       expect(rest.map((m) => m.message)).toEqual(["p0-2", "p0-3"]);
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // nothing happens for 200 ms: nothing else arrives
       expect(resumed.messages).toHaveLength(2);
     } finally {
       resumed.cancel();
@@ -332,7 +331,8 @@ describe("fetch", () => {
       "every shared reader closed",
     );
     const fetched = harness.capability.stats().fetchRequests;
-    // Longer than two long polls (1 s each): a reader still running would have fetched.
+    // Nothing happens for 2.5 s, longer than two long polls (1 s each): a reader still
+    // running would have fetched.
     await new Promise((r) => setTimeout(r, 2_500));
     expect(harness.capability.stats().fetchRequests).toBe(fetched);
   });
@@ -414,7 +414,8 @@ describe("fetch", () => {
         const record = await subscription.next();
         if (record === undefined) throw new Error("subscription ended");
         seen.push(fromBinary(FanoutMessageSchema, record.value ?? new Uint8Array()).message);
-        // Slow at first: unpaused, the reader would buffer the whole backlog meanwhile.
+        // A slow consumer at first (not a wait): unpaused, the reader would buffer the whole
+        // backlog meanwhile.
         if (seen.length < 100) await new Promise((r) => setTimeout(r, 10));
         if (seen.length % 50 === 0) {
           // Keep producing while this call is still catching up.
@@ -423,7 +424,7 @@ describe("fetch", () => {
               topic,
               records(2, 150 + seen.length / 2 - 25, 150 + seen.length / 2),
             );
-          await new Promise((r) => setTimeout(r, 20));
+          await new Promise((r) => setTimeout(r, 20)); // a slow consumer, not a wait
         }
         const buffered = fanout.stats().topics[0]?.catchUpBufferedRecords ?? 0;
         maxBuffered = Math.max(maxBuffered, buffered);
@@ -476,6 +477,8 @@ describe("fetch", () => {
         harness.broker.faults.dropConnections();
         await harness.produce(topic, records(2, round * 5, round * 5 + 5));
         await read(10 + round * 10);
+        // Time passes on purpose: the four rounds together outlast `failAfterMs`, so the
+        // call only survives if each recovery resets its failure clock.
         await new Promise((r) => setTimeout(r, 1_200));
       }
       const grouped = byPartition(seen);

@@ -7,6 +7,7 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Kafka, logLevel, type Producer } from "kafkajs";
+import { vi } from "vitest";
 import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { defaultCorrelationHeaders } from "../../src/config/types.ts";
 import {
@@ -16,7 +17,7 @@ import {
   replyEndHeaders,
   replyHeaders,
 } from "../../src/kafka/record-contract.ts";
-import { parseEchoHooks } from "../../src/upstream/echo-server.ts";
+import { parseEchoHooks } from "../../src/upstream/echo-hooks.ts";
 import { headersFromKafka, toKafkaMessage } from "../support/kafkajs.ts";
 
 export interface SeenRecord {
@@ -177,13 +178,14 @@ export async function startResponder(opts: {
   return {
     seen,
     async waitFor(predicate, timeoutMs = 15_000) {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const found = seen.find(predicate);
-        if (found) return found;
-        if (Date.now() > until) throw new Error("responder: expected record not seen");
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      return vi.waitFor(
+        () => {
+          const found = seen.find(predicate);
+          if (!found) throw new Error("responder: expected record not seen");
+          return found;
+        },
+        { timeout: timeoutMs, interval: 25 },
+      );
     },
     async close() {
       closed = true;

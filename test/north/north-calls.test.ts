@@ -131,7 +131,7 @@ describe("north calls", () => {
       [REPLY_TO, "echo-responses"],
       [CORRELATION_ID, id],
     ]);
-    // SPEC §3: random UUID prefix (no idempotency key), MD5 of the route's header names/values.
+    // docs/contract.md: The correlation id: random UUID prefix (no idempotency key), MD5 of the route's header names/values.
     const digest = createHash("md5")
       .update(
         "zilla:servicegrpc.examples.echo.Echozilla:methodUnaryEchozilla:reply-toecho-responses",
@@ -270,7 +270,7 @@ describe("north calls", () => {
     const headers = recordsOf(id)[0]?.headers ?? [];
     expect(header(headers, "meta:x-text")).toBe("hello there");
     expect(header(headers, "meta:x-data-bin")).toBe(binary);
-    // gRPC transport headers are not metadata (SPEC §8.1); the deadline travels instead.
+    // gRPC transport headers are not metadata (docs/contract.md: difference 1); the deadline travels instead.
     expect(headers.some(([n]) => n.startsWith("meta:grpc-") || n === "meta:te")).toBe(false);
     expect(headers.some(([n]) => n === "meta:content-type" || n === "meta:user-agent")).toBe(false);
     const deadline = Number(header(headers, DEADLINE));
@@ -307,6 +307,7 @@ describe("north calls", () => {
       .clientStreamingEcho(
         (async function* () {
           yield { message: "open at deadline" };
+          // The client keeps its stream open past the deadline (not a wait of the test).
           await new Promise((r) => setTimeout(r, 5_000));
         })(),
         { timeoutMs: 500 },
@@ -325,6 +326,7 @@ describe("north calls", () => {
       .clientStreamingEcho(
         (async function* () {
           yield { message: "cancel me" };
+          // The client keeps its stream open until it cancels (not a wait of the test).
           await new Promise((r) => setTimeout(r, 10_000));
         })(),
         { signal: abort.signal },
@@ -338,10 +340,9 @@ describe("north calls", () => {
     // a second one that tells west to cancel the upstream call.
     const tombstone = await tombstoneOf(id);
     expect(tombstone.key).toBe(id);
-    const until = Date.now() + 10_000;
-    while (recordsOf(id).length < 3 && Date.now() < until)
-      await new Promise((r) => setTimeout(r, 20));
-    expect(recordsOf(id).map((r) => r.value === null)).toEqual([false, true, true]);
+    await expect
+      .poll(() => recordsOf(id).map((r) => r.value === null), { timeout: 10_000 })
+      .toEqual([false, true, true]);
   });
 
   test("unknown.method", async () => {

@@ -4,7 +4,7 @@
  * tombstone carries CANCELLED — the upstream stopped waiting instead of running to the end.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { replyTopic, requestTopic, type Stack, startStack } from "../support/stack.ts";
 
 let stack: Stack;
@@ -50,11 +50,12 @@ async function watchTopic(
 }
 
 async function waitFor(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await vi.waitFor(
+    () => {
+      if (!done()) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
 }
 
 test("client.cancel.reaches.upstream", async () => {

@@ -400,7 +400,7 @@ describe("jwt guard reloaded", () => {
     await firstReply;
     const long = await rs.mint({ sub: "grace", scope: "echo:call" });
     await kept.unaryEcho({ message: "refresh" }, { headers: bearer(long) });
-    // A fixed wait, to prove that nothing happens: past the first token's challenge time.
+    // Nothing happens for 2.5 s, past the first token's challenge time: the call stays open.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     live.send("still open");
     live.end();

@@ -1,6 +1,6 @@
 /**
  * Interop with tools that share no code with the gateway: records written by north, read
- * back with kcat (librdkafka), match SPEC §2 exactly; and `buf curl` (Go gRPC client) calls
+ * back with kcat (librdkafka), match docs/contract.md: Request records exactly; and `buf curl` (Go gRPC client) calls
  * through north work for all four call shapes.
  */
 import { execFile } from "node:child_process";
@@ -120,7 +120,7 @@ describe("north interop", () => {
     const deadline = Number(headers.find(([n]) => n === "zilla:deadline")?.[1]);
     expect(deadline).toBeGreaterThan(started);
     expect(deadline).toBeLessThanOrEqual(Date.now() + 15_000);
-    // Exactly these headers, in this order (SPEC §2, §8.2).
+    // Exactly these headers, in this order (docs/contract.md: Request records, difference 2).
     expect(headers).toEqual([
       ["x-tenant", "acme"],
       ["x-zone", "eu"],

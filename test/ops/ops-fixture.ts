@@ -10,6 +10,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
+import { vi } from "vitest";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import type { GatewayConfig } from "../../src/config/types.ts";
@@ -114,12 +115,12 @@ export function sample(text: string, name: string, labels: Record<string, string
 
 /** Polls `check` until it returns true (generous bound for a loaded machine). */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await check())) throw new Error("condition not met in time");
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 /** The methods the yaml's grpc-kafka routes send to Kafka (one route per entry). */

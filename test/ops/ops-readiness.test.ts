@@ -68,7 +68,7 @@ test("readyz.follows.start.kafka.and.shutdown", { timeout: 60_000 }, async () =>
     "north north_grpc_kafka_mapping reply reader: starting",
     "",
   ]);
-  // Still paused a while later: nothing can be positioned, so still not ready.
+  // Nothing happens for 500 ms: still paused, nothing can be positioned, still not ready.
   await new Promise((r) => setTimeout(r, 500));
   expect((await get("/readyz")).status).toBe(503);
 

@@ -2,16 +2,22 @@
  * The same sources run under Node (the `npm run build` output in dist/), Bun and Deno: each
  * starts the example config unchanged (on free ports), answers a unary and a bidi call
  * through Kafka over h2c, a unary call over TLS (the example's PKCS#12 keystore, ALPN h2,
- * SNI localhost), /healthz on its ops port, and stops cleanly on SIGINT (exit 0). The Node
- * build also runs the no-argument default, which finds the example from dist/src/.
+ * SNI localhost), /healthz on its ops port, and stops cleanly on SIGINT (exit 0); each also
+ * runs it as two workers sharing the port (`--workers 2`). The Node build also runs the no-argument default, which finds the example from dist/src/.
+ *
+ * Flow control on each runtime, through north, Kafka, west and the upstream and back:
+ * requests of 2 MiB and of 4 MiB (the default message limit, exactly), a server-streaming
+ * reply of 10 × 500 kB, and a bidi stream carrying 50 MiB each way (Bun once stalled every
+ * stream at its first window, 1 MiB).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { Echo, EchoRequestSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
 import { type EchoServer, startEchoServer } from "../../src/upstream/echo-server.ts";
 import { parseJsonStream } from "../support/buf-curl.ts";
@@ -104,6 +110,94 @@ describe("runtimes", () => {
       proc.signal("SIGINT");
       expect(await exitCode(proc, 20_000)).toBe(0);
       expect(proc.stdout()).toContain('"msg":"stopped"');
+    },
+  );
+
+  test.each(["node", "bun", "deno"] as Runtime[])(
+    "flow.control.%s",
+    { timeout: 180_000 },
+    async (runtime) => {
+      const broker = await startBroker({ port: 0 });
+      brokers.push(broker);
+      const proc = spawnExample(runtime, broker.bootstrap, echo.port);
+      running.push(proc);
+      const ready = await proc.ready(45_000);
+      const client = createClient(
+        Echo,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${ready.north[0]?.[0]}` }),
+      );
+
+      const twoMiB = "a".repeat(2 * 1024 * 1024);
+      expect((await client.unaryEcho({ message: twoMiB }, { timeoutMs: 60_000 })).message).toBe(
+        twoMiB,
+      );
+      // Field tag (1 byte) and a 4-byte length: the message is exactly 4 MiB, the limit.
+      const atLimit = "b".repeat(4 * 1024 * 1024 - 5);
+      expect(
+        toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: atLimit })),
+      ).toHaveLength(4 * 1024 * 1024);
+      expect((await client.unaryEcho({ message: atLimit }, { timeoutMs: 60_000 })).message).toBe(
+        atLimit,
+      );
+
+      const large = `stream:10:${"c".repeat(500_000)}`;
+      const streamed: string[] = [];
+      for await (const r of client.serverStreamingEcho({ message: large }, { timeoutMs: 60_000 }))
+        streamed.push(r.message);
+      expect(streamed).toHaveLength(10);
+      expect(streamed.every((m) => m === large)).toBe(true);
+
+      // 50 MiB each way in 1 MiB messages, sent as fast as the stream takes them.
+      const chunk = "d".repeat(1024 * 1024 - 16);
+      async function* fifty() {
+        for (let i = 0; i < 50; i++) yield { message: `${String(i).padStart(8, "0")}${chunk}` };
+      }
+      let echoed = 0;
+      let bytes = 0;
+      for await (const r of client.bidirectionalStreamingEcho(fifty(), { timeoutMs: 120_000 })) {
+        expect(r.message.slice(0, 8)).toBe(String(echoed).padStart(8, "0"));
+        echoed++;
+        bytes += r.message.length;
+      }
+      expect(echoed).toBe(50);
+      expect(bytes).toBeGreaterThanOrEqual(50 * (1024 * 1024 - 16));
+
+      proc.signal("SIGINT");
+      expect(await exitCode(proc, 30_000)).toBe(0);
+    },
+  );
+
+  test.each(["node", "bun", "deno"] as Runtime[])(
+    "runtime.%s.workers",
+    { timeout: 60_000 },
+    async (runtime) => {
+      // Two workers behind one port (node:cluster on every runtime: docs/scaling.md).
+      const broker = await startBroker({ port: 0, defaultPartitions: 4 });
+      brokers.push(broker);
+      const proc = spawnExample(runtime, broker.bootstrap, echo.port, ["--workers", "2"]);
+      running.push(proc);
+      const ready = await proc.ready(45_000);
+      const port = ready.north[0]?.[0];
+      // Connections go to the workers in turn: four of them reach both.
+      const texts = await Promise.all(
+        [0, 1, 2, 3].map(async (i) => {
+          const client = createClient(
+            Echo,
+            createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
+          );
+          return (await client.unaryEcho({ message: `worker call ${i}` })).message;
+        }),
+      );
+      expect(texts).toEqual([0, 1, 2, 3].map((i) => `worker call ${i}`));
+      const metrics = await (await fetch(`http://127.0.0.1:${ready.opsPort}/metrics`)).text();
+      for (const worker of ["0", "1"]) {
+        expect(metrics).toMatch(
+          new RegExp(`grpc_requests_handled_total\\{worker="${worker}",[^}]*status="OK"\\} [1-9]`),
+        );
+      }
+      // SIGTERM to the parent alone: it drains every worker and exits 0.
+      process.kill(proc.child.pid as number, "SIGTERM");
+      expect(await exitCode(proc, 20_000)).toBe(0);
     },
   );
 

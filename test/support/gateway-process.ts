@@ -204,25 +204,29 @@ export function run(
 }
 
 /**
- * The example config, unchanged, started by the CLI under `runtime` on free ports (ops port
- * included), against `bootstrap` and the echo upstream on 127.0.0.1:`echoPort`.
+ * The example config, unchanged (or `config`, a copy), started by the CLI under `runtime` on
+ * free ports (ops port included), against `bootstrap` and the echo upstream on
+ * 127.0.0.1:`echoPort`, with `extraArgs` after the usual ones.
  */
 export function spawnExample(
   runtime: Runtime,
   bootstrap: string,
   echoPort: number,
+  extraArgs: string[] = [],
+  config = exampleConfig,
 ): GatewayProcess {
   return spawnCli(
     runtime,
     [
       "start",
       "--config",
-      exampleConfig,
+      config,
       "--kafka-servers",
       bootstrap,
       "--ephemeral-ports",
       "--ops-port",
       "0",
+      ...extraArgs,
     ],
     {
       KEYSTORE_PASSWORD: exampleKeystorePassword,

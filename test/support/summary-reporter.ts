@@ -1,10 +1,19 @@
 /**
  * Prints one plain closing line, `N passed, N failed, N skipped`, after vitest's own summary,
- * so CI can read the result without parsing vitest's coloured output.
+ * so CI can read the result without parsing vitest's coloured output. With coverage on
+ * (`vitest run --coverage`, as .ci/run does) the line waits until the coverage summary is
+ * printed, so that it stays the last line.
  */
-import type { Reporter, TestModule } from "vitest/node";
+import type { Reporter, TestModule, Vitest } from "vitest/node";
 
 export default class SummaryReporter implements Reporter {
+  private coverageEnabled = false;
+  private line: string | undefined;
+
+  onInit(vitest: Vitest): void {
+    this.coverageEnabled = vitest.config.coverage.enabled;
+  }
+
   onTestRunEnd(
     testModules: ReadonlyArray<TestModule>,
     unhandledErrors: ReadonlyArray<unknown>,
@@ -26,6 +35,23 @@ export default class SummaryReporter implements Reporter {
       failed += moduleFailed;
     }
     failed += unhandledErrors.length;
-    process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    this.line = `\n${passed} passed, ${failed} failed, ${skipped} skipped\n`;
+    if (!this.coverageEnabled) {
+      this.printLine();
+      return;
+    }
+    // Should the coverage report itself fail, the line still closes the output.
+    process.once("exit", () => this.printLine());
+  }
+
+  /** Vitest calls this once the coverage report is printed. */
+  onFinishedReportCoverage(): void {
+    this.printLine();
+  }
+
+  private printLine(): void {
+    if (this.line === undefined) return;
+    process.stdout.write(this.line);
+    this.line = undefined;
   }
 }

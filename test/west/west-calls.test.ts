@@ -46,7 +46,7 @@ describe("west", () => {
     const replies = await bench.reply(id);
     expect(messagesOf(replies)).toEqual(["meta:hello"]);
     const [first, end] = replies;
-    // Response headers on the first record, trailers on the end tombstone (SPEC §4).
+    // Response headers on the first record, trailers on the end tombstone (docs/contract.md: Reply records).
     expect(first?.headers).toEqual(
       expect.arrayContaining([
         ["zilla:correlation-id", id],
@@ -231,6 +231,7 @@ describe("west with its upstream down", () => {
         c.options.retry = { initialBackoffMs: 50, maxBackoffMs: 200 };
       });
       const id = await local.request({ messages: ["patience"], deadlineMs: Date.now() + 20_000 });
+      // Nothing happens for 700 ms: no reply while the upstream is down (the call retries).
       await new Promise((r) => setTimeout(r, 700));
       expect(local.replies.get(id)).toBeUndefined();
       late = await startEchoServer({ port });
@@ -281,8 +282,8 @@ describe("west call concurrency", () => {
       const a = await local.request({ messages: ["delay:3000:first"] });
       const b = await local.request({ messages: ["second"] });
       await waitFor("first call upstream", () => upstream.requests.length === 1);
+      // Nothing happens for 500 ms: the bound is reached, the second call waits for the first.
       await new Promise((r) => setTimeout(r, 500));
-      // The bound is reached: the second call waits for the first to finish.
       expect(upstream.requests.map((r) => r.messages[0])).toEqual(["delay:3000:first"]);
       expect(local.replies.get(a)).toBeUndefined();
       expect(endOf(await local.reply(b)).status).toBe(0);

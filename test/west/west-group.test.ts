@@ -29,7 +29,7 @@ describe("west group", () => {
       expect(
         replies.map((r) => r.filter((x) => x.value !== null).map((x) => echoText(x.value))),
       ).toEqual(ids.map((_, i) => [`call ${i}`]));
-      // Let any stray second answer arrive before counting.
+      // Nothing happens for 500 ms: no stray second answer arrives.
       await new Promise((r) => setTimeout(r, 500));
       for (const id of ids)
         expect(bench.replies.get(id)?.filter((x) => x.value === null)).toHaveLength(1);
@@ -57,7 +57,8 @@ describe("west group", () => {
       await waitFor("slow call upstream", () =>
         echo.requests.some((r) => r.messages[0] === "delay:4000:slow"),
       );
-      // Several commit ticks pass; the fast call is done but the slow one holds the commit.
+      // Nothing happens for 1 s (several commit ticks): the fast call is done but the slow one
+      // holds the commit.
       await new Promise((r) => setTimeout(r, 1_000));
       expect(await bench.committed()).toBeLessThanOrEqual(0n);
       expect(bench.replies.get(slow)).toBeUndefined();

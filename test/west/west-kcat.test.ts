@@ -1,6 +1,6 @@
 /**
  * Interop with Zilla-format records written and read by another Kafka client (librdkafka
- * through kcat): west serves requests kcat produced, and kcat reads its replies (SPEC §4).
+ * through kcat): west serves requests kcat produced, and kcat reads its replies (docs/contract.md: Reply records).
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";

@@ -49,6 +49,7 @@ afterAll(async () => {
 /** Replies seen for `id` 250 ms after the upstream sent its message (its trailers are 400 ms away). */
 async function repliesBeforeTrailers(id: string, text: string): Promise<number> {
   await waitFor("the upstream's message", () => messageSentAt.has(text));
+  // Nothing happens for 250 ms: what arrives before the trailers is what west sent early.
   await new Promise((r) => setTimeout(r, 250));
   return bench.replies.get(id)?.length ?? 0;
 }

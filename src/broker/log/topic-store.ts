@@ -58,6 +58,15 @@ export class TopicStore {
     return topic;
   }
 
+  /** Adds partitions until the topic has `partitionCount` (Kafka's CreatePartitions); never removes. */
+  grow(name: string, partitionCount: number): void {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return;
+    for (let i = topic.partitions.length; i < partitionCount; i++) {
+      topic.partitions.push(new PartitionLog(name, i, this.limits, this.now, topic.policy));
+    }
+  }
+
   /** Deletes a topic; false when it did not exist. */
   delete(name: string): boolean {
     const topic = this.topics.get(name);

@@ -17,6 +17,9 @@ export interface PartitionInfo {
   leaderEpoch: number;
 }
 
+/** The least time before a deadline that metadata is still asked for again. */
+const lastTryMs = 100;
+
 interface TopicInfo {
   partitions: PartitionInfo[];
   error: number;
@@ -25,6 +28,13 @@ interface TopicInfo {
 export class ClusterMetadata {
   /** The controller from the last metadata (-1: unknown), where CreateTopics goes. */
   controller = -1;
+  /**
+   * Metadata older than this is read again in the background when partitions are asked for
+   * (Kafka's metadata.max.age.ms): producers pick up partitions added to a topic, so keyed
+   * records follow the new count as Kafka's own clients do.
+   */
+  maxAgeMs = 5 * 60_000;
+  private readAtMs = 0;
   private readonly pool: ConnectionPool;
   private readonly topics = new Map<string, TopicInfo>();
   private refreshing: Promise<void> | undefined;
@@ -42,7 +52,10 @@ export class ClusterMetadata {
   /** The partitions of `topic` (created when the broker auto-creates topics). */
   async partitions(topic: string): Promise<PartitionInfo[]> {
     const known = this.cached(topic);
-    if (known) return known;
+    if (known) {
+      if (Date.now() - this.readAtMs > this.maxAgeMs) this.refresh([topic]).catch(() => {});
+      return known;
+    }
     await this.refresh([topic]);
     const info = this.topics.get(topic);
     if (!info || info.partitions.length === 0) {
@@ -61,8 +74,11 @@ export class ClusterMetadata {
       try {
         return await withDeadline(this.partitions(topic), deadlineMs, `partitions of ${topic}`);
       } catch (error) {
-        if (!isRetriable(error) || Date.now() + backoff(attempt) >= deadlineMs) throw error;
-        await sleep(backoff(attempt));
+        // The last wait is cut to the deadline, so the last try comes just before it rather
+        // than a whole backoff early.
+        const leftMs = deadlineMs - Date.now();
+        if (!isRetriable(error) || leftMs <= lastTryMs) throw error;
+        await sleep(Math.min(backoff(attempt), leftMs - lastTryMs));
         this.topics.delete(topic);
       }
     }
@@ -106,6 +122,7 @@ export class ClusterMetadata {
     const answer = await callApi(connection, metadataApi, { topics, allowAutoCreate });
     checkMetadataAnswer(connection.address, topics, answer);
     this.controller = answer.controller;
+    this.readAtMs = Date.now();
     for (const b of answer.brokers) this.pool.setBroker(b.node, brokerAddress(b.host, b.port));
     for (const { error, name, partitions } of answer.topics) {
       // Unknown topics asked for without auto-creation are not remembered (see partitionCount).

@@ -8,12 +8,13 @@ import { createServer, type Server, type Socket } from "node:net";
 import { Kafka as KafkaJs, logLevel, Partitioners } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../broker/broker.ts";
+import { murmur2 } from "../murmur2-partitioner.ts";
 import { ApiKey } from "../protocol/api-keys.ts";
 import { KafkaConnectionError, KafkaProtocolError } from "../protocol/errors.ts";
 import type { OutgoingRecord } from "../protocol/record-codec.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 
-import { kcat, kcatRead, testSettings, waitFor } from "./wire-test-kit.ts";
+import { kcat, kcatRead, requestIsOut, testSettings, waitFor } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const record = (key: string | null, value: string): OutgoingRecord => ({
@@ -162,7 +163,7 @@ describe("produce", () => {
     await cluster.produce(-1, 5_000, one(topic, record("k", "before")));
     broker.faults.pause();
     const sent = cluster.produce(-1, 5_000, one(topic, record("k", "during")));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor(() => requestIsOut(cluster, ApiKey.Produce), "the Produce on its way");
     broker.faults.dropConnections();
     broker.faults.resume();
     await sent;
@@ -176,8 +177,10 @@ describe("produce", () => {
     await cluster.partitions(topic);
     broker.faults.setLatency(1_000);
     try {
+      const produced = broker.faults.requests(ApiKey.Produce);
       const sent = cluster.produce(-1, 5_000, one(topic, record("k", "late")));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Appended at the broker; its answer is held back by the latency.
+      await waitFor(() => broker.faults.requests(ApiKey.Produce) > produced, "the append");
       broker.faults.dropConnections();
       broker.faults.setLatency(0);
       await sent;
@@ -200,6 +203,8 @@ describe("produce", () => {
       await impatient.partitions(topic);
       broker.faults.setLatency(3_000);
       const sent = impatient.produce(-1, 10_000, one(topic, record("k", "slow")));
+      // Time passes on purpose: past requestTimeoutMs (800 ms), so the first attempt is given
+      // up on; the answers stay slow meanwhile, so no retry can succeed before.
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       broker.faults.setLatency(0);
       await sent;
@@ -307,6 +312,31 @@ describe("failing clusters", () => {
       client.close();
       for (const socket of accepted) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it("follows a topic's new partition count once its metadata is older than metadataMaxAgeMs", async () => {
+    const topic = "grows";
+    broker.createTopic(topic, 2);
+    const client = new KafkaCluster(testSettings(broker.bootstrap));
+    try {
+      // A key that murmur2 puts on partition 1 of 2 and on partition 3 of 4.
+      const partitionOf = (k: string, count: number) => (murmur2(text(k)) & 0x7fffffff) % count;
+      const key = Array.from({ length: 10_000 }, (_, i) => `k${i}`).find(
+        (k) => partitionOf(k, 2) === 1 && partitionOf(k, 4) === 3,
+      ) as string;
+      await client.produce(1, 5_000, one(topic, record(key, "before")));
+      broker.growTopic(topic, 4);
+      client.metadataMaxAgeMs = 0;
+      // The first produce may still use the cached count; the refresh it started is next.
+      await waitFor(async () => {
+        await client.produce(1, 5_000, one(topic, record(key, "after")));
+        return (await kcatRead(broker.bootstrap, topic)).some((r) => r.partition === 3);
+      }, "a record on partition 3");
+      const read = await kcatRead(broker.bootstrap, topic);
+      expect(read.find((r) => r.payload === "before")?.partition).toBe(1);
+    } finally {
+      client.close();
     }
   });
 });

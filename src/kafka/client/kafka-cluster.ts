@@ -71,6 +71,15 @@ export class KafkaCluster {
     this.pool.close();
   }
 
+  /** How old metadata may get before partitions are read again (Kafka's metadata.max.age.ms; default 5 min). */
+  get metadataMaxAgeMs(): number {
+    return this.metadata.maxAgeMs;
+  }
+
+  set metadataMaxAgeMs(ms: number) {
+    this.metadata.maxAgeMs = ms;
+  }
+
   /** The partitions of `topic` (created when the broker auto-creates topics). */
   partitions(topic: string): Promise<PartitionInfo[]> {
     return this.metadata.partitions(topic);

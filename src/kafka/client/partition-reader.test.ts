@@ -15,9 +15,10 @@ import {
   startPartitionReader,
 } from "./partition-reader.ts";
 import type { WireConnection } from "./wire-connection.ts";
-import { testSettings, waitFor, writeTo } from "./wire-test-kit.ts";
+import { requestIsOut, testSettings, waitFor, writeTo } from "./wire-test-kit.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
+/** Only where a test proves that nothing happens for a time (each call says what). */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let broker: Broker;
@@ -85,6 +86,21 @@ async function reader(
 const values = (seen: Seen[], partition?: number) =>
   seen.filter((s) => partition === undefined || s.partition === partition).map((s) => s.value);
 
+/** Whether a Fetch on `cluster`'s fetch connection to broker 1 awaits its answer now. */
+function pollIsOut(cluster: KafkaCluster): Promise<boolean> {
+  return requestIsOut(cluster, ApiKey.Fetch, 1, "fetch");
+}
+
+/** Resolves once `cluster`'s reader has a long poll out. */
+function untilPollOut(cluster: KafkaCluster): Promise<void> {
+  return waitFor(() => pollIsOut(cluster), "a long poll out");
+}
+
+/** Resolves once the long poll that was out has come back (and none went out since). */
+function untilNoPollOut(cluster: KafkaCluster): Promise<void> {
+  return waitFor(async () => !(await pollIsOut(cluster)), "the poll that was out to come back");
+}
+
 /** Counts the Fetch requests sent on `cluster`'s fetch connection to broker 1. */
 async function countFetches(cluster: KafkaCluster): Promise<{ count: number }> {
   const connection: WireConnection = await cluster.connection(1, "fetch");
@@ -121,7 +137,7 @@ describe("start positions", () => {
       () => latest.seen.length >= 2 && earliest.seen.length >= 7 && given.seen.length >= 4,
       "records",
     );
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: no reader reads a record twice
     expect(values(latest.seen, 0)).toEqual(["a3"]);
     expect(values(latest.seen, 1)).toEqual(["b2"]);
     expect(values(earliest.seen, 0)).toEqual(["a0", "a1", "a2", "a3"]);
@@ -136,21 +152,21 @@ describe("faults", () => {
   it("reconnects after dropped connections during long polls, without loss or duplicates", async () => {
     const topic = "drops";
     broker.createTopic(topic, 3);
-    const { seen, problems } = await reader([topic], { maxWaitMs: 5_000 });
+    const { seen, problems, cluster } = await reader([topic], { maxWaitMs: 5_000 });
     const expected: string[] = [];
     for (let round = 0; round < 4; round++) {
       const batch = [0, 1, 2].map((p) => `r${round}-p${p}`);
       for (const [p, v] of batch.entries()) await write(topic, p, v);
       expected.push(...batch);
       await waitFor(() => seen.length >= expected.length, `round ${round}`);
-      // The next long poll is out now (nothing to read): cut it off.
-      await sleep(300);
+      // Once the next long poll is out (nothing to read): cut it off.
+      await untilPollOut(cluster);
       broker.faults.dropConnections();
     }
     await write(topic, 1, "after");
     expected.push("after");
     await waitFor(() => seen.length >= expected.length, "the record after the last drop");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: no record is read twice
     expect([...values(seen)].sort()).toEqual([...expected].sort());
     for (const p of [0, 1, 2]) {
       const offsets = seen.filter((s) => s.partition === p).map((s) => s.offset);
@@ -168,7 +184,7 @@ describe("faults", () => {
     broker.faults.failNext(ApiKey.Fetch, 3, 6);
     await write(topic, 0, "x1", "x2");
     await waitFor(() => seen.length >= 3, "x1, x2");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: no record is read twice
     expect(values(seen)).toEqual(["x0", "x1", "x2"]);
   });
 
@@ -176,10 +192,17 @@ describe("faults", () => {
     const topic = "out-of-range-latest";
     broker.createTopic(topic, 1);
     await write(topic, 0, "old0", "old1");
-    const { reader: r, seen } = await reader([topic], { start: "latest", maxWaitMs: 200 });
+    const {
+      reader: r,
+      seen,
+      cluster,
+    } = await reader([topic], {
+      start: "latest",
+      maxWaitMs: 200,
+    });
     const tp = [{ topic, partition: 0 }];
     r.pause(tp);
-    await sleep(500); // the poll that was out comes back
+    await untilNoPollOut(cluster);
     await write(topic, 0, "mid");
     // The first fetch after the resume is refused: the reset to the end skips "mid".
     broker.faults.failNext(ApiKey.Fetch, 1, 1);
@@ -187,7 +210,7 @@ describe("faults", () => {
     await waitFor(() => r.positions().get(`${topic}\u00000`) === 3, "the reset");
     await write(topic, 0, "new");
     await waitFor(() => seen.length >= 1, "new");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: "mid" is not read after all
     expect(values(seen)).toEqual(["new"]);
     expect(r.positions().get(`${topic}\u00000`)).toBe(4);
   });
@@ -205,7 +228,7 @@ describe("faults", () => {
     broker.faults.failNext(ApiKey.Fetch, 1, 1);
     // The reset goes to the log start, not back to the given position.
     await waitFor(() => seen.length >= 4, "the re-read");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: the reset happens once
     expect(values(seen)).toEqual(["e2", "e0", "e1", "e2"]);
   });
 
@@ -223,10 +246,10 @@ describe("faults", () => {
           new Map([[topic, [{ key: "k", value: text(v), headers: [] }]]]),
         );
       await put("first");
-      const { reader: r, seen } = await reader([topic], { bootstrap: small.bootstrap });
+      const { reader: r, seen, cluster } = await reader([topic], { bootstrap: small.bootstrap });
       await waitFor(() => seen.length === 1, "first");
       r.pause([{ topic, partition: 0 }]);
-      await sleep(200);
+      await untilNoPollOut(cluster);
       // Enough batches that the head (and the reader's position) is dropped.
       for (let i = 0; i < 12; i++) await put(`v${i}-${"x".repeat(100)}`);
       r.resume([{ topic, partition: 0 }]);
@@ -285,14 +308,14 @@ describe("pause, resume and seek", () => {
     await write(topic, 0, "p0-a", "p0-b");
     await write(topic, 1, "p1-a");
     await waitFor(() => seen.length >= 1, "p1-a");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: the paused partition hands nothing on
     expect(values(seen)).toEqual(["p1-a"]);
     r.resume([{ topic, partition: 0 }]);
     await waitFor(() => seen.length >= 3, "p0 after resume");
     expect(values(seen, 0)).toEqual(["p0-a", "p0-b"]);
     r.seek(topic, 0, 1);
     await waitFor(() => seen.length >= 4, "p0 after seek");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: the seek re-reads once
     expect(values(seen, 0)).toEqual(["p0-a", "p0-b", "p0-b"]);
     expect(r.positions().get(`${topic}\u00000`)).toBe(2);
   });
@@ -312,21 +335,21 @@ describe("pause, resume and seek", () => {
     const readerRef = readers[readers.length - 1] as PartitionReader;
     await write(topic, 0, "s0", "s1", "s2");
     await waitFor(() => seen.length >= 5, "the re-read after the seek");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: the seek re-reads once
     expect(values(seen)).toEqual(["s0", "s1", "s2", "s1", "s2"]);
   });
 
   it("seeks back while a long poll is out: the poll's answer does not override the seek", async () => {
     const topic = "seek-during-poll";
     broker.createTopic(topic, 1);
-    const { reader: r, seen } = await reader([topic], { maxWaitMs: 3_000 });
+    const { reader: r, seen, cluster } = await reader([topic], { maxWaitMs: 3_000 });
     await write(topic, 0, "q0", "q1");
     await waitFor(() => seen.length === 2, "q0, q1");
-    await sleep(300); // a long poll at offset 2 is out
+    await untilPollOut(cluster); // a long poll at offset 2
     r.seek(topic, 0, 0);
     await write(topic, 0, "q2");
     await waitFor(() => seen.length >= 5, "the re-read from 0");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: the poll's late answer adds nothing
     expect(values(seen)).toEqual(["q0", "q1", "q0", "q1", "q2"]);
   });
 
@@ -342,11 +365,11 @@ describe("pause, resume and seek", () => {
       { topic, partition: 1 },
     ]);
     await write(topic, 0, "while-paused");
-    await sleep(1_000);
+    await untilNoPollOut(cluster);
     const before = fetches.count;
+    // Nothing happens for 1 s: no loop over data it may not hand out.
     await sleep(1_000);
-    // At most the long poll that was out when pausing: no loop over data it may not hand out.
-    expect(fetches.count - before).toBeLessThanOrEqual(1);
+    expect(fetches.count - before).toBe(0);
     expect(seen).toEqual([]);
     r.resume([{ topic, partition: 0 }]);
     await waitFor(() => seen.length === 1, "the record after resume");
@@ -374,11 +397,10 @@ describe("the next fetch while records are handed on", () => {
     fetches = await countFetches(clusters[clusters.length - 1] as KafkaCluster);
     await write(topic, 0, "first");
     await waitFor(() => fetchesWhenHanded >= 0, "the first record handed on");
-    await sleep(300);
     // The handler has not returned, yet the next long poll is out.
-    expect(fetches.count).toBe(fetchesWhenHanded + 1);
+    await expect.poll(() => fetches.count).toBe(fetchesWhenHanded + 1);
     await write(topic, 0, "second");
-    await sleep(300);
+    await sleep(300); // nothing happens for 300 ms: "second" waits for the handler
     expect(values(seen)).toEqual(["first"]);
     release();
     await waitFor(() => seen.length === 2, "the second record");
@@ -401,7 +423,7 @@ describe("the next fetch while records are handed on", () => {
     });
     const readerRef = r;
     await waitFor(() => pausedOther !== undefined, "the first partition handed on");
-    await sleep(500);
+    await sleep(500); // nothing happens for 500 ms: the paused partition hands nothing on
     const other = pausedOther as number;
     expect(values(seen, other)).toEqual([]);
     r.resume([{ topic, partition: other }]);
@@ -461,10 +483,10 @@ describe("topology and stop", () => {
     await write(topic, 0, "before");
     await waitFor(() => seen.length === 1, "before");
     r.stop();
-    await sleep(700); // the poll that was out ends
+    await untilNoPollOut(cluster);
     const after = fetches.count;
     await write(topic, 1, "after");
-    await sleep(1_000);
+    await sleep(1_000); // nothing happens for 1 s: no fetch, no record
     expect(fetches.count).toBe(after);
     expect(values(seen)).toEqual(["before"]);
   });

@@ -6,6 +6,13 @@
  * policy's end. A batch it cannot decode holds its partition there (or is skipped, by the
  * reporter's policy: src/kafka/undecodable-batches.ts). North's reply reader, west's group
  * member and the fetch capability's topic readers use it.
+ *
+ * Why one file over 500 lines: `startPartitionReader` is one closure over the reader's state
+ * (positions, paused partitions, one fetch loop per leader, partitions waiting for a
+ * position) because placing, fetching, following leaders and pausing all change that same
+ * state; the response parsing and batch decoding below it are separate functions already.
+ * Placing partitions (`place`, `placeOrKeep`, `placeLater`) is the part that could become a
+ * unit of its own, with the state passed in.
  */
 import { ApiKey } from "../protocol/api-keys.ts";
 import {
@@ -28,7 +35,10 @@ import { backoff } from "./retry.ts";
 export interface PartitionReaderOptions {
   cluster: KafkaCluster;
   topics: readonly string[];
-  /** Only these partitions (a group member's assignment); default every partition of `topics`. */
+  /**
+   * Only these partitions (a group member's assignment; empty: none until `add`); default
+   * every partition of `topics`, and partitions that appear later too.
+   */
   assigned?: readonly { topic: string; partition: number }[];
   /** Where a partition without a position in `positions` starts. */
   start: "latest" | "earliest";
@@ -84,6 +94,10 @@ export interface PartitionReader {
    * the last failure: they are retried until placed, and read from then on.
    */
   unplaced(): { topic: string; partition: number; error: unknown }[];
+  /** Reads these partitions too, each from its offset; a partition already read stays as it is. */
+  add(partitions: readonly { topic: string; partition: number; offset: number }[]): void;
+  /** Stops reading these partitions and forgets their positions (records on their way are dropped). */
+  remove(partitions: readonly { topic: string; partition: number }[]): void;
   /** Stops fetching (a long poll in flight is left to the cluster's close). */
   stop(): void;
 }
@@ -322,6 +336,8 @@ export async function startPartitionReader(
           if (result) await result;
         }
         for (const p of problems.outOfRange) {
+          // Removed meanwhile: placing it would read it again.
+          if (state.get(`${p.topic}\0${p.partition}`) !== p) continue;
           await place(p.topic, [p.partition], options.start).catch((error: unknown) =>
             options.onProblem?.(`could not reposition ${p.topic}-${p.partition}`, error),
           );
@@ -385,6 +401,24 @@ export async function startPartitionReader(
       ensureLoops();
     },
     unplaced: () => [...unplaced.values()],
+    add(partitions) {
+      for (const { topic, partition, offset } of partitions) {
+        const key = `${topic}\0${partition}`;
+        if (!state.has(key)) state.set(key, { topic, partition, offset, paused: false });
+      }
+      ensureLoops();
+    },
+    remove(partitions) {
+      for (const { topic, partition } of partitions) {
+        const key = `${topic}\0${partition}`;
+        const p = state.get(key);
+        unplaced.delete(key);
+        if (!p) continue;
+        // Paused as well: a fetched batch of it that is still to be handed on is dropped.
+        p.paused = true;
+        state.delete(key);
+      }
+    },
     stop() {
       stopped = true;
       clearInterval(timer);

@@ -4,7 +4,9 @@
  * waiting for a condition.
  */
 import { spawn } from "node:child_process";
+import { vi } from "vitest";
 import { ApiKey } from "../protocol/api-keys.ts";
+import type { Lane } from "./connection-pool.ts";
 import { KafkaCluster } from "./kafka-cluster.ts";
 import type { WireSettings } from "./wire-connection.ts";
 
@@ -95,11 +97,25 @@ export async function waitFor(
   what: string,
   timeoutMs = 20_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await vi.waitFor(
+    async () => {
+      if (!(await check())) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: timeoutMs, interval: 25 },
+  );
+}
+
+/** Whether `cluster`'s `lane` connection to `node` has an `apiKey` request awaiting its answer. */
+export async function requestIsOut(
+  cluster: KafkaCluster,
+  apiKey: number,
+  node = 1,
+  lane: Lane = "main",
+): Promise<boolean> {
+  const connection = await cluster.connection(node, lane);
+  // The connection's own table of requests awaiting an answer (read-only here).
+  const pending = (connection as unknown as { pending: Map<number, { apiKey: number }> }).pending;
+  return [...pending.values()].some((request) => request.apiKey === apiKey);
 }
 
 /**

@@ -66,7 +66,7 @@ async function readFrom(topic: string, from: number, count: number) {
   });
   try {
     await waitFor(() => records.length >= count, `${count} records of ${topic}`);
-    // Anything past `count` would be a duplicate or a misplaced record: give it a moment.
+    // Nothing happens for 300 ms: anything past `count` would be a duplicate or misplaced.
     await new Promise((resolve) => setTimeout(resolve, 300));
     return { records, problems, position: reader.positions().get(`${topic}\0${0}`) };
   } finally {

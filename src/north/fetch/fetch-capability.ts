@@ -1,5 +1,5 @@
 /**
- * The grpc-kafka `fetch` capability (SPEC §7): a server-streaming call becomes a live,
+ * The grpc-kafka `fetch` capability (docs/contract.md: Fetch): a server-streaming call becomes a live,
  * resumable read of a Kafka topic. Every call reads independently from the earliest offset
  * of each partition (or from its `last-message-id`), through the route's filters, and
  * keeps streaming new records until it is cancelled or the gateway stops; a client's

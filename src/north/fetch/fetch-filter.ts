@@ -1,5 +1,5 @@
 /**
- * A fetch route's `filters` (SPEC §7) as one predicate over records: OR across the list's
+ * A fetch route's `filters` (docs/contract.md: Fetch) as one predicate over records: OR across the list's
  * items; within an item the `key` and every `headers` entry must match exactly, byte for
  * byte (values are compared as UTF-8 bytes, so no record is matched by a lossy decode).
  */

@@ -11,7 +11,7 @@ import {
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
 describe("fetch.message.id.vectors", () => {
-  test("AQIABA is partition 0 at next offset 2 (SPEC §7)", () => {
+  test("AQIABA is partition 0 at next offset 2 (docs/contract.md: Fetch)", () => {
     expect(hex(Buffer.from("AQIABA", "base64url"))).toBe("01020004");
     expect(parseMessageId("AQIABA")).toEqual(new Map([[0, 2]]));
     const bytes = encodeMessageId([[0, 2]]);

@@ -1,5 +1,5 @@
 /**
- * The fetch capability's message id (SPEC §7): where a stream stands in every partition,
+ * The fetch capability's message id (docs/contract.md: Fetch): where a stream stands in every partition,
  * appended to each response message as one extra length-delimited protobuf field, and sent
  * back by a reconnecting client as base64url metadata to resume.
  *
