@@ -54,3 +54,15 @@ export function processStats(opts: { gc?: boolean } = {}): ProcessStats {
     heapUsedBytes: memory.heapUsed,
   };
 }
+
+/** Counts of live JS objects by type after a full GC (Bun's `bun:jsc`; empty elsewhere). */
+export async function heapTypes(): Promise<Record<string, number>> {
+  if (!(process.versions as { bun?: string }).bun) return {};
+  // A variable specifier: the module exists only under Bun, and has no type declarations.
+  const specifier = "bun:jsc";
+  const jsc = (await import(specifier)) as {
+    heapStats(): { objectTypeCounts: Record<string, number> };
+  };
+  collectGarbage();
+  return jsc.heapStats().objectTypeCounts;
+}

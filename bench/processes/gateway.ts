@@ -18,6 +18,7 @@ import { type BenchChild, spawnChild } from "../lib/child.ts";
 import { emitReady, numberArg, parseArgs, serveCommands, stringArg } from "../lib/child-channel.ts";
 import {
   type GatewayStats,
+  heapTypes,
   type ProcessStats,
   processStats,
   resetPeakRss,
@@ -77,6 +78,9 @@ serveCommands(
     switch (command.cmd) {
       case "stats":
         return stats(command.gc === true);
+      case "heap-types":
+        // North's live objects by type (Bun only), for bench/profile/pending-heap.ts.
+        return heapTypes();
       case "reset-peak":
         resetPeakRss();
         await west?.request("reset-peak");
