@@ -8,11 +8,10 @@
  *                                         DELIVERY_CASES=2,3 runs only those cases, and 6)
  */
 import { randomUUID } from "node:crypto";
-import { headerPairs, kcatRead } from "../src/kafka/client/wire-test-kit.ts";
+import { headerPairs, kcatRead, storedCodecs } from "../src/kafka/client/wire-test-kit.ts";
 import { type CompressionCodec, codecId } from "../src/kafka/protocol/compression.ts";
 import { kcatReply, kcatRequest, longMessage } from "../test/codecs/codec-stack.ts";
 import {
-  batchCodecs,
   type CallOutcome,
   callEcho,
   codeCounts,
@@ -41,7 +40,7 @@ const log = (text: string) => process.stderr.write(`[delivery-check] ${text}\n`)
 async function codecsIn(stack: DeliveryStack, topic: string): Promise<Set<number>> {
   const ids = new Set<number>();
   for (const p of [0, 1, 2]) {
-    for (const id of await batchCodecs(stack.mock.brokers, topic, p)) ids.add(id);
+    for (const id of await storedCodecs(stack.mock.brokers, topic, p)) ids.add(id);
   }
   return ids;
 }

@@ -45,7 +45,7 @@ export interface RunSettings extends KafkaOverrides {
 /** Loads a zilla.yaml with the flags applied; on errors prints them, one per line, and resolves undefined. */
 export async function loadOrReport(
   path: string,
-  kafka: KafkaOverrides & { edge?: EdgeSettings },
+  kafka: KafkaOverrides & Pick<RunSettings, "edge">,
   env: Record<string, string | undefined>,
 ): Promise<GatewayConfig | undefined> {
   const registry = await loadServiceRegistry();
@@ -63,12 +63,10 @@ export async function loadOrReport(
     for (const error of result.errors) console.error(formatErrorLine(path, error));
     return undefined;
   }
-  if (kafka.edge) {
-    const problem = applyEdgeSettings(result.config, kafka.edge);
-    if (problem) {
-      console.error(problem);
-      return undefined;
-    }
+  const problem = applyEdgeSettings(result.config, kafka.edge);
+  if (problem) {
+    console.error(problem);
+    return undefined;
   }
   return result.config;
 }

@@ -43,19 +43,21 @@ export class ClusterMetadata {
     this.pool = pool;
   }
 
-  /** The cached partitions of `topic`, or undefined when none are known. */
+  /**
+   * The cached partitions of `topic`, or undefined when none are known. Past `maxAgeMs` they
+   * are read again in the background: every producer looks partitions up here.
+   */
   cached(topic: string): PartitionInfo[] | undefined {
     const info = this.topics.get(topic);
-    return info && info.partitions.length > 0 ? info.partitions : undefined;
+    if (!info || info.partitions.length === 0) return undefined;
+    if (Date.now() - this.readAtMs > this.maxAgeMs) this.refresh([topic]).catch(() => {});
+    return info.partitions;
   }
 
   /** The partitions of `topic` (created when the broker auto-creates topics). */
   async partitions(topic: string): Promise<PartitionInfo[]> {
     const known = this.cached(topic);
-    if (known) {
-      if (Date.now() - this.readAtMs > this.maxAgeMs) this.refresh([topic]).catch(() => {});
-      return known;
-    }
+    if (known) return known;
     await this.refresh([topic]);
     const info = this.topics.get(topic);
     if (!info || info.partitions.length === 0) {

@@ -339,4 +339,43 @@ describe("failing clusters", () => {
       client.close();
     }
   });
+
+  it("the gateway's producers (produceEach) follow a new partition count past metadataMaxAgeMs too", async () => {
+    const topic = "grows-each";
+    broker.createTopic(topic, 2);
+    const client = new KafkaCluster(testSettings(broker.bootstrap));
+    try {
+      // A key that murmur2 puts on partition 1 of 2 and on partition 3 of 4.
+      const partitionOf = (k: string, count: number) => (murmur2(text(k)) & 0x7fffffff) % count;
+      const key = Array.from({ length: 10_000 }, (_, i) => `k${i}`).find(
+        (k) => partitionOf(k, 2) === 1 && partitionOf(k, 4) === 3,
+      ) as string;
+      const produceEach = async (value: string) => {
+        let failure: Error | undefined;
+        await client.produceEach(
+          1,
+          5_000,
+          [{ topic, records: record(key, value), deadlineMs: Date.now() + 5_000 }],
+          {
+            settle: (_item, error) => {
+              failure ??= error;
+            },
+          },
+        );
+        if (failure) throw failure;
+      };
+      await produceEach("before");
+      broker.growTopic(topic, 4);
+      client.metadataMaxAgeMs = 0;
+      // The first produce may still use the cached count; the refresh it started is next.
+      await waitFor(async () => {
+        await produceEach("after");
+        return (await kcatRead(broker.bootstrap, topic)).some((r) => r.partition === 3);
+      }, "a record on partition 3");
+      const read = await kcatRead(broker.bootstrap, topic);
+      expect(read.find((r) => r.payload === "before")?.partition).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
 });
