@@ -18,6 +18,7 @@ import { renderChart } from "./lib/chart.ts";
 import { type BenchChild, sourceBenchPath, spawnChild } from "./lib/child.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "./lib/echo-payload.ts";
 import { h2loadVersion, runH2load } from "./lib/h2load.ts";
+import { type MachineCpu, otherCores, readMachineCpu } from "./lib/machine-cpu.ts";
 import type { GatewayStats, ProcessStats } from "./lib/process-stats.ts";
 import { renderMarkdown, renderText } from "./lib/report.ts";
 import type {
@@ -456,7 +457,7 @@ class Harness {
       owned.length > 0 && owned.every((us) => us !== undefined)
         ? owned.reduce<number>((sum, us) => sum + (us ?? 0), 0)
         : undefined;
-    return { own: ownUs, broker, echo };
+    return { own: ownUs, broker, echo, machine: readMachineCpu(), atMs: performance.now() };
   }
 
   private async measureFloor(
@@ -683,7 +684,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-type CpuSnapshot = { own?: number; broker?: number; echo?: number };
+type CpuSnapshot = {
+  own?: number;
+  broker?: number;
+  echo?: number;
+  machine?: MachineCpu | undefined;
+  atMs?: number;
+};
 
 /** CPU seconds per 1,000 OK calls of the gateway or floor, the broker and the echo upstream. */
 function withCpu(figures: PointFigures, cpu0: CpuSnapshot, cpu1: CpuSnapshot): PointFigures {
@@ -697,13 +704,17 @@ function withCpu(figures: PointFigures, cpu0: CpuSnapshot, cpu1: CpuSnapshot): P
   if (own !== undefined) figures.cpuSecondsPer1kCalls = own;
   if (broker !== undefined) figures.brokerCpuSecondsPer1kCalls = broker;
   if (echo !== undefined && echo > 0) figures.upstreamCpuSecondsPer1kCalls = echo;
+  const others = otherCores(cpu0.machine, cpu1.machine, (cpu1.atMs ?? 0) - (cpu0.atMs ?? 0));
+  if (others !== undefined) figures.machineOtherCores = others;
   return figures;
 }
 
 function pointSummary(figures: PointFigures | undefined): string {
   if (!figures) return "n/a";
   const failed = figures.failed ? ` errors ${figures.failed}` : "";
-  return `${Math.round(figures.callsPerS)}/s p50 ${figures.p50Ms}ms p99 ${figures.p99Ms}ms${failed}`;
+  const others =
+    figures.machineOtherCores === undefined ? "" : ` others ${figures.machineOtherCores} cores`;
+  return `${Math.round(figures.callsPerS)}/s p50 ${figures.p50Ms}ms p99 ${figures.p99Ms}ms${failed}${others}`;
 }
 
 function ratios(point: ScenarioPoint): void {

@@ -27,6 +27,11 @@ export interface PointFigures {
   brokerCpuSecondsPer1kCalls?: number;
   /** CPU seconds per 1,000 OK calls of the echo upstream (gateway and direct). */
   upstreamCpuSecondsPer1kCalls?: number;
+  /**
+   * Cores the machine kept busy outside the bench's processes during the window (Linux):
+   * another tenant's work, which slows whichever side it lands on.
+   */
+  machineOtherCores?: number;
   /** Calls the echo upstream received during the run (warm-up included), for h2load runs. */
   upstreamCalls?: number;
   /**

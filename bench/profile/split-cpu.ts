@@ -6,6 +6,8 @@
  * `--scenario server-stream|bidi` drives the streaming calls with the bench's two
  * load-client processes instead (their CPU is listed too: on 2 cores it competes with the
  * gateway's).
+ * The CPU the rest of the machine used in the window is printed too ("others"): on a shared
+ * machine a window with much of it measured a contended gateway.
  * Profilers that sample the JS thread's wall time cannot tell those apart on a loaded
  * 2-core machine (a socket write that wakes another process looks expensive).
  *
@@ -172,6 +174,15 @@ try {
     }
     console.log(
       `  ${"total".padEnd(8)} ${perCall(total).padStart(8)} per call (${streaming ? "" : "h2load and "}this driver not counted; driver ${perCall(loadCpu)})`,
+    );
+    // CPU the machine spent outside these processes (other work on a shared machine, or
+    // h2load): a window where it is high measured a contended gateway, not a slower one.
+    const busySeconds =
+      (machineAfter.total - machineBefore.total - (machineAfter.idle - machineBefore.idle)) /
+      ticksPerSecond;
+    const otherSeconds = Math.max(0, busySeconds - total - loadCpu);
+    console.log(
+      `  ${"others".padEnd(8)} ${((otherSeconds / durationMs) * 1e5).toFixed(0).padStart(4)}% of a core (the rest of the machine${streaming ? "" : ", h2load included"})`,
     );
   }
 } finally {
