@@ -101,8 +101,8 @@ describe("scenario rows", () => {
         points: [
           {
             concurrency: 64,
-            gateway: point(500),
-            floor: point(600),
+            gateway: { ...point(500), machineOtherCores: 0.05 },
+            floor: { ...point(600), machineOtherCores: 0.9 },
             native: point(2000),
             gatewayToFloorCallsRatio: 0.833,
             gatewayToNativeCallsRatio: 0.25,
@@ -119,6 +119,11 @@ describe("scenario rows", () => {
     expect(text).toContain("native calls/s");
     expect(text).toMatch(/0\.83×.*0\.25×/);
     expect(text).toContain("native floor via own client");
+  });
+
+  it("show the cores other work took in the gateway's and the floor's windows", () => {
+    expect(renderText(results)).toContain("others g/f");
+    expect(renderMarkdown(results)).toMatch(/\| 0\.05\/0\.90 \|$/m);
   });
 
   it("show north's memory per pending call at each count next to a bare HTTP/2 stream", () => {

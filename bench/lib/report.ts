@@ -58,6 +58,7 @@ const scenarioHead: Row = [
   "floor CPU s/1k",
   "native CPU s/1k",
   "failed g/f/n/d",
+  "others g/f",
 ];
 
 function scenarioRows(scenario: ScenarioResult): Row[] {
@@ -84,6 +85,8 @@ function scenarioRows(scenario: ScenarioResult): Row[] {
     num(p.floor?.cpuSecondsPer1kCalls, 3),
     num(p.native?.cpuSecondsPer1kCalls, 3),
     [p.gateway, p.floor, p.native, p.direct].map((f) => (f ? String(f.failed) : "-")).join("/"),
+    // Cores busy outside the bench in the gateway's and the floor's windows (shared machines).
+    [p.gateway, p.floor].map((f) => num(f?.machineOtherCores, 2)).join("/"),
   ]);
 }
 
