@@ -6,6 +6,7 @@
  * reply through a `ReplySink`. Event-driven rather than async iterators, so a pending call
  * holds a few small objects, not a pipeline of suspended generators.
  */
+import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import {
   acksToNumber,
@@ -114,6 +115,11 @@ class RecordTemplate {
   readonly deadlineMs: number | undefined;
   /** Bytes of the `meta:*` headers (names and values), which every record of the call repeats. */
   readonly metadataBytes: number;
+  /**
+   * This caller's attempt of a keyed call (docs/contract.md: difference 9): attempts with one
+   * idempotency key share the correlation id, and answers west gives one of them carry it.
+   */
+  readonly attemptId: string | undefined;
   private readonly key: string;
   private readonly headers: RecordHeader[];
 
@@ -121,9 +127,11 @@ class RecordTemplate {
     const { deps, route } = init;
     const names = deps.options.correlation.headers;
     this.deadlineMs = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
+    const key = idempotencyKey(init.metadata, deps.options.idempotency.metadata);
+    this.attemptId = key === undefined ? undefined : randomUUID();
     this.correlationId = createCorrelationId(
       {
-        idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
+        idempotencyKey: key,
         service: init.service,
         method: init.method,
         replyTo: route.replyTo,
@@ -141,6 +149,7 @@ class RecordTemplate {
       method: init.method,
       correlationId: this.correlationId,
       deadlineMs: this.deadlineMs,
+      attemptId: this.attemptId,
       metadata,
     });
     let metadataBytes = 0;
@@ -319,6 +328,12 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   onRecord(reply: ReplyRecord): void {
     if (this.finished) return;
     const parsed = parseReplyHeaders(reply.headers, this.deps.options.correlation.headers);
+    const own = this.template.attemptId;
+    if (parsed.attemptId !== undefined && own !== undefined && parsed.attemptId !== own) {
+      // West's answer to another attempt with this key (one whose deadline passed before
+      // west read it, say): not this caller's outcome.
+      return;
+    }
     if (reply.value === null) {
       const trailers = parsed.metadata.filter(([name]) => isResponseMetadata(name));
       this.finish(parsed.status ?? statusOk, parsed.message ?? "", trailers);
