@@ -24,11 +24,17 @@ import {
   requestHeaders,
   requestKey,
 } from "../kafka/record-contract.ts";
-import type { ReplyReader, ReplyRecord, ReplyWaiter } from "../kafka/reply-reader.ts";
+import {
+  noTicket,
+  type ReplyReader,
+  type ReplyRecord,
+  type ReplyWaiter,
+} from "../kafka/reply-reader.ts";
 import type { AcksNumber, RequestProducer } from "../kafka/request-producer.ts";
 import type { NorthCallStats, NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallSpan, type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
+import { callDeadlines, type Expiring } from "./deadline-queue.ts";
 import {
   connectErrorFromProduce,
   connectErrorFromReader,
@@ -268,10 +274,15 @@ abstract class ObservedCall {
  * Request/reply: every request stream ends with one tombstone, whether the client half-closed,
  * cancelled, ran out of time, or the reply ended first; a client cancel adds a second one.
  */
-class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter {
+class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter, Expiring {
   private readonly sink: ReplySink;
-  private readonly unregister: () => void;
-  private readonly timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The reply reader's ticket while the call waits for its reply (see `waitFor`). */
+  private readonly ticket: number = noTicket;
+  private readonly replyTopic: string | undefined;
+  /** The default reply timeout when it is what runs out, else -1 (the client's deadline). */
+  private timeoutKind = -1;
+  dueMs = 0;
+  queueIndex = -1;
   private requestEnded = false;
   private headersSent = false;
   private finished = false;
@@ -283,19 +294,21 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     if (refusal !== undefined) {
       // Nothing is produced: the request is over before it began.
       this.requestEnded = true;
-      this.unregister = noop;
+      this.replyTopic = undefined;
       queueMicrotask(() => this.finish(Code.ResourceExhausted, refusal));
       return;
     }
     const reader = init.deps.reader;
+    this.replyTopic = init.route.replyTo;
     // Registered before the first record leaves, so even an instant reply finds its call.
-    this.unregister = reader ? reader.register(this.correlationId, this, init.route.replyTo) : noop;
+    if (reader) this.ticket = reader.waitFor(this.correlationId, this, this.replyTopic);
     // The client's deadline, else docs/contract.md: difference 7's default, so waiters cannot pile up.
     const defaultMs = init.deps.options.defaultTimeoutMs;
     if (init.timeoutMs !== undefined) {
-      this.timer = setTimeout(callTimedOut, timerMs(init.timeoutMs), this, -1);
+      callDeadlines.add(this, init.timeoutMs);
     } else if (defaultMs > 0) {
-      this.timer = setTimeout(callTimedOut, timerMs(defaultMs), this, defaultMs);
+      this.timeoutKind = defaultMs;
+      callDeadlines.add(this, defaultMs);
     }
     if (!reader) queueMicrotask(() => this.finish(Code.Internal, "no reply reader for this route"));
   }
@@ -366,8 +379,9 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     this.produce(null);
   }
 
-  /** `defaultMs` >= 0: the default reply timeout ran out; -1: the client's deadline did. */
-  timedOut(defaultMs: number): void {
+  /** The call's deadline (or the default reply timeout) ran out. */
+  expire(): void {
+    const defaultMs = this.timeoutKind;
     if (defaultMs >= 0) {
       const error = replyTimeoutError(defaultMs);
       // No reply in time without a client deadline: west is likely down or far behind.
@@ -381,8 +395,11 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   private finish(code: GrpcStatus, message: string, trailers: MetadataEntries = []): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.timer);
-    this.unregister();
+    callDeadlines.remove(this);
+    const reader = this.deps.reader;
+    if (reader && this.ticket !== noTicket) {
+      reader.stopWaiting(this.correlationId, this, this.replyTopic, this.ticket);
+    }
     this.deps.active.delete(this);
     this.endRequest();
     this.observeEnd(code, message);
@@ -390,16 +407,9 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   }
 }
 
-function noop(): void {}
-
 /** A delay setTimeout takes as is (it turns anything above 2^31-1 ms into 1 ms). */
 function timerMs(ms: number): number {
   return Math.min(Math.max(0, ms), 2_147_483_647);
-}
-
-// A module function rather than a closure per call: pending calls hold as little as possible.
-function callTimedOut(call: RequestReplyCall, defaultMs: number): void {
-  call.timedOut(defaultMs);
 }
 
 /** Oneway (no reply-to): produce every message; after half-close, one empty message and OK. */
