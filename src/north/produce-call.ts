@@ -30,7 +30,12 @@ import {
   type ReplyRecord,
   type ReplyWaiter,
 } from "../kafka/reply-reader.ts";
-import type { AcksNumber, RequestProducer } from "../kafka/request-producer.ts";
+import type {
+  AcksNumber,
+  ProduceError,
+  ProduceListener,
+  RequestProducer,
+} from "../kafka/request-producer.ts";
 import type { NorthCallStats, NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallSpan, type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
@@ -175,7 +180,7 @@ function idempotencyKey(metadata: MetadataEntries, name: string): string | undef
  * What every call records about itself: its metrics, its span and its log line. A base class
  * rather than a helper object, so observing a call costs a few fields, not an allocation.
  */
-abstract class ObservedCall {
+abstract class ObservedCall implements ProduceListener {
   readonly correlationId: string;
   protected readonly deps: CallDeps;
   protected readonly template: RecordTemplate;
@@ -220,15 +225,33 @@ abstract class ObservedCall {
     this.span?.correlate(this.correlationId);
   }
 
-  /** Queues one record; resolves once Kafka acknowledged it (its latency is recorded). */
-  protected send(value: Uint8Array | null): Promise<void> {
+  /**
+   * Queues one record; the call hears the outcome itself (`onProduced`, `onProduceFailed`),
+   * so a record in flight costs no promise or closure.
+   */
+  protected send(value: Uint8Array | null): void {
     const t = this.template;
-    const sent = this.deps.producer.send(t.topic, t.acks, t.record(value), t.deadlineMs);
-    const metrics = this.deps.metrics;
-    if (!metrics) return sent;
-    const queuedAt = performance.now();
-    return sent.then(() => metrics.produced((performance.now() - queuedAt) / 1000));
+    const deadlineMs = t.deadlineMs ?? Number.POSITIVE_INFINITY;
+    this.deps.producer.submit(t.topic, t.acks, t.record(value), deadlineMs, this);
   }
+
+  /** Kafka acknowledged one of the call's records (its latency is recorded). */
+  onProduced(seconds: number): void {
+    this.deps.metrics?.produced(seconds);
+    this.acknowledged();
+  }
+
+  /** A record could not be produced: the call ends with the matching status. */
+  onProduceFailed(error: ProduceError): void {
+    const failure = connectErrorFromProduce(error);
+    if (!this.isFinished) this.logFailure("request produce failed", failure.code, error);
+    this.fail(failure.code, failure.rawMessage);
+  }
+
+  /** One record acknowledged (after its metrics). */
+  protected abstract acknowledged(): void;
+  protected abstract get isFinished(): boolean;
+  protected abstract fail(code: Code, message: string): void;
 
   /** Records the call's end: metrics, span, and its log line. */
   protected observeEnd(code: GrpcStatus, message: string): void {
@@ -366,11 +389,17 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter,
       this.requests++;
       this.requestBytes += value.byteLength;
     }
-    this.send(value).catch((error: unknown) => {
-      const failure = connectErrorFromProduce(error);
-      if (!this.finished) this.logFailure("request produce failed", failure.code, error);
-      this.finish(failure.code, failure.rawMessage);
-    });
+    this.send(value);
+  }
+
+  protected acknowledged(): void {}
+
+  protected get isFinished(): boolean {
+    return this.finished;
+  }
+
+  protected fail(code: Code, message: string): void {
+    this.finish(code, message);
   }
 
   private endRequest(): void {
@@ -443,17 +472,20 @@ class OnewayCall extends ObservedCall implements ProduceCall {
     this.unacked++;
     this.requests++;
     this.requestBytes += bytes.byteLength;
-    this.send(bytes).then(
-      () => {
-        this.unacked--;
-        this.answerIfDone();
-      },
-      (error: unknown) => {
-        const failure = connectErrorFromProduce(error);
-        if (!this.finished) this.logFailure("request produce failed", failure.code, error);
-        this.finish(failure.code, failure.rawMessage);
-      },
-    );
+    this.send(bytes);
+  }
+
+  protected acknowledged(): void {
+    this.unacked--;
+    this.answerIfDone();
+  }
+
+  protected get isFinished(): boolean {
+    return this.finished;
+  }
+
+  protected fail(code: Code, message: string): void {
+    this.finish(code, message);
   }
 
   halfClose(): void {
