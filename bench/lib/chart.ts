@@ -1,6 +1,7 @@
 /**
  * The results as one hand-written SVG: per scenario, calls/s against concurrency (left)
- * and p50/p99 latency on a log scale (right), gateway vs floor vs direct.
+ * and p50/p99 latency on a log scale (right), gateway vs the kafkajs floor vs the native
+ * floor (the gateway's own Kafka client, no gRPC) vs direct.
  */
 import type { BenchResults, ScenarioResult, TargetName } from "./results.ts";
 import { targetNames } from "./results.ts";
@@ -8,12 +9,14 @@ import { targetNames } from "./results.ts";
 const colors: Record<TargetName, string> = {
   gateway: "#d1495b",
   floor: "#00798c",
+  native: "#edae49",
   direct: "#8d8d8d",
 };
 
 const labels: Record<TargetName, string> = {
   gateway: "gateway",
   floor: "floor (plain kafkajs)",
+  native: "native floor (own client)",
   direct: "direct (no Kafka)",
 };
 
@@ -170,14 +173,14 @@ export function renderChart(results: BenchResults): string {
   const height = header + results.scenarios.length * cellHeight + 10;
   const legend = targetNames
     .map((t, i) => {
-      const x = margin.left + i * 175;
+      const x = margin.left + i * 150;
       return `<circle cx="${x}" cy="64" r="5" fill="${colors[t]}"/><text x="${x + 10}" y="68" class="legend">${labels[t]}</text>`;
     })
     .join("\n");
   const m = results.machine;
   const subtitle = `${results.date.slice(0, 19).replace("T", " ")} UTC · ${results.runtime} · ${m.cores} cores · ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB${results.smoke ? " · SMOKE (tiny durations)" : ""}`;
-  const styleLegend = `<line x1="${margin.left + 560}" x2="${margin.left + 590}" y1="64" y2="64" stroke="#333" stroke-width="2"/><text x="${margin.left + 596}" y="68" class="legend">p50</text>
-<line x1="${margin.left + 650}" x2="${margin.left + 680}" y1="64" y2="64" stroke="#333" stroke-width="2" stroke-dasharray="6 4"/><text x="${margin.left + 686}" y="68" class="legend">p99</text>`;
+  const styleLegend = `<line x1="${margin.left + 640}" x2="${margin.left + 670}" y1="64" y2="64" stroke="#333" stroke-width="2"/><text x="${margin.left + 676}" y="68" class="legend">p50</text>
+<line x1="${margin.left + 720}" x2="${margin.left + 750}" y1="64" y2="64" stroke="#333" stroke-width="2" stroke-dasharray="6 4"/><text x="${margin.left + 756}" y="68" class="legend">p99</text>`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">
 <style>
 .title { font-size: 14px; font-weight: bold; fill: #222; }
@@ -190,7 +193,7 @@ export function renderChart(results: BenchResults): string {
 .grid { stroke: #e6e6e6; }
 </style>
 <rect width="100%" height="100%" fill="white"/>
-<text x="${margin.left}" y="26" class="head">gRPC ⇄ Kafka gateway vs its floor (plain kafkajs) vs direct (no Kafka)</text>
+<text x="${margin.left}" y="26" class="head">gRPC ⇄ Kafka gateway vs its floors (plain kafkajs; own Kafka client) vs direct (no Kafka)</text>
 <text x="${margin.left}" y="44" class="sub">${escapeXml(subtitle)}</text>
 ${legend}
 ${styleLegend}

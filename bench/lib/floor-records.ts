@@ -6,8 +6,7 @@
  */
 import { type IHeaders, Kafka, logLevel, type Message, type Producer } from "kafkajs";
 import { CORRELATION_ID, METHOD, REPLY_TO, SERVICE, STATUS } from "../../src/kafka/header-names.ts";
-
-export const echoService = "grpc.examples.echo.Echo";
+import { echoService } from "./floor-call.ts";
 
 /** A kafkajs client whose logs go to stderr (stdout carries the bench protocol). */
 export function createFloorKafka(clientId: string, bootstrap: string): Kafka {

@@ -12,6 +12,9 @@ export interface ProcessStats {
   heapUsedBytes: number;
 }
 
+/** A gateway's figures: both processes added up, and north's (and west's, split) alone. */
+export type GatewayStats = ProcessStats & { north: ProcessStats; west?: ProcessStats };
+
 let peakRss = 0;
 
 /** Samples RSS every `intervalMs` to track the peak; returns a stopper. */
@@ -50,4 +53,16 @@ export function processStats(opts: { gc?: boolean } = {}): ProcessStats {
     peakRssBytes: peakRss,
     heapUsedBytes: memory.heapUsed,
   };
+}
+
+/** Counts of live JS objects by type after a full GC (Bun's `bun:jsc`; empty elsewhere). */
+export async function heapTypes(): Promise<Record<string, number>> {
+  if (!(process.versions as { bun?: string }).bun) return {};
+  // A variable specifier: the module exists only under Bun, and has no type declarations.
+  const specifier = "bun:jsc";
+  const jsc = (await import(specifier)) as {
+    heapStats(): { objectTypeCounts: Record<string, number> };
+  };
+  collectGarbage();
+  return jsc.heapStats().objectTypeCounts;
 }

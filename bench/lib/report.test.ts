@@ -60,3 +60,70 @@ describe("targets", () => {
     }
   });
 });
+
+describe("scenario rows", () => {
+  const point = (callsPerS: number) => ({
+    calls: callsPerS,
+    failed: 0,
+    callsPerS,
+    p50Ms: 1,
+    p90Ms: 2,
+    p99Ms: 3,
+    maxMs: 4,
+    meanMs: 1,
+    errors: {},
+    loadGenerator: "x",
+  });
+  const results = {
+    date: "2026-01-02T03:04:05.000Z",
+    smoke: false,
+    runtime: "bun 1.4.5",
+    machine: { cores: 2, memoryBytes: 8 * 2 ** 30, cpuModel: "cpu", platform: "linux" },
+    loadGenerator: { unary: "h2load", streaming: "raw", floor: "kafkajs", native: "own client" },
+    settings: { concurrencies: [64], warmupMs: 1, durationMs: 1, partitions: 1 },
+    gateway: {
+      pendingMemory: [
+        {
+          pendingCalls: 100000,
+          northBytesPerCall: 6144,
+          northHeapBytesPerCall: 4096,
+          http2StreamBytes: 2048,
+          northToHttp2StreamRatio: 3,
+        },
+      ],
+    },
+    scenarios: [
+      {
+        id: "bidi",
+        title: "bidi",
+        kind: "bidi",
+        payloadBytes: 100,
+        points: [
+          {
+            concurrency: 64,
+            gateway: point(500),
+            floor: point(600),
+            native: point(2000),
+            gatewayToFloorCallsRatio: 0.833,
+            gatewayToNativeCallsRatio: 0.25,
+          },
+        ],
+      },
+    ],
+    targets: [],
+    problems: [],
+  } as unknown as BenchResults;
+
+  it("show the native floor and the gateway ÷ native ratio beside the kafkajs floor", () => {
+    const text = renderText(results);
+    expect(text).toContain("native calls/s");
+    expect(text).toMatch(/0\.83×.*0\.25×/);
+    expect(text).toContain("native floor via own client");
+  });
+
+  it("show north's memory per pending call at each count next to a bare HTTP/2 stream", () => {
+    expect(renderMarkdown(results)).toContain(
+      "north's memory per pending call at 100000 pending (JS heap part) / bare http2 stream / ratio | 6.00 KiB (4.00 KiB) / 2.00 KiB / 3.00×",
+    );
+  });
+});

@@ -45,14 +45,19 @@ const scenarioHead: Row = [
   "floor calls/s",
   "floor p50",
   "floor p99",
+  "native calls/s",
+  "native p50",
+  "native p99",
   "direct calls/s",
   "direct p50",
   "direct p99",
   "gw÷floor",
   "gw−floor p50",
+  "gw÷native",
   "gw CPU s/1k",
   "floor CPU s/1k",
-  "failed g/f/d",
+  "native CPU s/1k",
+  "failed g/f/n/d",
 ];
 
 function scenarioRows(scenario: ScenarioResult): Row[] {
@@ -64,6 +69,9 @@ function scenarioRows(scenario: ScenarioResult): Row[] {
     rate(p.floor),
     num(p.floor?.p50Ms, 2),
     num(p.floor?.p99Ms, 2),
+    rate(p.native),
+    num(p.native?.p50Ms, 2),
+    num(p.native?.p99Ms, 2),
     rate(p.direct),
     num(p.direct?.p50Ms, 2),
     num(p.direct?.p99Ms, 2),
@@ -71,9 +79,11 @@ function scenarioRows(scenario: ScenarioResult): Row[] {
     p.gatewayP50AddedMs === undefined
       ? "n/a"
       : `${p.gatewayP50AddedMs >= 0 ? "+" : ""}${num(p.gatewayP50AddedMs, 2)}`,
+    p.gatewayToNativeCallsRatio === undefined ? "n/a" : `${num(p.gatewayToNativeCallsRatio, 2)}×`,
     num(p.gateway?.cpuSecondsPer1kCalls, 3),
     num(p.floor?.cpuSecondsPer1kCalls, 3),
-    [p.gateway, p.floor, p.direct].map((f) => (f ? String(f.failed) : "-")).join("/"),
+    num(p.native?.cpuSecondsPer1kCalls, 3),
+    [p.gateway, p.floor, p.native, p.direct].map((f) => (f ? String(f.failed) : "-")).join("/"),
   ]);
 }
 
@@ -115,6 +125,10 @@ function resourceRows(results: BenchResults): Row[] {
       "memory per pending call: gateway (JS heap part) / echo direct / bare http2 stream",
       `${bytes(g.memoryPerPendingCallBytes)} (${bytes(g.heapPerPendingCallBytes)}) / ${bytes(g.directMemoryPerPendingCallBytes)} / ${bytes(g.http2StreamBytes)}`,
     ],
+    ...(g.pendingMemory ?? []).map((m) => [
+      `north's memory per pending call at ${m.pendingCalls} pending (JS heap part) / bare http2 stream / ratio`,
+      `${bytes(m.northBytesPerCall)} (${bytes(m.northHeapBytesPerCall)}) / ${bytes(m.http2StreamBytes)} / ${num(m.northToHttp2StreamRatio, 2)}×; north RSS ${bytes(m.northIdleRssBytes)} → ${bytes(m.northPendingRssBytes)}, north + west ${bytes(m.gatewayBytesPerCall)}, opened in ${num(m.openMs, 0)} ms, ${m.heldAtUpstream ?? "n/a"} held at the upstream, ${m.answeredEarly ?? "n/a"} answered early`,
+    ]),
   ];
 }
 
@@ -165,7 +179,7 @@ function intro(results: BenchResults): string[] {
   const s = results.settings;
   return [
     `${results.smoke ? "SMOKE run (figures not meaningful)" : "Full run"}, ${results.date}, ${results.runtime}, ${m.cores} cores (${m.cpuModel}), ${bytes(m.memoryBytes)}`,
-    `load: unary via ${results.loadGenerator.unary}; streaming via ${results.loadGenerator.streaming}; floor via ${results.loadGenerator.floor}${results.loadGenerator.gateway ? `; gateway as ${results.loadGenerator.gateway}` : ""}`,
+    `load: unary via ${results.loadGenerator.unary}; streaming via ${results.loadGenerator.streaming}; floor via ${results.loadGenerator.floor}${results.loadGenerator.native ? `; native floor via ${results.loadGenerator.native}` : ""}${results.loadGenerator.gateway ? `; gateway as ${results.loadGenerator.gateway}` : ""}`,
     `each point: ${s.warmupMs} ms warm-up, then ${s.durationMs} ms measured${(s.targetRounds ?? 1) > 1 ? ` (unary 100 B at 1, 64 and 256: ${s.targetRounds} interleaved rounds, the median round shown)` : ""}; ${s.partitions} partitions per topic; latencies in ms`,
   ];
 }

@@ -1,8 +1,12 @@
 /** The shape of bench/results/<date>.json (and what the table and chart read). */
 import type { ScaleOutResults } from "./scale-out.ts";
 
-export type TargetName = "gateway" | "floor" | "direct";
-export const targetNames: readonly TargetName[] = ["gateway", "floor", "direct"];
+/**
+ * gateway: the gRPC gateway; floor: the same round trip with plain kafkajs; native: the same
+ * round trip on the gateway's own Kafka client without gRPC; direct: the echo upstream alone.
+ */
+export type TargetName = "gateway" | "floor" | "native" | "direct";
+export const targetNames: readonly TargetName[] = ["gateway", "floor", "native", "direct"];
 
 export interface PointFigures {
   /** OK calls in the measured window. */
@@ -17,7 +21,7 @@ export interface PointFigures {
   /** Failure texts with counts, when any failed. */
   errors: Record<string, number>;
   loadGenerator: string;
-  /** CPU seconds per 1,000 OK calls: the gateway process (gateway) or requester + responder (floor). */
+  /** CPU seconds per 1,000 OK calls: the gateway's processes (gateway) or requester + responder (floors). */
   cpuSecondsPer1kCalls?: number;
   /** CPU seconds per 1,000 OK calls of the broker (every side uses it). */
   brokerCpuSecondsPer1kCalls?: number;
@@ -36,9 +40,12 @@ export interface ScenarioPoint {
   concurrency: number;
   gateway?: PointFigures;
   floor?: PointFigures;
+  native?: PointFigures;
   direct?: PointFigures;
   /** gateway calls/s ÷ floor calls/s. */
   gatewayToFloorCallsRatio?: number;
+  /** gateway calls/s ÷ native floor calls/s: what the gateway's gRPC layers cost. */
+  gatewayToNativeCallsRatio?: number;
   /** gateway p50 − floor p50, ms. */
   gatewayP50AddedMs?: number;
   /** gateway p99 ÷ floor p99. */
@@ -59,6 +66,30 @@ export interface TargetCheck {
   /** The measured value as shown; "n/a" when it could not be measured. */
   value: string;
   pass: boolean | null;
+}
+
+/** Memory per pending call at one count of pending calls, each measured on fresh processes. */
+export interface PendingMemoryFigures {
+  pendingCalls: number;
+  /** North's process alone (split deployment; single: the one process), after a GC. */
+  northIdleRssBytes: number | null;
+  northPendingRssBytes: number | null;
+  /** (north RSS with the calls pending − north idle RSS) ÷ pending calls. */
+  northBytesPerCall: number | null;
+  /** The JS heap part of it. */
+  northHeapBytesPerCall: number | null;
+  /** North and west together (what older results called memoryPerPendingCallBytes). */
+  gatewayBytesPerCall: number | null;
+  /** A bare node:http2 server of the same runtime holding as many streams. */
+  http2StreamBytes: number | null;
+  /** northBytesPerCall ÷ http2StreamBytes. */
+  northToHttp2StreamRatio: number | null;
+  /** Calls the upstream held when RSS was sampled (bounded by west's maxConcurrentCalls). */
+  heldAtUpstream: number | null;
+  /** Calls already answered when RSS was sampled (should be 0). */
+  answeredEarly: number | null;
+  /** Opening every call took this long (the calls must stay pending until sampled). */
+  openMs: number | null;
 }
 
 export interface GatewayFigures {
@@ -89,6 +120,11 @@ export interface GatewayFigures {
   pendingAnsweredEarly: number | null;
   /** Gateway CPU seconds per 1,000 calls, unary 100 B at concurrency 64. */
   cpuSecondsPer1kCalls: number | null;
+  /**
+   * Memory per pending call in north's process at each count (--pending-calls, default
+   * 10,000 and 100,000; the fields above are the first count's, both processes).
+   */
+  pendingMemory?: PendingMemoryFigures[];
 }
 
 export interface BenchResults {
@@ -97,7 +133,13 @@ export interface BenchResults {
   smoke: boolean;
   runtime: string;
   machine: { cores: number; memoryBytes: number; cpuModel: string; platform: string };
-  loadGenerator: { unary: string; streaming: string; floor: string; gateway?: string };
+  loadGenerator: {
+    unary: string;
+    streaming: string;
+    floor: string;
+    native?: string;
+    gateway?: string;
+  };
   settings: {
     concurrencies: number[];
     warmupMs: number;
@@ -111,7 +153,13 @@ export interface BenchResults {
   unaryC64RatioToFloor: number | null;
   unaryC1P50AddedMs: number | null;
   unaryC256P99RatioToFloor: number | null;
-  failedCalls: { gateway: number; floor: number; direct: number };
+  /** Server streaming at 64 calls: gateway calls/s ÷ kafkajs floor calls/s. */
+  serverStreamC64RatioToFloor?: number | null;
+  /** Bidi at 64 calls: gateway calls/s ÷ kafkajs floor calls/s. */
+  bidiC64RatioToFloor?: number | null;
+  /** Unary 100 B at 64 calls: gateway calls/s ÷ native floor calls/s. */
+  unaryC64RatioToNativeFloor?: number | null;
+  failedCalls: { gateway: number; floor: number; native?: number; direct: number };
   gateway: GatewayFigures;
   scenarios: ScenarioResult[];
   /**

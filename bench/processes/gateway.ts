@@ -6,7 +6,8 @@
  *
  * `--deployment split` (the harness's default) runs the gateway as it is deployed and as the
  * floor runs: north (the front door) in this process and west (the remote server) in a
- * child process, like the floor's requester and responder; `stats` then adds up both.
+ * child process, like the floor's requester and responder; `stats` then adds up both, and
+ * gives each process's own figures as `north` and `west` (single: `north` is the process).
  * `--deployment single` runs both in this process. `--role west` is the child's part.
  */
 import type { GatewayConfig } from "../../src/config/types.ts";
@@ -16,6 +17,8 @@ import { exampleConfig } from "../../test/support/example-config.ts";
 import { type BenchChild, spawnChild } from "../lib/child.ts";
 import { emitReady, numberArg, parseArgs, serveCommands, stringArg } from "../lib/child-channel.ts";
 import {
+  type GatewayStats,
+  heapTypes,
   type ProcessStats,
   processStats,
   resetPeakRss,
@@ -55,16 +58,18 @@ const [gateway] = await Promise.all([startGateway(config, { logger }), west?.rea
 const readyInProcessMs = performance.now();
 startRssSampler();
 
-/** This process's figures plus the west child's, when there is one. */
-async function stats(gc: boolean): Promise<ProcessStats> {
+/** This process's figures plus the west child's, when there is one, and each on its own. */
+async function stats(gc: boolean): Promise<GatewayStats> {
   const own = processStats({ gc });
-  if (!west) return own;
+  if (!west) return { ...own, north: own };
   const other = await west.request<ProcessStats>("stats", { gc });
   return {
     cpuUs: own.cpuUs + other.cpuUs,
     rssBytes: own.rssBytes + other.rssBytes,
     peakRssBytes: own.peakRssBytes + other.peakRssBytes,
     heapUsedBytes: own.heapUsedBytes + other.heapUsedBytes,
+    north: own,
+    west: other,
   };
 }
 
@@ -73,6 +78,9 @@ serveCommands(
     switch (command.cmd) {
       case "stats":
         return stats(command.gc === true);
+      case "heap-types":
+        // North's live objects by type (Bun only), for bench/profile/pending-heap.ts.
+        return heapTypes();
       case "reset-peak":
         resetPeakRss();
         await west?.request("reset-peak");

@@ -1,13 +1,16 @@
 /**
- * A Connect gRPC load generator process: on `run` it opens its own HTTP/2 connections to
- * the given url, keeps `concurrency` calls of the scenario in flight for warm-up plus duration,
- * checks every reply, and returns counts and latencies of the measured window.
+ * A gRPC load generator process: on `run` it opens its own HTTP/2 connections to the given
+ * url, keeps `concurrency` calls of the scenario in flight for warm-up plus duration, checks
+ * every reply, and returns counts and latencies of the measured window. `client: "raw"`
+ * makes the calls on raw node:http2 streams (bench/lib/raw-grpc-calls.ts, the default of
+ * the harness), `"connect"` with the Connect gRPC client.
  */
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { emitReady, serveCommands } from "../lib/child-channel.ts";
 import { echoTextOfSize } from "../lib/echo-payload.ts";
+import { connectSessions, rawCallOf } from "../lib/raw-grpc-calls.ts";
 import {
   bidiMessages,
   type LoadRunRequest,
@@ -83,6 +86,20 @@ function callOf(scenario: Scenario): (client: EchoClient) => Promise<void> {
   }
 }
 
+async function runRaw(url: string, request: LoadRunRequest) {
+  const sessions = await connectSessions(url, request.connections);
+  try {
+    const call = rawCallOf(request.scenario);
+    return await runClosedLoop(request, (worker) => {
+      const session = sessions[worker % sessions.length];
+      if (!session) throw new Error("no session");
+      return call(session);
+    });
+  } finally {
+    for (const session of sessions) session.destroy();
+  }
+}
+
 async function run(url: string, request: LoadRunRequest) {
   const managers = Array.from(
     { length: Math.max(1, request.connections) },
@@ -108,7 +125,8 @@ serveCommands(
   (command) => {
     if (command.cmd !== "run") throw new Error(`unknown command ${command.cmd}`);
     if (typeof command.url !== "string") throw new Error("run needs a url");
-    return run(command.url, command.request as LoadRunRequest);
+    const request = command.request as LoadRunRequest;
+    return command.client === "raw" ? runRaw(command.url, request) : run(command.url, request);
   },
   async () => {},
 );

@@ -2,7 +2,9 @@
  * Opens many unary calls at once and keeps them pending, for the gateway's memory per
  * pending call: raw node:http2 streams (a few bytes of client state each), spread over
  * sessions of at most 100 streams, each sending one gRPC frame and half-closing. `open`
- * resolves once every request is written; `close` cancels them all.
+ * resolves once every request is written; `close` cancels them all. Each call carries a
+ * `grpc-timeout` of `timeoutS`, so that the gateway's default timeout (30 s) does not end
+ * calls that must stay pending while 100,000 of them are opened.
  */
 import * as http2 from "node:http2";
 import { emitReady, serveCommands } from "../lib/child-channel.ts";
@@ -13,7 +15,7 @@ let sessions: http2.ClientHttp2Session[] = [];
 let responded = 0;
 let errors = 0;
 
-async function open(url: string, calls: number, message: string) {
+async function open(url: string, calls: number, message: string, timeoutS: number) {
   const body = grpcFrame(echoRequestBytes(message));
   const written: Promise<void>[] = [];
   for (let opened = 0; opened < calls; ) {
@@ -27,6 +29,7 @@ async function open(url: string, calls: number, message: string) {
         ":path": "/grpc.examples.echo.Echo/UnaryEcho",
         "content-type": "application/grpc",
         te: "trailers",
+        "grpc-timeout": `${timeoutS}S`,
       });
       stream.on("response", () => {
         responded++;
@@ -53,7 +56,12 @@ serveCommands(
   (command) => {
     switch (command.cmd) {
       case "open":
-        return open(String(command.url), Number(command.calls), String(command.message));
+        return open(
+          String(command.url),
+          Number(command.calls),
+          String(command.message),
+          Number(command.timeoutS ?? 60),
+        );
       case "status":
         return { responded, errors };
       case "close":

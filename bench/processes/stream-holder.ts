@@ -7,7 +7,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { emitReady, serveCommands } from "../lib/child-channel.ts";
-import { processStats } from "../lib/process-stats.ts";
+import { heapTypes, processStats } from "../lib/process-stats.ts";
 
 const held = new Set<http2.ServerHttp2Stream>();
 const server = http2.createServer();
@@ -24,6 +24,7 @@ serveCommands(
   (command) => {
     if (command.cmd === "stats")
       return { held: held.size, ...processStats({ gc: command.gc === true }) };
+    if (command.cmd === "heap-types") return heapTypes();
     throw new Error(`unknown command ${command.cmd}`);
   },
   async () => {

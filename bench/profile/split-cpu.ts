@@ -3,12 +3,16 @@
  * echo upstream, north and west as two processes, h2load): drives unary 100 B calls with
  * h2load and reads each process's CPU time from /proc (Linux), so the figures include
  * every thread of a process (GC and JIT helpers) and the kernel time its syscalls take.
+ * `--scenario server-stream|bidi` drives the streaming calls with the bench's two
+ * load-client processes instead (their CPU is listed too: on 2 cores it competes with the
+ * gateway's).
  * Profilers that sample the JS thread's wall time cannot tell those apart on a loaded
  * 2-core machine (a socket write that wakes another process looks expensive).
  *
  *   npx bun bench/profile/split-cpu.ts [--concurrency 1,64] [--duration-ms 5000]
  *     [--payload-bytes 100] [--deployment split|single] [--cpu-prof DIR]
- *     [--idempotency-store kafka|memory]
+ *     [--idempotency-store kafka|memory] [--scenario unary|server-stream|bidi]
+ *     [--client raw|connect]   (streaming load clients: raw node:http2 streams or Connect)
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -18,12 +22,18 @@ import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
+import { type LoadRunResult, type Scenario, scenarios } from "../lib/scenarios.ts";
 
 const args = parseArgs();
 const concurrencies = (args.get("concurrency") ?? "1,64").split(",").map(Number);
 const durationMs = Number(args.get("duration-ms") ?? 5000);
 const payloadBytes = Number(args.get("payload-bytes") ?? 100);
 const deployment = args.get("deployment") ?? "split";
+const scenarioId = args.get("scenario") ?? "unary";
+const streaming: Scenario | undefined = scenarios.find(
+  (s) => s.id === scenarioId && s.kind !== "unary",
+);
+if (scenarioId !== "unary" && !streaming) throw new Error(`--scenario ${scenarioId}: unknown`);
 const ticksPerSecond = 100;
 
 /** CPU seconds (user + system, all threads) of a process, from /proc/<pid>/stat. */
@@ -64,6 +74,10 @@ const broker = spawnChild<{ bootstrap: string }>("broker", "processes/broker.ts"
   "echo-requests,echo-responses",
 ]);
 const echo = spawnChild<{ port: number }>("echo", "processes/echo.ts", []);
+const loadClients = streaming
+  ? [1, 2].map((i) => spawnChild<object>(`load-${i}`, "processes/load-client.ts", []))
+  : [];
+await Promise.all(loadClients.map((c) => c.ready));
 const { bootstrap } = await broker.ready;
 const { port: echoPort } = await echo.ready;
 // --cpu-prof DIR: north and west run under the runtime's CPU profiler (a .cpuprofile each
@@ -96,15 +110,42 @@ const processes: [string, number][] = [
   ...(westPid ? ([["west", westPid]] as [string, number][]) : []),
   ["echo", echo.pid],
   ["broker", broker.pid],
+  ...loadClients.map((c, i) => [`load-${i + 1}`, c.pid] as [string, number]),
 ];
+
+/** One measured (or warm-up) window of streaming calls over the two load clients. */
+async function runStreaming(scenario: Scenario, c: number, windowMs: number) {
+  const results = await Promise.all(
+    loadClients.map((client, i) =>
+      client.request<LoadRunResult>("run", {
+        url: `http://127.0.0.1:${port}`,
+        client: args.get("client") === "connect" ? "connect" : "raw",
+        request: {
+          scenario,
+          concurrency: Math.floor(c / 2) + (i < c % 2 ? 1 : 0),
+          connections: 2,
+          warmupMs: 0,
+          durationMs: windowMs,
+        },
+      }),
+    ),
+  );
+  return {
+    calls: results.reduce((a, r) => a + r.calls, 0),
+    failed: results.reduce((a, r) => a + r.failed, 0),
+  };
+}
 try {
   for (const c of concurrencies) {
     const run = unaryEchoRun(port, bodyFile, c, payloadBytes);
-    await runH2load({ ...run, durationMs: 1000 });
+    if (streaming) await runStreaming(streaming, c, 1000);
+    else await runH2load({ ...run, durationMs: 1000 });
     const before = processes.map(([, pid]) => cpuSeconds(pid));
     const selfBefore = process.resourceUsage();
     const machineBefore = machineTicks();
-    const result = await runH2load({ ...run, durationMs, logFile: `${bodyFile}.log` });
+    const result = streaming
+      ? await runStreaming(streaming, c, durationMs)
+      : await runH2load({ ...run, durationMs, logFile: `${bodyFile}.log` });
     const selfAfter = process.resourceUsage();
     const machineAfter = machineTicks();
     const idleShare =
@@ -130,11 +171,15 @@ try {
       );
     }
     console.log(
-      `  ${"total".padEnd(8)} ${perCall(total).padStart(8)} per call (h2load and this driver not counted; driver ${perCall(loadCpu)})`,
+      `  ${"total".padEnd(8)} ${perCall(total).padStart(8)} per call (${streaming ? "" : "h2load and "}this driver not counted; driver ${perCall(loadCpu)})`,
     );
   }
 } finally {
   await rm(bodyFile, { force: true });
-  await Promise.all([gateway.stop(2_000), echo.stop(2_000)]);
+  await Promise.all([
+    gateway.stop(2_000),
+    echo.stop(2_000),
+    ...loadClients.map((c) => c.stop(2_000)),
+  ]);
   await broker.stop(2_000);
 }
