@@ -18,7 +18,6 @@ import { findCoordinatorApi } from "../src/kafka/client/apis/find-coordinator.ts
 import { callApi } from "../src/kafka/client/apis/kafka-api.ts";
 import { KafkaCluster } from "../src/kafka/client/kafka-cluster.ts";
 import { testSettings } from "../src/kafka/client/wire-test-kit.ts";
-import { ApiKey } from "../src/kafka/protocol/api-keys.ts";
 import { createLogger } from "../src/ops/logger.ts";
 import { type EchoServer, startEchoServer } from "../src/upstream/echo-server.ts";
 import { defaultChangelogTopic } from "../src/west/changelog-topic.ts";

@@ -10,6 +10,13 @@ export const REPLY_TO = "zilla:reply-to";
 export const CORRELATION_ID = "zilla:correlation-id";
 /** Absolute deadline, epoch milliseconds, decimal (docs/contract.md: difference 2; not a Zilla header). */
 export const DEADLINE = "zilla:deadline";
+/**
+ * One caller's attempt of a keyed call (docs/contract.md: difference 9; not a Zilla header): every
+ * attempt with the same idempotency key shares the correlation id, so north tags each
+ * attempt's records with its own random id, and west tags the answers it gives itself (and a
+ * cancel applies) with the attempt they belong to.
+ */
+export const ATTEMPT = "zilla:attempt";
 /** Decimal gRPC status code on the reply's end tombstone. */
 export const STATUS = "zilla:status";
 /** gRPC status message on the reply's end tombstone, when the upstream gave one. */

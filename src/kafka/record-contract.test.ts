@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { defaultCorrelationHeaders as names } from "../config/types.ts";
 import {
+  attemptOf,
   isRequestMetadata,
   parseReplyHeaders,
   parseRequestHeaders,
@@ -51,6 +52,26 @@ describe("request records (docs/contract.md: Request records)", () => {
       ["meta:trace-bin", "AAEC"],
       ["meta:idempotency-key", "k"],
     ]);
+  });
+
+  it("tags a keyed call's attempt after the deadline, and reads it back", () => {
+    const headers = requestHeaders({
+      route: produce,
+      names,
+      service: "grpc.examples.echo.Echo",
+      method: "UnaryEcho",
+      correlationId: "k-1",
+      deadlineMs: 5,
+      attemptId: "a-1",
+      metadata: [["idempotency-key", "k"]],
+    });
+    expect(headers.slice(6, 8)).toEqual([
+      ["zilla:deadline", "5"],
+      ["zilla:attempt", "a-1"],
+    ]);
+    expect(parseRequestHeaders(headers, names).attemptId).toBe("a-1");
+    expect(attemptOf(headers)).toBe("a-1");
+    expect(attemptOf([["zilla:correlation-id", "c"]])).toBeUndefined();
   });
 
   it("oneway routes carry only overrides and metadata", () => {
@@ -131,6 +152,17 @@ describe("reply records (docs/contract.md: Reply records)", () => {
       ["zilla:correlation-id", "c"],
       ["zilla:status", "0"],
     ]);
+  });
+
+  it("an answer to one attempt names it, and north reads the name", () => {
+    const headers = replyEndHeaders(names, "c", 4, "late", [], "a-1");
+    expect(headers).toEqual([
+      ["zilla:correlation-id", "c"],
+      ["zilla:status", "4"],
+      ["zilla:message", "late"],
+      ["zilla:attempt", "a-1"],
+    ]);
+    expect(parseReplyHeaders(headers, names).attemptId).toBe("a-1");
   });
 
   it("parses status, message and metadata", () => {

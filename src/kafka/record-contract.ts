@@ -4,7 +4,7 @@
  * plain header lists; the Kafka client lives elsewhere.
  */
 import type { CorrelationHeaders, ProduceWith } from "../config/types.ts";
-import { DEADLINE, MESSAGE, META_PREFIX, STATUS } from "./header-names.ts";
+import { ATTEMPT, DEADLINE, MESSAGE, META_PREFIX, STATUS } from "./header-names.ts";
 
 /** One Kafka header; values are UTF-8 text in this contract. */
 export type RecordHeader = readonly [name: string, value: string];
@@ -92,6 +92,8 @@ export interface RequestHeadersInput {
   correlationId: string;
   /** Absolute deadline, epoch ms (docs/contract.md: difference 2). */
   deadlineMs?: number | undefined;
+  /** This caller's attempt of a keyed call (ATTEMPT); absent on un-keyed calls. */
+  attemptId?: string | undefined;
   metadata: Iterable<readonly [string, string]>;
 }
 
@@ -105,6 +107,7 @@ export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
     out.push([input.names.replyTo, input.route.replyTo]);
     out.push([input.names.correlationId, input.correlationId]);
     if (input.deadlineMs !== undefined) out.push([DEADLINE, String(Math.floor(input.deadlineMs))]);
+    if (input.attemptId !== undefined) out.push([ATTEMPT, input.attemptId]);
   }
   out.push(...metadataHeaders(input.metadata, overriddenMetaHeaders(input.route)));
   return out;
@@ -122,6 +125,8 @@ export interface ParsedRequest {
   replyTo?: string;
   correlationId?: string;
   deadlineMs?: number;
+  /** The caller's attempt (ATTEMPT), when north tagged it. */
+  attemptId?: string;
   /** Metadata entries from `meta:*` headers, names without the prefix, in record order. */
   metadata: [string, string][];
   /** Every header (the record's own array), for route matching on `headers`. */
@@ -142,11 +147,18 @@ export function parseRequestHeaders(
     else if (name === DEADLINE) {
       const ms = Number(value);
       if (Number.isFinite(ms) && ms > 0) parsed.deadlineMs = ms;
-    } else if (name.startsWith(META_PREFIX)) {
+    } else if (name === ATTEMPT) parsed.attemptId = value;
+    else if (name.startsWith(META_PREFIX)) {
       parsed.metadata.push([name.slice(META_PREFIX.length), value]);
     }
   }
   return parsed;
+}
+
+/** The attempt a record is tagged with (ATTEMPT), if it is. */
+export function attemptOf(headers: readonly RecordHeader[]): string | undefined {
+  for (const [name, value] of headers) if (name === ATTEMPT) return value;
+  return undefined;
 }
 
 /** Headers of a reply message record: the correlation id, then the response metadata. */
@@ -169,10 +181,13 @@ export function replyEndHeaders(
   code: number,
   message?: string,
   metadata: Iterable<readonly [string, string]> = [],
+  attemptId?: string,
 ): RecordHeader[] {
   const out = replyHeaders(names, correlationId, metadata);
   out.splice(1, 0, [STATUS, String(code)]);
   if (message) out.splice(2, 0, [MESSAGE, message]);
+  // West's own answer to one attempt of a keyed call: other attempts with the id ignore it.
+  if (attemptId !== undefined) out.push([ATTEMPT, attemptId]);
   return out;
 }
 
@@ -182,6 +197,8 @@ export interface ParsedReply {
   /** Present on the end tombstone; absent = OK (docs/contract.md: North). */
   status?: number;
   message?: string;
+  /** The attempt this answer belongs to (ATTEMPT); absent: every attempt's. */
+  attemptId?: string;
   metadata: [string, string][];
 }
 
@@ -197,6 +214,7 @@ export function parseReplyHeaders(
       const code = Number(value);
       parsed.status = Number.isInteger(code) && code >= 0 && code <= 16 ? code : 2;
     } else if (name === MESSAGE) parsed.message = value;
+    else if (name === ATTEMPT) parsed.attemptId = value;
     else if (name.startsWith(META_PREFIX)) {
       parsed.metadata.push([name.slice(META_PREFIX.length), value]);
     }

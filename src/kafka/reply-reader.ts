@@ -47,6 +47,18 @@ export interface ReplyReader {
    */
   register(correlationId: string, waiter: ReplyWaiter, topic?: string): () => void;
   /**
+   * `register` without a function per call, for the hot path: returns a ticket that
+   * `stopWaiting` takes, once, with the same id, waiter and topic.
+   */
+  waitFor(correlationId: string, waiter: ReplyWaiter, topic?: string): number;
+  /** Ends a `waitFor`. */
+  stopWaiting(
+    correlationId: string,
+    waiter: ReplyWaiter,
+    topic: string | undefined,
+    ticket: number,
+  ): void;
+  /**
    * Draws the UUID part of new correlation ids on `topic` so that their replies land on a
    * partition this reader owns (the contract leaves it free: docs/contract.md, The correlation id); undefined when any UUID does.
    */
@@ -98,21 +110,34 @@ export type ReplyOwnershipOptions = Pick<
 
 const encoder = new TextEncoder();
 
+/** What `waitFor` returns when the reader was closed: nothing to release. */
+export const noTicket = -2;
+
 /** Starts the reader; resolves once what it owns is positioned (and the group joined). */
 export async function startReplyReader(options: ReplyReaderOptions): Promise<ReplyReader> {
   const { kafka, logger, topics, correlationIdHeader } = options;
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const ownership = options.partitions ?? "all";
   const defaultTopic = topics[0] ?? "";
-  // Usually one waiter per id; calls repeating an idempotency key share one id (docs/contract.md: difference 4).
-  const waiters = new Map<string, ReplyWaiter[]>();
+  // Usually one waiter per id, kept as is (no array per pending call); calls repeating an
+  // idempotency key share one id (docs/contract.md: difference 4) and then share an array.
+  const waiters = new Map<string, ReplyWaiter | ReplyWaiter[]>();
   let waiting = 0;
   let dropped = 0;
   let recordsRead = 0;
   let stopped = false;
 
+  const deliver = (waiter: ReplyWaiter, reply: ReplyRecord) => {
+    try {
+      waiter.onRecord(reply);
+    } catch (error) {
+      // One call's failure must not stall the reader (and every other call with it).
+      logger.error("reply dispatch failed", { error });
+    }
+  };
+
   const failAll = (error: Error) => {
-    const all = [...waiters.values()].flat();
+    const all = [...waiters.values()].flat() as ReplyWaiter[];
     waiters.clear();
     waiting = 0;
     for (const w of all) w.onFailure(error);
@@ -165,15 +190,9 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
             value: record.value,
             headers: record.headers,
           };
+          if (!Array.isArray(list)) deliver(list, reply);
           // A copy: a waiter may unregister itself while handling the record.
-          for (const waiter of list.length === 1 ? list : [...list]) {
-            try {
-              waiter.onRecord(reply);
-            } catch (error) {
-              // One call's failure must not stall the reader (and every other call with it).
-              logger.error("reply dispatch failed", { error });
-            }
-          }
+          else for (const waiter of [...list]) deliver(waiter, reply);
         }
       },
     });
@@ -231,6 +250,41 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
     })();
     return released;
   };
+  const waitFor: ReplyReader["waitFor"] = (correlationId, waiter, topic = defaultTopic) => {
+    if (stopped) {
+      queueMicrotask(() => waiter.onFailure(new Error("reply reader is closed")));
+      return noTicket;
+    }
+    // Every partition is read for good in mode all: nothing to count.
+    const partition = tracked ? partitionSet.acquire(topic, encoder.encode(correlationId)) : -1;
+    const current = waiters.get(correlationId);
+    if (current === undefined) waiters.set(correlationId, waiter);
+    else if (Array.isArray(current)) current.push(waiter);
+    else waiters.set(correlationId, [current, waiter]);
+    waiting++;
+    return partition;
+  };
+  const stopWaiting: ReplyReader["stopWaiting"] = (
+    correlationId,
+    waiter,
+    topic = defaultTopic,
+    ticket,
+  ) => {
+    if (ticket === noTicket) return;
+    if (ticket >= 0) partitionSet.release(topic, ticket);
+    const current = waiters.get(correlationId);
+    if (current === waiter) {
+      waiters.delete(correlationId);
+      waiting--;
+      return;
+    }
+    if (!Array.isArray(current)) return;
+    const index = current.indexOf(waiter);
+    if (index < 0) return;
+    waiting--;
+    current.splice(index, 1);
+    if (current.length === 1) waiters.set(correlationId, current[0] as ReplyWaiter);
+  };
 
   return {
     get waiting() {
@@ -244,30 +298,17 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
     },
     partitions: () => partitionSet.stats(),
     uuidChooser: (topic) => partitionSet.uuidChooser(topic),
-    register(correlationId, waiter, topic = defaultTopic) {
-      if (stopped) {
-        queueMicrotask(() => waiter.onFailure(new Error("reply reader is closed")));
-        return () => {};
-      }
-      // Every partition is read for good in mode all: nothing to count.
-      const partition = tracked ? partitionSet.acquire(topic, encoder.encode(correlationId)) : -1;
-      const list = waiters.get(correlationId);
-      if (list) list.push(waiter);
-      else waiters.set(correlationId, [waiter]);
-      waiting++;
+    register(correlationId, waiter, topic) {
+      const ticket = waitFor(correlationId, waiter, topic);
       let registered = true;
       return () => {
         if (!registered) return;
         registered = false;
-        if (partition >= 0) partitionSet.release(topic, partition);
-        const current = waiters.get(correlationId);
-        const index = current?.indexOf(waiter) ?? -1;
-        if (!current || index < 0) return;
-        waiting--;
-        if (current.length === 1) waiters.delete(correlationId);
-        else current.splice(index, 1);
+        stopWaiting(correlationId, waiter, topic, ticket);
       };
     },
+    waitFor,
+    stopWaiting,
     release,
     async close() {
       if (stopped) return;

@@ -35,12 +35,30 @@ export class ProduceError extends Error {
   }
 }
 
+/** Told how one record's produce ended (the promise-free form of `send`). */
+export interface ProduceListener {
+  /** Kafka acknowledged the record, `seconds` after it was queued. */
+  onProduced(seconds: number): void;
+  onProduceFailed(error: ProduceError): void;
+}
+
 export interface RequestProducer {
   /**
    * Queues one record; resolves once Kafka acknowledged it. It is retried until
    * `deadlineMs` (ms since the epoch; default: no deadline), at most the client's maximum.
    */
   send(topic: string, acks: AcksNumber, record: ContractRecord, deadlineMs?: number): Promise<void>;
+  /**
+   * `send` without a promise and its resolvers per record: the outcome goes to `listener`
+   * (north's calls listen themselves, so a record in flight costs one object).
+   */
+  submit(
+    topic: string,
+    acks: AcksNumber,
+    record: ContractRecord,
+    deadlineMs: number,
+    listener: ProduceListener,
+  ): void;
   /** Records queued or in flight, over every acks level. */
   readonly pending: number;
   /** Batches sent so far (one produce each, one Produce request per leader broker). */
@@ -66,8 +84,9 @@ interface QueuedRecord extends ProduceItem {
   records: ContractRecord;
   deadlineMs: number;
   bytes: number;
-  resolve: () => void;
-  reject: (error: ProduceError) => void;
+  listener: ProduceListener;
+  /** performance.now() when it was queued. */
+  queuedAt: number;
   /** Its key counts in `keysInFlight`: from when it leaves until it is acknowledged or its batch is over. */
   keyHeld: boolean;
 }
@@ -152,13 +171,13 @@ export async function createRequestProducer(
             const failure = produceErrorFrom(error);
             failed++;
             firstFailure ??= failure;
-            r.reject(failure);
+            r.listener.onProduceFailed(failure);
             return;
           }
           // Acknowledged: this call's next records need not wait for the rest of the batch.
           r.keyHeld = false;
           lane.keysInFlight.remove(r.records.key ?? "");
-          r.resolve();
+          r.listener.onProduced((performance.now() - r.queuedAt) / 1000);
           if (!slotHeld) kick(lane);
         },
         retrying() {
@@ -196,6 +215,26 @@ export async function createRequestProducer(
     schedule(() => flush(lane));
   };
 
+  const submit: RequestProducer["submit"] = (topic, acks, record, deadlineMs, listener) => {
+    if (closed) {
+      const error = new ProduceError("producer is closed", false);
+      queueMicrotask(() => listener.onProduceFailed(error));
+      return;
+    }
+    const lane = laneFor(acks);
+    lane.queue.push({
+      topic,
+      records: record,
+      deadlineMs,
+      bytes: recordBytes(record),
+      listener,
+      queuedAt: performance.now(),
+      keyHeld: false,
+    });
+    pending++;
+    kick(lane);
+  };
+
   return {
     get pending() {
       return pending;
@@ -204,22 +243,14 @@ export async function createRequestProducer(
       return batches;
     },
     send(topic, acks, record, deadlineMs = Number.POSITIVE_INFINITY) {
-      if (closed) return Promise.reject(new ProduceError("producer is closed", false));
       return new Promise<void>((resolve, reject) => {
-        const lane = laneFor(acks);
-        lane.queue.push({
-          topic,
-          records: record,
-          deadlineMs,
-          bytes: recordBytes(record),
-          resolve,
-          reject,
-          keyHeld: false,
+        submit(topic, acks, record, deadlineMs, {
+          onProduced: () => resolve(),
+          onProduceFailed: reject,
         });
-        pending++;
-        kick(lane);
       });
     },
+    submit,
     async close() {
       if (closed) return;
       closed = true;

@@ -226,7 +226,8 @@ function watchStream(
   if (!connection) return undefined;
   const watch = connection.callOpened(stream);
   (stream as WatchedStream)[watchOfStream] = watch;
-  stream.once("close", onWatchedStreamClose);
+  // 'on', not 'once': the listener clears itself, and once would wrap it in a closure.
+  stream.on("close", onWatchedStreamClose);
   return watch;
 }
 

@@ -29,6 +29,7 @@ import type { Logger, LogLevel } from "../ops/logger.ts";
 import type { CallTracer } from "../ops/tracing.ts";
 import { methodMatches, type ServiceRegistry } from "../service-registry.ts";
 import { type CallGate, createCallGates } from "./authorize.ts";
+import { countUntilClosed, createCallCounter } from "./call-counter.ts";
 import { answerChallengeResponse } from "./challenge-response.ts";
 import { createNorthConnectHandler } from "./connect-adapter.ts";
 import { createConnectionGuard, type StreamWatch } from "./connection-guard.ts";
@@ -193,7 +194,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     stream(stream, headers, rawHeaders, watch) {
       if (headers.origin !== undefined) return false; // browsers: CORS applies (request path)
       if (!grpcHandlers[i]?.(stream, headers, rawHeaders, watch)) return false;
-      stream.once("close", calls.begin());
+      countUntilClosed(stream, calls);
       return true;
     },
     request(req, res, watch) {
@@ -320,49 +321,6 @@ function servedMethods(config: NorthConfig, registry: ServiceRegistry): DescMeth
 async function stopKafka(producer: RequestProducer, reader: ReplyReader | undefined) {
   await producer.close();
   await reader?.close();
-}
-
-interface CallCounter {
-  /** Marks a request started; the returned function marks it finished. */
-  begin(): () => void;
-  readonly active: number;
-  /** Resolves true once no call is active, or false after `timeoutMs`. */
-  idle(timeoutMs: number): Promise<boolean>;
-}
-
-function createCallCounter(): CallCounter {
-  let active = 0;
-  const idleWaiters = new Set<() => void>();
-  return {
-    get active() {
-      return active;
-    },
-    begin() {
-      active++;
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        active--;
-        if (active === 0) for (const wake of [...idleWaiters]) wake();
-      };
-    },
-    idle(timeoutMs) {
-      if (active === 0) return Promise.resolve(true);
-      return new Promise((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          idleWaiters.delete(wake);
-          resolve(true);
-        };
-        const timer = setTimeout(() => {
-          idleWaiters.delete(wake);
-          resolve(false);
-        }, timeoutMs);
-        idleWaiters.add(wake);
-      });
-    },
-  };
 }
 
 /**

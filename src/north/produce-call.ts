@@ -6,6 +6,7 @@
  * reply through a `ReplySink`. Event-driven rather than async iterators, so a pending call
  * holds a few small objects, not a pipeline of suspended generators.
  */
+import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import {
   acksToNumber,
@@ -24,11 +25,22 @@ import {
   requestHeaders,
   requestKey,
 } from "../kafka/record-contract.ts";
-import type { ReplyReader, ReplyRecord, ReplyWaiter } from "../kafka/reply-reader.ts";
-import type { AcksNumber, RequestProducer } from "../kafka/request-producer.ts";
+import {
+  noTicket,
+  type ReplyReader,
+  type ReplyRecord,
+  type ReplyWaiter,
+} from "../kafka/reply-reader.ts";
+import type {
+  AcksNumber,
+  ProduceError,
+  ProduceListener,
+  RequestProducer,
+} from "../kafka/request-producer.ts";
 import type { NorthCallStats, NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallSpan, type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
+import { callDeadlines, type Expiring } from "./deadline-queue.ts";
 import {
   connectErrorFromProduce,
   connectErrorFromReader,
@@ -114,6 +126,11 @@ class RecordTemplate {
   readonly deadlineMs: number | undefined;
   /** Bytes of the `meta:*` headers (names and values), which every record of the call repeats. */
   readonly metadataBytes: number;
+  /**
+   * This caller's attempt of a keyed call (docs/contract.md: difference 9): attempts with one
+   * idempotency key share the correlation id, and answers west gives one of them carry it.
+   */
+  readonly attemptId: string | undefined;
   private readonly key: string;
   private readonly headers: RecordHeader[];
 
@@ -121,9 +138,11 @@ class RecordTemplate {
     const { deps, route } = init;
     const names = deps.options.correlation.headers;
     this.deadlineMs = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
+    const key = idempotencyKey(init.metadata, deps.options.idempotency.metadata);
+    this.attemptId = key === undefined ? undefined : randomUUID();
     this.correlationId = createCorrelationId(
       {
-        idempotencyKey: idempotencyKey(init.metadata, deps.options.idempotency.metadata),
+        idempotencyKey: key,
         service: init.service,
         method: init.method,
         replyTo: route.replyTo,
@@ -141,6 +160,7 @@ class RecordTemplate {
       method: init.method,
       correlationId: this.correlationId,
       deadlineMs: this.deadlineMs,
+      attemptId: this.attemptId,
       metadata,
     });
     let metadataBytes = 0;
@@ -169,7 +189,7 @@ function idempotencyKey(metadata: MetadataEntries, name: string): string | undef
  * What every call records about itself: its metrics, its span and its log line. A base class
  * rather than a helper object, so observing a call costs a few fields, not an allocation.
  */
-abstract class ObservedCall {
+abstract class ObservedCall implements ProduceListener {
   readonly correlationId: string;
   protected readonly deps: CallDeps;
   protected readonly template: RecordTemplate;
@@ -214,15 +234,33 @@ abstract class ObservedCall {
     this.span?.correlate(this.correlationId);
   }
 
-  /** Queues one record; resolves once Kafka acknowledged it (its latency is recorded). */
-  protected send(value: Uint8Array | null): Promise<void> {
+  /**
+   * Queues one record; the call hears the outcome itself (`onProduced`, `onProduceFailed`),
+   * so a record in flight costs no promise or closure.
+   */
+  protected send(value: Uint8Array | null): void {
     const t = this.template;
-    const sent = this.deps.producer.send(t.topic, t.acks, t.record(value), t.deadlineMs);
-    const metrics = this.deps.metrics;
-    if (!metrics) return sent;
-    const queuedAt = performance.now();
-    return sent.then(() => metrics.produced((performance.now() - queuedAt) / 1000));
+    const deadlineMs = t.deadlineMs ?? Number.POSITIVE_INFINITY;
+    this.deps.producer.submit(t.topic, t.acks, t.record(value), deadlineMs, this);
   }
+
+  /** Kafka acknowledged one of the call's records (its latency is recorded). */
+  onProduced(seconds: number): void {
+    this.deps.metrics?.produced(seconds);
+    this.acknowledged();
+  }
+
+  /** A record could not be produced: the call ends with the matching status. */
+  onProduceFailed(error: ProduceError): void {
+    const failure = connectErrorFromProduce(error);
+    if (!this.isFinished) this.logFailure("request produce failed", failure.code, error);
+    this.fail(failure.code, failure.rawMessage);
+  }
+
+  /** One record acknowledged (after its metrics). */
+  protected abstract acknowledged(): void;
+  protected abstract get isFinished(): boolean;
+  protected abstract fail(code: Code, message: string): void;
 
   /** Records the call's end: metrics, span, and its log line. */
   protected observeEnd(code: GrpcStatus, message: string): void {
@@ -268,10 +306,15 @@ abstract class ObservedCall {
  * Request/reply: every request stream ends with one tombstone, whether the client half-closed,
  * cancelled, ran out of time, or the reply ended first; a client cancel adds a second one.
  */
-class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter {
+class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter, Expiring {
   private readonly sink: ReplySink;
-  private readonly unregister: () => void;
-  private readonly timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The reply reader's ticket while the call waits for its reply (see `waitFor`). */
+  private readonly ticket: number = noTicket;
+  private readonly replyTopic: string | undefined;
+  /** The default reply timeout when it is what runs out, else -1 (the client's deadline). */
+  private timeoutKind = -1;
+  dueMs = 0;
+  queueIndex = -1;
   private requestEnded = false;
   private headersSent = false;
   private finished = false;
@@ -283,19 +326,21 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     if (refusal !== undefined) {
       // Nothing is produced: the request is over before it began.
       this.requestEnded = true;
-      this.unregister = noop;
+      this.replyTopic = undefined;
       queueMicrotask(() => this.finish(Code.ResourceExhausted, refusal));
       return;
     }
     const reader = init.deps.reader;
+    this.replyTopic = init.route.replyTo;
     // Registered before the first record leaves, so even an instant reply finds its call.
-    this.unregister = reader ? reader.register(this.correlationId, this, init.route.replyTo) : noop;
+    if (reader) this.ticket = reader.waitFor(this.correlationId, this, this.replyTopic);
     // The client's deadline, else docs/contract.md: difference 7's default, so waiters cannot pile up.
     const defaultMs = init.deps.options.defaultTimeoutMs;
     if (init.timeoutMs !== undefined) {
-      this.timer = setTimeout(callTimedOut, timerMs(init.timeoutMs), this, -1);
+      callDeadlines.add(this, init.timeoutMs);
     } else if (defaultMs > 0) {
-      this.timer = setTimeout(callTimedOut, timerMs(defaultMs), this, defaultMs);
+      this.timeoutKind = defaultMs;
+      callDeadlines.add(this, defaultMs);
     }
     if (!reader) queueMicrotask(() => this.finish(Code.Internal, "no reply reader for this route"));
   }
@@ -319,6 +364,12 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   onRecord(reply: ReplyRecord): void {
     if (this.finished) return;
     const parsed = parseReplyHeaders(reply.headers, this.deps.options.correlation.headers);
+    const own = this.template.attemptId;
+    if (parsed.attemptId !== undefined && own !== undefined && parsed.attemptId !== own) {
+      // West's answer to another attempt with this key (one whose deadline passed before
+      // west read it, say): not this caller's outcome.
+      return;
+    }
     if (reply.value === null) {
       const trailers = parsed.metadata.filter(([name]) => isResponseMetadata(name));
       this.finish(parsed.status ?? statusOk, parsed.message ?? "", trailers);
@@ -353,11 +404,17 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
       this.requests++;
       this.requestBytes += value.byteLength;
     }
-    this.send(value).catch((error: unknown) => {
-      const failure = connectErrorFromProduce(error);
-      if (!this.finished) this.logFailure("request produce failed", failure.code, error);
-      this.finish(failure.code, failure.rawMessage);
-    });
+    this.send(value);
+  }
+
+  protected acknowledged(): void {}
+
+  protected get isFinished(): boolean {
+    return this.finished;
+  }
+
+  protected fail(code: Code, message: string): void {
+    this.finish(code, message);
   }
 
   private endRequest(): void {
@@ -366,8 +423,9 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     this.produce(null);
   }
 
-  /** `defaultMs` >= 0: the default reply timeout ran out; -1: the client's deadline did. */
-  timedOut(defaultMs: number): void {
+  /** The call's deadline (or the default reply timeout) ran out. */
+  expire(): void {
+    const defaultMs = this.timeoutKind;
     if (defaultMs >= 0) {
       const error = replyTimeoutError(defaultMs);
       // No reply in time without a client deadline: west is likely down or far behind.
@@ -381,8 +439,11 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   private finish(code: GrpcStatus, message: string, trailers: MetadataEntries = []): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.timer);
-    this.unregister();
+    callDeadlines.remove(this);
+    const reader = this.deps.reader;
+    if (reader && this.ticket !== noTicket) {
+      reader.stopWaiting(this.correlationId, this, this.replyTopic, this.ticket);
+    }
     this.deps.active.delete(this);
     this.endRequest();
     this.observeEnd(code, message);
@@ -390,16 +451,9 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   }
 }
 
-function noop(): void {}
-
 /** A delay setTimeout takes as is (it turns anything above 2^31-1 ms into 1 ms). */
 function timerMs(ms: number): number {
   return Math.min(Math.max(0, ms), 2_147_483_647);
-}
-
-// A module function rather than a closure per call: pending calls hold as little as possible.
-function callTimedOut(call: RequestReplyCall, defaultMs: number): void {
-  call.timedOut(defaultMs);
 }
 
 /** Oneway (no reply-to): produce every message; after half-close, one empty message and OK. */
@@ -433,17 +487,20 @@ class OnewayCall extends ObservedCall implements ProduceCall {
     this.unacked++;
     this.requests++;
     this.requestBytes += bytes.byteLength;
-    this.send(bytes).then(
-      () => {
-        this.unacked--;
-        this.answerIfDone();
-      },
-      (error: unknown) => {
-        const failure = connectErrorFromProduce(error);
-        if (!this.finished) this.logFailure("request produce failed", failure.code, error);
-        this.finish(failure.code, failure.rawMessage);
-      },
-    );
+    this.send(bytes);
+  }
+
+  protected acknowledged(): void {
+    this.unacked--;
+    this.answerIfDone();
+  }
+
+  protected get isFinished(): boolean {
+    return this.finished;
+  }
+
+  protected fail(code: Code, message: string): void {
+    this.finish(code, message);
   }
 
   halfClose(): void {

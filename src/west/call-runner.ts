@@ -10,7 +10,7 @@
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcOptions, KafkaGrpcRoute } from "../config/types.ts";
 import type { ConsumedRecord } from "../kafka/group-consumer.ts";
-import type { ContractRecord, ParsedRequest } from "../kafka/record-contract.ts";
+import { attemptOf, type ContractRecord, type ParsedRequest } from "../kafka/record-contract.ts";
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
@@ -185,7 +185,15 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       ...(result.header ? headerEntries(result.header) : []),
       ...headerEntries(result.trailer),
     ];
-    const end = replies.endRecord(call, code, message, metadata);
+    // West's own ending answers the one attempt waiting, if only one is: another attempt
+    // with this key (a retry) must not take it for its outcome.
+    const end = replies.endRecord(
+      call,
+      code,
+      message,
+      metadata,
+      outcome ? undefined : soleAttempt(call),
+    );
     const entry = await journalEnd(call, outcome, code);
     if (entry === "stopped" || !(await writeReply(call, end))) return abandonCall(call);
     if (entry === "after-reply") {
@@ -304,7 +312,11 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
   };
 
   /** West's own answer; a call the upstream may have seen first gets its ABORTED entry. */
-  const answerAfterAborted = async (entry: EndedCall, refusal: Refusal): Promise<boolean> => {
+  const answerAfterAborted = async (
+    entry: EndedCall,
+    refusal: Refusal,
+    attemptId: string | undefined,
+  ): Promise<boolean> => {
     if (entry.attempt > 0 && journal.durable) {
       const aborted = await journal.aborted({
         ...entry,
@@ -312,7 +324,30 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       });
       if (aborted === "stopped") return false;
     }
-    return replies.answer(entry.replyTo, entry.id, refusal.code, refusal.message);
+    return replies.answer(entry.replyTo, entry.id, refusal.code, refusal.message, attemptId);
+  };
+
+  /**
+   * A caller's cancel (a tombstone after the request's end): the call is cancelled unless
+   * it is tagged for an attempt that has no part in it (an earlier attempt's late cancel)
+   * or other attempts still wait for its answer.
+   */
+  const cancelAttempt = (call: RunningCall, attemptId: string | undefined) => {
+    const attempts = call.attempts;
+    if (attemptId !== undefined && attempts !== undefined) {
+      if (!attempts.has(attemptId)) {
+        logger.debug("cancel of another attempt ignored", { correlationId: call.id });
+        return;
+      }
+      if (attempts.size > 1) {
+        attempts.delete(attemptId);
+        logger.debug("one caller cancelled, others still wait", { correlationId: call.id });
+        return;
+      }
+      // The last one stays: the CANCELLED end is tagged with it (soleAttempt).
+    }
+    logger.debug("request cancelled by its caller", { correlationId: call.id });
+    fail(call, { code: Code.Canceled, message: "cancelled by the caller" });
   };
 
   const answerTooLarge = (replyTo: string, id: string, bytes: number) =>
@@ -335,6 +370,8 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
         firstOffset: record.offset,
         spans: init.spans ?? [],
         keyed: init.keyed,
+        attempts: parsed.attemptId === undefined ? undefined : new Set([parsed.attemptId]),
+        duplicateAttempt: undefined,
         attempt: attemptsBefore + 1,
         startedWritten: false,
         messages: [],
@@ -404,7 +441,7 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
         settling: undefined,
       };
       commits.attach(entry.tail, init.tracker, record.offset);
-      entry.settling = answerAfterAborted(entry, refusal).then((written) => {
+      entry.settling = answerAfterAborted(entry, refusal, parsed.attemptId).then((written) => {
         entry.settling = undefined;
         entry.replyWritten = written;
         return written;
@@ -434,19 +471,24 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
         } else addMessage(call, record.value);
         return;
       }
+      const attemptId = attemptOf(record.headers);
       if (record.value !== null) {
         // A duplicate request (same idempotency key) joins this call; its messages are not
         // sent upstream. Its caller saw every reply record if none had been written yet.
         if (!call.duplicateOpen) {
           call.duplicateOpen = true;
           call.duplicateNeedsReplay = call.replyCount > 0;
+          call.duplicateAttempt = attemptId;
+          if (attemptId !== undefined) call.attempts?.add(attemptId);
         }
-      } else if (call.duplicateOpen) {
+      } else if (
+        call.duplicateOpen &&
+        (attemptId === undefined || attemptId === call.duplicateAttempt)
+      ) {
         call.duplicateOpen = false;
         if (call.duplicateNeedsReplay) call.replays++;
       } else {
-        logger.debug("request cancelled by its caller", { correlationId: call.id });
-        fail(call, { code: Code.Canceled, message: "cancelled by the caller" });
+        cancelAttempt(call, attemptId);
       }
     },
     abandon(which) {
@@ -469,6 +511,12 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       clearTimeout(timer);
     },
   };
+}
+
+/** The one attempt a call answers, when exactly one is tagged and waiting. */
+function soleAttempt(call: RunningCall): string | undefined {
+  if (call.attempts?.size !== 1) return undefined;
+  return call.attempts.values().next().value;
 }
 
 /** The status message of a duplicate whose first call's reply was too large to keep. */

@@ -19,7 +19,13 @@ import type { HeldCalls } from "./held-calls.ts";
 import type { OffsetCommits } from "./offset-commits.ts";
 import type { ReplyWriter } from "./reply-writer.ts";
 import { checkMethodNames, checkRequestBytes, type Refusal } from "./request-checks.ts";
-import { type EndedCall, isRedelivery, positionOf, type SpanRef } from "./west-call.ts";
+import {
+  type EndedCall,
+  isRedelivery,
+  positionOf,
+  type RunningCall,
+  type SpanRef,
+} from "./west-call.ts";
 import { matchWestRoute } from "./west-routes.ts";
 
 export interface RecordRouter {
@@ -61,6 +67,12 @@ const randomIdForm =
 export function isKeyedCall(parsed: ParsedRequest, metadataName: string): boolean {
   if (parsed.metadata.some(([name]) => name === metadataName)) return true;
   return !randomIdForm.test(parsed.correlationId ?? "");
+}
+
+/** A tagged record of an attempt the call does not answer, while the call is failing. */
+function isOtherAttemptOfFailingCall(call: RunningCall, parsed: ParsedRequest): boolean {
+  if (call.failure === undefined || parsed.attemptId === undefined) return false;
+  return call.attempts !== undefined && !call.attempts.has(parsed.attemptId);
 }
 
 /** What to do with a record whose id has an ended call: handled, or start attempt n + 1. */
@@ -192,6 +204,11 @@ export function createRecordRouter(opts: RecordRouterOptions): RecordRouter {
     const running = runner.calls.get(id);
     // An abandoned call (its partition was revoked) only waits to end: it takes no records.
     if (running && !running.abandoned) {
+      // Another caller's attempt must not join a call that is ending without an answer
+      // (cancelled, failed): it waits for that end, then runs as the next attempt.
+      if (spans === undefined && isOtherAttemptOfFailingCall(running, parsed)) {
+        return held.hold(id, record, tracker, parsed, commits.attach);
+      }
       runner.onRecord(running, tracker, record);
       return true;
     }

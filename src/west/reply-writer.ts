@@ -13,12 +13,16 @@ import { headerEntries, type RunningCall, recordBytes } from "./west-call.ts";
 export interface ReplyWriter {
   /** A response message of `call` (`header`: the response header, on the first one). */
   emit(call: RunningCall, bytes: Uint8Array, header: Headers | undefined): void;
-  /** The end record of a reply, kept with the call's reply. */
+  /**
+   * The end record of a reply, kept with the call's reply; `attemptId` tags west's own
+   * answer to that one attempt (docs/contract.md: difference 9).
+   */
   endRecord(
     call: RunningCall,
     code: number,
     message: string | undefined,
     metadata: [string, string][],
+    attemptId?: string,
   ): ContractRecord;
   /** Produces records once; rejects when their batch failed. */
   send(topic: string, records: ContractRecord[]): Promise<void>;
@@ -26,8 +30,17 @@ export interface ReplyWriter {
   writeReliably(topic: string, records: ContractRecord[]): Promise<boolean>;
   /** Writes a kept reply again; false if west stopped first. */
   replay(replyTo: string, reply: ContractRecord[], id: string): Promise<boolean>;
-  /** Answers call `id` with a status and no message; false if west stopped first. */
-  answer(replyTo: string, id: string, code: number, message: string): Promise<boolean>;
+  /**
+   * Answers call `id` with a status and no message (tagged with `attemptId`, the attempt
+   * answered, when it has one); false if west stopped first.
+   */
+  answer(
+    replyTo: string,
+    id: string,
+    code: number,
+    message: string,
+    attemptId?: string,
+  ): Promise<boolean>;
 }
 
 export interface ReplyWriterOptions {
@@ -92,11 +105,11 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
         call.sendFailed = true;
       });
     },
-    endRecord(call, code, message, metadata) {
+    endRecord(call, code, message, metadata, attemptId) {
       const end: ContractRecord = {
         key: call.id,
         value: null,
-        headers: replyEndHeaders(names, call.id, code, message, metadata),
+        headers: replyEndHeaders(names, call.id, code, message, metadata, attemptId),
       };
       keep(call, end);
       return end;
@@ -107,11 +120,11 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
       opts.metrics?.replayed();
       return writeReliably(replyTo, reply);
     },
-    answer(replyTo, id, code, message) {
+    answer(replyTo, id, code, message, attemptId) {
       const end: ContractRecord = {
         key: id,
         value: null,
-        headers: replyEndHeaders(names, id, code, message),
+        headers: replyEndHeaders(names, id, code, message, [], attemptId),
       };
       return writeReliably(replyTo, [end]);
     },

@@ -37,6 +37,14 @@ export interface RunningCall {
   spans: SpanRef[];
   /** The request carried the idempotency metadata. */
   keyed: boolean;
+  /**
+   * The callers' attempts (north's `zilla:attempt`) this call answers: the one that started
+   * it and duplicates that joined; a tagged cancel removes its own, and the call is
+   * cancelled once none is left. Undefined for untagged calls (any cancel applies).
+   */
+  attempts: Set<string> | undefined;
+  /** The open duplicate's attempt, if it was tagged. */
+  duplicateAttempt: string | undefined;
   /** This start's number: 1, or one more than the starts the changelog knows of. */
   attempt: number;
   /** A STARTED entry for this attempt was acknowledged (the upstream may have seen it). */

@@ -88,6 +88,8 @@ export interface RequestSpec {
   /** Write the end tombstone (default true). */
   end?: boolean;
   deadlineMs?: number;
+  /** North's tag for one caller's attempt of a keyed call (`zilla:attempt`). */
+  attemptId?: string;
   metadata?: [string, string][];
   /** The request partition (default: murmur2 of the id, as north writes it). */
   partition?: number;
@@ -215,27 +217,7 @@ export async function connectWestClients(bootstrap: string[]): Promise<WestClien
     },
     async request(spec) {
       const id = spec.id ?? `${randomUUID()}-test`;
-      const route: ProduceWith = {
-        capability: "produce",
-        topic: requestTopic,
-        replyTo: replyTopic,
-      };
-      const headers = requestHeaders({
-        route,
-        names: defaultCorrelationHeaders,
-        service,
-        method: spec.method ?? "UnaryEcho",
-        correlationId: id,
-        deadlineMs: spec.deadlineMs,
-        metadata: spec.metadata ?? [],
-      });
-      const records: ContractRecord[] = (spec.messages ?? []).map((m) => ({
-        key: id,
-        value: typeof m === "string" ? echoBytes(m) : m,
-        headers,
-      }));
-      if (spec.end ?? true) records.push({ key: id, value: null, headers });
-      await produce(records, spec.partition);
+      await produce(requestRecords({ ...spec, id }), spec.partition);
       return id;
     },
     produce,
@@ -271,6 +253,29 @@ export async function connectWestClients(bootstrap: string[]): Promise<WestClien
 
 function hasStatus(record: ReplyRecord): boolean {
   return record.headers.some(([name]) => name === STATUS);
+}
+
+/** The records north would write for `spec` (an id of its own when it has none). */
+export function requestRecords(spec: RequestSpec): ContractRecord[] {
+  const id = spec.id ?? `${randomUUID()}-test`;
+  const route: ProduceWith = { capability: "produce", topic: requestTopic, replyTo: replyTopic };
+  const headers = requestHeaders({
+    route,
+    names: defaultCorrelationHeaders,
+    service,
+    method: spec.method ?? "UnaryEcho",
+    correlationId: id,
+    deadlineMs: spec.deadlineMs,
+    attemptId: spec.attemptId,
+    metadata: spec.metadata ?? [],
+  });
+  const records: ContractRecord[] = (spec.messages ?? []).map((m) => ({
+    key: id,
+    value: typeof m === "string" ? echoBytes(m) : m,
+    headers,
+  }));
+  if (spec.end ?? true) records.push({ key: id, value: null, headers });
+  return records;
 }
 
 /** Status code and message of a reply's last tombstone. */
