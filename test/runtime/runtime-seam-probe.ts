@@ -10,6 +10,7 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { sessionBytesWritten, sessionQueuedBytes } from "../../src/runtime/http2-backpressure.ts";
 import { endSoon, sendTrailersSoon } from "../../src/runtime/http2-batching.ts";
 import { http2WindowSettings, widenConnectionWindow } from "../../src/runtime/http2-windows.ts";
 import {
@@ -84,6 +85,61 @@ async function http2Answers() {
   return answers;
 }
 
+/** Reply bytes a server writes to a client that does not read. */
+const unreadBytes = 4 * 1024 * 1024;
+
+/**
+ * What the backpressure seam sees while a client does not read a 4 MiB answer (default
+ * windows), and after it reads it all: the bytes held (the stream's buffer plus what the
+ * runtime queues on the session) and the bytes written to the socket.
+ */
+async function backpressureAnswers() {
+  let held = 0;
+  let queued = 0;
+  let writtenWhileUnread = 0;
+  let serverStream: http2.ServerHttp2Stream | undefined;
+  let wrote = (): void => {};
+  const written = new Promise<void>((resolve) => {
+    wrote = resolve;
+  });
+  const server = http2.createServer();
+  server.on("stream", (stream) => {
+    serverStream = stream;
+    stream.respond({ ":status": 200 });
+    const chunk = Buffer.alloc(256 * 1024, 1);
+    for (let i = 0; i < unreadBytes / chunk.length; i++) stream.write(chunk);
+    stream.end();
+    wrote();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  const request = client.request({ ":path": "/unread", ":method": "POST" });
+  request.end();
+  request.pause();
+  await written;
+  // Whatever flow control lets out is out within this (loopback); the rest must wait.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const stream = serverStream as http2.ServerHttp2Stream;
+  const session = stream.session as http2.ServerHttp2Session;
+  queued = sessionQueuedBytes(session);
+  held = queued + stream.writableLength;
+  writtenWhileUnread = sessionBytesWritten(session);
+  let received = 0;
+  request.on("data", (chunk: Buffer) => {
+    received += chunk.length;
+  });
+  await new Promise<void>((resolve, reject) => {
+    request.on("end", resolve);
+    request.on("error", reject);
+    request.resume();
+  });
+  const writtenAfterRead = sessionBytesWritten(session);
+  client.close();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return { held, queued, writtenWhileUnread, writtenAfterRead, received };
+}
+
 async function answers() {
   const root = process.env.REPOSITORY_ROOT ?? "";
   const source = pathToFileURL(join(root, "src/runtime/runtime.ts")).href;
@@ -98,6 +154,7 @@ async function answers() {
       missing: repositoryFile(source, "no/such/file", 2),
     },
     http2: await http2Answers(),
+    backpressure: await backpressureAnswers(),
   };
 }
 
