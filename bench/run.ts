@@ -118,6 +118,15 @@ const topics = {
   nativeReplies: "bench-native-responses",
 };
 
+/**
+ * Topics of the i-th fresh gateway that holds pending calls: topics of its own, so its west
+ * (a new consumer group, a new changelog) does not first read and restore the whole run's
+ * records before it is ready.
+ */
+function pendingTopics(i: number): { requests: string; replies: string } {
+  return { requests: `echo-pending-${i}-requests`, replies: `echo-pending-${i}-responses` };
+}
+
 const sides = ["direct", "floor", "native", "gateway"] as const;
 
 type EchoStats = ProcessStats & { calls: Record<string, number> };
@@ -224,7 +233,10 @@ class Harness {
       "--partitions",
       String(this.options.partitions),
       "--topics",
-      Object.values(topics).join(","),
+      [
+        ...Object.values(topics),
+        ...this.options.pendingCalls.flatMap((_, i) => Object.values(pendingTopics(i))),
+      ].join(","),
     ]);
     this.echo = this.spawn("echo", "processes/echo.ts", []);
     this.loadClients = Array.from({ length: this.options.loadProcesses }, (_, i) =>
@@ -260,7 +272,12 @@ class Harness {
    * `gateway` unset. A running gateway is stopped first (the pending-call test wants a fresh
    * process, whose idle RSS has not been grown by the load before).
    */
-  async startGateway(): Promise<void> {
+  async startGateway(
+    own: { requests: string; replies: string } = {
+      requests: topics.gatewayRequests,
+      replies: topics.gatewayReplies,
+    },
+  ): Promise<void> {
     if (this.gateway) {
       await this.gateway.stop(5_000);
       this.gateway = undefined;
@@ -271,9 +288,9 @@ class Harness {
       "--echo-port",
       String(this.echoPort),
       "--request-topic",
-      topics.gatewayRequests,
+      own.requests,
       "--reply-topic",
-      topics.gatewayReplies,
+      own.replies,
       "--deployment",
       this.options.deployment,
     ]);
@@ -912,7 +929,7 @@ async function main(): Promise<number> {
       // a second start-to-ready sample).
       gatewayFigures.pendingMemory = [];
       for (const [i, calls] of options.pendingCalls.entries()) {
-        await harness.startGateway();
+        await harness.startGateway(pendingTopics(i));
         if (!harness.gateway) break;
         if (i === 0) gatewayFigures.secondReadyMs = round(harness.gateway.spawnToReadyMs, 1);
         log(`holding ${calls} pending calls at a fresh gateway`);
