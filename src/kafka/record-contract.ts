@@ -155,12 +155,6 @@ export function parseRequestHeaders(
   return parsed;
 }
 
-/** The attempt a record is tagged with (ATTEMPT), if it is. */
-export function attemptOf(headers: readonly RecordHeader[]): string | undefined {
-  for (const [name, value] of headers) if (name === ATTEMPT) return value;
-  return undefined;
-}
-
 /** Headers of a reply message record: the correlation id, then the response metadata. */
 export function replyHeaders(
   names: CorrelationHeaders,

@@ -189,7 +189,7 @@ function idempotencyKey(metadata: MetadataEntries, name: string): string | undef
  * What every call records about itself: its metrics, its span and its log line. A base class
  * rather than a helper object, so observing a call costs a few fields, not an allocation.
  */
-abstract class ObservedCall implements ProduceListener {
+abstract class ObservedCall implements ProduceListener, Expiring {
   readonly correlationId: string;
   protected readonly deps: CallDeps;
   protected readonly template: RecordTemplate;
@@ -200,6 +200,11 @@ abstract class ObservedCall implements ProduceListener {
   private readonly stats: NorthCallStats | undefined;
   private readonly span: CallSpan | undefined;
   private readonly startedAt: number;
+  /** The call ended (`finish` ran): nothing more is written to its sink. */
+  protected finished = false;
+  /** Its place in the shared deadline queue (deadline-queue.ts). */
+  dueMs = 0;
+  queueIndex = -1;
   protected requests = 0;
   protected requestBytes = 0;
   protected responses = 0;
@@ -253,14 +258,16 @@ abstract class ObservedCall implements ProduceListener {
   /** A record could not be produced: the call ends with the matching status. */
   onProduceFailed(error: ProduceError): void {
     const failure = connectErrorFromProduce(error);
-    if (!this.isFinished) this.logFailure("request produce failed", failure.code, error);
-    this.fail(failure.code, failure.rawMessage);
+    if (!this.finished) this.logFailure("request produce failed", failure.code, error);
+    this.finish(failure.code, failure.rawMessage);
   }
 
   /** One record acknowledged (after its metrics). */
   protected abstract acknowledged(): void;
-  protected abstract get isFinished(): boolean;
-  protected abstract fail(code: Code, message: string): void;
+  /** The call's deadline ran out (the shared deadline queue calls it). */
+  abstract expire(): void;
+  /** Ends the call with this status, once; later calls do nothing. */
+  protected abstract finish(code: GrpcStatus, message: string): void;
 
   /** Records the call's end: metrics, span, and its log line. */
   protected observeEnd(code: GrpcStatus, message: string): void {
@@ -306,18 +313,15 @@ abstract class ObservedCall implements ProduceListener {
  * Request/reply: every request stream ends with one tombstone, whether the client half-closed,
  * cancelled, ran out of time, or the reply ended first; a client cancel adds a second one.
  */
-class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter, Expiring {
+class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter {
   private readonly sink: ReplySink;
   /** The reply reader's ticket while the call waits for its reply (see `waitFor`). */
   private readonly ticket: number = noTicket;
   private readonly replyTopic: string | undefined;
   /** The default reply timeout when it is what runs out, else -1 (the client's deadline). */
   private timeoutKind = -1;
-  dueMs = 0;
-  queueIndex = -1;
   private requestEnded = false;
   private headersSent = false;
-  private finished = false;
 
   constructor(init: ProduceCallInit) {
     super(init);
@@ -409,14 +413,6 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter,
 
   protected acknowledged(): void {}
 
-  protected get isFinished(): boolean {
-    return this.finished;
-  }
-
-  protected fail(code: Code, message: string): void {
-    this.finish(code, message);
-  }
-
   private endRequest(): void {
     if (this.requestEnded) return;
     this.requestEnded = true;
@@ -436,7 +432,7 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter,
     }
   }
 
-  private finish(code: GrpcStatus, message: string, trailers: MetadataEntries = []): void {
+  protected finish(code: GrpcStatus, message: string, trailers: MetadataEntries = []): void {
     if (this.finished) return;
     this.finished = true;
     callDeadlines.remove(this);
@@ -451,35 +447,25 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter,
   }
 }
 
-/** A delay setTimeout takes as is (it turns anything above 2^31-1 ms into 1 ms). */
-function timerMs(ms: number): number {
-  return Math.min(Math.max(0, ms), 2_147_483_647);
-}
-
 /** Oneway (no reply-to): produce every message; after half-close, one empty message and OK. */
 class OnewayCall extends ObservedCall implements ProduceCall {
   private readonly sink: ReplySink;
-  private readonly timer: ReturnType<typeof setTimeout> | undefined;
   private unacked = 0;
   private halfClosed = false;
-  private finished = false;
 
   constructor(init: ProduceCallInit) {
     super(init);
     this.sink = init.sink;
     const refusal = this.refusal;
     if (refusal !== undefined) {
-      this.timer = undefined;
       queueMicrotask(() => this.finish(Code.ResourceExhausted, refusal));
       return;
     }
-    this.timer =
-      init.timeoutMs !== undefined
-        ? setTimeout(
-            () => this.finish(Code.DeadlineExceeded, "deadline exceeded"),
-            timerMs(init.timeoutMs),
-          )
-        : undefined;
+    if (init.timeoutMs !== undefined) callDeadlines.add(this, init.timeoutMs);
+  }
+
+  expire(): void {
+    this.finish(Code.DeadlineExceeded, "deadline exceeded");
   }
 
   message(bytes: Uint8Array): void {
@@ -493,14 +479,6 @@ class OnewayCall extends ObservedCall implements ProduceCall {
   protected acknowledged(): void {
     this.unacked--;
     this.answerIfDone();
-  }
-
-  protected get isFinished(): boolean {
-    return this.finished;
-  }
-
-  protected fail(code: Code, message: string): void {
-    this.finish(code, message);
   }
 
   halfClose(): void {
@@ -519,10 +497,10 @@ class OnewayCall extends ObservedCall implements ProduceCall {
     this.finish(statusOk, "");
   }
 
-  private finish(code: GrpcStatus, message: string): void {
+  protected finish(code: GrpcStatus, message: string): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.timer);
+    callDeadlines.remove(this);
     this.deps.active.delete(this);
     this.observeEnd(code, message);
     this.sink.end(code, message, []);

@@ -10,7 +10,7 @@
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcOptions, KafkaGrpcRoute } from "../config/types.ts";
 import type { ConsumedRecord } from "../kafka/group-consumer.ts";
-import { attemptOf, type ContractRecord, type ParsedRequest } from "../kafka/record-contract.ts";
+import type { ContractRecord, ParsedRequest } from "../kafka/record-contract.ts";
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
@@ -60,8 +60,13 @@ export interface CallRunner {
    * starts of this call the upstream may have seen (the changelog learns it ended).
    */
   answer(init: CallInit, refusal: Refusal, attemptsBefore?: number): void;
-  /** A further record of a running call. */
-  onRecord(call: RunningCall, tracker: PartitionTracker, record: ConsumedRecord): void;
+  /** A further record of a running call; `attemptId` is the attempt it is tagged with. */
+  onRecord(
+    call: RunningCall,
+    tracker: PartitionTracker,
+    record: ConsumedRecord,
+    attemptId: string | undefined,
+  ): void;
   /** Ends the matching calls without a reply, their records left uncommitted. */
   abandon(which: (call: RunningCall) => boolean): void;
   /** Resolves once every call ended or `ms` passed. */
@@ -459,7 +464,7 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
         });
       }
     },
-    onRecord(call, tracker, record) {
+    onRecord(call, tracker, record, attemptId) {
       const redelivered = isRedelivery(call.position, record);
       commits.attach(call.spans, tracker, record.offset);
       if (redelivered) return;
@@ -471,7 +476,6 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
         } else addMessage(call, record.value);
         return;
       }
-      const attemptId = attemptOf(record.headers);
       if (record.value !== null) {
         // A duplicate request (same idempotency key) joins this call; its messages are not
         // sent upstream. Its caller saw every reply record if none had been written yet.

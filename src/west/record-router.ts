@@ -209,7 +209,7 @@ export function createRecordRouter(opts: RecordRouterOptions): RecordRouter {
       if (spans === undefined && isOtherAttemptOfFailingCall(running, parsed)) {
         return held.hold(id, record, tracker, parsed, commits.attach);
       }
-      runner.onRecord(running, tracker, record);
+      runner.onRecord(running, tracker, record, parsed.attemptId);
       return true;
     }
     let attemptsBefore = 0;

@@ -39,8 +39,9 @@ export interface RunningCall {
   keyed: boolean;
   /**
    * The callers' attempts (north's `zilla:attempt`) this call answers: the one that started
-   * it and duplicates that joined; a tagged cancel removes its own, and the call is
-   * cancelled once none is left. Undefined for untagged calls (any cancel applies).
+   * it and duplicates that joined; a tagged cancel removes its own while others are left,
+   * and cancels the call when it is the last (which stays, to tag the CANCELLED end).
+   * Undefined for untagged calls (any cancel applies).
    */
   attempts: Set<string> | undefined;
   /** The open duplicate's attempt, if it was tagged. */
