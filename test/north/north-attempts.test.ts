@@ -7,6 +7,7 @@
  * cancel: it runs once and gets the upstream's reply (docs/contract.md: difference 9).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { KafkaMessage } from "kafkajs";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { type Gateway, startGateway } from "../../src/gateway.ts";
 import { ATTEMPT, CORRELATION_ID } from "../../src/kafka/header-names.ts";
@@ -26,24 +27,28 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** Every request record's attempt tag, for records of correlation ids starting with `prefix`. */
-async function attemptTags(prefix: string): Promise<string[]> {
-  const consumer = stack.kafka.consumer({ groupId: `tags-${prefix}`, maxWaitTimeInMs: 100 });
+/**
+ * The attempt tags ("-" when untagged) of the first `count` request records that `matches`,
+ * read with kafkajs from the start of the request topic.
+ */
+async function attemptTags(
+  group: string,
+  matches: (message: KafkaMessage) => boolean,
+  count: number,
+): Promise<string[]> {
+  const consumer = stack.kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
   const tags: string[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic: requestTopic, fromBeginning: true });
-  const done = new Promise<void>((resolve) => {
+  await new Promise<void>((resolve) => {
     void consumer.run({
       eachMessage: async ({ message }) => {
-        const id = message.headers?.[CORRELATION_ID]?.toString() ?? "";
-        if (!id.startsWith(prefix)) return;
+        if (!matches(message)) return;
         tags.push(message.headers?.[ATTEMPT]?.toString() ?? "-");
-        // Two records (message and end) per attempt, one cancel from the first caller at most.
-        if (tags.length >= 4) resolve();
+        if (tags.length >= count) resolve();
       },
     });
   });
-  await done;
   await consumer.disconnect();
   return tags;
 }
@@ -63,7 +68,10 @@ test("a.retry.sent.while.west.is.stalled.gets.the.upstreams.reply", {
   const retry = stack.client.unaryEcho({ message: "stalled once" }, { timeoutMs: 30_000, headers });
 
   // Each attempt's records carry a tag of their own.
-  const tags = await attemptTags(key);
+  // Two records (message and end) per attempt, one cancel from the first caller at most.
+  const ofKey = (m: KafkaMessage) =>
+    m.headers?.[CORRELATION_ID]?.toString().startsWith(key) === true;
+  const tags = await attemptTags(`tags-${key}`, ofKey, 4);
   expect(tags.every((t) => t !== "-")).toBe(true);
   expect(new Set(tags).size).toBe(2);
 
@@ -76,19 +84,6 @@ test("a.retry.sent.while.west.is.stalled.gets.the.upstreams.reply", {
 
 test("calls without an idempotency key carry no attempt tag", async () => {
   expect((await stack.client.unaryEcho({ message: "untagged" })).message).toBe("untagged");
-  const consumer = stack.kafka.consumer({ groupId: "tags-untagged", maxWaitTimeInMs: 100 });
-  const seen: (string | undefined)[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic: requestTopic, fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value?.toString().includes("untagged") !== true) return;
-        seen.push(message.headers?.[ATTEMPT]?.toString());
-        resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  expect(seen).toEqual([undefined]);
+  const untagged = (m: KafkaMessage) => m.value?.toString().includes("untagged") === true;
+  expect(await attemptTags("tags-untagged", untagged, 1)).toEqual(["-"]);
 });
