@@ -217,11 +217,20 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
   private heldReply: Uint8Array | undefined;
   /** Request reading is paused until the reply side drains (see holdRequests). */
   private requestsHeld = false;
+  /** The reply's headers are decided (sent, or waiting in `replyHeaders`). */
   private headersSent = false;
   private ended = false;
   private trailers: OutgoingHttpHeaders | undefined;
-  /** Reply messages written at the end of this turn (see write()). */
+  /**
+   * What the call has to write waits for the end of the turn, when every call's writes go
+   * out connection by connection (see queueReplyFlush): the reply headers, the messages,
+   * and once ended, the one unary message (`lastReply`) and the status (`finishing`).
+   */
+  private replyHeaders: OutgoingHttpHeaders | undefined;
   private outgoing: Uint8Array[] | undefined;
+  private lastReply: Uint8Array | undefined;
+  private finishing = false;
+  private flushQueued = false;
   private readonly watch: StreamWatch | undefined;
   /** A streaming call's deadline while it has not started (no message, no half-close yet). */
   private startDeadline: ReturnType<typeof setTimeout> | undefined;
@@ -412,12 +421,39 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
     const headers = outgoingMetadata(metadata);
     headers[":status"] = 200;
     headers["content-type"] = "application/grpc";
-    try {
-      this.stream.respond(headers, { waitForTrailers: true });
-      this.stream.once("wantTrailers", onStreamWantTrailers);
-    } catch {
-      this.stream.close(0x2);
+    this.replyHeaders = headers;
+    this.queueFlush();
+  }
+
+  /** The HTTP/2 session the call's stream is on (the stream itself once it has none). */
+  get session(): object {
+    return this.stream.session ?? this.stream;
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueReplyFlush(this);
+  }
+
+  /** Writes what the call has waiting (see queueReplyFlush). */
+  flushReplies(): void {
+    this.flushQueued = false;
+    const stream = this.stream;
+    const headers = this.replyHeaders;
+    if (headers !== undefined) {
+      this.replyHeaders = undefined;
+      if (stream.closed || stream.destroyed) return;
+      try {
+        stream.respond(headers, { waitForTrailers: true });
+        stream.once("wantTrailers", onStreamWantTrailers);
+      } catch {
+        stream.close(0x2);
+        return;
+      }
     }
+    this.flushOutgoing();
+    if (this.finishing) this.finishStream();
   }
 
   message(bytes: Uint8Array): void {
@@ -437,33 +473,38 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
   end(code: GrpcStatus, message: string, trailers: MetadataEntries): void {
     if (this.ended) return;
     // A unary reply's one message goes out with the end of the stream (one write, not two).
-    let last: Uint8Array | undefined;
     if (code === statusOk && this.singleReply) {
       if (this.heldReply === undefined) {
         code = Code.Internal;
         message = "reply ended without a message";
       } else {
-        last = this.heldReply;
+        this.lastReply = this.heldReply;
         if (!this.headersSent) this.headers([]);
       }
     }
     this.ended = true;
     this.heldReply = undefined;
-    // Messages still waiting for this turn's write go first.
-    this.flushOutgoing();
+    const status = outgoingMetadata(trailers);
+    status["grpc-status"] = String(code);
+    if (message !== "") status["grpc-message"] = encodeGrpcMessage(message);
+    this.trailers = status;
+    this.finishing = true;
+    this.queueFlush();
+  }
+
+  private finishStream(): void {
+    this.finishing = false;
+    const last = this.lastReply;
+    this.lastReply = undefined;
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
     // Anything the client still sends is of no use now.
     if (!stream.readableEnded) stream.resume();
-    const status = outgoingMetadata(trailers);
-    status["grpc-status"] = String(code);
-    if (message !== "") status["grpc-message"] = encodeGrpcMessage(message);
     if (!this.headersSent) {
       // Trailers-only: the status rides on the one HEADERS frame.
-      respondStatusHeaders(stream, status);
+      respondStatusHeaders(stream, this.trailers as OutgoingHttpHeaders);
       return;
     }
-    this.trailers = status;
     if (last === undefined) stream.end();
     else {
       stream.end(grpcFrame(last));
@@ -476,12 +517,9 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
     if (!this.headersSent) this.headers([]);
     if (this.stream.closed) return;
     // Reply messages handed over in one turn (one Kafka fetch) leave in one write.
-    if (this.outgoing) {
-      this.outgoing.push(bytes);
-      return;
-    }
-    this.outgoing = [bytes];
-    queueMicrotask(() => this.flushOutgoing());
+    if (this.outgoing) this.outgoing.push(bytes);
+    else this.outgoing = [bytes];
+    this.queueFlush();
   }
 
   private flushOutgoing(): void {
@@ -523,6 +561,44 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
 }
 
 function ignore(): void {}
+
+/**
+ * Calls with writes waiting, by HTTP/2 session, for the end of the turn. Under Bun a write
+ * to one connection's socket flushes whatever another connection had waiting, so replies
+ * written in the order their records arrive (interleaved across connections) leave in many
+ * small socket writes; written connection by connection, they leave in one or two each.
+ * A Bun server answering 64 calls a turn on 4 connections in a shuffled order: 46,600 calls/s,
+ * 1.5 socket writes per call; grouped by connection: 84,100 calls/s, 0.14 writes per call.
+ * Node and Deno batch frames themselves; the order costs them nothing.
+ */
+let flushing = new Map<object, NativeGrpcCall[]>();
+
+function flushReplies(): void {
+  const bySession = flushing;
+  flushing = new Map();
+  for (const calls of bySession.values()) {
+    for (const call of calls) {
+      try {
+        call.flushReplies();
+      } catch (error) {
+        // The other calls still write; the failure surfaces as it would have in place.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+function queueReplyFlush(call: NativeGrpcCall): void {
+  const session = call.session;
+  const calls = flushing.get(session);
+  if (calls) calls.push(call);
+  else {
+    flushing.set(session, [call]);
+    if (flushing.size === 1) queueMicrotask(flushReplies);
+  }
+}
 
 /** A request header's value; repeated entries joined as HTTP does. */
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
