@@ -78,8 +78,12 @@ function concat(parts: Uint8Array[], partsBytes: number, last: Uint8Array): Uint
 
 /** One uncompressed length-prefixed message. */
 export function grpcFrame(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + bytes.byteLength);
-  new DataView(out.buffer).setUint32(1, bytes.byteLength);
+  const length = bytes.byteLength;
+  const out = new Uint8Array(5 + length);
+  out[1] = length >>> 24;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
   out.set(bytes, 5);
   return out;
 }
@@ -105,8 +109,9 @@ export function grpcFrames(
     next++;
   }
   if (next === from + 1) return { bytes: grpcFrame(messages[from] as Uint8Array), next };
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
+  const buffer = new ArrayBuffer(size);
+  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
   let at = 0;
   for (let i = from; i < next; i++) {
     const message = messages[i] as Uint8Array;

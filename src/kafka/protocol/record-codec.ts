@@ -170,6 +170,40 @@ export function utf8(bytes: Uint8Array): string {
   return bufferOf(bytes).toString("utf8");
 }
 
+/** Header names decoded before, by a hash of their bytes (see headerName). */
+const knownNames = new Map<number, string>();
+/** Names past this many are decoded each time: a producer cannot grow the table for ever. */
+const maxKnownNames = 1024;
+
+/**
+ * A header name at `start` of `text`. Every record carries the same few names, so an ASCII
+ * name seen before is the string made the first time: no new string per header per record.
+ */
+function headerName(text: Buffer, start: number, length: number): string {
+  const end = start + length;
+  if (length > 64) return text.toString("utf8", start, end);
+  let hash = 0x811c9dc5 ^ length;
+  for (let i = start; i < end; i++) {
+    const byte = text[i] as number;
+    if (byte >= 0x80) return text.toString("utf8", start, end);
+    hash = Math.imul(hash ^ byte, 0x01000193);
+  }
+  const known = knownNames.get(hash);
+  if (known !== undefined && known.length === length) {
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (known.charCodeAt(i) !== text[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return known;
+  }
+  const name = text.toString("latin1", start, end);
+  if (known === undefined && knownNames.size < maxKnownNames) knownNames.set(hash, name);
+  return name;
+}
+
 function bufferOf(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
@@ -323,8 +357,7 @@ function decodeRecords(
   const r = new Reader(records);
   const text = bufferOf(records);
   const string = (length: number): string => {
-    const start = r.offset;
-    r.raw(length); // bounds check, then decode in place
+    const start = r.skip(length); // bounds check, then decode in place
     return text.toString("utf8", start, start + length);
   };
   for (let i = 0; i < count; i++) {
@@ -341,7 +374,8 @@ function decodeRecords(
     const headers: RecordHeader[] = new Array(headerCount > 0 ? headerCount : 0);
     const raw: (readonly [string, Uint8Array])[] | undefined = decode.headerBytes ? [] : undefined;
     for (let h = 0; h < headerCount; h++) {
-      const name = string(r.varint());
+      const nameLength = r.varint();
+      const name = headerName(text, r.skip(nameLength), nameLength);
       const valueBytes = r.varint();
       if (raw)
         raw.push([

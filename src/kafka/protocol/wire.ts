@@ -101,6 +101,11 @@ export class Reader {
     return this.buf.subarray(at, at + n);
   }
 
+  /** Moves past `n` bytes (bounds-checked) and returns where they start. */
+  skip(n: number): number {
+    return this.need(n);
+  }
+
   string(): string {
     const len = this.int16();
     if (len < 0) throw new WireError("null where a string is required");
@@ -186,8 +191,11 @@ export class Writer {
   private refBytes = 0;
 
   constructor(initial = 256) {
-    this.buf = new Uint8Array(initial);
-    this.view = new DataView(this.buf.buffer);
+    // Views made on one ArrayBuffer: asking a typed array for its `.buffer` costs JSC (Bun)
+    // an allocation of the buffer object on every call.
+    const buffer = new ArrayBuffer(initial);
+    this.buf = new Uint8Array(buffer);
+    this.view = new DataView(buffer);
   }
 
   /**
@@ -199,10 +207,11 @@ export class Writer {
     if (need > this.buf.length) {
       let size = this.buf.length * 2;
       while (size < need) size *= 2;
-      const next = new Uint8Array(size);
+      const buffer = new ArrayBuffer(size);
+      const next = new Uint8Array(buffer);
       next.set(this.buf.subarray(0, this.offset));
       this.buf = next;
-      this.view = new DataView(next.buffer);
+      this.view = new DataView(buffer);
     }
     const at = this.offset;
     this.offset += n;
