@@ -15,7 +15,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import { defaultKafkaGrpcOptions } from "../src/config/types.ts";
 import { renderChart } from "./lib/chart.ts";
-import { type BenchChild, sourceBenchPath, spawnChild } from "./lib/child.ts";
+import { allocatorPurgeDelay, type BenchChild, sourceBenchPath, spawnChild } from "./lib/child.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "./lib/echo-payload.ts";
 import { h2loadVersion, runH2load } from "./lib/h2load.ts";
 import { type MachineCpu, otherCores, readMachineCpu } from "./lib/machine-cpu.ts";
@@ -1012,6 +1012,7 @@ async function main(): Promise<number> {
       connectionsMax: options.connectionsMax,
       loadProcesses: options.loadProcesses,
       targetRounds: options.targetRounds,
+      allocatorPurgeDelay,
     },
     unaryC64RatioToFloor: unary64?.gatewayToFloorCallsRatio ?? null,
     unaryC1P50AddedMs: pointAt("unary-100b", 1)?.gatewayP50AddedMs ?? null,

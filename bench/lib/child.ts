@@ -60,6 +60,14 @@ function runtimeArgs(): string[] {
   return args;
 }
 
+/**
+ * Bun's allocator setting in every process the bench starts (gateway, both floors, broker,
+ * upstream, load clients), as the gateway's launchers set it (docs/limits.md, "Memory and the
+ * allocator"): the floors get the same tuning as the gateway. MIMALLOC_PURGE_DELAY in the
+ * harness's environment overrides it.
+ */
+export const allocatorPurgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? "-1";
+
 /** Spawns `bench/<script>` with the harness's runtime. */
 export function spawnChild<Ready extends object>(
   name: string,
@@ -73,6 +81,7 @@ export function spawnChild<Ready extends object>(
     [...runtimeArgs(), scriptPath(script), ...args],
     {
       stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, MIMALLOC_PURGE_DELAY: allocatorPurgeDelay },
     },
   );
   let readyAt = Number.NaN;

@@ -154,6 +154,8 @@ export interface BenchResults {
     loadProcesses: number;
     /** Rounds of the target points (older results: 1). */
     targetRounds?: number;
+    /** MIMALLOC_PURGE_DELAY of every process (older results: Bun's default, not recorded). */
+    allocatorPurgeDelay?: string;
   };
   unaryC64RatioToFloor: number | null;
   unaryC1P50AddedMs: number | null;
