@@ -293,6 +293,10 @@ class Harness {
       own.replies,
       "--deployment",
       this.options.deployment,
+      // A consumer group of its own too: the last gateway's west may be stopped before it
+      // leaves its group, and a shared group would wait out its session first.
+      "--name",
+      own.requests === topics.gatewayRequests ? "bench" : `bench-${own.requests}`,
     ]);
     try {
       const ready = await gateway.ready;

@@ -32,7 +32,7 @@ if (!["split", "single"].includes(deployment)) {
   throw new Error(`--deployment wants split or single, got ${deployment}`);
 }
 const example = exampleConfig(stringArg(args, "bootstrap"), numberArg(args, "echo-port"), {
-  name: "bench",
+  name: args.get("name") ?? "bench",
   requestTopic: stringArg(args, "request-topic"),
   replyTopic: stringArg(args, "reply-topic"),
 });
