@@ -569,7 +569,7 @@ function ignore(): void {}
  * small socket writes; written connection by connection, they leave in one or two each.
  * A Bun server answering 64 calls a turn on 4 connections in a shuffled order: 46,600 calls/s,
  * 1.5 socket writes per call; grouped by connection: 84,100 calls/s, 0.14 writes per call.
- * Node and Deno batch frames themselves; the order costs them nothing.
+ * Node's HTTP/2 (nghttp2) gathers a session's frames itself; there the grouping changes nothing.
  */
 let flushing = new Map<object, NativeGrpcCall[]>();
 
