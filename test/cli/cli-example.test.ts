@@ -400,6 +400,9 @@ describe("readme", () => {
       pid?: number;
     };
     expect(ready.pid).toBe(proc.child.pid);
+    // It runs with Bun's allocator keeping the pages it frees (docs/limits.md).
+    const environment = readFileSync(`/proc/${proc.child.pid}/environ`, "utf8").split("\0");
+    expect(environment).toContain("MIMALLOC_PURGE_DELAY=-1");
     if (target === "process") proc.child.kill(signal);
     else proc.signal(signal);
     expect(await exitCode(proc, 30_000)).toBe(0);
