@@ -573,7 +573,7 @@ function ignore(): void {}
  */
 let flushing = new Map<object, NativeGrpcCall[]>();
 
-function flushReplies(): void {
+function flushQueuedReplies(): void {
   const bySession = flushing;
   flushing = new Map();
   for (const calls of bySession.values()) {
@@ -596,7 +596,7 @@ function queueReplyFlush(call: NativeGrpcCall): void {
   if (calls) calls.push(call);
   else {
     flushing.set(session, [call]);
-    if (flushing.size === 1) queueMicrotask(flushReplies);
+    if (flushing.size === 1) queueMicrotask(flushQueuedReplies);
   }
 }
 
