@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   otherCores,
   parseBusyTicks,
+  parseCpuTicks,
   parseProcStat,
   readMachineCpu,
   treeTicks,
@@ -31,6 +32,11 @@ describe("machine CPU outside the bench", () => {
     expect(parseBusyTicks("cpu  100 2 30 1000 50 3 4 5 0 0\ncpu0 1 2 3")).toBe(
       100 + 2 + 30 + 3 + 4 + 5,
     );
+    // Guest ticks (the last two) are inside user and nice already: not counted twice.
+    expect(parseCpuTicks("cpu  100 2 30 1000 50 3 4 5 7 1")).toEqual({
+      busy: 100 + 2 + 30 + 3 + 4 + 5,
+      idle: 1000 + 50,
+    });
     const before = { busyTicks: 1000, benchTicks: 400 };
     // 2 s: 300 busy ticks, 100 of them the bench's: 200 ticks = 2 s of CPU = 1 core.
     expect(otherCores(before, { busyTicks: 1300, benchTicks: 500 }, 2000)).toBe(1);

@@ -56,12 +56,19 @@ export function treeTicks(procs: readonly ProcCpu[], root: number): number {
   return sum;
 }
 
+/** Busy and idle ticks of the whole machine so far, from the first line of /proc/stat. */
+export function parseCpuTicks(procStat: string): { busy: number; idle: number } {
+  const fields = (procStat.split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is inside user and nice):
+  // idle and iowait are not busy.
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, idle };
+}
+
 /** Busy ticks of the whole machine so far, from the first line of /proc/stat. */
 export function parseBusyTicks(procStat: string): number {
-  const fields = (procStat.split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
-  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-  return total - (fields[3] ?? 0) - (fields[4] ?? 0);
+  return parseCpuTicks(procStat).busy;
 }
 
 /** Reads the machine's and the bench tree's CPU now; undefined where /proc is not there. */

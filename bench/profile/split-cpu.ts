@@ -24,6 +24,7 @@ import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
+import { parseCpuTicks } from "../lib/machine-cpu.ts";
 import { type LoadRunResult, type Scenario, scenarios } from "../lib/scenarios.ts";
 
 const args = parseArgs();
@@ -49,15 +50,9 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** Idle and total CPU time of the whole machine so far, in ticks, from /proc/stat. */
-function machineTicks(): { idle: number; total: number } {
-  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total };
+/** Busy and idle CPU time of the whole machine so far, in ticks. */
+function machineTicks(): { busy: number; idle: number } {
+  return parseCpuTicks(readFileSync("/proc/stat", "utf8"));
 }
 
 /** Direct children of a process (the west process is north's child in a split gateway). */
@@ -150,8 +145,9 @@ try {
       : await runH2load({ ...run, durationMs, logFile: `${bodyFile}.log` });
     const selfAfter = process.resourceUsage();
     const machineAfter = machineTicks();
-    const idleShare =
-      (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total);
+    const busyTicks = machineAfter.busy - machineBefore.busy;
+    const idleTicks = machineAfter.idle - machineBefore.idle;
+    const idleShare = idleTicks / (busyTicks + idleTicks);
     const after = processes.map(([, pid]) => cpuSeconds(pid));
     const calls = result.calls;
     const perCall = (seconds: number) => `${((seconds / calls) * 1e6).toFixed(0)} µs`;
@@ -177,9 +173,7 @@ try {
     );
     // CPU the machine spent outside these processes (other work on a shared machine, or
     // h2load): a window where it is high measured a contended gateway, not a slower one.
-    const busySeconds =
-      (machineAfter.total - machineBefore.total - (machineAfter.idle - machineBefore.idle)) /
-      ticksPerSecond;
+    const busySeconds = busyTicks / ticksPerSecond;
     const otherSeconds = Math.max(0, busySeconds - total - loadCpu);
     console.log(
       `  ${"others".padEnd(8)} ${((otherSeconds / durationMs) * 1e5).toFixed(0).padStart(4)}% of a core (the rest of the machine${streaming ? "" : ", h2load included"})`,
