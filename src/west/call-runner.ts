@@ -22,7 +22,7 @@ import { completeAfterSettled, type EndedCalls } from "./ended-calls.ts";
 import type { OffsetCommits } from "./offset-commits.ts";
 import type { ReplyWriter } from "./reply-writer.ts";
 import { checkRequestBytes, clampDeadlineMs, type Refusal } from "./request-checks.ts";
-import { callUpstream, type RequestChunk, type UpstreamResult } from "./upstream-client.ts";
+import { callUpstream, type RequestSource, type UpstreamResult } from "./upstream-client.ts";
 import type { UpstreamPool } from "./upstream-pool.ts";
 import {
   CallCancel,
@@ -128,21 +128,23 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
   };
 
   /** The request so far, chunk by chunk: the end rides with the last messages. */
-  async function* requestStream(call: RunningCall): AsyncIterable<RequestChunk> {
+  function requestSource(call: RunningCall): RequestSource {
     let next = 0;
-    for (;;) {
-      const ended = call.requestEnded || call.abort.aborted;
-      if (ended || (next < call.messages.length && !call.singleRequest)) {
+    let done = false;
+    return {
+      take() {
+        if (done) return undefined;
+        const ended = call.requestEnded || call.abort.aborted;
+        if (!ended && (next >= call.messages.length || call.singleRequest)) return undefined;
         const messages = call.messages.slice(next) as Uint8Array[];
         // Once the upstream answered there is no retry left to resend for.
         if (call.answered) call.messages.fill(undefined, next);
         next = call.messages.length;
-        yield { messages, ended };
-        if (ended) return;
-        continue;
-      }
-      await new Promise<void>((resolve) => call.waiters.add(resolve));
-    }
+        done = ended;
+        return { messages, ended };
+      },
+      wait: () => new Promise<void>((resolve) => call.waiters.add(resolve)),
+    };
   }
 
   /** The metadata the upstream gets: the request's, its trace, and which attempt this is. */
@@ -170,7 +172,7 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       metadata: upstreamMetadata(call),
       deadlineMs,
       signal: call.abort,
-      requests: () => requestStream(call),
+      requests: () => requestSource(call),
       onAnswered: () => {
         call.answered = true;
       },

@@ -10,7 +10,13 @@ import { grpcFrame } from "../grpc/framing.ts";
 import { statusOk } from "../grpc/status.ts";
 import { type EchoServer, startEchoServer } from "../upstream/echo-server.ts";
 import { checkMessageBytes } from "./check-message-bytes.ts";
-import { callUpstream, type RequestChunk, type UpstreamCall } from "./upstream-client.ts";
+import {
+  callUpstream,
+  type RequestChunk,
+  type RequestSource,
+  requestSourceOf,
+  type UpstreamCall,
+} from "./upstream-client.ts";
 import { createUpstreamPool, type UpstreamPool } from "./upstream-pool.ts";
 
 const service = "grpc.examples.echo.Echo";
@@ -18,10 +24,28 @@ const echoBytes = (message: string) =>
   toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }));
 const textOf = (bytes: Uint8Array) => fromBinary(EchoResponseSchema, bytes).message;
 
-async function* fromList(items: Uint8Array[]): AsyncIterable<RequestChunk> {
-  // One message at a time, then the end alone: the path of a client stream.
-  for (const item of items) yield { messages: [checkMessageBytes(item)], ended: false };
-  yield { messages: [], ended: true };
+/** One message at a time, each after a wait, then the end alone: the path of a client stream. */
+function fromList(items: Uint8Array[]): RequestSource {
+  const chunks: RequestChunk[] = items.map((item) => ({
+    messages: [checkMessageBytes(item)],
+    ended: false,
+  }));
+  chunks.push({ messages: [], ended: true });
+  let ready = false;
+  return {
+    take() {
+      if (!ready) return undefined;
+      ready = false;
+      return chunks.shift();
+    },
+    wait: () =>
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          ready = true;
+          resolve();
+        }),
+      ),
+  };
 }
 
 describe("passthrough messages", () => {
@@ -214,9 +238,7 @@ describe("callUpstream", () => {
 
   it("sends a message and the end of the request in one chunk", async () => {
     const { replies, result } = call("UnaryEcho", [], {
-      requests: async function* () {
-        yield { messages: [echoBytes("at once")], ended: true };
-      },
+      requests: () => requestSourceOf([echoBytes("at once")]),
     });
     expect((await result).code).toBe(statusOk);
     expect(replies.map((x) => x.text)).toEqual(["at once"]);
