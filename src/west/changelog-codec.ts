@@ -64,6 +64,11 @@ export interface ChangelogEntry extends EntryHead {
   reply?: FinishedReply;
 }
 
+// Entries are written here, then copied out: two entries per call, so no writer of their own
+// (an entry with a large reply gets one, so that the scratch stays small).
+const scratch = new Writer(1024);
+const scratchReplyBytes = 16 * 1024;
+
 /** The bytes of one entry. */
 export function encodeEntry(entry: ChangelogEntry): Uint8Array {
   const reply = entry.kind === "finished" ? entry.reply : undefined;
@@ -72,7 +77,9 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
   if (entry.keyed) flags |= keyedFlag;
   if (entry.requestEnded) flags |= requestEndedFlag;
   if (reply?.records) flags |= replyKeptFlag;
-  const w = new Writer(reply?.records ? 64 + Math.ceil(reply.replyBytes * 1.1) : 32);
+  const large = reply?.records !== undefined && reply.replyBytes > scratchReplyBytes;
+  const w = large ? new Writer(64 + Math.ceil((reply?.replyBytes ?? 0) * 1.1)) : scratch;
+  w.offset = 0;
   w.int8(entryVersion).int8(kindCodes[entry.kind]).int8(flags);
   w.int64(entry.requestOffset).uvarint(entry.attempt);
   if (reply) {
@@ -82,7 +89,7 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
       for (const record of reply.records) writeRecord(w, record);
     }
   }
-  return w.bytesView().slice();
+  return large ? w.bytesView() : w.ownBytes().slice();
 }
 
 function writeRecord(w: Writer, record: ContractRecord): void {

@@ -44,8 +44,12 @@ export function createUpstreamPool(
   healthFor?: (authority: string) => UpstreamHealth,
 ): UpstreamPool {
   const entries = new Map<string, SessionHolder>();
+  // Every call asks for its route's transport: the answer is kept per route target.
+  let byTarget = new WeakMap<UpstreamTarget, SessionHolder>();
   return {
     transportFor(target) {
+      const known = byTarget.get(target);
+      if (known) return known;
       const id = JSON.stringify([target.scheme, target.authority, target.tls ?? null]);
       let entry = entries.get(id);
       if (!entry) {
@@ -57,11 +61,13 @@ export function createUpstreamPool(
         );
         entries.set(id, entry);
       }
+      byTarget.set(target, entry);
       return entry;
     },
     close() {
       for (const entry of entries.values()) entry.close();
       entries.clear();
+      byTarget = new WeakMap();
     },
   };
 }
