@@ -23,6 +23,29 @@ describe("service registry from gen/", () => {
     expect(methodMatches("a.B/*", "a.BB/C")).toBe(false);
   });
 
+  it("matches in place exactly as comparing the split parts", () => {
+    const split = (path: string): [string, string] => {
+      const p = path.startsWith("/") ? path.slice(1) : path;
+      const slash = p.lastIndexOf("/");
+      return slash < 0 ? [p, ""] : [p.slice(0, slash), p.slice(slash + 1)];
+    };
+    const bySplit = (pattern: string, path: string) => {
+      const [ps, pm] = split(pattern);
+      const [s, m] = split(path);
+      return ps === s && (pm === "*" || pm === m);
+    };
+    const paths = ["", "/", "a", "a.B", "/a.B", "a.B/", "a.B/*", "/a.B/*", "a.B/M", "/a.B/M"];
+    paths.push("a.B/MM", "a.C/M", "x/y/z", "/x/y/*", "x/y", "*", "/*", "a.B/*x", "//");
+    let matched = 0;
+    for (const pattern of paths) {
+      for (const path of paths) {
+        expect(methodMatches(pattern, path), `${pattern} ~ ${path}`).toBe(bySplit(pattern, path));
+        if (bySplit(pattern, path)) matched++;
+      }
+    }
+    expect(matched).toBeGreaterThan(paths.length);
+  });
+
   it("matches a service and method given apart exactly as their joined path", () => {
     const patterns = ["a.B/*", "a.B/C", "/a.B/C", "/a.B/*", "a.B", "a.B/", "*", "a.BB/C", "a/B/C"];
     const parts: [string, string][] = [

@@ -68,9 +68,33 @@ export function splitMethodPath(path: string): [service: string, method: string]
 
 /** Whether "pkg.Service/Method" matches a route pattern ("pkg.Service/Method" or "pkg.Service/*"). */
 export function methodMatches(pattern: string, path: string): boolean {
-  const [ps, pm] = splitMethodPath(pattern);
-  const [s, m] = splitMethodPath(path);
-  return ps === s && (pm === "*" || pm === m);
+  // As splitMethodPath on both, compared in place: north matches every call's path.
+  const a = methodBounds(pattern);
+  const b = methodBounds(path);
+  const serviceLength = a.serviceEnd - a.start;
+  if (serviceLength !== b.serviceEnd - b.start) return false;
+  if (!sameChars(pattern, a.start, path, b.start, serviceLength)) return false;
+  const methodLength = pattern.length - a.methodStart;
+  if (methodLength === 1 && pattern.charCodeAt(a.methodStart) === 42) return true; // "*"
+  return (
+    methodLength === path.length - b.methodStart &&
+    sameChars(pattern, a.methodStart, path, b.methodStart, methodLength)
+  );
+}
+
+/** Where splitMethodPath's two parts lie in `path` (method empty when there is no "/"). */
+function methodBounds(path: string): { start: number; serviceEnd: number; methodStart: number } {
+  const start = path.charCodeAt(0) === 47 ? 1 : 0; // a leading "/"
+  const slash = path.lastIndexOf("/");
+  return slash < start
+    ? { start, serviceEnd: path.length, methodStart: path.length }
+    : { start, serviceEnd: slash, methodStart: slash + 1 };
+}
+
+function sameChars(a: string, aAt: number, b: string, bAt: number, length: number): boolean {
+  for (let i = 0; i < length; i++)
+    if (a.charCodeAt(aAt + i) !== b.charCodeAt(bAt + i)) return false;
+  return true;
 }
 
 /**
