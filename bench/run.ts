@@ -7,7 +7,7 @@
  * upstream without Kafka), then north's memory per pending call; prints the tables and
  * writes bench/results/<date>.json, <date>.svg and latest.svg.
  *
- * Options: --smoke, --duration-ms N, --warmup-ms N, --concurrency 1,16,..., --scenarios
+ * Options: --smoke, --duration-ms N, --warmup-ms N, --settle-ms N, --concurrency 1,16,..., --scenarios
  * id,... (scale-out names the scale-out phase), --partitions N, --pending-calls N,...
  * (--no-pending: none), --no-h2load, --streaming-client raw|connect, --verbose.
  */
@@ -54,6 +54,12 @@ interface Options {
   useH2load: boolean;
   /** Rounds of each target point (unary 100 B at 1, 64, 256); the median round counts. */
   targetRounds: number;
+  /**
+   * A run per side at `settleConcurrency` before each scenario's first point, not measured:
+   * the JIT of every process reaches the steady state a 1 s warm-up per point does not give
+   * (a fresh gateway ran unary 100 B at c=256 at 7,400 calls/s, the same one 12 s later at 10,000).
+   */
+  settleMs: number;
   /** split: north and west in separate processes (as deployed, and as the floor runs). */
   deployment: "split" | "single";
   verbose: boolean;
@@ -102,6 +108,7 @@ function parseOptions(argv: string[]): Options {
     useH2load: !argv.includes("--no-h2load"),
     deployment: value("deployment") === "single" ? ("single" as const) : ("split" as const),
     targetRounds: numberOf("target-rounds", smoke ? 1 : 3),
+    settleMs: numberOf("settle-ms", smoke ? 150 : 8_000),
     verbose: argv.includes("--verbose"),
     connectionsMax: 4,
     loadProcesses: Math.max(1, Math.min(2, os.cpus().length)),
@@ -194,6 +201,15 @@ function spread(total: number, parts: number): number[] {
     (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0),
   );
 }
+
+/** How long a run warms up, then how long it is measured. */
+interface MeasureWindow {
+  warmupMs: number;
+  durationMs: number;
+}
+
+/** Concurrency of the settle runs before each scenario (see Options.settleMs). */
+const settleConcurrency = 64;
 
 class Harness {
   readonly options: Options;
@@ -404,9 +420,11 @@ class Harness {
     target: "gateway" | "direct",
     scenario: Scenario,
     concurrency: number,
+    window: MeasureWindow,
   ): Promise<PointFigures> {
     const url = target === "gateway" ? this.gatewayUrl : this.echoUrl;
-    const { warmupMs, durationMs, connectionsMax } = this.options;
+    const { warmupMs, durationMs } = window;
+    const { connectionsMax } = this.options;
     const connections = Math.min(concurrency, connectionsMax);
     const cpuNow = () => this.cpuSnapshot(target === "gateway" ? [this.gateway] : []);
     const bodyFile = this.bodyFiles.get(scenario.payloadBytes);
@@ -485,11 +503,12 @@ class Harness {
     kind: "floor" | "native",
     scenario: Scenario,
     concurrency: number,
+    window: MeasureWindow,
   ): Promise<PointFigures> {
     const requester = kind === "floor" ? this.requester : this.nativeRequester;
     const responder = kind === "floor" ? this.responder : this.nativeResponder;
     if (!requester) throw new Error(`${kind} floor is not running`);
-    const { warmupMs, durationMs } = this.options;
+    const { warmupMs, durationMs } = window;
     const run = requester.request<LoadRunResult>("run", {
       request: { scenario, concurrency, connections: 1, warmupMs, durationMs },
     });
@@ -505,6 +524,7 @@ class Harness {
     target: TargetName,
     scenario: Scenario,
     concurrency: number,
+    window: MeasureWindow = this.options,
   ): Promise<PointFigures | undefined> {
     if (target === "gateway" && !this.gateway) return undefined;
     if (target === "floor" && !this.requester) return undefined;
@@ -512,8 +532,8 @@ class Harness {
     try {
       const figures =
         target === "floor" || target === "native"
-          ? await this.measureFloor(target, scenario, concurrency)
-          : await this.measureGrpc(target, scenario, concurrency);
+          ? await this.measureFloor(target, scenario, concurrency, window)
+          : await this.measureGrpc(target, scenario, concurrency, window);
       if (figures.calls === 0) {
         this.problems.push(
           `${scenario.id} c=${concurrency} ${target}: no call succeeded (${JSON.stringify(figures.errors)})`,
@@ -894,6 +914,18 @@ async function main(): Promise<number> {
         payloadBytes: scenario.payloadBytes,
         points: [],
       };
+      if (options.settleMs > 0) {
+        // Not measured: every side runs the scenario once before its first point (Options.settleMs).
+        for (const target of sides) {
+          await harness.measure(target, scenario, settleConcurrency, {
+            warmupMs: 0,
+            durationMs: options.settleMs,
+          });
+        }
+        log(
+          `${scenario.id.padEnd(13)} settled: ${options.settleMs} ms per side at c=${settleConcurrency}`,
+        );
+      }
       for (const concurrency of options.concurrencies) {
         const point: ScenarioPoint = { concurrency };
         // The points the targets are read from get several rounds: on a shared machine one
@@ -1016,6 +1048,7 @@ async function main(): Promise<number> {
       connectionsMax: options.connectionsMax,
       loadProcesses: options.loadProcesses,
       targetRounds: options.targetRounds,
+      settleMs: options.settleMs,
       allocatorPurgeDelay,
     },
     unaryC64RatioToFloor: unary64?.gatewayToFloorCallsRatio ?? null,

@@ -131,4 +131,15 @@ describe("scenario rows", () => {
       "north's memory per pending call at 100000 pending (JS heap part) / bare http2 stream / ratio | 6.00 KiB (4.00 KiB) / 2.00 KiB / 3.00×",
     );
   });
+
+  it("say when each scenario started with an unmeasured settle run, and not when none ran", () => {
+    const settled = {
+      ...results,
+      settings: { ...results.settings, settleMs: 8000 },
+    } as BenchResults;
+    const line = "each scenario starts with an unmeasured 8000 ms run per side at c=64";
+    expect(renderMarkdown(settled)).toContain(line);
+    expect(renderText(settled)).toContain(line);
+    expect(renderMarkdown(results)).not.toContain("unmeasured");
+  });
 });

@@ -27,6 +27,9 @@ const broker = spawnChild<{ bootstrap: string }>("broker", "processes/broker.ts"
   "1",
   "--topics",
   topic,
+  // Every entry written must still be there when the restore reads them.
+  "--retention-ms",
+  "0",
 ]);
 const { bootstrap } = await broker.ready;
 const kafka = createKafka({ servers: [bootstrap] }, "restore-bench");
