@@ -24,6 +24,13 @@ import { type EchoServer, startEchoServer } from "./upstream/echo-server.ts";
 
 const exampleKeystorePassword = "zilla-example";
 
+/**
+ * What the embedded broker keeps of each partition (README: The embedded broker): its logs
+ * live in memory, and without a limit a gateway under steady load grows by every record it
+ * ever wrote. The oldest whole batches go beyond it, as Kafka's `retention.bytes` deletes.
+ */
+export const embeddedRetentionBytes = 128 * 1024 * 1024;
+
 /** The bundled example, found from src/ (sources) and from dist/src/ (the Node build). */
 function exampleConfigPath(): string {
   return repositoryFile(import.meta.url, "examples/grpc.kafka.proxy/zilla.yaml");
@@ -52,11 +59,16 @@ export async function runEmbeddedDefault(
         !settings.ephemeralPorts && (await isPortFree(cliDefaults.brokerPort))
           ? cliDefaults.brokerPort
           : 0;
-      const broker: Broker = await startBroker({ port, host: "127.0.0.1" });
+      const broker: Broker = await startBroker({
+        port,
+        host: "127.0.0.1",
+        retentionBytes: embeddedRetentionBytes,
+      });
       kafkaServers = [broker.bootstrap];
       parts.push(broker);
       logger.info("embedded broker started (in memory; data is lost on stop)", {
         bootstrap: broker.bootstrap,
+        retentionBytesPerPartition: embeddedRetentionBytes,
       });
     }
     echo = await startEchoServer({ host: "127.0.0.1", port: 0, recordRequests: false });

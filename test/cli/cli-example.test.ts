@@ -371,6 +371,10 @@ describe("readme", () => {
   test("readme.default.command", { timeout: 120_000 }, async () => {
     const proc = startAsWritten(commandsOf("default")[0] as string);
     await proc.waitForStdout(/Ctrl-C drains/);
+    // Its in-memory broker keeps at most 128 MiB of each partition (README: The embedded broker).
+    expect(proc.stdout()).toMatch(
+      /"msg":"embedded broker started[^\n]*"retentionBytesPerPartition":134217728/,
+    );
     await callPrintedCommands(proc);
     const metrics = await fetch(`http://127.0.0.1:${opsPort}/metrics`);
     expect(metrics.status).toBe(200);
