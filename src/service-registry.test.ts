@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { loadServiceRegistry, methodMatches, methodPartsMatch } from "./service-registry.ts";
+import {
+  loadServiceRegistry,
+  methodMatches,
+  methodPartsMatch,
+  splitMethodPath,
+} from "./service-registry.ts";
 
 describe("service registry from gen/", () => {
   it("finds the echo service and its four methods", async () => {
@@ -24,14 +29,9 @@ describe("service registry from gen/", () => {
   });
 
   it("matches in place exactly as comparing the split parts", () => {
-    const split = (path: string): [string, string] => {
-      const p = path.startsWith("/") ? path.slice(1) : path;
-      const slash = p.lastIndexOf("/");
-      return slash < 0 ? [p, ""] : [p.slice(0, slash), p.slice(slash + 1)];
-    };
     const bySplit = (pattern: string, path: string) => {
-      const [ps, pm] = split(pattern);
-      const [s, m] = split(path);
+      const [ps, pm] = splitMethodPath(pattern);
+      const [s, m] = splitMethodPath(path);
       return ps === s && (pm === "*" || pm === m);
     };
     const paths = ["", "/", "a", "a.B", "/a.B", "a.B/", "a.B/*", "/a.B/*", "a.B/M", "/a.B/M"];
