@@ -4,13 +4,14 @@
  * through untouched (no protobuf decode or encode: what came in a request record is what
  * leaves, byte for byte, whether or not the method is in `gen/`).
  *
- * The gRPC framing is spoken directly over `node:http2` (PROTOCOL-HTTP2.md: a POST with
- * `te: trailers`, length-prefixed messages, status in the trailers). A general-purpose
- * client (connect-es' gRPC transport) costs about five times the CPU per call for the same
- * work, and west makes one upstream call per request, so that cost capped the gateway.
+ * The gRPC framing is spoken directly over the gateway's own HTTP/2 client (src/h2/,
+ * PROTOCOL-HTTP2.md: a POST with `te: trailers`, length-prefixed messages, status in the
+ * trailers). A general-purpose client (connect-es' gRPC transport) costs about five times
+ * the CPU per call for the same work, and the runtime's `node:http2` client about four times
+ * the transport's share; west makes one upstream call per request, so that cost capped the
+ * gateway.
  * Failures map to gRPC codes the way connect-node maps them (see upstream-status.ts).
  */
-import * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
 import { formatGrpcTimeout, timerDelayMs } from "../grpc/deadline.ts";
@@ -22,6 +23,8 @@ import {
 } from "../grpc/framing.ts";
 import { reservedRequestHeaders } from "../grpc/metadata.ts";
 import { statusFromTrailer } from "../grpc/status.ts";
+import { type ClientStream, type ClientStreamHandler, h2Errors } from "../h2/client-session.ts";
+import type { HeaderField } from "../h2/hpack.ts";
 import type { UpstreamTransport } from "./upstream-pool.ts";
 import { codeFromHttpStatus, codeFromResetCode, statusFromStreamError } from "./upstream-status.ts";
 
@@ -135,7 +138,7 @@ async function attemptUntilAnswered(
 ): Promise<{ result: UpstreamResult; answered: boolean }> {
   let backoffMs = call.retry.initialBackoffMs;
   let attempts = 0;
-  let headers: http2.OutgoingHttpHeaders;
+  let headers: HeaderField[];
   const unanswered = (result: UpstreamResult) => ({ result, answered: false });
   try {
     headers = requestHeaders(call);
@@ -179,23 +182,28 @@ function formatSeconds(seconds: number): string {
   return `${seconds < 10 ? Math.round(seconds * 10) / 10 : Math.round(seconds)} s`;
 }
 
-/** The call's HTTP/2 request headers; throws on metadata that is not a valid header. */
-function requestHeaders(call: UpstreamCall): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {
-    ":method": "POST",
-    ":path": `/${call.service}/${call.method}`,
-    "content-type": "application/grpc+proto",
-    te: "trailers",
+/**
+ * The call's HTTP/2 request headers but its `grpc-timeout` (each attempt adds its own);
+ * throws on metadata that is not a valid header.
+ */
+function requestHeaders(call: UpstreamCall): HeaderField[] {
+  const out: HeaderField[] = [
+    [":method", "POST"],
+    [":scheme", call.transport.scheme],
+    [":authority", call.transport.authority],
+    [":path", `/${call.service}/${call.method}`],
+    ["content-type", "application/grpc+proto"],
+    ["te", "trailers"],
     // No grpc-accept-encoding: compressing over the short hop to the upstream costs more
     // CPU than it saves, so the upstream answers uncompressed (gzip is still read).
-    "user-agent": "zilla-gateway-ts",
-  };
+    ["user-agent", "zilla-gateway-ts"],
+  ];
   if (call.metadata.length === 0) return out;
   // Headers validates names and values the way a client must (and lower-cases names).
   const metadata = new Headers();
   for (const [name, value] of call.metadata) metadata.append(name, value);
   metadata.forEach((value, name) => {
-    if (!name.startsWith(":") && !reservedRequestHeaders.has(name)) out[name] = value;
+    if (!name.startsWith(":") && !reservedRequestHeaders.has(name)) out.push([name, value]);
   });
   return out;
 }
@@ -209,11 +217,11 @@ interface AttemptOutcome {
 }
 
 /** One HTTP/2 stream to the upstream, from request headers to status. */
-class UpstreamAttempt {
+class UpstreamAttempt implements ClientStreamHandler {
   readonly done: Promise<AttemptOutcome>;
   private readonly call: UpstreamCall;
   private resolve!: (outcome: AttemptOutcome) => void;
-  private stream: http2.ClientHttp2Stream | undefined;
+  private stream: ClientStream | undefined;
   private readonly timer: ReturnType<typeof setTimeout>;
   private readonly onAbort = () => this.cancel(Code.Canceled, "the operation was aborted");
   private finished = false;
@@ -225,7 +233,7 @@ class UpstreamAttempt {
   private firstMessage = true;
   private readonly reader = new GrpcFrameReader(maxResponseMessageBytes);
 
-  constructor(call: UpstreamCall, headers: http2.OutgoingHttpHeaders, timeoutMs: number) {
+  constructor(call: UpstreamCall, headers: readonly HeaderField[], timeoutMs: number) {
     this.call = call;
     this.done = new Promise((resolve) => {
       this.resolve = resolve;
@@ -236,54 +244,72 @@ class UpstreamAttempt {
       timerDelayMs(timeoutMs),
     );
     call.signal.addEventListener("abort", this.onAbort, { once: true });
-    let stream: http2.ClientHttp2Stream;
+    let stream: ClientStream;
     try {
       stream = call.transport
         .session()
-        .request({ ...headers, "grpc-timeout": formatGrpcTimeout(timeoutMs) });
+        .request([...headers, ["grpc-timeout", formatGrpcTimeout(timeoutMs)]], this);
     } catch (err) {
       this.fail(err);
       return;
     }
     this.stream = stream;
-    stream.on("response", (h) => this.onResponse(h));
-    stream.on("data", (chunk: Buffer) => this.onData(chunk));
-    stream.on("trailers", (t) => {
-      this.trailer = headersFromNode(t);
-    });
-    stream.on("error", (err) => this.fail(err));
-    stream.on("close", () => this.onClose());
-    // 'end' must be consumed for 'close' to follow once the response is read.
-    stream.on("end", () => {});
+    if (this.finished) {
+      stream.reset();
+      return;
+    }
     void this.writeRequests(stream);
   }
 
-  private async writeRequests(stream: http2.ClientHttp2Stream): Promise<void> {
+  /** A header block: the response's headers, then its trailers. */
+  headers(fields: HeaderField[], _endStream: boolean): void {
+    if (this.finished) return;
+    if (this.header === undefined) {
+      this.onResponse(fields);
+      return;
+    }
+    try {
+      this.trailer = headersFromFields(fields);
+    } catch (err) {
+      this.cancel(Code.Internal, `invalid response trailer: ${errorText(err)}`);
+    }
+  }
+
+  data(bytes: Uint8Array, _endStream: boolean): void {
+    if (bytes.length > 0) this.onData(bytes);
+  }
+
+  closed(rstCode: number, error: Error | undefined): void {
+    if (error) this.fail(error);
+    else this.onClose(rstCode);
+  }
+
+  private async writeRequests(stream: ClientStream): Promise<void> {
     try {
       const source = this.call.requests();
       for (;;) {
         const chunk = source.take();
         if (chunk === undefined) {
           await source.wait();
-          if (this.finished || stream.destroyed) return;
+          if (this.finished || stream.closed) return;
           continue;
         }
         const { messages, ended } = chunk;
         // The messages that have arrived leave in one write (up to maxFramesWriteBytes), the
         // request's end with the last of them.
         for (let i = 0; i < messages.length; ) {
-          if (this.finished || stream.destroyed) return;
+          if (this.finished || stream.closed) return;
           const { bytes, next } = grpcFrames(messages, i, maxFramesWriteBytes);
           i = next;
           if (ended && i === messages.length) {
-            stream.end(bytes);
+            stream.write(bytes, true);
             return;
           }
-          if (!stream.write(bytes)) await drained(stream);
+          if (!stream.write(bytes, false)) await stream.drained();
         }
-        if (this.finished || stream.destroyed) return;
+        if (this.finished || stream.closed) return;
         if (ended) {
-          stream.end();
+          stream.write(noBytes, true);
           return;
         }
       }
@@ -293,10 +319,17 @@ class UpstreamAttempt {
     }
   }
 
-  private onResponse(raw: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void {
-    const header = headersFromNode(raw);
+  private onResponse(fields: HeaderField[]): void {
+    let header: Headers;
+    try {
+      header = headersFromFields(fields);
+    } catch (err) {
+      this.header = new Headers();
+      this.cancel(Code.Internal, `invalid response header: ${errorText(err)}`);
+      return;
+    }
     this.header = header;
-    const status = raw[":status"] ?? 0;
+    const status = Number(fields.find(([name]) => name === ":status")?.[1] ?? 0);
     if (status !== 200) {
       // Not a gRPC answer (a proxy's, say): the HTTP status decides, as gRPC's mapping says.
       this.finish(
@@ -340,7 +373,7 @@ class UpstreamAttempt {
     }
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Uint8Array): void {
     if (this.finished) return;
     let frames: ReturnType<GrpcFrameReader["push"]>;
     try {
@@ -371,9 +404,8 @@ class UpstreamAttempt {
     }
   }
 
-  private onClose(): void {
+  private onClose(rst: number): void {
     if (this.finished) return;
-    const stream = this.stream;
     const statusSource = this.trailersOnly ? this.header : this.trailer;
     if (statusSource?.has("grpc-status")) {
       const { code, message } = statusFromTrailer(statusSource);
@@ -389,8 +421,7 @@ class UpstreamAttempt {
       );
       return;
     }
-    const rst = stream?.rstCode ?? 0;
-    if (rst !== 0 && rst !== http2.constants.NGHTTP2_NO_ERROR) {
+    if (rst !== h2Errors.noError) {
       this.finish(
         {
           code: codeFromResetCode(rst),
@@ -398,7 +429,7 @@ class UpstreamAttempt {
           header: this.firstMessage ? this.header : undefined,
           trailer: new Headers(),
         },
-        rst === http2.constants.NGHTTP2_REFUSED_STREAM,
+        rst === h2Errors.refusedStream,
       );
       return;
     }
@@ -447,35 +478,22 @@ class UpstreamAttempt {
     this.finished = true;
     clearTimeout(this.timer);
     this.call.signal.removeEventListener("abort", this.onAbort);
-    const stream = this.stream;
-    if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    // Resets the stream unless both sides ended it (the request may still be going out).
+    this.stream?.reset(h2Errors.cancel);
     this.resolve({ result, unreachable, answered: this.header !== undefined });
   }
 }
 
-/** Response headers or trailers as Fetch `Headers`, pseudo-headers left out. */
-function headersFromNode(raw: http2.IncomingHttpHeaders): Headers {
+const noBytes = new Uint8Array(0);
+
+/** Response headers or trailers as Fetch `Headers`, pseudo-headers left out; throws on invalid ones. */
+function headersFromFields(fields: readonly HeaderField[]): Headers {
   const out = new Headers();
-  for (const name in raw) {
-    if (name.startsWith(":")) continue;
-    const value = raw[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.append(name, v);
-    else out.append(name, value);
+  for (const [name, value] of fields) {
+    if (name.charCodeAt(0) === 58 /* ":" */) continue;
+    out.append(name, value);
   }
   return out;
-}
-
-function drained(stream: http2.ClientHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("close", done);
-  });
 }
 
 function failure(code: number, message: string, attempts: number): UpstreamResult {

@@ -3,9 +3,11 @@
  * authority and TLS settings), opened on first use and replaced when it closes, fails or
  * receives GOAWAY. Calls over it are made by upstream-client.ts.
  */
-import * as http2 from "node:http2";
+import { isIP } from "node:net";
+import type { ConnectionOptions } from "node:tls";
 import type { KafkaGrpcRoute } from "../config/types.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
+import { ClientSession } from "../h2/client-session.ts";
+import { connectionWindowBytes, streamWindowBytes } from "../runtime/http2-windows.ts";
 
 export type UpstreamTarget = KafkaGrpcRoute["with"];
 
@@ -13,12 +15,14 @@ export type UpstreamTarget = KafkaGrpcRoute["with"];
 export interface UpstreamTransport {
   /** `scheme://authority` of the upstream. */
   readonly baseUrl: string;
+  /** `http` or `https`. */
+  readonly scheme: string;
   /** `host:port` of the upstream, as the route names it. */
   readonly authority: string;
   /** Told of each attempt that could not reach the upstream, and of each that did. */
   readonly health?: UpstreamHealth | undefined;
   /** The open session, or a new one when there is none or it is going away. */
-  session(): http2.ClientHttp2Session;
+  session(): ClientSession;
 }
 
 /** What an upstream's reachability is reported to (west's log lines and metrics). */
@@ -54,8 +58,8 @@ export function createUpstreamPool(
       let entry = entries.get(id);
       if (!entry) {
         entry = new SessionHolder(
+          target.scheme,
           target.authority,
-          `${target.scheme}://${target.authority}`,
           tlsSessionOptions(target),
           healthFor?.(target.authority),
         );
@@ -74,40 +78,51 @@ export function createUpstreamPool(
 
 /** Keeps one session to an upstream; a closed, failed or draining session is replaced. */
 class SessionHolder implements UpstreamTransport {
+  readonly scheme: string;
   readonly authority: string;
   readonly baseUrl: string;
   readonly health: UpstreamHealth | undefined;
-  private readonly options: http2.SecureClientSessionOptions | undefined;
-  private current: http2.ClientHttp2Session | undefined;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly tls: ConnectionOptions | undefined;
+  private current: ClientSession | undefined;
+  /** A session that failed, closed or received GOAWAY is replaced by the next call's. */
+  private readonly forget = (session: ClientSession) => {
+    if (this.current === session) this.current = undefined;
+  };
 
   constructor(
+    scheme: string,
     authority: string,
-    baseUrl: string,
-    options: http2.SecureClientSessionOptions | undefined,
+    tls: ConnectionOptions | undefined,
     health: UpstreamHealth | undefined,
   ) {
+    this.scheme = scheme;
     this.authority = authority;
-    this.baseUrl = baseUrl;
-    this.options = options;
+    this.baseUrl = `${scheme}://${authority}`;
     this.health = health;
+    const { host, port } = splitAuthority(authority, scheme === "https" ? 443 : 80);
+    this.host = host;
+    this.port = port;
+    this.tls =
+      scheme === "https"
+        ? { ...(isIP(host) === 0 ? { servername: host } : {}), ...(tls ?? {}) }
+        : undefined;
   }
 
-  session(): http2.ClientHttp2Session {
+  session(): ClientSession {
     const open = this.current;
-    if (open && !open.closed && !open.destroyed) return open;
-    const session = http2.connect(this.baseUrl, {
-      ...this.options,
-      settings: http2WindowSettings,
-    });
-    session.once("connect", () => widenConnectionWindow(session));
-    const forget = () => {
-      if (this.current === session) this.current = undefined;
-    };
-    // Errors reach the calls through their streams; the session is only replaced.
-    session.on("error", forget);
-    session.on("close", forget);
-    // After GOAWAY the upstream takes no new streams here: the next call opens a new session.
-    session.on("goaway", forget);
+    if (open && !open.goingAway && !open.destroyed) return open;
+    const session = new ClientSession(
+      {
+        host: this.host,
+        port: this.port,
+        tls: this.tls,
+        streamWindowBytes,
+        connectionWindowBytes,
+      },
+      this.forget,
+    );
     this.current = session;
     return session;
   }
@@ -118,7 +133,20 @@ class SessionHolder implements UpstreamTransport {
   }
 }
 
-function tlsSessionOptions(target: UpstreamTarget): http2.SecureClientSessionOptions | undefined {
+/** `host:port` (IPv6 in brackets) as host and port; `fallback` when the port is left out. */
+export function splitAuthority(
+  authority: string,
+  fallback: number,
+): { host: string; port: number } {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(authority);
+  if (bracket)
+    return { host: bracket[1] as string, port: bracket[2] ? Number(bracket[2]) : fallback };
+  const colon = authority.lastIndexOf(":");
+  if (colon < 0) return { host: authority, port: fallback };
+  return { host: authority.slice(0, colon), port: Number(authority.slice(colon + 1)) };
+}
+
+function tlsSessionOptions(target: UpstreamTarget): ConnectionOptions | undefined {
   const tls = target.tls;
   if (target.scheme !== "https" || !tls) return undefined;
   return {

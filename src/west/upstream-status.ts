@@ -3,8 +3,8 @@
  * RST_STREAM code, or a stream error (and whether that error means the upstream was never
  * reached, so a retry is safe). The mapping follows gRPC's documents and connect-node.
  */
-import * as http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
+import { h2Errors } from "../h2/client-session.ts";
 
 /** gRPC's HTTP-status-to-code mapping (http-grpc-status-mapping.md). */
 export function codeFromHttpStatus(status: number): Code {
@@ -29,16 +29,15 @@ export function codeFromHttpStatus(status: number): Code {
 
 /** An RST_STREAM code as a gRPC code (PROTOCOL-HTTP2.md, "Errors"). */
 export function codeFromResetCode(rst: number): Code {
-  const c = http2.constants;
   switch (rst) {
-    case c.NGHTTP2_REFUSED_STREAM:
+    case h2Errors.refusedStream:
       return Code.Unavailable;
-    case c.NGHTTP2_CANCEL:
+    case h2Errors.cancel:
       return Code.Canceled;
-    case c.NGHTTP2_ENHANCE_YOUR_CALM:
+    case h2Errors.enhanceYourCalm:
       return Code.ResourceExhausted;
-    case c.NGHTTP2_INADEQUATE_SECURITY:
-    case c.NGHTTP2_HTTP_1_1_REQUIRED:
+    case h2Errors.inadequateSecurity:
+    case h2Errors.http11Required:
       return Code.PermissionDenied;
     default:
       return Code.Internal;
@@ -55,7 +54,6 @@ const unreachableErrors = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "ERR_HTTP2_GOAWAY_SESSION",
-  "ERR_HTTP2_INVALID_SESSION",
 ]);
 
 /**
@@ -68,28 +66,14 @@ export function statusFromStreamError(
   answered: boolean,
 ): { code: Code; unreachable: boolean; reason?: string } {
   let current: unknown = err;
-  let rstCode: number | undefined;
   for (let depth = 0; current instanceof Error && depth < 8; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && unreachableErrors.has(code) && !answered) {
       // The connection's own error says why (a wrapper only says the stream was cancelled).
       return { code: Code.Unavailable, unreachable: true, reason: current.message };
     }
-    if (code === "ECONNRESET" || code === "ERR_STREAM_DESTROYED") {
-      return { code: Code.Aborted, unreachable: false };
-    }
-    const match = /NGHTTP2_\w+|code (\d+)/.exec(current.message);
-    if (code === "ERR_HTTP2_STREAM_ERROR" && match) {
-      const byName = (http2.constants as unknown as Record<string, number | undefined>)[match[0]];
-      rstCode = match[1] !== undefined ? Number(match[1]) : byName;
-    }
+    if (code === "ECONNRESET") return { code: Code.Aborted, unreachable: false };
     current = (current as { cause?: unknown }).cause;
-  }
-  if (rstCode !== undefined) {
-    return {
-      code: codeFromResetCode(rstCode),
-      unreachable: rstCode === http2.constants.NGHTTP2_REFUSED_STREAM,
-    };
   }
   return { code: Code.Internal, unreachable: false };
 }

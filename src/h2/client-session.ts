@@ -1,0 +1,793 @@
+/**
+ * An HTTP/2 client connection of the gateway's own (RFC 9113), for west's calls to its
+ * upstreams: frames read and written straight on a TCP or TLS socket, HPACK by hpack.ts.
+ * The runtime's `node:http2` client wraps every stream in a Node Duplex with its events;
+ * under Bun that cost about 25 µs of CPU per unary call at 64 in flight, this about 6
+ * (docs/architecture.md: West's upstream connection).
+ *
+ * What it does: the connection preface and SETTINGS (no server push, the gateway's
+ * receive windows), PING answers, flow control both ways (receive windows refilled as data
+ * is read, sends held to the peer's windows and frame size), the peer's concurrent-stream
+ * limit (streams over it wait their turn), CONTINUATION, padding, GOAWAY (streams the peer
+ * will not process end as refused, which is safe to retry; the session takes no new ones),
+ * RST_STREAM, and connection errors answered with GOAWAY. Writes of one turn leave in one
+ * socket write.
+ *
+ * What it leaves out, as a gRPC client may: server push (refused by SETTINGS), priorities
+ * (ignored), the dynamic table when encoding (see hpack.ts), and HTTP/1.1 upgrade.
+ */
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
+
+const frameData = 0;
+const frameHeaders = 1;
+const frameRstStream = 3;
+const frameSettings = 4;
+const framePushPromise = 5;
+const framePing = 6;
+const frameGoaway = 7;
+const frameWindowUpdate = 8;
+const frameContinuation = 9;
+
+const flagEndStream = 0x1;
+const flagAck = 0x1;
+const flagEndHeaders = 0x4;
+const flagPadded = 0x8;
+const flagPriority = 0x20;
+
+/** HTTP/2 error codes (RFC 9113 section 7) used here. */
+export const h2Errors = {
+  noError: 0,
+  protocolError: 1,
+  internalError: 2,
+  flowControlError: 3,
+  frameSizeError: 6,
+  refusedStream: 7,
+  cancel: 8,
+  compressionError: 9,
+  enhanceYourCalm: 11,
+  inadequateSecurity: 12,
+  http11Required: 13,
+} as const;
+
+const settingHeaderTableSize = 1;
+const settingEnablePush = 2;
+const settingMaxConcurrentStreams = 3;
+const settingInitialWindowSize = 4;
+const settingMaxFrameSize = 5;
+
+const defaultWindow = 65_535;
+const maxWindow = 0x7fff_ffff;
+/** The frame size this side accepts (the protocol's default; never announced larger). */
+const maxFrameIn = 16_384;
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/** What a stream tells its user. */
+export interface ClientStreamHandler {
+  /** A header block: the response headers, then (with `endStream`) the trailers. */
+  headers(fields: HeaderField[], endStream: boolean): void;
+  /** Response body bytes, in order. */
+  data(bytes: Uint8Array, endStream: boolean): void;
+  /**
+   * The stream is over for its user: the peer ended it (`rstCode` 0, after `endStream`), reset
+   * it (`rstCode`), or the connection failed or went away (`error`).
+   */
+  closed(rstCode: number, error: Error | undefined): void;
+}
+
+export interface ClientSessionOptions {
+  host: string;
+  port: number;
+  /** TLS options (ALPN `h2` is asked for unless given); absent: cleartext (h2c, prior knowledge). */
+  tls?: tls.ConnectionOptions | undefined;
+  /** Receive window per stream, announced in SETTINGS (default 1 MiB). */
+  streamWindowBytes?: number;
+  /** Receive window of the connection (default 16 MiB). */
+  connectionWindowBytes?: number;
+  /**
+   * Largest header list (names, values and 32 bytes per field) of a response's headers or
+   * trailers (default 256 KiB): a larger one fails its stream. Past 16 times that, decoding
+   * stops and the connection ends (its table could not be kept in step).
+   */
+  maxHeaderListBytes?: number;
+}
+
+/** An error of the connection, with a code the way Node's errors carry one. */
+export class H2SessionError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** One request stream. */
+export class ClientStream {
+  /** 0 until its HEADERS left (it may wait for the peer's concurrent-stream limit). */
+  id = 0;
+  /** The peer's reset code, once reset; 0 otherwise. */
+  rstCode = 0;
+  /** Over for its user (ended by the peer, reset, or failed). */
+  closed = false;
+  readonly handler: ClientStreamHandler;
+  /** The encoded request headers until they leave. */
+  headerBlock: Uint8Array | undefined;
+  /** Body bytes waiting for send window. */
+  queued: Uint8Array[] = [];
+  queuedBytes = 0;
+  /** The request's end was asked for (sent once `queued` is empty). */
+  endRequested = false;
+  localEnded = false;
+  remoteEnded = false;
+  sendWindow: number;
+  /** Bytes read since the last WINDOW_UPDATE for this stream. */
+  unacked = 0;
+  /** The response headers (a final status) arrived. */
+  responded = false;
+  private drainWaiters: (() => void)[] | undefined;
+  private readonly session: ClientSession;
+
+  constructor(session: ClientSession, handler: ClientStreamHandler, sendWindow: number) {
+    this.session = session;
+    this.handler = handler;
+    this.sendWindow = sendWindow;
+  }
+
+  /**
+   * Sends body bytes (and the request's end with `end`); false when some wait for the peer's
+   * flow-control window: `drained()` resolves once they left (or the stream closed).
+   */
+  write(bytes: Uint8Array, end: boolean): boolean {
+    if (this.closed || this.endRequested) return true;
+    if (bytes.length > 0) {
+      this.queued.push(bytes);
+      this.queuedBytes += bytes.length;
+    }
+    if (end) this.endRequested = true;
+    this.session.pump(this);
+    return this.queuedBytes === 0;
+  }
+
+  /** Resolves once no body bytes wait for window, or the stream is closed. */
+  drained(): Promise<void> {
+    if (this.queuedBytes === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      if (this.drainWaiters) this.drainWaiters.push(resolve);
+      else this.drainWaiters = [resolve];
+    });
+  }
+
+  /** Ends the stream from this side with RST_STREAM (`code`, default CANCEL). */
+  reset(code: number = h2Errors.cancel): void {
+    this.session.resetStream(this, code);
+  }
+
+  /** Wakes drained() waiters (everything left, or the stream ended). */
+  wakeDrained(): void {
+    const waiters = this.drainWaiters;
+    if (!waiters || (this.queuedBytes > 0 && !this.closed)) return;
+    this.drainWaiters = undefined;
+    for (const wake of waiters) wake();
+  }
+}
+
+/** One HTTP/2 connection to an upstream; streams are opened with `request`. */
+export class ClientSession {
+  /** Takes no new streams: it failed, closed, or the peer sent GOAWAY. */
+  goingAway = false;
+  destroyed = false;
+  private readonly socket: net.Socket;
+  private connected = false;
+  private readonly encoder = new HpackEncoder();
+  private readonly decoder: HpackDecoder;
+  private readonly streams = new Map<number, ClientStream>();
+  /** Streams waiting for the peer's concurrent-stream limit. */
+  private readonly waiting: ClientStream[] = [];
+  /** Streams with body bytes held by flow control. */
+  private readonly blocked = new Set<ClientStream>();
+  private nextId = 1;
+  private open = 0;
+  private peerMaxConcurrent = Number.POSITIVE_INFINITY;
+  private peerInitialWindow = defaultWindow;
+  private peerMaxFrame = 16_384;
+  private sendWindow = defaultWindow;
+  private readonly streamWindow: number;
+  private readonly connectionWindow: number;
+  private connectionUnacked = 0;
+  /** Last stream id the peer will process (from its GOAWAY). */
+  private goawayLastId = maxWindow;
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
+  private readonly flushNow = () => this.flush();
+  private pending: Buffer | undefined;
+  /** A header block waiting for CONTINUATION frames: its stream, flags and parts. */
+  private continuing:
+    | { id: number; endStream: boolean; parts: Uint8Array[]; bytes: number }
+    | undefined;
+  private readonly onGone: ((session: ClientSession) => void) | undefined;
+  private readonly maxHeaderListBytes: number;
+  private readonly maxHeaderBlockBytes: number;
+
+  constructor(options: ClientSessionOptions, onGone?: (session: ClientSession) => void) {
+    this.onGone = onGone;
+    this.streamWindow = options.streamWindowBytes ?? 1024 * 1024;
+    this.connectionWindow = options.connectionWindowBytes ?? 16 * 1024 * 1024;
+    this.maxHeaderListBytes = options.maxHeaderListBytes ?? defaultMaxHeaderListBytes;
+    this.maxHeaderBlockBytes = this.maxHeaderListBytes * 16;
+    this.decoder = new HpackDecoder({ maxHeaderListBytes: this.maxHeaderBlockBytes });
+    const ready = () => {
+      this.connected = true;
+      this.flush();
+    };
+    if (options.tls) {
+      const socket = tls.connect({
+        ALPNProtocols: ["h2"],
+        ...options.tls,
+        host: options.host,
+        port: options.port,
+      });
+      socket.once("secureConnect", () => {
+        if (socket.alpnProtocol !== "h2") {
+          const agreed = socket.alpnProtocol ? `"${socket.alpnProtocol}"` : "no protocol";
+          this.fail(
+            new H2SessionError(
+              "ERR_HTTP2_ALPN",
+              `upstream did not agree to HTTP/2 over TLS (ALPN gave ${agreed})`,
+            ),
+          );
+          return;
+        }
+        ready();
+      });
+      this.socket = socket;
+    } else {
+      this.socket = net.connect({ host: options.host, port: options.port });
+      this.socket.once("connect", ready);
+    }
+    this.socket.setNoDelay(true);
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.socket.on("error", (err) => this.fail(err));
+    this.socket.on("close", () =>
+      this.fail(new H2SessionError("ECONNRESET", "upstream connection closed")),
+    );
+    const settings = Buffer.alloc(12);
+    settings.writeUInt16BE(settingEnablePush, 0);
+    settings.writeUInt32BE(0, 2);
+    settings.writeUInt16BE(settingInitialWindowSize, 6);
+    settings.writeUInt32BE(this.streamWindow, 8);
+    this.queue(preface);
+    this.queueFrame(frameSettings, 0, 0, settings);
+    if (this.connectionWindow > defaultWindow) {
+      this.queueWindowUpdate(0, this.connectionWindow - defaultWindow);
+    }
+  }
+
+  /** Opens a stream with request `fields`; its events go to `handler`. */
+  request(fields: readonly HeaderField[], handler: ClientStreamHandler): ClientStream {
+    if (this.goingAway || this.destroyed) {
+      throw new H2SessionError("ERR_HTTP2_GOAWAY_SESSION", "the upstream session is going away");
+    }
+    const stream = new ClientStream(this, handler, this.peerInitialWindow);
+    stream.headerBlock = this.encoder.encode(fields);
+    if (this.open < this.peerMaxConcurrent) this.start(stream);
+    else this.waiting.push(stream);
+    return stream;
+  }
+
+  /** Closes the connection; open streams fail. */
+  destroy(): void {
+    this.fail(new H2SessionError("ERR_HTTP2_SESSION_CLOSED", "the upstream session was closed"));
+  }
+
+  /** Sends a stream's HEADERS (and whatever body it already has). */
+  private start(stream: ClientStream): void {
+    if (this.nextId > maxWindow) {
+      // Stream ids ran out: this session is done, the next call opens another.
+      this.retire();
+      this.endStream(
+        stream,
+        0,
+        new H2SessionError(
+          "ERR_HTTP2_GOAWAY_SESSION",
+          "the upstream session ran out of stream ids",
+        ),
+      );
+      return;
+    }
+    const id = this.nextId;
+    this.nextId += 2;
+    stream.id = id;
+    this.streams.set(id, stream);
+    this.open++;
+    const block = stream.headerBlock as Uint8Array;
+    stream.headerBlock = undefined;
+    // Stream sends are window-limited from their start: the window is the peer's now.
+    stream.sendWindow = this.peerInitialWindow;
+    for (let at = 0; at < block.length || at === 0; ) {
+      const size = Math.min(block.length - at, this.peerMaxFrame);
+      const last = at + size >= block.length;
+      const type = at === 0 ? frameHeaders : frameContinuation;
+      this.queueFrame(type, last ? flagEndHeaders : 0, id, block.subarray(at, at + size));
+      at += size;
+      if (last) break;
+    }
+    this.pump(stream);
+  }
+
+  /** Sends what flow control lets of a stream's body, and its end once all left. */
+  pump(stream: ClientStream): void {
+    if (stream.id === 0 || stream.closed || stream.localEnded) return;
+    while (stream.queuedBytes > 0) {
+      const allowed = Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrame);
+      if (allowed <= 0) {
+        this.blocked.add(stream);
+        return;
+      }
+      const head = stream.queued[0] as Uint8Array;
+      const size = Math.min(head.length, allowed);
+      const chunk = size === head.length ? head : head.subarray(0, size);
+      if (size === head.length) stream.queued.shift();
+      else stream.queued[0] = head.subarray(size);
+      stream.queuedBytes -= size;
+      stream.sendWindow -= size;
+      this.sendWindow -= size;
+      const end = stream.endRequested && stream.queuedBytes === 0;
+      this.queueFrame(frameData, end ? flagEndStream : 0, stream.id, chunk);
+      if (end) this.localEnd(stream);
+    }
+    this.blocked.delete(stream);
+    if (stream.endRequested && !stream.localEnded) {
+      this.queueFrame(frameData, flagEndStream, stream.id, empty);
+      this.localEnd(stream);
+    }
+    stream.wakeDrained();
+  }
+
+  private localEnd(stream: ClientStream): void {
+    stream.localEnded = true;
+    if (stream.remoteEnded) this.forget(stream);
+  }
+
+  /** RST_STREAM from this side; the stream's handler hears nothing more. */
+  resetStream(stream: ClientStream, code: number): void {
+    if (stream.id === 0) {
+      const at = this.waiting.indexOf(stream);
+      if (at >= 0) this.waiting.splice(at, 1);
+      stream.closed = true;
+      stream.wakeDrained();
+      return;
+    }
+    this.sendReset(stream, code);
+    stream.closed = true;
+    stream.wakeDrained();
+  }
+
+  /** RST_STREAM for a stream still in the session, which leaves it. */
+  private sendReset(stream: ClientStream, code: number): void {
+    if (!this.streams.has(stream.id)) return;
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(code, 0);
+    this.queueFrame(frameRstStream, 0, stream.id, payload);
+    this.forget(stream);
+  }
+
+  /** Resets a stream the peer broke, and tells its user. */
+  private abortStream(stream: ClientStream, code: number, error?: Error): void {
+    this.sendReset(stream, code);
+    this.endStream(stream, error ? 0 : code, error);
+  }
+
+  /** Takes a stream out of the session and lets a waiting one start. */
+  private forget(stream: ClientStream): void {
+    if (!this.streams.delete(stream.id)) return;
+    this.open--;
+    this.blocked.delete(stream);
+    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent && !this.goingAway) {
+      this.start(this.waiting.shift() as ClientStream);
+    }
+    if (this.goingAway && this.streams.size === 0) this.closeSocket();
+  }
+
+  /** Ends a stream for its user. */
+  private endStream(stream: ClientStream, rstCode: number, error: Error | undefined): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    stream.rstCode = rstCode;
+    stream.wakeDrained();
+    stream.handler.closed(rstCode, error);
+  }
+
+  private queue(bytes: Uint8Array): void {
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushNow);
+    }
+  }
+
+  private queueFrame(type: number, flags: number, id: number, payload: Uint8Array): void {
+    const head = Buffer.allocUnsafe(9);
+    head[0] = (payload.length >>> 16) & 0xff;
+    head[1] = (payload.length >>> 8) & 0xff;
+    head[2] = payload.length & 0xff;
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(id, 5);
+    this.queue(head);
+    if (payload.length > 0) this.queue(payload);
+  }
+
+  private queueWindowUpdate(id: number, increment: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(increment, 0);
+    this.queueFrame(frameWindowUpdate, 0, id, payload);
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (!this.connected || this.destroyed || this.out.length === 0) return;
+    const parts = this.out;
+    const bytes = Buffer.allocUnsafe(this.outBytes);
+    let at = 0;
+    for (const part of parts) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    this.out = [];
+    this.outBytes = 0;
+    this.socket.write(bytes);
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.pending) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
+    let at = 0;
+    try {
+      while (buf.length - at >= 9 && !this.destroyed) {
+        const length = buf.readUIntBE(at, 3);
+        if (length > maxFrameIn) {
+          throw new ConnectionError(h2Errors.frameSizeError, `frame of ${length} bytes`);
+        }
+        if (buf.length - at < 9 + length) break;
+        const type = buf.readUInt8(at + 3);
+        const flags = buf.readUInt8(at + 4);
+        const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
+        const payload = buf.subarray(at + 9, at + 9 + length);
+        at += 9 + length;
+        this.onFrame(type, flags, id, payload);
+      }
+    } catch (err) {
+      this.connectionError(err);
+      return;
+    }
+    if (at < buf.length && !this.destroyed) this.pending = buf.subarray(at);
+  }
+
+  private onFrame(type: number, flags: number, id: number, payload: Buffer): void {
+    if (this.continuing && type !== frameContinuation) {
+      throw new ConnectionError(h2Errors.protocolError, "header block interrupted");
+    }
+    switch (type) {
+      case frameData:
+        this.onDataFrame(flags, id, payload);
+        return;
+      case frameHeaders:
+        this.onHeadersFrame(flags, id, payload);
+        return;
+      case frameContinuation: {
+        const block = this.continuing;
+        if (!block || block.id !== id) {
+          throw new ConnectionError(h2Errors.protocolError, "CONTINUATION without HEADERS");
+        }
+        block.parts.push(payload);
+        block.bytes += payload.length;
+        if (block.bytes > this.maxHeaderBlockBytes) {
+          throw new ConnectionError(
+            h2Errors.protocolError,
+            `header block over ${block.bytes} bytes`,
+          );
+        }
+        if (flags & flagEndHeaders) {
+          this.continuing = undefined;
+          this.onHeaderBlock(id, Buffer.concat(block.parts), block.endStream);
+        }
+        return;
+      }
+      case frameRstStream: {
+        if (id === 0 || payload.length !== 4) {
+          throw new ConnectionError(h2Errors.protocolError, "malformed RST_STREAM");
+        }
+        const stream = this.streams.get(id);
+        if (!stream) return;
+        this.forget(stream);
+        this.endStream(stream, payload.readUInt32BE(0), undefined);
+        return;
+      }
+      case frameSettings:
+        this.onSettings(flags, id, payload);
+        return;
+      case framePushPromise:
+        throw new ConnectionError(h2Errors.protocolError, "PUSH_PROMISE with push disabled");
+      case framePing:
+        if (id !== 0 || payload.length !== 8) {
+          throw new ConnectionError(h2Errors.protocolError, "malformed PING");
+        }
+        if (!(flags & flagAck)) this.queueFrame(framePing, flagAck, 0, Buffer.from(payload));
+        return;
+      case frameGoaway:
+        this.onGoaway(id, payload);
+        return;
+      case frameWindowUpdate:
+        this.onWindowUpdate(id, payload);
+        return;
+      default:
+        // PRIORITY and unknown frame types carry nothing a client must act on.
+        return;
+    }
+  }
+
+  private onDataFrame(flags: number, id: number, payload: Buffer): void {
+    if (id === 0) throw new ConnectionError(h2Errors.protocolError, "DATA on stream 0");
+    // All of it counts against the windows, padding included.
+    this.connectionUnacked += payload.length;
+    if (this.connectionUnacked > this.connectionWindow) {
+      throw new ConnectionError(h2Errors.flowControlError, "connection window exceeded");
+    }
+    if (this.connectionUnacked >= this.connectionWindow / 2) {
+      this.queueWindowUpdate(0, this.connectionUnacked);
+      this.connectionUnacked = 0;
+    }
+    const body = unpad(flags, payload);
+    const stream = this.streams.get(id);
+    if (!stream || stream.closed) return;
+    if (!stream.responded) {
+      this.abortStream(stream, h2Errors.protocolError);
+      return;
+    }
+    const end = (flags & flagEndStream) !== 0;
+    if (!end) {
+      stream.unacked += payload.length;
+      if (stream.unacked > this.streamWindow) {
+        this.abortStream(stream, h2Errors.flowControlError);
+        return;
+      }
+      if (stream.unacked >= this.streamWindow / 2) {
+        this.queueWindowUpdate(id, stream.unacked);
+        stream.unacked = 0;
+      }
+    }
+    if (body.length > 0 || end) stream.handler.data(body, end);
+    if (end) this.remoteEnd(stream);
+  }
+
+  private onHeadersFrame(flags: number, id: number, payload: Buffer): void {
+    if (id === 0) throw new ConnectionError(h2Errors.protocolError, "HEADERS on stream 0");
+    let block = unpad(flags, payload);
+    if (flags & flagPriority) {
+      if (block.length < 5) throw new ConnectionError(h2Errors.protocolError, "short HEADERS");
+      block = block.subarray(5);
+    }
+    const endStream = (flags & flagEndStream) !== 0;
+    if (!(flags & flagEndHeaders)) {
+      this.continuing = { id, endStream, parts: [Buffer.from(block)], bytes: block.length };
+      return;
+    }
+    this.onHeaderBlock(id, block, endStream);
+  }
+
+  private onHeaderBlock(id: number, block: Uint8Array, endStream: boolean): void {
+    let fields: HeaderField[];
+    try {
+      // Every block is decoded, a dropped stream's too: the table is the connection's.
+      fields = this.decoder.decode(block);
+    } catch (err) {
+      if (err instanceof HpackError) {
+        throw new ConnectionError(h2Errors.compressionError, err.message);
+      }
+      throw err;
+    }
+    const stream = this.streams.get(id);
+    if (!stream || stream.closed) return;
+    let listBytes = 0;
+    for (const [name, value] of fields) listBytes += name.length + value.length + 32;
+    if (listBytes > this.maxHeaderListBytes) {
+      const error = new H2SessionError(
+        "ERR_HTTP2_HEADER_LIST_TOO_LARGE",
+        `upstream header list of ${listBytes} bytes is over the limit of ${this.maxHeaderListBytes}`,
+      );
+      this.abortStream(stream, h2Errors.cancel, error);
+      return;
+    }
+    if (!stream.responded) {
+      const status = fields.length > 0 && fields[0]?.[0] === ":status" ? fields[0][1] : "";
+      // 1xx answers come before the real one and say nothing to a gRPC client.
+      if (status.length === 3 && status[0] === "1" && !endStream) return;
+      stream.responded = true;
+    } else if (!endStream) {
+      this.abortStream(stream, h2Errors.protocolError);
+      return;
+    }
+    stream.handler.headers(fields, endStream);
+    if (endStream) this.remoteEnd(stream);
+  }
+
+  /** The peer ended its side: the stream is over for its user. */
+  private remoteEnd(stream: ClientStream): void {
+    stream.remoteEnded = true;
+    if (stream.localEnded) this.forget(stream);
+    this.endStream(stream, 0, undefined);
+  }
+
+  private onSettings(flags: number, id: number, payload: Buffer): void {
+    if (id !== 0) throw new ConnectionError(h2Errors.protocolError, "SETTINGS on a stream");
+    if (flags & flagAck) return;
+    if (payload.length % 6 !== 0) {
+      throw new ConnectionError(h2Errors.frameSizeError, "SETTINGS length not a multiple of 6");
+    }
+    for (let at = 0; at < payload.length; at += 6) {
+      const key = payload.readUInt16BE(at);
+      const value = payload.readUInt32BE(at + 2);
+      switch (key) {
+        case settingInitialWindowSize: {
+          if (value > maxWindow) {
+            throw new ConnectionError(h2Errors.flowControlError, "initial window too large");
+          }
+          const delta = value - this.peerInitialWindow;
+          this.peerInitialWindow = value;
+          for (const stream of this.streams.values()) stream.sendWindow += delta;
+          break;
+        }
+        case settingMaxFrameSize:
+          if (value < 16_384 || value > 16_777_215) {
+            throw new ConnectionError(h2Errors.protocolError, "invalid max frame size");
+          }
+          this.peerMaxFrame = value;
+          break;
+        case settingMaxConcurrentStreams:
+          this.peerMaxConcurrent = value;
+          break;
+        case settingHeaderTableSize:
+        case settingEnablePush:
+          // The encoder keeps no dynamic table; a server's ENABLE_PUSH means nothing here.
+          break;
+        default:
+          break;
+      }
+    }
+    this.queueFrame(frameSettings, flagAck, 0, empty);
+    this.resumeBlocked();
+    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent && !this.goingAway) {
+      this.start(this.waiting.shift() as ClientStream);
+    }
+  }
+
+  private onWindowUpdate(id: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new ConnectionError(h2Errors.frameSizeError, "WINDOW_UPDATE");
+    const increment = payload.readUInt32BE(0) & 0x7fff_ffff;
+    if (id === 0) {
+      if (increment === 0) throw new ConnectionError(h2Errors.protocolError, "zero increment");
+      this.sendWindow += increment;
+      if (this.sendWindow > maxWindow) {
+        throw new ConnectionError(h2Errors.flowControlError, "connection window overflow");
+      }
+      this.resumeBlocked();
+      return;
+    }
+    const stream = this.streams.get(id);
+    if (!stream) return;
+    if (increment === 0 || stream.sendWindow + increment > maxWindow) {
+      this.abortStream(
+        stream,
+        increment === 0 ? h2Errors.protocolError : h2Errors.flowControlError,
+      );
+      return;
+    }
+    stream.sendWindow += increment;
+    if (this.blocked.has(stream)) this.pump(stream);
+  }
+
+  private resumeBlocked(): void {
+    for (const stream of [...this.blocked]) {
+      if (this.sendWindow <= 0) return;
+      this.pump(stream);
+    }
+  }
+
+  private onGoaway(id: number, payload: Buffer): void {
+    if (id !== 0 || payload.length < 8) {
+      throw new ConnectionError(h2Errors.protocolError, "malformed GOAWAY");
+    }
+    const lastId = payload.readUInt32BE(0) & 0x7fff_ffff;
+    const code = payload.readUInt32BE(4);
+    this.goawayLastId = Math.min(this.goawayLastId, lastId);
+    this.retire();
+    // Streams the peer never processed: safe to make again elsewhere.
+    for (const stream of [...this.streams.values()]) {
+      if (stream.id <= this.goawayLastId) continue;
+      this.forget(stream);
+      this.endStream(stream, h2Errors.refusedStream, undefined);
+    }
+    for (const stream of this.waiting.splice(0)) {
+      this.endStream(stream, h2Errors.refusedStream, undefined);
+    }
+    if (code !== h2Errors.noError && this.streams.size > 0) {
+      // An error GOAWAY: what is left may still finish; the socket closes when it has.
+    }
+    if (this.streams.size === 0) this.closeSocket();
+  }
+
+  /** No new streams on this session (the pool opens another). */
+  private retire(): void {
+    if (this.goingAway) return;
+    this.goingAway = true;
+    this.onGone?.(this);
+  }
+
+  private closeSocket(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.socket.end();
+  }
+
+  /** A protocol error of the peer: GOAWAY with its code, then every stream fails. */
+  private connectionError(err: unknown): void {
+    const code = err instanceof ConnectionError ? err.h2Code : h2Errors.internalError;
+    const message = err instanceof Error ? err.message : String(err);
+    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message));
+    payload.writeUInt32BE(0, 0);
+    payload.writeUInt32BE(code, 4);
+    payload.write(message, 8, "latin1");
+    this.queueFrame(frameGoaway, 0, 0, payload);
+    this.flush();
+    this.fail(
+      new H2SessionError(
+        "ERR_HTTP2_SESSION_ERROR",
+        `upstream broke the HTTP/2 protocol: ${message} (error code ${code})`,
+      ),
+    );
+  }
+
+  /** The connection is gone: every stream ends with `error`. */
+  private fail(error: Error): void {
+    this.retire();
+    const streams = [...this.streams.values(), ...this.waiting.splice(0)];
+    this.streams.clear();
+    this.blocked.clear();
+    this.open = 0;
+    if (!this.destroyed) {
+      this.destroyed = true;
+      this.socket.destroy();
+    }
+    for (const stream of streams) this.endStream(stream, 0, error);
+  }
+}
+
+/** A connection error with its HTTP/2 code. */
+class ConnectionError extends Error {
+  readonly h2Code: number;
+  constructor(h2Code: number, message: string) {
+    super(message);
+    this.h2Code = h2Code;
+  }
+}
+
+const empty = new Uint8Array(0);
+const defaultMaxHeaderListBytes = 256 * 1024;
+
+/** A DATA or HEADERS payload without its padding. */
+function unpad(flags: number, payload: Buffer): Buffer {
+  if (!(flags & flagPadded)) return payload;
+  if (payload.length < 1) throw new ConnectionError(h2Errors.protocolError, "short padded frame");
+  const padding = payload.readUInt8(0);
+  if (padding >= payload.length) {
+    throw new ConnectionError(h2Errors.protocolError, "padding longer than the frame");
+  }
+  return payload.subarray(1, payload.length - padding);
+}
