@@ -375,6 +375,21 @@ describe("ClientSession against raw frames", () => {
     );
   });
 
+  it("says so when the upstream answers in HTTP/1.1", async () => {
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    closers.push(() => new Promise((resolve) => server.close(resolve)));
+    const session = open((server.address() as net.AddressInfo).port);
+    const end = await call(session, "/x", Buffer.from("x")).closed;
+    expect(end.error?.message).toBe(
+      'upstream broke the HTTP/2 protocol: the upstream does not speak HTTP/2 here (its first bytes: "HTTP/1.1 400 Bad") (error code 1)',
+    );
+  });
+
   it("sends its request headers so that a decoder reads them back", async () => {
     const { port, received } = await rawServer((write, id) => {
       write(3, 0, id, Buffer.from([0, 0, 0, 8]));

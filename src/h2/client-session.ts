@@ -179,6 +179,7 @@ export class ClientSession {
   destroyed = false;
   private readonly socket: net.Socket;
   private connected = false;
+  private peerSettingsSeen = false;
   private readonly encoder = new HpackEncoder();
   private readonly decoder: HpackDecoder;
   private readonly streams = new Map<number, ClientStream>();
@@ -450,6 +451,20 @@ export class ClientSession {
     let at = 0;
     try {
       while (buf.length - at >= 9 && !this.destroyed) {
+        if (!this.peerSettingsSeen) {
+          // A server's first frame is its SETTINGS: anything else is not an HTTP/2 server.
+          if (buf.readUInt8(at + 3) !== frameSettings) {
+            const start = buf
+              .subarray(at, at + 16)
+              .toString("latin1")
+              .replace(/[^ -~]/g, ".");
+            throw new ConnectionError(
+              h2Errors.protocolError,
+              `the upstream does not speak HTTP/2 here (its first bytes: "${start}")`,
+            );
+          }
+          this.peerSettingsSeen = true;
+        }
         const length = buf.readUIntBE(at, 3);
         if (length > maxFrameIn) {
           throw new ConnectionError(h2Errors.frameSizeError, `frame of ${length} bytes`);
