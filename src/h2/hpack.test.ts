@@ -4,6 +4,7 @@ import {
   encodeInteger,
   type HeaderField,
   HpackDecoder,
+  type HpackDecoderOptions,
   HpackEncoder,
   HpackError,
   HUFFMAN_CODE,
@@ -206,52 +207,37 @@ function checkSequence(
   }
 }
 
+/** The three requests of C.3 and C.4: the same fields and tables, coded without and with Huffman. */
+function checkRequests(blocks: readonly [string, string, string]): void {
+  const fields = [request1, request2, request3];
+  const sizes = [57, 110, 164];
+  checkSequence(
+    new HpackDecoder(),
+    blocks.map((block, i) => ({
+      block,
+      fields: fields[i] as HeaderField[],
+      table: requestTables[i] as HeaderField[],
+      size: sizes[i] as number,
+    })),
+  );
+}
+
 describe("C.3 requests without Huffman coding", () => {
   it("decodes three requests on one connection", () => {
-    checkSequence(new HpackDecoder(), [
-      {
-        block: "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
-        fields: request1,
-        table: requestTables[0] as HeaderField[],
-        size: 57,
-      },
-      {
-        block: "8286 84be 5808 6e6f 2d63 6163 6865",
-        fields: request2,
-        table: requestTables[1] as HeaderField[],
-        size: 110,
-      },
-      {
-        block: "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
-        fields: request3,
-        table: requestTables[2] as HeaderField[],
-        size: 164,
-      },
+    checkRequests([
+      "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
+      "8286 84be 5808 6e6f 2d63 6163 6865",
+      "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
     ]);
   });
 });
 
 describe("C.4 requests with Huffman coding", () => {
   it("decodes three requests on one connection", () => {
-    checkSequence(new HpackDecoder(), [
-      {
-        block: "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
-        fields: request1,
-        table: requestTables[0] as HeaderField[],
-        size: 57,
-      },
-      {
-        block: "8286 84be 5886 a8eb 1064 9cbf",
-        fields: request2,
-        table: requestTables[1] as HeaderField[],
-        size: 110,
-      },
-      {
-        block: "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
-        fields: request3,
-        table: requestTables[2] as HeaderField[],
-        size: 164,
-      },
+    checkRequests([
+      "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+      "8286 84be 5886 a8eb 1064 9cbf",
+      "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
     ]);
   });
 
@@ -306,64 +292,48 @@ const responseTables: HeaderField[][] = [
 // the announced limit (maxTableBytes) or as the size the peer starts with (initialTableBytes).
 const tableOptions = [{ maxTableBytes: 256 }, { maxTableBytes: 4096, initialTableBytes: 256 }];
 
+/** The three responses of C.5 and C.6: the same fields and tables, coded without and with Huffman. */
+function checkResponses(
+  options: HpackDecoderOptions,
+  blocks: readonly [string, string, string],
+): void {
+  const fields = [response1, response2, response3];
+  const sizes = [222, 222, 215];
+  checkSequence(
+    new HpackDecoder(options),
+    blocks.map((block, i) => ({
+      block,
+      fields: fields[i] as HeaderField[],
+      table: responseTables[i] as HeaderField[],
+      size: sizes[i] as number,
+    })),
+  );
+}
+
 describe("C.5 responses without Huffman coding", () => {
   it.each(tableOptions)("decodes three responses with evictions (%o)", (options) => {
-    checkSequence(new HpackDecoder(options), [
-      {
-        block:
-          "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133" +
-          "2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70" +
-          "6c65 2e63 6f6d",
-        fields: response1,
-        table: responseTables[0] as HeaderField[],
-        size: 222,
-      },
-      {
-        block: "4803 3330 37c1 c0bf",
-        fields: response2,
-        table: responseTables[1] as HeaderField[],
-        size: 222,
-      },
-      {
-        block:
-          "88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d" +
-          "54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049" +
-          "5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e" +
-          "3d31",
-        fields: response3,
-        table: responseTables[2] as HeaderField[],
-        size: 215,
-      },
+    checkResponses(options, [
+      "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133" +
+        "2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70" +
+        "6c65 2e63 6f6d",
+      "4803 3330 37c1 c0bf",
+      "88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d" +
+        "54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049" +
+        "5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e" +
+        "3d31",
     ]);
   });
 });
 
 describe("C.6 responses with Huffman coding", () => {
   it.each(tableOptions)("decodes three responses with evictions (%o)", (options) => {
-    checkSequence(new HpackDecoder(options), [
-      {
-        block:
-          "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6" +
-          "2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
-        fields: response1,
-        table: responseTables[0] as HeaderField[],
-        size: 222,
-      },
-      {
-        block: "4883 640e ffc1 c0bf",
-        fields: response2,
-        table: responseTables[1] as HeaderField[],
-        size: 222,
-      },
-      {
-        block:
-          "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab" +
-          "77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f" +
-          "9587 3160 65c0 03ed 4ee5 b106 3d50 07",
-        fields: response3,
-        table: responseTables[2] as HeaderField[],
-        size: 215,
-      },
+    checkResponses(options, [
+      "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6" +
+        "2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+      "4883 640e ffc1 c0bf",
+      "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab" +
+        "77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f" +
+        "9587 3160 65c0 03ed 4ee5 b106 3d50 07",
     ]);
   });
 
