@@ -219,6 +219,39 @@ describe("ClientSession against node:http2", () => {
     expect(await first.closed).toEqual({ rstCode: 0, error: undefined });
   });
 
+  it("takes no new calls near the end of its stream ids; open and waiting streams finish", async () => {
+    const { port } = await nodeServer(
+      (stream) => {
+        stream.on("data", () => {});
+        stream.on("end", () =>
+          setTimeout(() => {
+            stream.respond({ ":status": 200 });
+            stream.end("ok");
+          }, 5),
+        );
+      },
+      { maxConcurrentStreams: 2 },
+    );
+    let gone = false;
+    // Ids up to 131,079 with 131,072 kept spare: 7 is the last id before the session retires;
+    // a stream still waiting for its turn then gets one of the spare ids.
+    const session = new ClientSession({ host: "127.0.0.1", port, lastStreamId: 131_079 }, () => {
+      gone = true;
+    });
+    sessions.push(session);
+    // The first call learns the limit of 2; of the next four, two wait for a turn.
+    await call(session, "/first", Buffer.from("x")).closed;
+    const calls = Array.from({ length: 4 }, () => call(session, "/x", Buffer.from("x")));
+    expect(calls.map((c) => c.stream.id)).toEqual([3, 5, 0, 0]);
+    expect(gone).toBe(false);
+    const ends = await Promise.all(calls.map((c) => c.closed));
+    expect(ends.every((e) => e.rstCode === 0 && e.error === undefined)).toBe(true);
+    expect(calls.map((c) => c.stream.id)).toEqual([3, 5, 7, 9]);
+    // Id 7 retired the session: the pool was told, and it takes no new call.
+    expect(gone).toBe(true);
+    expect(() => call(session, "/x")).toThrow(/going away/);
+  });
+
   it("fails every stream with the connection's error when the connection is refused", async () => {
     const probe = net.createServer();
     probe.listen(0, "127.0.0.1");

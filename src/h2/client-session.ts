@@ -85,6 +85,8 @@ export interface ClientSessionOptions {
   streamWindowBytes?: number;
   /** Receive window of the connection (default 16 MiB). */
   connectionWindowBytes?: number;
+  /** The highest stream id this session uses (default 2^31 − 1, the protocol's; tests set less). */
+  lastStreamId?: number;
   /**
    * Largest header list (names, values and 32 bytes per field) of a response's headers or
    * trailers (default 256 KiB): a larger one fails its stream. Past 16 times that, decoding
@@ -210,11 +212,13 @@ export class ClientSession {
   private readonly onGone: ((session: ClientSession) => void) | undefined;
   private readonly maxHeaderListBytes: number;
   private readonly maxHeaderBlockBytes: number;
+  private readonly lastStreamId: number;
 
   constructor(options: ClientSessionOptions, onGone?: (session: ClientSession) => void) {
     this.onGone = onGone;
     this.streamWindow = options.streamWindowBytes ?? 1024 * 1024;
     this.connectionWindow = options.connectionWindowBytes ?? 16 * 1024 * 1024;
+    this.lastStreamId = Math.min(maxWindow, options.lastStreamId ?? maxWindow);
     this.maxHeaderListBytes = options.maxHeaderListBytes ?? defaultMaxHeaderListBytes;
     this.maxHeaderBlockBytes = this.maxHeaderListBytes * 16;
     this.decoder = new HpackDecoder({ maxHeaderListBytes: this.maxHeaderBlockBytes });
@@ -284,8 +288,8 @@ export class ClientSession {
 
   /** Sends a stream's HEADERS (and whatever body it already has). */
   private start(stream: ClientStream): void {
-    if (this.nextId > maxWindow) {
-      // Stream ids ran out: this session is done, the next call opens another.
+    if (this.nextId > this.lastStreamId) {
+      // Stream ids ran out (only streams that waited past the retirement below get here).
       this.retire();
       this.endStream(
         stream,
@@ -299,6 +303,9 @@ export class ClientSession {
     }
     const id = this.nextId;
     this.nextId += 2;
+    // Ids are never reused: a session near the end of them takes no new calls (the pool opens
+    // another; at 10,000 calls/s that is after about 30 hours) and its streams finish.
+    if (this.nextId > this.lastStreamId - spareStreamIds) this.retire();
     stream.id = id;
     this.streams.set(id, stream);
     this.open++;
@@ -385,7 +392,7 @@ export class ClientSession {
     if (!this.streams.delete(stream.id)) return;
     this.open--;
     this.blocked.delete(stream);
-    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent && !this.goingAway) {
+    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent) {
       this.start(this.waiting.shift() as ClientStream);
     }
     if (this.goingAway && this.streams.size === 0) this.closeSocket();
@@ -677,7 +684,7 @@ export class ClientSession {
     }
     this.queueFrame(frameSettings, flagAck, 0, empty);
     this.resumeBlocked();
-    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent && !this.goingAway) {
+    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent) {
       this.start(this.waiting.shift() as ClientStream);
     }
   }
@@ -795,6 +802,8 @@ class ConnectionError extends Error {
 
 const empty = new Uint8Array(0);
 const defaultMaxHeaderListBytes = 256 * 1024;
+/** Ids kept for streams already waiting (the peer's concurrent-stream limit) when a session retires. */
+const spareStreamIds = 2 * 65_536;
 
 /** A DATA or HEADERS payload without its padding. */
 function unpad(flags: number, payload: Buffer): Buffer {
