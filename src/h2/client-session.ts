@@ -98,8 +98,8 @@ export interface ClientSessionOptions {
 /** An error of the connection, with a code the way Node's errors carry one. */
 export class H2SessionError extends Error {
   readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: string, message: string) {
+    super(message);
     this.code = code;
   }
 }
@@ -108,8 +108,6 @@ export class H2SessionError extends Error {
 export class ClientStream {
   /** 0 until its HEADERS left (it may wait for the peer's concurrent-stream limit). */
   id = 0;
-  /** The peer's reset code, once reset; 0 otherwise. */
-  rstCode = 0;
   /** Over for its user (ended by the peer, reset, or failed). */
   closed = false;
   readonly handler: ClientStreamHandler;
@@ -122,7 +120,8 @@ export class ClientStream {
   endRequested = false;
   localEnded = false;
   remoteEnded = false;
-  sendWindow: number;
+  /** Bytes it may send: the peer's window, set when its HEADERS leave. */
+  sendWindow = 0;
   /** Bytes read since the last WINDOW_UPDATE for this stream. */
   unacked = 0;
   /** The response headers (a final status) arrived. */
@@ -130,10 +129,9 @@ export class ClientStream {
   private drainWaiters: (() => void)[] | undefined;
   private readonly session: ClientSession;
 
-  constructor(session: ClientSession, handler: ClientStreamHandler, sendWindow: number) {
+  constructor(session: ClientSession, handler: ClientStreamHandler) {
     this.session = session;
     this.handler = handler;
-    this.sendWindow = sendWindow;
   }
 
   /**
@@ -198,8 +196,6 @@ export class ClientSession {
   private readonly streamWindow: number;
   private readonly connectionWindow: number;
   private connectionUnacked = 0;
-  /** Last stream id the peer will process (from its GOAWAY). */
-  private goawayLastId = maxWindow;
   private out: Uint8Array[] = [];
   private outBytes = 0;
   private flushQueued = false;
@@ -274,7 +270,7 @@ export class ClientSession {
     if (this.goingAway || this.destroyed) {
       throw new H2SessionError("ERR_HTTP2_GOAWAY_SESSION", "the upstream session is going away");
     }
-    const stream = new ClientStream(this, handler, this.peerInitialWindow);
+    const stream = new ClientStream(this, handler);
     stream.headerBlock = this.encoder.encode(fields);
     if (this.open < this.peerMaxConcurrent) this.start(stream);
     else this.waiting.push(stream);
@@ -311,7 +307,7 @@ export class ClientSession {
     this.open++;
     const block = stream.headerBlock as Uint8Array;
     stream.headerBlock = undefined;
-    // Stream sends are window-limited from their start: the window is the peer's now.
+    // The peer's window as it is now (SETTINGS change it only for started streams).
     stream.sendWindow = this.peerInitialWindow;
     for (let at = 0; at < block.length || at === 0; ) {
       const size = Math.min(block.length - at, this.peerMaxFrame);
@@ -392,9 +388,7 @@ export class ClientSession {
     if (!this.streams.delete(stream.id)) return;
     this.open--;
     this.blocked.delete(stream);
-    while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent) {
-      this.start(this.waiting.shift() as ClientStream);
-    }
+    this.startWaiting();
     if (this.goingAway && this.streams.size === 0) this.closeSocket();
   }
 
@@ -402,7 +396,6 @@ export class ClientSession {
   private endStream(stream: ClientStream, rstCode: number, error: Error | undefined): void {
     if (stream.closed) return;
     stream.closed = true;
-    stream.rstCode = rstCode;
     stream.wakeDrained();
     stream.handler.closed(rstCode, error);
   }
@@ -684,6 +677,11 @@ export class ClientSession {
     }
     this.queueFrame(frameSettings, flagAck, 0, empty);
     this.resumeBlocked();
+    this.startWaiting();
+  }
+
+  /** Starts the streams waiting for the peer's concurrent-stream limit, as far as it lets. */
+  private startWaiting(): void {
     while (this.waiting.length > 0 && this.open < this.peerMaxConcurrent) {
       this.start(this.waiting.shift() as ClientStream);
     }
@@ -725,21 +723,18 @@ export class ClientSession {
     if (id !== 0 || payload.length < 8) {
       throw new ConnectionError(h2Errors.protocolError, "malformed GOAWAY");
     }
+    // A later GOAWAY may only lower the last id; streams above an earlier one are gone already.
     const lastId = payload.readUInt32BE(0) & 0x7fff_ffff;
-    const code = payload.readUInt32BE(4);
-    this.goawayLastId = Math.min(this.goawayLastId, lastId);
     this.retire();
-    // Streams the peer never processed: safe to make again elsewhere.
+    // Streams the peer never processed: safe to make again elsewhere. The rest may finish,
+    // whatever the GOAWAY's error code; the socket closes once they have.
     for (const stream of [...this.streams.values()]) {
-      if (stream.id <= this.goawayLastId) continue;
+      if (stream.id <= lastId) continue;
       this.forget(stream);
       this.endStream(stream, h2Errors.refusedStream, undefined);
     }
     for (const stream of this.waiting.splice(0)) {
       this.endStream(stream, h2Errors.refusedStream, undefined);
-    }
-    if (code !== h2Errors.noError && this.streams.size > 0) {
-      // An error GOAWAY: what is left may still finish; the socket closes when it has.
     }
     if (this.streams.size === 0) this.closeSocket();
   }
@@ -762,7 +757,7 @@ export class ClientSession {
   private connectionError(err: unknown): void {
     const code = err instanceof ConnectionError ? err.h2Code : h2Errors.internalError;
     const message = err instanceof Error ? err.message : String(err);
-    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message));
+    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message, "latin1"));
     payload.writeUInt32BE(0, 0);
     payload.writeUInt32BE(code, 4);
     payload.write(message, 8, "latin1");

@@ -13,8 +13,6 @@ export type UpstreamTarget = KafkaGrpcRoute["with"];
 
 /** One upstream's HTTP/2 connection, (re)opened on demand. */
 export interface UpstreamTransport {
-  /** `scheme://authority` of the upstream. */
-  readonly baseUrl: string;
   /** `http` or `https`. */
   readonly scheme: string;
   /** `host:port` of the upstream, as the route names it. */
@@ -80,7 +78,6 @@ export function createUpstreamPool(
 class SessionHolder implements UpstreamTransport {
   readonly scheme: string;
   readonly authority: string;
-  readonly baseUrl: string;
   readonly health: UpstreamHealth | undefined;
   private readonly host: string;
   private readonly port: number;
@@ -99,7 +96,6 @@ class SessionHolder implements UpstreamTransport {
   ) {
     this.scheme = scheme;
     this.authority = authority;
-    this.baseUrl = `${scheme}://${authority}`;
     this.health = health;
     const { host, port } = splitAuthority(authority, scheme === "https" ? 443 : 80);
     this.host = host;
