@@ -64,10 +64,11 @@ export interface ChangelogEntry extends EntryHead {
   reply?: FinishedReply;
 }
 
-// Entries are written here, then copied out: two entries per call, so no writer of their own
-// (an entry with a large reply gets one, so that the scratch stays small).
+// Entries are written here, then copied out: two entries per call, so no writer of their own.
+// An entry that keeps a reply of more than a few hundred bytes gets one, sized for it, and is
+// returned without the copy.
 const scratch = new Writer(1024);
-const scratchReplyBytes = 16 * 1024;
+const scratchReplyBytes = 512;
 
 /** The bytes of one entry. */
 export function encodeEntry(entry: ChangelogEntry): Uint8Array {
@@ -78,7 +79,8 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
   if (entry.requestEnded) flags |= requestEndedFlag;
   if (reply?.records) flags |= replyKeptFlag;
   const large = reply?.records !== undefined && reply.replyBytes > scratchReplyBytes;
-  const w = large ? new Writer(64 + Math.ceil((reply?.replyBytes ?? 0) * 1.1)) : scratch;
+  const w =
+    large && reply?.records ? new Writer(entryBytes(reply.replyTo, reply.records)) : scratch;
   w.offset = 0;
   w.int8(entryVersion).int8(kindCodes[entry.kind]).int8(flags);
   w.int64(entry.requestOffset).uvarint(entry.attempt);
@@ -89,7 +91,21 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
       for (const record of reply.records) writeRecord(w, record);
     }
   }
-  return large ? w.bytesView() : w.ownBytes().slice();
+  return large ? w.ownBytes() : w.ownBytes().slice();
+}
+
+/** Bytes a FINISHED entry keeping `records` takes at most. */
+function entryBytes(replyTo: string, records: readonly ContractRecord[]): number {
+  let bytes = 3 + 8 + 5 + 5 + 5 + 5 + 3 * replyTo.length + 5;
+  for (const record of records) {
+    bytes += 5 + (record.value?.length ?? 0) + 5;
+    const headers = record.headers;
+    for (let h = 0; h < headers.length; h++) {
+      const header = headers[h] as RecordHeader;
+      bytes += 10 + 3 * (header[0].length + header[1].length);
+    }
+  }
+  return bytes;
 }
 
 function writeRecord(w: Writer, record: ContractRecord): void {

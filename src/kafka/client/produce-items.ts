@@ -281,7 +281,12 @@ async function requestProduce<T extends ProduceItem>(
       produceApi.minVersion,
       produceApi.maxVersion,
     );
-    connection.send(produceApi.key, version, (w) => produceApi.writeRequest(w, version, request));
+    connection.send(
+      produceApi.key,
+      version,
+      (w) => produceApi.writeRequest(w, version, request),
+      produceApi.requestBytes?.(request),
+    );
     return undefined;
   }
   return await callApi(connection, produceApi, request);

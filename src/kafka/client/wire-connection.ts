@@ -47,6 +47,9 @@ interface Pending {
   deadline: number;
 }
 
+/** The largest request buffer kept for reuse. */
+const maxSpareBytes = 1 << 20;
+
 /** Writes one request body. */
 export type RequestBody = (w: Writer) => void;
 
@@ -54,10 +57,14 @@ export class WireConnection {
   readonly address: string;
   private readonly socket: Socket;
   private readonly clientId: string;
+  /** Bytes of a request's size prefix and header (key, version, id, client id). */
+  private readonly headerBytes: number;
   private readonly requestTimeoutMs: number;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly requestBytes: number[] = [];
+  /** A written request's writer, for the next request (see write). */
+  private spare: Writer | undefined;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly sweeper: ReturnType<typeof setInterval>;
@@ -69,6 +76,7 @@ export class WireConnection {
     this.socket = socket;
     this.address = address;
     this.clientId = settings.clientId;
+    this.headerBytes = 4 + 2 + 2 + 4 + 2 + Buffer.byteLength(settings.clientId);
     this.requestTimeoutMs = settings.requestTimeoutMs;
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -136,9 +144,15 @@ export class WireConnection {
   }
 
   /** Sends a request and resolves with the response body (after the correlation id). */
-  request(apiKey: number, version: number, body: RequestBody, extraWaitMs = 0): Promise<Reader> {
+  request(
+    apiKey: number,
+    version: number,
+    body: RequestBody,
+    extraWaitMs = 0,
+    bodyBytes?: number,
+  ): Promise<Reader> {
     if (this.closeError) return Promise.reject(this.closeError);
-    const id = this.write(apiKey, version, body);
+    const id = this.write(apiKey, version, body, bodyBytes);
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.requestTimeoutMs + extraWaitMs;
       this.pending.set(id, { apiKey, resolve, reject, deadline });
@@ -146,30 +160,44 @@ export class WireConnection {
   }
 
   /** Sends a request the broker does not answer (Produce with acks=0). */
-  send(apiKey: number, version: number, body: RequestBody): void {
+  send(apiKey: number, version: number, body: RequestBody, bodyBytes?: number): void {
     if (this.closeError) throw this.closeError;
-    this.write(apiKey, version, body);
+    this.write(apiKey, version, body, bodyBytes);
   }
 
   close(): void {
     this.fail(new KafkaConnectionError(`${this.address}: connection closed by the client`));
   }
 
-  private write(apiKey: number, version: number, body: RequestBody): number {
+  private write(apiKey: number, version: number, body: RequestBody, bodyBytes?: number): number {
     const id = this.nextId;
     this.nextId = (this.nextId + 1) & 0x7fffffff;
-    // Sized like the last request of its kind, so a large Produce is not grown by doubling.
-    const w = new Writer(this.requestBytes[apiKey] ?? 256);
+    // Sized by the body's own bound when it gives one (Produce: its sizes vary by records,
+    // from one small record to a megabyte), else like the last request of its kind.
+    const size =
+      bodyBytes !== undefined ? this.headerBytes + bodyBytes : (this.requestBytes[apiKey] ?? 256);
+    // The buffer of a request the socket has taken is written into again: a fresh one per
+    // request costs an allocation the runtime's collector is then told about.
+    const spare = this.spare;
+    this.spare = undefined;
+    const w = spare ? spare.reset(size) : new Writer(size);
     const sizeAt = w.reserveInt32();
     w.int16(apiKey).int16(version).int32(id).nullableString(this.clientId);
     body(w);
     w.patchInt32(sizeAt, w.length - 4);
-    this.requestBytes[apiKey] = Math.min(Math.ceil(w.offset * 1.25), 1 << 20);
+    if (bodyBytes === undefined) {
+      this.requestBytes[apiKey] = Math.min(Math.ceil(w.offset * 1.25), 1 << 20);
+    }
+    const release = () => {
+      if (w.capacity <= maxSpareBytes) this.spare = w;
+    };
     const segments = w.segments();
-    if (segments.length === 1) this.socket.write(segments[0] as Uint8Array);
+    if (segments.length === 1) this.socket.write(segments[0] as Uint8Array, release);
     else {
       this.socket.cork();
-      for (const segment of segments) this.socket.write(segment);
+      const last = segments.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(segments[i] as Uint8Array);
+      this.socket.write(segments[last] as Uint8Array, release);
       this.socket.uncork();
     }
     return id;

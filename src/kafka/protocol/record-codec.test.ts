@@ -22,6 +22,7 @@ import { ApiKey } from "./api-keys.ts";
 import { type CompressionCodec, zstdCompressionAvailable } from "./compression.ts";
 import { crc32c } from "./crc32c.ts";
 import {
+  batchBytes,
   type DecodedBatches,
   decodeBatches,
   encodeBatch,
@@ -199,6 +200,30 @@ describe("encodeBatch, read by kcat", () => {
     expect(back.records[0]?.headers).toEqual(records[0]?.headers);
     expect(back.records.map((r) => r.offset)).toEqual([0, 1, 2, 3, 4]);
     expect(back.problems).toEqual([]);
+  });
+});
+
+describe("batchBytes", () => {
+  it("is never below what encodeBatch writes (what Produce sizes its buffer by)", () => {
+    const sets: OutgoingRecord[][] = [
+      [{ key: null, value: null, headers: [] }],
+      [{ key: "k", value: new Uint8Array(300_000), headers: [["h", "v"]] }],
+      [
+        { key: "ключ", value: text("значение"), headers: [["名前", "🎉".repeat(40)]] },
+        { key: "x".repeat(200), value: new Uint8Array(20_000), headers: [["a", "b".repeat(70)]] },
+      ],
+      Array.from({ length: 300 }, (_, i) => ({
+        key: `key-${i}`,
+        value: new Uint8Array(i * 7),
+        headers: [["zilla:correlation-id", `${i}`] as const],
+      })),
+    ];
+    for (const records of sets) {
+      const written = encodeBatch(records, Date.now()).length;
+      expect(batchBytes(records)).toBeGreaterThanOrEqual(written);
+      // a bound, not a guess: within a few bytes per record of the truth for plain ASCII
+      if (records.length === 300) expect(batchBytes(records)).toBeLessThan(written * 1.5);
+    }
   });
 });
 

@@ -83,10 +83,33 @@ export function encodeBatch(
   return w.bytesView().slice();
 }
 
-// Each record is written here first: its size prefix is a varint, known only once written.
-const recordScratch = new Writer(1024);
+// A record's parts before and after its value are written here first: its size prefix is a
+// varint, known only once they are written. The value goes straight into the batch.
+const recordHead = new Writer(256);
+const recordTail = new Writer(1024);
 // A compressed batch's records are written here, then compressed into the batch.
 const recordsScratch = new Writer(16 * 1024);
+
+/**
+ * Bytes one uncompressed batch of `records` takes at most (a compressed one is nearly always
+ * smaller): what a Produce request sizes its buffer by.
+ */
+export function batchBytes(records: readonly OutgoingRecord[]): number {
+  let bytes = BATCH_HEADER_BYTES;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i] as OutgoingRecord;
+    // size, attributes, timestamp and offset deltas, key, value and header count prefixes
+    bytes += 5 + 1 + 1 + 5 + 5 + 5 + 5 + 5;
+    if (record.key !== null) bytes += 3 * record.key.length;
+    if (record.value !== null) bytes += record.value.length;
+    const headers = record.headers;
+    for (let h = 0; h < headers.length; h++) {
+      const header = headers[h] as RecordHeader;
+      bytes += 10 + 3 * (header[0].length + header[1].length);
+    }
+  }
+  return bytes;
+}
 
 /**
  * Appends one batch of `records` to `w` (base offset 0, CRC set). Uncompressed, it is written
@@ -125,23 +148,38 @@ export function writeBatch(
 
 /** The records part of a batch (each record's size, then the record). */
 function writeRecords(w: Writer, records: readonly OutgoingRecord[]): void {
-  const body = recordScratch;
+  const head = recordHead;
+  const tail = recordTail;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as OutgoingRecord;
-    body.offset = 0;
-    body.int8(0).varint(0).varint(i);
-    if (record.key === null) body.varint(-1);
-    else writeText(body, record.key);
-    if (record.value === null) body.varint(-1);
-    else body.varint(record.value.length).raw(record.value);
-    body.varint(record.headers.length);
+    head.offset = 0;
+    head.int8(0).varint(0).varint(i);
+    if (record.key === null) head.varint(-1);
+    else writeText(head, record.key);
+    tail.offset = 0;
+    tail.varint(record.headers.length);
     for (const [name, value] of record.headers) {
-      writeText(body, name);
-      writeText(body, value);
+      writeText(tail, name);
+      writeText(tail, value);
     }
-    const bytes = body.bytesView();
-    w.varint(bytes.length).raw(bytes);
+    const value = record.value;
+    const valueLength = value === null ? -1 : value.length;
+    const size = head.offset + varintBytes(valueLength) + Math.max(valueLength, 0) + tail.offset;
+    w.varint(size).raw(head.ownBytes()).varint(valueLength);
+    if (value !== null) w.raw(value);
+    w.raw(tail.ownBytes());
   }
+}
+
+/** Bytes of `v` as a zigzag varint. */
+function varintBytes(v: number): number {
+  let u = ((v << 1) ^ (v >> 31)) >>> 0;
+  let n = 1;
+  while (u >= 0x80) {
+    u >>>= 7;
+    n++;
+  }
+  return n;
 }
 
 function writeText(w: Writer, text: string): void {

@@ -41,6 +41,21 @@ describe("Writer", () => {
     expect(r.raw(8)).toEqual(small);
     expect(r.raw(4096)).toEqual(large);
   });
+
+  it("is written into again after reset, growing only when asked for more", () => {
+    const w = new Writer(64);
+    w.int32(1).rawRef(new Uint8Array(1024).fill(3)).int32(2);
+    w.reset(32);
+    expect(w.capacity).toBe(64);
+    expect(w.length).toBe(0);
+    w.int16(5).string("again");
+    expect(w.segments()).toHaveLength(1);
+    const r = new Reader(w.bytesView());
+    expect([r.int16(), r.string(), r.remaining]).toEqual([5, "again", 0]);
+    w.reset(4096);
+    expect(w.capacity).toBe(4096);
+    expect(w.int8(1).bytesView()).toEqual(new Uint8Array([1]));
+  });
 });
 
 describe("Reader", () => {

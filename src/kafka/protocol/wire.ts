@@ -198,6 +198,27 @@ export class Writer {
     this.view = new DataView(buffer);
   }
 
+  /** Bytes the own buffer holds before it must grow. */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /**
+   * Empties the writer for reuse, keeping its buffer when it holds `capacity` bytes, else
+   * taking a new one of that size.
+   */
+  reset(capacity = 0): this {
+    this.offset = 0;
+    this.refs = null;
+    this.refBytes = 0;
+    if (capacity > this.buf.length) {
+      const buffer = new ArrayBuffer(capacity);
+      this.buf = new Uint8Array(buffer);
+      this.view = new DataView(buffer);
+    }
+    return this;
+  }
+
   /**
    * Makes room for `n` bytes and returns where they go. Callers must call this before
    * reading `this.buf`/`this.view`: it may replace both.

@@ -14,6 +14,11 @@ export interface KafkaApi<Request, Response> {
   minVersion: number;
   maxVersion: number;
   writeRequest(w: Writer, version: number, request: Request): void;
+  /**
+   * Bytes the request body takes at most, when it can be large (Produce): its buffer is then
+   * allocated once at that size instead of grown by copying.
+   */
+  requestBytes?(request: Request): number;
   readResponse(r: Reader, version: number): Response;
 }
 
@@ -34,6 +39,7 @@ export async function callApi<Request, Response>(
     version,
     (w) => api.writeRequest(w, version, request),
     extraWaitMs,
+    api.requestBytes?.(request),
   );
   return readAnswer(api.name, connection.address, () => api.readResponse(r, version));
 }

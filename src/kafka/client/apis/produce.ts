@@ -4,7 +4,7 @@
  */
 import { ApiKey } from "../../protocol/api-keys.ts";
 import type { CompressionCodec } from "../../protocol/compression.ts";
-import { type OutgoingRecord, writeBatch } from "../../protocol/record-codec.ts";
+import { batchBytes, type OutgoingRecord, writeBatch } from "../../protocol/record-codec.ts";
 import type { KafkaApi } from "./kafka-api.ts";
 
 export interface ProducePartitionData {
@@ -50,6 +50,14 @@ export const produceApi: KafkaApi<ProduceRequest, ProducePartitionResult[]> = {
         w.patchInt32(sizeAt, w.offset - sizeAt - 4);
       }
     }
+  },
+  requestBytes(req) {
+    let bytes = 2 + 2 + 4 + 4; // transactional id, acks, timeout, topic count
+    for (const [topic, partitions] of req.topics) {
+      bytes += 2 + 3 * topic.length + 4;
+      for (const p of partitions) bytes += 4 + 4 + batchBytes(p.records);
+    }
+    return bytes;
   },
   readResponse(r, version) {
     const out: ProducePartitionResult[] = [];
