@@ -366,6 +366,20 @@ describe("decodeBatches", () => {
     return copy;
   };
 
+  it("reads back header text of every kind: ASCII of any length, and text that turns non-ASCII late", () => {
+    const headers: [string, string][] = [
+      ["zilla:correlation-id", `${"a".repeat(36)}-${"0".repeat(32)}`],
+      ["late", `${"x".repeat(300)}é`],
+      ["long", "y".repeat(2000)],
+      ["long-utf8", `${"z".repeat(1500)}✓`],
+      ["", ""],
+      ["emoji-name-🎉", "v"],
+    ];
+    const out: FetchedRecord[] = [];
+    decodeBatches(encodeBatch([{ key: "k", value: null, headers }], 1), 0, (r) => out.push(r));
+    expect(out[0]?.headers).toEqual(headers);
+  });
+
   it("skips control batches", () => {
     const bytes = concat(
       atOffset(batch(["a", "b"]), 0),

@@ -183,20 +183,12 @@ function varintBytes(v: number): number {
 }
 
 function writeText(w: Writer, text: string): void {
-  // Header names and values are short and nearly always ASCII: copy them byte by byte.
-  const length = text.length;
-  if (length < 64) {
-    let ascii = true;
-    for (let i = 0; i < length; i++) {
-      if (text.charCodeAt(i) > 0x7f) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) {
-      w.varint(length).ascii(text);
-      return;
-    }
+  // Header names and values are nearly always ASCII (correlation ids are 69 characters): copy
+  // them byte by byte in one pass, and encode only text that turns out not to be.
+  if (text.length < 1024) {
+    const start = w.offset;
+    if (w.varint(text.length).tryAscii(text)) return;
+    w.offset = start;
   }
   const bytes = encoder.encode(text);
   w.varint(bytes.length).raw(bytes);

@@ -299,6 +299,24 @@ export class Writer {
     return this;
   }
 
+  /**
+   * The char codes of `s`, one byte each, when every one is ASCII; false (and nothing
+   * written) at the first that is not.
+   */
+  tryAscii(s: string): boolean {
+    const at = this.ensure(s.length);
+    const buf = this.buf;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        this.offset = at;
+        return false;
+      }
+      buf[at + i] = c;
+    }
+    return true;
+  }
+
   /** The char codes of `s`, one byte each: for text known to be ASCII. */
   ascii(s: string): this {
     const at = this.ensure(s.length);
