@@ -183,7 +183,7 @@ function intro(results: BenchResults): string[] {
   return [
     `${results.smoke ? "SMOKE run (figures not meaningful)" : "Full run"}, ${results.date}, ${results.runtime}, ${m.cores} cores (${m.cpuModel}), ${bytes(m.memoryBytes)}`,
     `load: unary via ${results.loadGenerator.unary}; streaming via ${results.loadGenerator.streaming}; floor via ${results.loadGenerator.floor}${results.loadGenerator.native ? `; native floor via ${results.loadGenerator.native}` : ""}${results.loadGenerator.gateway ? `; gateway as ${results.loadGenerator.gateway}` : ""}`,
-    `each point: ${s.warmupMs} ms warm-up, then ${s.durationMs} ms measured${(s.targetRounds ?? 1) > 1 ? ` (unary 100 B at 1, 64 and 256: ${s.targetRounds} interleaved rounds, the median round shown)` : ""}; ${s.partitions} partitions per topic; latencies in ms`,
+    `each point: ${s.warmupMs} ms warm-up, then ${s.durationMs} ms measured${(s.targetRounds ?? 1) > 1 ? ` (every point a target is read from, c ≥ 16 and unary 100 B at 1: ${s.targetRounds} interleaved rounds of floor, native floor and gateway, the median round shown; direct 1 round)` : ""}; ${s.partitions} partitions per topic; latencies in ms`,
     ...(s.settleMs
       ? [
           `each scenario starts with an unmeasured ${s.settleMs} ms run per side at c=64, so that every process's JIT has settled`,
