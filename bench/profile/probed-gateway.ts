@@ -1,6 +1,6 @@
 /**
  * The bench gateway with stage probes: installs `globalThis.__gwProbe` (the hooks that
- * stage-probes.patch adds to src/kafka/ call it with a stage name and a correlation id)
+ * stage-probes.patch adds to src/kafka/ and src/west/ call it with a stage name and a correlation id)
  * before the gateway's modules load, then runs the example topology like
  * bench/processes/gateway.ts. `dump` returns the first time each call reached each stage
  * (performance.now() ms) and the Kafka requests made, by client and API, and clears them.

@@ -3,7 +3,7 @@
  * bench's processes) and a probed gateway (probed-gateway.ts), drives unary 100 B calls with
  * h2load at each concurrency, and prints per-stage latency percentiles from the gateway's
  * probes next to h2load's end-to-end latency, the CPU each process used and the Kafka
- * requests per call. The stage probes are hooks in src/kafka/ that are not kept in the
+ * requests per call. The stage probes are hooks in src/kafka/ and src/west/ that are not kept in the
  * sources: `git apply bench/profile/stage-probes.patch` first (`git apply -R` after);
  * without them the stage table is empty and the rest still holds.
  *
@@ -30,13 +30,12 @@ const spans: [string, string, string][] = [
   ["north queue → flush", "n.q.msg", "n.flush"],
   ["north flush → acked", "n.flush", "n.ack"],
   ["north queue → west recv", "n.q.msg", "w.recv.msg"],
-  ["west recv msg → recv end", "w.recv.msg", "w.recv.end"],
-  ["west recv → reply msg queued (upstream)", "w.recv.msg", "w.rq.msg"],
-  ["west reply msg queued → end queued", "w.rq.msg", "w.rq.end"],
-  ["west end queued → flush", "w.rq.end", "w.flush.end"],
-  ["west reply msg queued → acked", "w.rq.msg", "w.rack.msg"],
+  ["west recv → STARTED queued", "w.recv.msg", "w.log.started"],
+  ["west STARTED queued → acked", "w.log.started", "w.log.started.ack"],
+  ["west STARTED acked → FINISHED queued (upstream)", "w.log.started.ack", "w.log.finished"],
+  ["west FINISHED queued → acked", "w.log.finished", "w.log.finished.ack"],
+  ["west FINISHED acked → reply end queued", "w.log.finished.ack", "w.rq.end"],
   ["west end queued → acked", "w.rq.end", "w.rack.end"],
-  ["west reply msg queued → north reply msg", "w.rq.msg", "n.reply.msg"],
   ["west end queued → north reply end", "w.rq.end", "n.reply.end"],
   ["north: queue → reply end (in gateway)", "n.q.msg", "n.reply.end"],
 ];
