@@ -27,23 +27,11 @@ const TABLES: Uint32Array[] = (() => {
   return tables;
 })();
 
+type Table = Uint32Array;
+type EightTables = [Table, Table, Table, Table, Table, Table, Table, Table];
 const [T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15] = TABLES as [
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
+  ...EightTables,
+  ...EightTables,
 ];
 
 /** CRC-32C of `buf[start..end)`, as an unsigned 32-bit number. */
