@@ -18,6 +18,7 @@
  * A reader skips entries of a later version (a newer gateway's), so versions can roll.
  */
 
+import { headersBytes } from "../kafka/protocol/record-codec.ts";
 import { Reader, Writer } from "../kafka/protocol/wire.ts";
 import type { ContractRecord, RecordHeader } from "../kafka/record-contract.ts";
 
@@ -98,12 +99,7 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
 function entryBytes(replyTo: string, records: readonly ContractRecord[]): number {
   let bytes = 3 + 8 + 5 + 5 + 5 + 5 + 3 * replyTo.length + 5;
   for (const record of records) {
-    bytes += 5 + (record.value?.length ?? 0) + 5;
-    const headers = record.headers;
-    for (let h = 0; h < headers.length; h++) {
-      const header = headers[h] as RecordHeader;
-      bytes += 10 + 3 * (header[0].length + header[1].length);
-    }
+    bytes += 5 + (record.value?.length ?? 0) + 5 + headersBytes(record.headers);
   }
   return bytes;
 }

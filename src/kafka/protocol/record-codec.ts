@@ -102,11 +102,20 @@ export function batchBytes(records: readonly OutgoingRecord[]): number {
     bytes += 5 + 1 + 1 + 5 + 5 + 5 + 5 + 5;
     if (record.key !== null) bytes += 3 * record.key.length;
     if (record.value !== null) bytes += record.value.length;
-    const headers = record.headers;
-    for (let h = 0; h < headers.length; h++) {
-      const header = headers[h] as RecordHeader;
-      bytes += 10 + 3 * (header[0].length + header[1].length);
-    }
+    bytes += headersBytes(record.headers);
+  }
+  return bytes;
+}
+
+/**
+ * Bytes `headers` take at most as record headers (or as the changelog's copies of them): each
+ * name and value with a length prefix of up to 5 bytes, at most 3 UTF-8 bytes per character.
+ */
+export function headersBytes(headers: readonly RecordHeader[]): number {
+  let bytes = 0;
+  for (let h = 0; h < headers.length; h++) {
+    const header = headers[h] as RecordHeader;
+    bytes += 10 + 3 * (header[0].length + header[1].length);
   }
   return bytes;
 }

@@ -317,14 +317,6 @@ export class Writer {
     return true;
   }
 
-  /** The char codes of `s`, one byte each: for text known to be ASCII. */
-  ascii(s: string): this {
-    const at = this.ensure(s.length);
-    const buf = this.buf;
-    for (let i = 0; i < s.length; i++) buf[at + i] = s.charCodeAt(i);
-    return this;
-  }
-
   string(s: string): this {
     const b = textEncoder.encode(s);
     return this.int16(b.length).raw(b);
