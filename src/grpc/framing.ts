@@ -21,11 +21,18 @@ export class FrameTooLargeError extends Error {
   }
 }
 
-/** Splits a gRPC request body, chunk by chunk, into its length-prefixed messages. */
+/**
+ * Splits a gRPC request body, chunk by chunk, into its length-prefixed messages. A message
+ * that spans chunks is kept as its chunks and copied together once, when its last byte is in:
+ * copying what was held on every chunk cost a 4 MiB message in 16 KiB chunks 300 ms.
+ */
 export class GrpcFrameReader {
   private readonly maxBytes: number;
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  /** Chunks of an incomplete message (undefined between messages: a pending call holds no array). */
+  private parts: Uint8Array[] | undefined;
+  private partsBytes = 0;
+  /** Bytes the incomplete message takes with its prefix; 0 while the prefix is incomplete. */
+  private needBytes = 0;
 
   constructor(maxBytes: number) {
     this.maxBytes = maxBytes;
@@ -33,46 +40,71 @@ export class GrpcFrameReader {
 
   /** Bytes of an incomplete message held back. */
   get buffered(): number {
-    return this.pendingBytes;
+    return this.partsBytes;
   }
 
   /** The messages completed by this chunk; throws FrameTooLargeError on an oversized one. */
   push(chunk: Uint8Array): GrpcFrame[] {
     let data = chunk;
-    if (this.pendingBytes > 0) {
-      data = concat(this.pending, this.pendingBytes, chunk);
-      this.pending = [];
-      this.pendingBytes = 0;
+    const parts = this.parts;
+    if (parts !== undefined) {
+      parts.push(chunk);
+      this.partsBytes += chunk.byteLength;
+      if (this.needBytes === 0 && this.partsBytes >= 5) {
+        // The prefix is in: how long the message is decides when it is whole.
+        if ((parts[0] as Uint8Array).byteLength < 5)
+          parts.splice(0, parts.length, joined(parts, this.partsBytes));
+        this.needBytes = 5 + this.messageLength(parts[0] as Uint8Array, 0);
+      }
+      if (this.needBytes === 0 || this.partsBytes < this.needBytes) return [];
+      data = parts.length === 1 ? (parts[0] as Uint8Array) : joined(parts, this.partsBytes);
+      this.parts = undefined;
+      this.partsBytes = 0;
+      this.needBytes = 0;
     }
     const frames: GrpcFrame[] = [];
     let at = 0;
+    let need = 0;
     while (data.byteLength - at >= 5) {
-      const view = new DataView(data.buffer, data.byteOffset + at, 5);
-      const length = view.getUint32(1);
-      if (length > this.maxBytes) throw new FrameTooLargeError(length, this.maxBytes);
-      if (data.byteLength - at - 5 < length) break;
+      const length = this.messageLength(data, at);
+      if (data.byteLength - at - 5 < length) {
+        need = 5 + length;
+        break;
+      }
       frames.push({
-        compressed: (view.getUint8(0) & 1) === 1,
+        compressed: ((data[at] as number) & 1) === 1,
         bytes: data.subarray(at + 5, at + 5 + length),
       });
       at += 5 + length;
     }
     if (at < data.byteLength) {
-      this.pending.push(data.subarray(at));
-      this.pendingBytes = data.byteLength - at;
+      this.parts = [data.subarray(at)];
+      this.partsBytes = data.byteLength - at;
+      this.needBytes = need;
     }
     return frames;
   }
+
+  /** The length in the prefix at `at`; throws FrameTooLargeError past the limit. */
+  private messageLength(data: Uint8Array, at: number): number {
+    const length =
+      (((data[at + 1] as number) << 24) |
+        ((data[at + 2] as number) << 16) |
+        ((data[at + 3] as number) << 8) |
+        (data[at + 4] as number)) >>>
+      0;
+    if (length > this.maxBytes) throw new FrameTooLargeError(length, this.maxBytes);
+    return length;
+  }
 }
 
-function concat(parts: Uint8Array[], partsBytes: number, last: Uint8Array): Uint8Array {
-  const out = new Uint8Array(partsBytes + last.byteLength);
+function joined(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
   let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
   }
-  out.set(last, at);
   return out;
 }
 

@@ -66,6 +66,54 @@ describe("GrpcFrameReader", () => {
     const prefix = new Uint8Array(5);
     new DataView(prefix.buffer).setUint32(1, 11);
     expect(() => reader.push(prefix)).toThrow(FrameTooLargeError);
+    // also when the prefix itself arrives in pieces
+    const split = new GrpcFrameReader(10);
+    expect(split.push(prefix.subarray(0, 2))).toEqual([]);
+    expect(() => split.push(prefix.subarray(2))).toThrow(FrameTooLargeError);
+  });
+
+  test("reads the same messages whatever the chunk size, down to one byte", () => {
+    const messages = [bytes(1, 2, 3), bytes(), new Uint8Array(300).fill(5), bytes(9)];
+    const body = grpcFrames(messages, 0, 1 << 20).bytes;
+    for (const size of [1, 2, 3, 4, 5, 6, 7, 64, 299, 305, body.byteLength]) {
+      const reader = new GrpcFrameReader(1000);
+      const out: number[][] = [];
+      for (let at = 0; at < body.byteLength; at += size) {
+        for (const f of reader.push(body.subarray(at, at + size))) out.push([...f.bytes]);
+      }
+      expect(out).toEqual(messages.map((m) => [...m]));
+      expect(reader.buffered).toBe(0);
+    }
+  });
+
+  test("a message in many chunks is copied together once, when its last byte is in", () => {
+    const size = 4 * 1024 * 1024;
+    const body = grpcFrame(new Uint8Array(size).fill(3));
+    const reader = new GrpcFrameReader(size);
+    const set = Uint8Array.prototype.set;
+    let copied = 0;
+    Uint8Array.prototype.set = function (
+      this: Uint8Array,
+      source: ArrayLike<number>,
+      offset?: number,
+    ) {
+      copied += source.length;
+      return set.call(this, source, offset);
+    };
+    let frames: ReturnType<GrpcFrameReader["push"]> = [];
+    try {
+      for (let at = 0; at < body.byteLength; at += 16_384) {
+        frames = reader.push(body.subarray(at, at + 16_384));
+        if (at + 16_384 < body.byteLength) expect(frames).toEqual([]);
+      }
+    } finally {
+      Uint8Array.prototype.set = set;
+    }
+    expect(frames).toHaveLength(1);
+    expect(frames[0]?.bytes.byteLength).toBe(size);
+    expect(frames[0]?.bytes.every((b) => b === 3)).toBe(true);
+    // once: the whole body, not the sum of what was held at every chunk (about 512 MiB)
+    expect(copied).toBe(body.byteLength);
   });
 });
 
