@@ -95,9 +95,9 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
   return large ? w.ownBytes() : w.ownBytes().slice();
 }
 
-/** Bytes a FINISHED entry keeping `records` takes at most. */
+/** Bytes a FINISHED entry keeping `records` takes when its text is ASCII (else it grows). */
 function entryBytes(replyTo: string, records: readonly ContractRecord[]): number {
-  let bytes = 3 + 8 + 5 + 5 + 5 + 5 + 3 * replyTo.length + 5;
+  let bytes = 3 + 8 + 5 + 5 + 5 + 5 + replyTo.length + 5;
   for (const record of records) {
     bytes += 5 + (record.value?.length ?? 0) + 5 + headersBytes(record.headers);
   }

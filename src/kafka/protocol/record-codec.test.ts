@@ -29,7 +29,9 @@ import {
   type FetchedRecord,
   type OutgoingRecord,
   utf8,
+  writeBatch,
 } from "./record-codec.ts";
+import { Writer } from "./wire.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -204,26 +206,41 @@ describe("encodeBatch, read by kcat", () => {
 });
 
 describe("batchBytes", () => {
-  it("is never below what encodeBatch writes (what Produce sizes its buffer by)", () => {
-    const sets: OutgoingRecord[][] = [
-      [{ key: null, value: null, headers: [] }],
-      [{ key: "k", value: new Uint8Array(300_000), headers: [["h", "v"]] }],
-      [
-        { key: "ключ", value: text("значение"), headers: [["名前", "🎉".repeat(40)]] },
-        { key: "x".repeat(200), value: new Uint8Array(20_000), headers: [["a", "b".repeat(70)]] },
-      ],
-      Array.from({ length: 300 }, (_, i) => ({
-        key: `key-${i}`,
-        value: new Uint8Array(i * 7),
-        headers: [["zilla:correlation-id", `${i}`] as const],
-      })),
-    ];
-    for (const records of sets) {
+  const ascii: OutgoingRecord[][] = [
+    [{ key: null, value: null, headers: [] }],
+    [{ key: "k", value: new Uint8Array(300_000), headers: [["h", "v"]] }],
+    [{ key: "x".repeat(200), value: new Uint8Array(20_000), headers: [["a", "b".repeat(70)]] }],
+    Array.from({ length: 300 }, (_, i) => ({
+      key: `key-${i}`,
+      value: new Uint8Array(i * 7),
+      headers: [["zilla:correlation-id", `${i}`] as const],
+    })),
+  ];
+  const nonAscii: OutgoingRecord[] = [
+    { key: "ключ", value: text("значение"), headers: [["名前", "🎉".repeat(40)]] },
+    { key: "x", value: new Uint8Array(20_000), headers: [["a", "é".repeat(3000)]] },
+  ];
+
+  it("is never below what an ASCII batch takes (what Produce sizes its buffer by), nor far above", () => {
+    for (const records of ascii) {
       const written = encodeBatch(records, Date.now()).length;
       expect(batchBytes(records)).toBeGreaterThanOrEqual(written);
-      // a bound, not a guess: within a few bytes per record of the truth for plain ASCII
+      // within a few bytes per record of the truth, so a burst allocates what it sends
       if (records.length === 300) expect(batchBytes(records)).toBeLessThan(written * 1.5);
     }
+  });
+
+  it("undercounts other UTF-8, and a buffer of that size grows to the same bytes", () => {
+    const timestamp = Date.now();
+    const expected = encodeBatch(nonAscii, timestamp);
+    expect(batchBytes(nonAscii)).toBeLessThan(expected.length);
+    const w = new Writer(batchBytes(nonAscii));
+    writeBatch(w, nonAscii, timestamp);
+    expect(w.bytesView()).toEqual(expected);
+    const back: FetchedRecord[] = [];
+    decodeBatches(expected, 0, (r) => back.push(r));
+    expect(back.map((r) => r.headers)).toEqual(nonAscii.map((r) => r.headers));
+    expect(back.map((r) => (r.key ? utf8(r.key) : null))).toEqual(["ключ", "x"]);
   });
 });
 
