@@ -66,15 +66,29 @@ export function isResponseMetadata(name: string): boolean {
 export function metadataHeaders(
   metadata: Iterable<readonly [string, string]>,
   reserved?: ReadonlySet<string>,
+  out: RecordHeader[] = [],
 ): RecordHeader[] {
-  const out: RecordHeader[] = [];
   for (const [name, value] of metadata) {
     if (!isRequestMetadata(name)) continue;
-    const header = META_PREFIX + name.toLowerCase();
+    const header = metaHeaderName(name);
     if (reserved?.has(header)) continue;
     out.push([header, value]);
   }
   return out;
+}
+
+/** `meta:<name>` by metadata name, so that calls share the strings (a bounded cache). */
+const metaNames = new Map<string, string>();
+const maxMetaNames = 1024;
+
+function metaHeaderName(name: string): string {
+  let header = metaNames.get(name);
+  if (header === undefined) {
+    header = META_PREFIX + name.toLowerCase();
+    // Names are the clients' to choose: past the bound they are made afresh, not kept.
+    if (metaNames.size < maxMetaNames) metaNames.set(name, header);
+  }
+  return header;
 }
 
 /** The `meta:*` headers a route's overrides write (undefined when none). */
@@ -99,18 +113,59 @@ export interface RequestHeadersInput {
 
 /** The headers of every request record of a call, in contract order (docs/contract.md: Request records). */
 export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
+  const { route, names } = input;
   const out: RecordHeader[] = [];
-  for (const [name, value] of Object.entries(input.route.overrides ?? {})) out.push([name, value]);
-  if (input.route.replyTo !== undefined) {
-    out.push([input.names.service, input.service]);
-    out.push([input.names.method, input.method]);
-    out.push([input.names.replyTo, input.route.replyTo]);
-    out.push([input.names.correlationId, input.correlationId]);
+  // Overrides are the route's, and per caller where they name the caller's identity.
+  for (const [name, value] of Object.entries(route.overrides ?? {})) out.push([name, value]);
+  if (route.replyTo !== undefined) {
+    for (const header of callingHeaders(names, route.replyTo, input.service, input.method)) {
+      out.push(header);
+    }
+    out.push([names.correlationId, input.correlationId]);
     if (input.deadlineMs !== undefined) out.push([DEADLINE, String(Math.floor(input.deadlineMs))]);
     if (input.attemptId !== undefined) out.push([ATTEMPT, input.attemptId]);
   }
-  out.push(...metadataHeaders(input.metadata, overriddenMetaHeaders(input.route)));
-  return out;
+  return metadataHeaders(input.metadata, overriddenMetaHeaders(route), out);
+}
+
+/**
+ * The service, method and reply-to headers, the same for every call of a method to a reply
+ * topic, made once (by header names, reply topic and method: all from the config and the
+ * served methods, so the cache is bounded). A pending call holds its record headers; these
+ * need not be its own.
+ */
+const callingHeaderCache = new WeakMap<
+  CorrelationHeaders,
+  Map<string, Map<string, readonly RecordHeader[]>>
+>();
+
+function callingHeaders(
+  names: CorrelationHeaders,
+  replyTo: string,
+  service: string,
+  method: string,
+): readonly RecordHeader[] {
+  let byTopic = callingHeaderCache.get(names);
+  if (byTopic === undefined) {
+    byTopic = new Map();
+    callingHeaderCache.set(names, byTopic);
+  }
+  let byMethod = byTopic.get(replyTo);
+  if (byMethod === undefined) {
+    byMethod = new Map();
+    byTopic.set(replyTo, byMethod);
+  }
+  const key = `${service}/${method}`;
+  let headers = byMethod.get(key);
+  if (headers === undefined) {
+    headers = [
+      [names.service, service],
+      [names.method, method],
+      [names.replyTo, replyTo],
+    ];
+    byMethod.set(key, headers);
+  }
+  return headers;
 }
 
 /** The key of every request record of a call: the route's key, else the correlation id. */

@@ -199,7 +199,8 @@ const watchedEndBytes = 64 * 1024;
  */
 class NativeGrpcCall implements ReplySink, ExpiringCall {
   private readonly stream: CallStream;
-  private readonly frames: GrpcFrameReader;
+  /** Reads the request's messages; dropped at the half-close (a pending call holds none). */
+  private frames: GrpcFrameReader | undefined;
   /** What starts the produce call; dropped once it has. */
   private init: Omit<ProduceCallInit, "sink"> | undefined;
   private readonly decompress: Decompress | undefined;
@@ -313,10 +314,11 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
 
   onData(chunk: Uint8Array): void {
     this.watch?.touch();
-    if (this.ended) return;
+    const reader = this.frames;
+    if (this.ended || reader === undefined) return;
     let frames: ReturnType<GrpcFrameReader["push"]>;
     try {
-      frames = this.frames.push(chunk);
+      frames = reader.push(chunk);
     } catch (error) {
       if (error instanceof FrameTooLargeError) {
         this.abort(Code.ResourceExhausted, error.message);
@@ -364,8 +366,10 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
   }
 
   private halfClose(): void {
+    const buffered = this.frames?.buffered ?? 0;
+    this.frames = undefined;
     if (this.ended) return;
-    if (this.frames.buffered > 0) {
+    if (buffered > 0) {
       this.abort(Code.Internal, "request ended inside a message");
       return;
     }
