@@ -72,6 +72,55 @@ describe("request records (docs/contract.md: Request records)", () => {
     expect(parseRequestHeaders([["zilla:correlation-id", "c"]], names).attemptId).toBeUndefined();
   });
 
+  it("calls of one method share its service, method and reply-to headers; the rest is each call's", () => {
+    const call = (correlationId: string, tenant: string, method = "UnaryEcho") =>
+      requestHeaders({
+        route: { ...produce, overrides: { "x-tenant": tenant } },
+        names,
+        service: "grpc.examples.echo.Echo",
+        method,
+        correlationId,
+        metadata: [["X-Custom", correlationId]],
+      });
+    const a = call("c-1", "acme");
+    const b = call("c-2", "other");
+    // the same header objects: a pending call need not hold its own
+    for (const i of [1, 2, 3]) expect(b[i]).toBe(a[i]);
+    expect(a).not.toBe(b);
+    expect(b).toEqual([
+      ["x-tenant", "other"],
+      ["zilla:service", "grpc.examples.echo.Echo"],
+      ["zilla:method", "UnaryEcho"],
+      ["zilla:reply-to", "echo-responses"],
+      ["zilla:correlation-id", "c-2"],
+      ["meta:x-custom", "c-2"],
+    ]);
+    expect(a[0]).toEqual(["x-tenant", "acme"]);
+    expect(a.slice(4)).toEqual([
+      ["zilla:correlation-id", "c-1"],
+      ["meta:x-custom", "c-1"],
+    ]);
+    // another method, another reply topic, other header names: their own
+    expect(call("c-3", "acme", "ServerStreamingEcho")[2]).toEqual([
+      "zilla:method",
+      "ServerStreamingEcho",
+    ]);
+    const renamed = { ...names, service: "x:service" };
+    const other = requestHeaders({
+      route: { ...produce, replyTo: "elsewhere" },
+      names: renamed,
+      service: "grpc.examples.echo.Echo",
+      method: "UnaryEcho",
+      correlationId: "c-4",
+      metadata: [],
+    });
+    expect(other.slice(2, 5)).toEqual([
+      ["x:service", "grpc.examples.echo.Echo"],
+      ["zilla:method", "UnaryEcho"],
+      ["zilla:reply-to", "elsewhere"],
+    ]);
+  });
+
   it("oneway routes carry only overrides and metadata", () => {
     const headers = requestHeaders({
       route: { capability: "produce", topic: "t", overrides: { a: "1" } },

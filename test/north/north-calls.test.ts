@@ -102,6 +102,51 @@ async function rawGrpc(
   }
 }
 
+/**
+ * A raw h2c unary call whose request body is written as `chunks`, one DATA frame each (a
+ * write waits for the one before it), then half-closed; returns the status and reply bytes.
+ */
+async function rawGrpcChunks(
+  path: string,
+  chunks: readonly Uint8Array[],
+): Promise<{ status: string | undefined; message: string | undefined; body: Buffer }> {
+  const session = http2.connect(fx.url);
+  try {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    const done = new Promise<{
+      status: string | undefined;
+      message: string | undefined;
+      body: Buffer;
+    }>((resolve, reject) => {
+      let status: string | undefined;
+      let message: string | undefined;
+      const body: Buffer[] = [];
+      const read = (h: http2.IncomingHttpHeaders) => {
+        status = (h["grpc-status"] as string | undefined) ?? status;
+        message = (h["grpc-message"] as string | undefined) ?? message;
+      };
+      stream.on("response", read);
+      stream.on("trailers", read);
+      stream.on("data", (chunk: Buffer) => body.push(chunk));
+      stream.on("end", () => resolve({ status, message, body: Buffer.concat(body) }));
+      stream.on("error", reject);
+    });
+    for (const chunk of chunks) {
+      await new Promise<void>((resolve) => stream.write(chunk, () => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    stream.end();
+    return await done;
+  } finally {
+    session.close();
+  }
+}
+
 function copyInto(target: Headers, source: Headers) {
   source.forEach((value, name) => {
     target.set(name, value);
@@ -184,6 +229,48 @@ describe("north calls", () => {
     expect(reply.message).toBe(text);
     const id = await correlationIdOf(text);
     expect(recordsOf(id)[0]?.value?.byteLength).toBe(echoRequest(text).byteLength);
+  });
+
+  test("unary.rpc.message.in.many.data.frames", async () => {
+    // The length prefix itself split, then the message a few bytes per DATA frame.
+    const text = "split across frames";
+    const message = echoRequest(text);
+    const frame = new Uint8Array(5 + message.byteLength);
+    new DataView(frame.buffer).setUint32(1, message.byteLength);
+    frame.set(message, 5);
+    const chunks = [frame.subarray(0, 2), frame.subarray(2, 7)];
+    for (let at = 7; at < frame.byteLength; at += 4) chunks.push(frame.subarray(at, at + 4));
+    const result = await rawGrpcChunks("/grpc.examples.echo.Echo/UnaryEcho", chunks);
+    expect(result.status).toBe("0");
+    expect(result.body.readUInt32BE(1)).toBe(result.body.byteLength - 5);
+    expect(fromBinary(EchoRequestSchema, result.body.subarray(5)).message).toBe(text);
+    const id = await correlationIdOf(text);
+    expect(new Uint8Array(recordsOf(id)[0]?.value ?? [])).toEqual(message);
+  });
+
+  test("unary.rpc.request.ends.inside.a.message", async () => {
+    const text = "never finished";
+    const message = echoRequest(text);
+    const frame = new Uint8Array(5 + message.byteLength);
+    new DataView(frame.buffer).setUint32(1, message.byteLength);
+    frame.set(message, 5);
+    const result = await rawGrpcChunks("/grpc.examples.echo.Echo/UnaryEcho", [
+      frame.subarray(0, 8),
+      frame.subarray(8, frame.byteLength - 1),
+    ]);
+    expect(result.status).toBe(String(Code.Internal));
+    expect(result.message).toBe("request ended inside a message");
+    expect(result.body.byteLength).toBe(0);
+    // Nothing reached Kafka: the responder never saw the message.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(
+      fx.responder.seen.some(
+        (r) =>
+          r.value !== null &&
+          r.value.byteLength === message.byteLength &&
+          Buffer.from(r.value).includes(Buffer.from(text)),
+      ),
+    ).toBe(false);
   });
 
   test("client.stream.rpc", async () => {
