@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createPartitionTracker } from "./commit-tracker.ts";
+import { createPartitionTracker, type OffsetSpan } from "./commit-tracker.ts";
 
 describe("createPartitionTracker", () => {
   it("commits nothing new before the first record and everything once all are done", () => {
@@ -68,5 +68,73 @@ describe("createPartitionTracker", () => {
     expect(cut).toBe(5000n);
     t.release(cut);
     expect(t.size).toBe(0);
+  });
+
+  it("agrees with a scan of every span, over random interleavings of calls", () => {
+    /** The rule by brute force: scan all spans ever opened, from the first. */
+    const reference = (all: readonly OffsetSpan[], lastSeen: bigint): bigint => {
+      if (all.length === 0) return lastSeen + 1n;
+      let best = (all[0] as OffsetSpan).first;
+      let maxLast = -1n;
+      for (const [i, span] of all.entries()) {
+        if (i > 0 && maxLast < span.first) best = span.first;
+        if (!span.done) return best;
+        if (span.last > maxLast) maxLast = span.last;
+      }
+      return lastSeen + 1n;
+    };
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x80000000;
+    };
+    for (let round = 0; round < 20; round++) {
+      const t = createPartitionTracker();
+      const all: OffsetSpan[] = [];
+      const open: OffsetSpan[] = [];
+      let offset = 0n;
+      for (let step = 0; step < 3000; step++) {
+        const r = random();
+        if (r < 0.3 || open.length === 0) {
+          const span = t.open(offset++);
+          all.push(span);
+          // a record that needed no call is done at once
+          if (random() < 0.2) span.done = true;
+          else open.push(span);
+        } else if (r < 0.6) {
+          t.extend(open[Math.floor(random() * open.length)] as OffsetSpan, offset++);
+        } else if (r < 0.85) {
+          const [span] = open.splice(Math.floor(random() * open.length), 1);
+          if (span) span.done = true;
+        } else {
+          const cut = t.committable();
+          expect(cut).toBe(reference(all, offset - 1n));
+          if (random() < 0.5) t.release(cut);
+        }
+      }
+      for (const span of open) span.done = true;
+      expect(t.committable()).toBe(offset);
+    }
+  });
+
+  it("holds only the spans it has not passed, while interleaved streams never leave a cut", () => {
+    const t = createPartitionTracker();
+    // Call i has records at 2i and 2i+3: each straddles the next call's first record.
+    const spans: OffsetSpan[] = [];
+    let largest = 0;
+    for (let i = 0; i < 20_000; i++) {
+      spans.push(t.open(BigInt(2 * i)));
+      if (i > 0) t.extend(spans[i - 1] as OffsetSpan, BigInt(2 * i + 1));
+      if (i >= 8) (spans[i - 8] as OffsetSpan).done = true;
+      if (i % 100 === 0) {
+        // No call ever ends before the next one's first record: the cut stays at the start.
+        expect(t.committable()).toBe(0n);
+        largest = Math.max(largest, t.size);
+      }
+    }
+    // The spans passed were dropped: what is held is the calls in flight and the last 100
+    // spans' worth, not all 20,000 (the cut could not move, so nothing was released).
+    expect(largest).toBeLessThan(2_200);
+    expect(t.size).toBeLessThan(2_200);
   });
 });

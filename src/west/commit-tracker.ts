@@ -27,18 +27,28 @@ export interface PartitionTracker {
   extend(span: OffsetSpan, offset: bigint): void;
   /** The offset safe to commit now (the next offset to read after a restart). */
   committable(): bigint;
-  /** Forgets spans below `offset` once it has been committed. */
+  /** `offset` was committed (the spans below it are already forgotten: see committable). */
   release(offset: bigint): void;
-  /** Spans not yet released (for tests and metrics). */
+  /** Spans held: the first still in flight and those after it, and any not yet looked at. */
   readonly size: number;
 }
 
-/** A tracker for one partition whose records start at any offset. */
+/**
+ * A tracker for one partition whose records start at any offset. The spans before the first
+ * call still in flight are looked at once: a done span is folded into the cut found so far
+ * (`best`) and the highest offset any span before it reaches (`maxLast`), then dropped. Streams
+ * whose records interleave can leave no valid cut for a long time; scanning every span since
+ * the last one on each commit cost west 2 % of its time after 20 s of bidi calls at c=64 (and
+ * kept every span), and grows without bound under steady load.
+ */
 export function createPartitionTracker(): PartitionTracker {
-  // Spans in order of their first offset; `head` skips released ones without shifting.
+  // Spans from `head` on: not yet looked at, or the first in flight and those after it.
   let spans: OffsetSpan[] = [];
   let head = 0;
   let lastSeen = -1n;
+  // Over the done spans already dropped: the highest valid cut, and the last offset reached.
+  let best = -1n;
+  let maxLast = -1n;
 
   const see = (offset: bigint) => {
     if (offset > lastSeen) lastSeen = offset;
@@ -65,28 +75,27 @@ export function createPartitionTracker(): PartitionTracker {
       if (offset > span.last) span.last = offset;
     },
     committable() {
-      if (head === spans.length) return lastSeen + 1n;
-      let best = (spans[head] as OffsetSpan).first;
-      let maxLast = -1n;
-      for (let i = head; i < spans.length; i++) {
-        const span = spans[i] as OffsetSpan;
+      let cut = lastSeen + 1n;
+      for (; head < spans.length; head++) {
+        const span = spans[head] as OffsetSpan;
         // A cut at this span's first offset is valid when no earlier span reaches it.
-        if (i > head && maxLast < span.first) best = span.first;
-        if (!span.done) return best;
+        if (maxLast < span.first) best = span.first;
+        if (!span.done) {
+          cut = best;
+          break;
+        }
+        // Done spans never change again: a call's later records open a new span.
         if (span.last > maxLast) maxLast = span.last;
       }
-      return lastSeen + 1n;
-    },
-    release(offset) {
-      while (head < spans.length) {
-        const span = spans[head] as OffsetSpan;
-        if (span.first >= offset) break;
-        head++;
-      }
+      // The spans looked at are dropped, whether or not the cut is committed.
       if (head > 1024 && head * 2 > spans.length) {
         spans = spans.slice(head);
         head = 0;
       }
+      return cut;
+    },
+    release() {
+      // Every span below a cut was dropped when the cut was found (committable).
     },
   };
 }
