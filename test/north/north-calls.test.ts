@@ -9,6 +9,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EchoRequestSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
+import { grpcFrame } from "../../src/grpc/framing.ts";
 import {
   CORRELATION_ID,
   DEADLINE,
@@ -235,9 +236,7 @@ describe("north calls", () => {
     // The length prefix itself split, then the message a few bytes per DATA frame.
     const text = "split across frames";
     const message = echoRequest(text);
-    const frame = new Uint8Array(5 + message.byteLength);
-    new DataView(frame.buffer).setUint32(1, message.byteLength);
-    frame.set(message, 5);
+    const frame = grpcFrame(message);
     const chunks = [frame.subarray(0, 2), frame.subarray(2, 7)];
     for (let at = 7; at < frame.byteLength; at += 4) chunks.push(frame.subarray(at, at + 4));
     const result = await rawGrpcChunks("/grpc.examples.echo.Echo/UnaryEcho", chunks);
@@ -251,9 +250,7 @@ describe("north calls", () => {
   test("unary.rpc.request.ends.inside.a.message", async () => {
     const text = "never finished";
     const message = echoRequest(text);
-    const frame = new Uint8Array(5 + message.byteLength);
-    new DataView(frame.buffer).setUint32(1, message.byteLength);
-    frame.set(message, 5);
+    const frame = grpcFrame(message);
     const result = await rawGrpcChunks("/grpc.examples.echo.Echo/UnaryEcho", [
       frame.subarray(0, 8),
       frame.subarray(8, frame.byteLength - 1),
