@@ -54,6 +54,41 @@ describe("createEndedCalls", () => {
     expect(ended.get("k")).toBeUndefined();
   });
 
+  it("keeps restored calls that will be delivered again whatever the bounds, until committed past", () => {
+    const { ended, advance } = setup({ maxEntries: 2 });
+    // A restore: five calls behind the commit point, more than the bounds keep.
+    for (let i = 0; i < 5; i++) {
+      ended.put(call(`p${i}`, { keyed: i % 2 === 0, position: at(10 - i) }), 2_000, true);
+    }
+    ended.put(call("n1", { position: at(20) }));
+    ended.put(call("n2", { position: at(21) }));
+    ended.put(call("n3", { position: at(22) }));
+    // the ordinary ones obey the bound (the oldest left); none of the pinned did
+    expect(ended.get("n1")).toBeUndefined();
+    expect(["n2", "n3"].map((id) => ended.get(id)?.id)).toEqual(["n2", "n3"]);
+    for (let i = 0; i < 5; i++) expect(ended.get(`p${i}`)?.id).toBe(`p${i}`);
+    expect(ended.size).toBe(7);
+    // nor does age take them while they wait
+    advance(5_000);
+    ended.sweep();
+    expect(ended.get("p4")?.id).toBe("p4");
+    // committed up to 9: p2 (8), p3 (7) and p4 (6) are passed; un-keyed ones go, the keyed p2
+    // and p4 are kept as any call, by the bounds and their (past) expiry
+    ended.releaseCommitted({ topic: "t", partition: 0 }, 9n);
+    expect(ended.get("p3")).toBeUndefined();
+    expect(ended.get("p2")).toBeUndefined();
+    expect(["p0", "p1"].map((id) => ended.get(id)?.id)).toEqual(["p0", "p1"]);
+    // a call of that id running again replaces the pinned one
+    ended.put(call("p0", { position: at(10), kind: "unsettled" }));
+    expect(ended.get("p0")?.kind).toBe("unsettled");
+    ended.releaseCommitted({ topic: "t", partition: 0 }, 11n);
+    expect(ended.get("p1")).toBeUndefined();
+    // a revoked partition takes its pinned calls with it
+    ended.put(call("q", { keyed: false, position: at(30, 1) }), 2_000, true);
+    ended.dropPartitions(new Set(["t/1"]));
+    expect(ended.get("q")).toBeUndefined();
+  });
+
   it("lets un-keyed calls go once the commit point passed their records", () => {
     const { ended } = setup();
     ended.put(call("u1", { keyed: false, position: at(3) }));

@@ -7,7 +7,10 @@
  * window; an un-keyed call only until its request's offsets are committed (it can come back
  * only as a re-delivery, and re-deliveries come from the commit point on); either at least
  * until its request has ended or `tailGraceMs` passed. Memory is bounded (entries and
- * bytes, oldest out first); a call evicted early counts in `evictedEarly`.
+ * bytes, oldest out first); a call evicted early counts in `evictedEarly`. The bounds do not
+ * apply to what a restore brings back for requests that will be delivered again: evicted, those
+ * would run again (a long call or interleaved streams can hold the commit point behind more
+ * finished calls than the bounds keep).
  */
 import type { TopicPartition } from "../kafka/group-consumer.ts";
 import { createReplyStore } from "./reply-store.ts";
@@ -15,10 +18,17 @@ import { type EndedCall, type SpanRef, tpKey } from "./west-call.ts";
 
 export interface EndedCalls {
   get(id: string): EndedCall | undefined;
-  /** Keeps an ended call (replacing any with its id); `expiresAt` for a restored one. */
-  put(call: EndedCall, expiresAt?: number): void;
+  /**
+   * Keeps an ended call (replacing any with its id); `expiresAt` for a restored one. A
+   * `pinned` call (restored, its request not committed: it will be delivered again) is kept
+   * whatever the bounds and its age, until `releaseCommitted` passes its request.
+   */
+  put(call: EndedCall, expiresAt?: number, pinned?: boolean): void;
   delete(id: string): void;
-  /** Un-keyed calls of `tp` whose records are all below `offset` (committed) go. */
+  /**
+   * Un-keyed calls of `tp` whose records are all below `offset` (committed) go; pinned keyed
+   * ones below it are kept from now on like any other.
+   */
   releaseCommitted(tp: TopicPartition, offset: bigint): void;
   /** Every call of these partitions goes (revoked: another owner's changelog decides). */
   dropPartitions(keys: ReadonlySet<string>): void;
@@ -54,6 +64,14 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
   const unkeyed = new Map<string, { calls: EndedCall[]; head: number }>();
   const openTails = new Set<EndedCall>();
   let evictedEarly = 0;
+  // Restored calls whose requests come again, outside the bounded store until committed past.
+  const pinned = new Map<
+    string,
+    { call: EndedCall; bytes: number; expiresAt: number | undefined }
+  >();
+  let pinnedBytes = 0;
+  // By partition, ordered by request offset when released (restores add them in bulk).
+  const pinnedOf = new Map<string, { calls: EndedCall[]; sorted: boolean }>();
 
   const unindex = (call: EndedCall) => {
     byPartition.get(tpKey(call.position))?.delete(call);
@@ -77,18 +95,40 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
     },
   });
 
-  const remove = (call: EndedCall) => {
-    unindex(call);
-    if (store.get(call.id) === call) store.delete(call.id);
+  const unpin = (call: EndedCall): { bytes: number; expiresAt: number | undefined } | undefined => {
+    const slot = pinned.get(call.id);
+    if (slot === undefined || slot.call !== call) return undefined;
+    pinned.delete(call.id);
+    pinnedBytes -= slot.bytes;
+    return slot;
   };
 
+  const remove = (call: EndedCall) => {
+    unindex(call);
+    if (unpin(call) === undefined && store.get(call.id) === call) store.delete(call.id);
+  };
+
+  const get = (id: string) => pinned.get(id)?.call ?? store.get(id);
+
   return {
-    get: (id) => store.get(id),
-    put(call, expiresAt) {
-      const previous = store.get(call.id);
-      if (previous) unindex(previous);
+    get,
+    put(call, expiresAt, pin = false) {
+      const previous = get(call.id);
+      if (previous) {
+        unindex(previous);
+        if (unpin(previous) === undefined && pin) store.delete(call.id);
+      }
       const bytes = entryBytes + (call.reply ? call.replyBytes : 0);
-      store.put(call.id, call, bytes, expiresAt);
+      if (pin) {
+        pinned.set(call.id, { call, bytes, expiresAt });
+        pinnedBytes += bytes;
+        const key = tpKey(call.position);
+        const list = pinnedOf.get(key);
+        if (list) {
+          list.calls.push(call);
+          list.sorted = false;
+        } else pinnedOf.set(key, { calls: [call], sorted: true });
+      } else store.put(call.id, call, bytes, expiresAt);
       const key = tpKey(call.position);
       let set = byPartition.get(key);
       if (!set) {
@@ -97,7 +137,7 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
       }
       set.add(call);
       if (!call.requestEnded) openTails.add(call);
-      if (!call.keyed) {
+      if (!call.keyed && !pin) {
         let queue = unkeyed.get(key);
         if (!queue) {
           queue = { calls: [], head: 0 };
@@ -107,10 +147,29 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
       }
     },
     delete(id) {
-      const call = store.get(id);
+      const call = get(id);
       if (call) remove(call);
     },
     releaseCommitted(tp, offset) {
+      const list = pinnedOf.get(tpKey(tp));
+      if (list) {
+        if (!list.sorted) {
+          list.calls.sort((a, b) => (a.position.offset < b.position.offset ? -1 : 1));
+          list.sorted = true;
+        }
+        let passed = 0;
+        for (const call of list.calls) {
+          if (call.position.offset >= offset) break;
+          passed++;
+          const slot = unpin(call);
+          if (slot === undefined) continue;
+          // Committed past: an un-keyed call cannot come back; a keyed one is kept as usual.
+          if (call.keyed) store.put(call.id, call, slot.bytes, slot.expiresAt);
+          else unindex(call);
+        }
+        if (passed === list.calls.length) pinnedOf.delete(tpKey(tp));
+        else if (passed > 0) list.calls = list.calls.slice(passed);
+      }
       const queue = unkeyed.get(tpKey(tp));
       if (!queue) return;
       while (queue.head < queue.calls.length) {
@@ -129,10 +188,11 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
       for (const key of keys) {
         for (const call of byPartition.get(key) ?? []) {
           openTails.delete(call);
-          if (store.get(call.id) === call) store.delete(call.id);
+          if (unpin(call) === undefined && store.get(call.id) === call) store.delete(call.id);
         }
         byPartition.delete(key);
         unkeyed.delete(key);
+        pinnedOf.delete(key);
       }
     },
     endTail(call) {
@@ -151,10 +211,10 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
       store.sweep();
     },
     get size() {
-      return store.size;
+      return store.size + pinned.size;
     },
     get bytes() {
-      return store.bytes;
+      return store.bytes + pinnedBytes;
     },
     get evictedEarly() {
       return evictedEarly;

@@ -119,10 +119,15 @@ async function restorePartitions(
       const floor = committedOf(partition);
       for (const restored of calls) {
         const call = endedFromRestored(restored, topic, partition);
-        // Needed for re-deliveries (not yet committed): kept from now, whatever its age.
+        // Needed for re-deliveries (not yet committed): kept from now, whatever its age, and
+        // whatever the bounds until the commit point passes it.
         const uncommitted = floor === undefined || call.position.offset >= floor;
         const retentionMs = Math.max(opts.windowMs, opts.tailGraceMs);
-        opts.ended.put(call, uncommitted ? now + retentionMs : call.finishedAt + retentionMs);
+        opts.ended.put(
+          call,
+          uncommitted ? now + retentionMs : call.finishedAt + retentionMs,
+          uncommitted,
+        );
         kept++;
       }
     }

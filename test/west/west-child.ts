@@ -5,7 +5,7 @@
  * (and has restored its changelog); a test then kills it with SIGKILL like a crashed host.
  *
  *   bun test/west/west-child.ts --bootstrap 127.0.0.1:9092 --upstream 127.0.0.1:50051
- *     [--store kafka|memory]
+ *     [--store kafka|memory] [--store-max-entries N]
  */
 import { createKafka } from "../../src/kafka/kafka-client.ts";
 import { createLogger, silentLogger } from "../../src/ops/logger.ts";
@@ -35,7 +35,12 @@ const west = await startWest({
   registry: await loadServiceRegistry(),
   logger: process.env.GATEWAY_TEST_LOG ? createLogger("debug") : silentLogger,
   // A killed member leaves the group only by its session timing out: keep that short.
-  tuning: { ...fastTuning, sessionTimeoutMs: 3_000 },
+  tuning: {
+    ...fastTuning,
+    sessionTimeoutMs: 3_000,
+    // West's bound of ended calls kept in memory (100,000 by default), made small to pass it.
+    ...(arg("store-max-entries") ? { storeMaxEntries: Number(arg("store-max-entries")) } : {}),
+  },
 });
 process.stdout.write(`${JSON.stringify({ msg: "west ready", groupId: west.groupId })}\n`);
 process.on("SIGTERM", () => {

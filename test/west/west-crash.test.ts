@@ -26,13 +26,18 @@ afterEach(async () => {
 });
 
 /** West in a child process against `bootstrap`; resolves once it has its assignment. */
-async function spawnWest(bootstrap: string, echo: EchoServer): Promise<GatewayProcess> {
+async function spawnWest(
+  bootstrap: string,
+  echo: EchoServer,
+  args: readonly string[] = [],
+): Promise<GatewayProcess> {
   const child = spawnGateway(bin("bun"), [
     "test/west/west-child.ts",
     "--bootstrap",
     bootstrap,
     "--upstream",
     `127.0.0.1:${echo.port}`,
+    ...args,
   ]);
   cleanups.push(() => child.kill());
   await child.waitForStdout(/"msg":"west ready"/, 60_000);
@@ -137,6 +142,42 @@ describe("west killed and restarted", () => {
     expect(runs.map((r) => r.headers.get("idempotency-key"))).toEqual(["order-100", "order-100"]);
     await allCommitted(bench, 1);
     expect(echo.requests).toHaveLength(12);
+  });
+  it("more.answered.calls.behind.a.held.commit.point.than.west.keeps.in.memory.are.not.executed.again", {
+    timeout: 120_000,
+  }, async () => {
+    // West keeps 5 ended calls in memory here (100,000 by default); a restore must bring back
+    // every call that will be delivered again, whatever that bound.
+    const bench = await startWestBench(1);
+    cleanups.push(() => bench.close());
+    const echo = await startEchoServer();
+    cleanups.push(() => echo.close());
+    const small = ["--store-max-entries", "5"];
+    const first = await spawnWest(bench.broker.bootstrap, echo, small);
+    const unkeyed = (name: string, message: string) => ({
+      id: `${name}-0123456789abcdef0123456789abcdef`,
+      metadata: [] as [string, string][],
+      messages: [message],
+    });
+    // A call the upstream holds 6 s holds the commit point; ten un-keyed calls answered behind it.
+    const held = unkeyed("held", "delay:6000:held");
+    await bench.request(held);
+    await expect.poll(() => echo.requests.length, { timeout: 20_000 }).toBe(1);
+    const fast = Array.from({ length: 10 }, (_, i) => unkeyed(`fast-${i}`, `fast ${i}`));
+    for (const call of fast) await bench.request(call);
+    await Promise.all(fast.map((c) => bench.reply(c.id)));
+    expect(await bench.committed()).toBeLessThanOrEqual(0n);
+
+    await first.kill();
+    await spawnWest(bench.broker.bootstrap, echo, small);
+    await bench.reply(held.id, 1, 40_000);
+    // Re-delivered, all ten answered again from the changelog, none run again.
+    const again = await Promise.all(fast.map((c) => bench.reply(c.id, 2, 30_000)));
+    expect(again.map((r) => endOf(r).status)).toEqual(fast.map(() => 0));
+    await allCommitted(bench, 1);
+    expect(
+      fast.map((_, i) => echo.requests.filter((r) => r.messages[0] === `fast ${i}`).length),
+    ).toEqual(fast.map(() => 1));
   });
 });
 
