@@ -89,6 +89,34 @@ async function answeredNeverRunTwice(
   }
 }
 
+type TestCall = { id: string; metadata: [string, string][]; messages: string[] };
+
+/**
+ * One partition: a call the upstream holds 6 s (offsets 0-1, holding the commit point), ten
+ * calls answered behind it (so not committed), then SIGKILL and a restart; west started with
+ * `westArgs` both times. `call(i, message)` makes the calls (the held one is number 100).
+ */
+async function answeredBehindAHeldCall(
+  call: (i: number, message: string) => TestCall,
+  westArgs: readonly string[] = [],
+) {
+  const bench = await startWestBench(1);
+  cleanups.push(() => bench.close());
+  const echo = await startEchoServer();
+  cleanups.push(() => echo.close());
+  const first = await spawnWest(bench.broker.bootstrap, echo, westArgs);
+  const held = call(100, "delay:6000:held");
+  await bench.request(held);
+  await expect.poll(() => echo.requests.length, { timeout: 20_000 }).toBe(1);
+  const fast = Array.from({ length: 10 }, (_, i) => call(i, `fast ${i}`));
+  for (const c of fast) await bench.request(c);
+  await Promise.all(fast.map((c) => bench.reply(c.id)));
+  expect(await bench.committed()).toBeLessThanOrEqual(0n);
+  await first.kill(); // SIGKILL: no close, no commit, no leave
+  await spawnWest(bench.broker.bootstrap, echo, westArgs);
+  return { bench, echo, held, fast };
+}
+
 describe("west killed and restarted", () => {
   it("answered.calls.written.again.are.replayed.not.executed", { timeout: 120_000 }, async () => {
     const bench = await startWestBench(3);
@@ -106,23 +134,10 @@ describe("west killed and restarted", () => {
   it("uncommitted.calls.are.not.executed.again.and.the.call.in.the.upstream.runs.once.more", {
     timeout: 120_000,
   }, async () => {
-    const bench = await startWestBench(1);
-    cleanups.push(() => bench.close());
-    const echo = await startEchoServer();
-    cleanups.push(() => echo.close());
-    const first = await spawnWest(bench.broker.bootstrap, echo);
-    // Offsets 0-1: a call the upstream holds 6 s, which holds the commit point too.
-    const held = { ...keyed(100), messages: ["delay:6000:held"] };
-    await bench.request(held);
-    await expect.poll(() => echo.requests.length, { timeout: 20_000 }).toBe(1);
-    // Offsets 2-21: ten calls answered behind it, so not committed at the kill.
-    const fast = Array.from({ length: 10 }, (_, i) => ({ ...keyed(i), messages: [`fast ${i}`] }));
-    for (const call of fast) await bench.request(call);
-    await Promise.all(fast.map((c) => bench.reply(c.id)));
-    expect(await bench.committed()).toBeLessThanOrEqual(0n);
-
-    await first.kill();
-    await spawnWest(bench.broker.bootstrap, echo);
+    const { bench, echo, held, fast } = await answeredBehindAHeldCall((i, message) => ({
+      ...keyed(i),
+      messages: [message],
+    }));
     const heldReply = await bench.reply(held.id, 1, 40_000);
     expect(endOf(heldReply).status).toBe(0);
     expect(heldReply.filter((r) => r.value !== null).map((r) => echoText(r.value))).toEqual([
@@ -143,41 +158,28 @@ describe("west killed and restarted", () => {
     await allCommitted(bench, 1);
     expect(echo.requests).toHaveLength(12);
   });
+
   it("more.answered.calls.behind.a.held.commit.point.than.west.keeps.in.memory.are.not.executed.again", {
     timeout: 120_000,
   }, async () => {
     // West keeps 5 ended calls in memory here (100,000 by default); a restore must bring back
-    // every call that will be delivered again, whatever that bound.
-    const bench = await startWestBench(1);
-    cleanups.push(() => bench.close());
-    const echo = await startEchoServer();
-    cleanups.push(() => echo.close());
-    const small = ["--store-max-entries", "5"];
-    const first = await spawnWest(bench.broker.bootstrap, echo, small);
-    const unkeyed = (name: string, message: string) => ({
-      id: `${name}-0123456789abcdef0123456789abcdef`,
-      metadata: [] as [string, string][],
-      messages: [message],
-    });
-    // A call the upstream holds 6 s holds the commit point; ten un-keyed calls answered behind it.
-    const held = unkeyed("held", "delay:6000:held");
-    await bench.request(held);
-    await expect.poll(() => echo.requests.length, { timeout: 20_000 }).toBe(1);
-    const fast = Array.from({ length: 10 }, (_, i) => unkeyed(`fast-${i}`, `fast ${i}`));
-    for (const call of fast) await bench.request(call);
-    await Promise.all(fast.map((c) => bench.reply(c.id)));
-    expect(await bench.committed()).toBeLessThanOrEqual(0n);
-
-    await first.kill();
-    await spawnWest(bench.broker.bootstrap, echo, small);
+    // every call that will be delivered again, whatever that bound. Un-keyed calls: only the
+    // changelog's entries recognise them.
+    const { bench, echo, held, fast } = await answeredBehindAHeldCall(
+      (i, message) => ({
+        id: `call-${i}-0123456789abcdef0123456789abcdef`,
+        metadata: [] as [string, string][],
+        messages: [message],
+      }),
+      ["--store-max-entries", "5"],
+    );
     await bench.reply(held.id, 1, 40_000);
     // Re-delivered, all ten answered again from the changelog, none run again.
     const again = await Promise.all(fast.map((c) => bench.reply(c.id, 2, 30_000)));
     expect(again.map((r) => endOf(r).status)).toEqual(fast.map(() => 0));
     await allCommitted(bench, 1);
-    expect(
-      fast.map((_, i) => echo.requests.filter((r) => r.messages[0] === `fast ${i}`).length),
-    ).toEqual(fast.map(() => 1));
+    const runs = fast.map((_, i) => echo.requests.filter((r) => r.messages[0] === `fast ${i}`));
+    expect(runs.map((r) => r.length)).toEqual(fast.map(() => 1));
   });
 });
 
