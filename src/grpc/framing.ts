@@ -3,6 +3,7 @@
  * them off a body chunk by chunk and framing them for a write. North, west's upstream
  * client and the echo upstream all frame with these. Pure functions, no sockets.
  */
+import { concatBytes } from "../bytes.ts";
 
 /** One length-prefixed message as read off the request body. */
 export interface GrpcFrame {
@@ -53,11 +54,11 @@ export class GrpcFrameReader {
       if (this.needBytes === 0 && this.partsBytes >= 5) {
         // The prefix is in: how long the message is decides when it is whole.
         if ((parts[0] as Uint8Array).byteLength < 5)
-          parts.splice(0, parts.length, joined(parts, this.partsBytes));
+          parts.splice(0, parts.length, concatBytes(parts, this.partsBytes));
         this.needBytes = 5 + this.messageLength(parts[0] as Uint8Array, 0);
       }
       if (this.needBytes === 0 || this.partsBytes < this.needBytes) return [];
-      data = parts.length === 1 ? (parts[0] as Uint8Array) : joined(parts, this.partsBytes);
+      data = concatBytes(parts, this.partsBytes);
       this.parts = undefined;
       this.partsBytes = 0;
       this.needBytes = 0;
@@ -96,16 +97,6 @@ export class GrpcFrameReader {
     if (length > this.maxBytes) throw new FrameTooLargeError(length, this.maxBytes);
     return length;
   }
-}
-
-function joined(parts: readonly Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
 }
 
 /** One uncompressed length-prefixed message. */

@@ -15,6 +15,7 @@
 import * as zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
 import * as snappy from "snappyjs";
+import { concatBytes } from "../../bytes.ts";
 import { compressLz4Frame, decompressLz4Frames, Lz4LimitError } from "./lz4-frame.ts";
 
 /** The codecs, by the names Kafka's `compression.type` uses. */
@@ -144,7 +145,7 @@ function decompressSnappy(data: Uint8Array, maxBytes: number): Uint8Array {
     total += block.length;
     at += length;
   }
-  return concat(blocks, total);
+  return concatBytes(blocks, total);
 }
 
 /**
@@ -202,7 +203,7 @@ function decompressZstdJs(data: Uint8Array, maxBytes: number): Uint8Array {
     chunks.push(chunk.slice());
   });
   stream.push(data, true);
-  return concat(chunks, total);
+  return concatBytes(chunks, total);
 }
 
 /** Walks the frames' headers and block headers; throws on what fzstd should not be given. */
@@ -268,15 +269,4 @@ function readLe(data: Uint8Array, at: number, bytes: number): number {
   let value = 0;
   for (let i = bytes - 1; i >= 0; i--) value = value * 256 + (data[at + i] as number);
   return value;
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
