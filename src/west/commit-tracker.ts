@@ -27,8 +27,6 @@ export interface PartitionTracker {
   extend(span: OffsetSpan, offset: bigint): void;
   /** The offset safe to commit now (the next offset to read after a restart). */
   committable(): bigint;
-  /** `offset` was committed (the spans below it are already forgotten: see committable). */
-  release(offset: bigint): void;
   /** Spans held: the first still in flight and those after it, and any not yet looked at. */
   readonly size: number;
 }
@@ -87,15 +85,13 @@ export function createPartitionTracker(): PartitionTracker {
         // Done spans never change again: a call's later records open a new span.
         if (span.last > maxLast) maxLast = span.last;
       }
-      // The spans looked at are dropped, whether or not the cut is committed.
+      // The spans looked at are dropped, whether or not the cut is committed: a commit needs
+      // nothing more from the tracker.
       if (head > 1024 && head * 2 > spans.length) {
         spans = spans.slice(head);
         head = 0;
       }
       return cut;
-    },
-    release() {
-      // Every span below a cut was dropped when the cut was found (committable).
     },
   };
 }

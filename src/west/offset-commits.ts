@@ -69,7 +69,6 @@ export function createOffsetCommits(opts: OffsetCommitsOptions): OffsetCommits {
       for (const o of offsets) {
         const key = tpKey(o);
         committed.set(key, o.offset);
-        trackers.get(key)?.release(o.offset);
         opts.onCommitted?.(o, o.offset);
       }
     } catch (err) {
