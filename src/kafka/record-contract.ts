@@ -134,10 +134,7 @@ export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
  * served methods, so the cache is bounded). A pending call holds its record headers; these
  * need not be its own.
  */
-const callingHeaderCache = new WeakMap<
-  CorrelationHeaders,
-  Map<string, Map<string, readonly RecordHeader[]>>
->();
+const callingHeaderCache = new WeakMap<CorrelationHeaders, Map<string, readonly RecordHeader[]>>();
 
 function callingHeaders(
   names: CorrelationHeaders,
@@ -145,25 +142,21 @@ function callingHeaders(
   service: string,
   method: string,
 ): readonly RecordHeader[] {
-  let byTopic = callingHeaderCache.get(names);
-  if (byTopic === undefined) {
-    byTopic = new Map();
-    callingHeaderCache.set(names, byTopic);
+  let cache = callingHeaderCache.get(names);
+  if (cache === undefined) {
+    cache = new Map();
+    callingHeaderCache.set(names, cache);
   }
-  let byMethod = byTopic.get(replyTo);
-  if (byMethod === undefined) {
-    byMethod = new Map();
-    byTopic.set(replyTo, byMethod);
-  }
-  const key = `${service}/${method}`;
-  let headers = byMethod.get(key);
+  // A topic name cannot hold a NUL: the key is unambiguous.
+  const key = `${replyTo}\0${service}/${method}`;
+  let headers = cache.get(key);
   if (headers === undefined) {
     headers = [
       [names.service, service],
       [names.method, method],
       [names.replyTo, replyTo],
     ];
-    byMethod.set(key, headers);
+    cache.set(key, headers);
   }
   return headers;
 }

@@ -103,9 +103,14 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
     return slot;
   };
 
+  /** Takes `call` out of wherever it is kept (pinned, or the store), leaving the indexes. */
+  const forget = (call: EndedCall) => {
+    if (unpin(call) === undefined && store.get(call.id) === call) store.delete(call.id);
+  };
+
   const remove = (call: EndedCall) => {
     unindex(call);
-    if (unpin(call) === undefined && store.get(call.id) === call) store.delete(call.id);
+    forget(call);
   };
 
   const get = (id: string) => pinned.get(id)?.call ?? store.get(id);
@@ -119,17 +124,16 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
         if (unpin(previous) === undefined && pin) store.delete(call.id);
       }
       const bytes = entryBytes + (call.reply ? call.replyBytes : 0);
+      const key = tpKey(call.position);
       if (pin) {
         pinned.set(call.id, { call, bytes, expiresAt });
         pinnedBytes += bytes;
-        const key = tpKey(call.position);
         const list = pinnedOf.get(key);
         if (list) {
           list.calls.push(call);
           list.sorted = false;
         } else pinnedOf.set(key, { calls: [call], sorted: true });
       } else store.put(call.id, call, bytes, expiresAt);
-      const key = tpKey(call.position);
       let set = byPartition.get(key);
       if (!set) {
         set = new Set();
@@ -188,7 +192,7 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
       for (const key of keys) {
         for (const call of byPartition.get(key) ?? []) {
           openTails.delete(call);
-          if (unpin(call) === undefined && store.get(call.id) === call) store.delete(call.id);
+          forget(call);
         }
         byPartition.delete(key);
         unkeyed.delete(key);
