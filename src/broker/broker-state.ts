@@ -11,6 +11,8 @@ export interface BrokerState {
   /** Partitions of topics created implicitly (Metadata auto-creation, CreateTopics with -1). */
   defaultPartitions: number;
   autoCreateTopics: boolean;
+  /** Largest record batch a Produce may write (Kafka's `message.max.bytes`). */
+  maxMessageBytes: number;
   /** The next id InitProducerId hands out. */
   nextProducerId: number;
   log: (line: string) => void;

@@ -429,6 +429,30 @@ describe("ListOffsets and retention", () => {
   });
 });
 
+describe("batch size limit", () => {
+  it("refuses a batch over maxMessageBytes with MESSAGE_TOO_LARGE, as Kafka's message.max.bytes", async () => {
+    await setUp({ maxMessageBytes: 1_000 });
+    broker.createTopic("m", 1);
+    const c = await client();
+    const produce = async (bytes: number) =>
+      readProduceV7(
+        await c.request(
+          ApiKey.Produce,
+          7,
+          produceBody("m", 0, encodeRecordBatch([{ value: new Uint8Array(bytes) }])),
+        ),
+      )[0]?.errorCode;
+    // Two small records fit; one whose batch passes 1,000 bytes does not, and is not stored.
+    expect(await produce(100)).toBe(ErrorCode.NONE);
+    expect(await produce(2_000)).toBe(ErrorCode.MESSAGE_TOO_LARGE);
+    expect(await produce(100)).toBe(ErrorCode.NONE);
+    const latest = readListOffsetsV5(
+      await c.request(ApiKey.ListOffsets, 5, listOffsetsBody("m", -1)),
+    );
+    expect(latest.offset).toBe(2);
+  });
+});
+
 describe("fault hooks", () => {
   it("injects errors into the next requests of one API only", async () => {
     await setUp();

@@ -38,6 +38,11 @@ export interface BrokerOptions {
   retentionBytes?: number;
   /** Per-partition age limit (by append time). */
   retentionMs?: number;
+  /**
+   * Largest record batch a Produce may write, as Kafka's `message.max.bytes` (Kafka's own
+   * default is 1,048,588): a larger batch is refused with MESSAGE_TOO_LARGE. Default: none.
+   */
+  maxMessageBytes?: number;
   /** Passed to the group coordinator (default 0). */
   initialRebalanceDelayMs?: number;
   /**
@@ -118,6 +123,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     topics,
     defaultPartitions,
     autoCreateTopics: options.autoCreateTopics ?? true,
+    maxMessageBytes: options.maxMessageBytes ?? Number.POSITIVE_INFINITY,
     nextProducerId: 1000,
     log,
   };

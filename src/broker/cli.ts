@@ -7,7 +7,7 @@ import { type BrokerOptions, startBroker } from "./broker.ts";
 
 const USAGE =
   "usage: broker [--port 9092] [--host 127.0.0.1] [--partitions N] [--node-id N]\n" +
-  "              [--retention-bytes N] [--retention-ms N] [--help]";
+  "              [--retention-bytes N] [--retention-ms N] [--max-message-bytes N] [--help]";
 
 const HELP = `${USAGE}
 
@@ -20,6 +20,8 @@ Data lives in memory only and is lost when it stops; Ctrl-C or SIGTERM stops it 
   --node-id N           the broker's node id (default 1)
   --retention-bytes N   per-partition size limit (default: none)
   --retention-ms N      per-record age limit (default: none)
+  --max-message-bytes N largest record batch a Produce may write, as Kafka's
+                        message.max.bytes (default: none; Kafka's is 1048588)
   -h, --help            this text`;
 
 /** Parses the command line; throws with a message naming the bad flag. */
@@ -54,6 +56,9 @@ export function parseBrokerArgs(args: readonly string[]): BrokerOptions {
         break;
       case "--retention-ms":
         options.retentionMs = integer(flag, value, 1);
+        break;
+      case "--max-message-bytes":
+        options.maxMessageBytes = integer(flag, value, 1);
         break;
       default:
         throw new Error(`unknown argument ${flag}`);

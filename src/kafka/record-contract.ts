@@ -17,6 +17,16 @@ export interface ContractRecord {
 }
 
 /**
+ * About what a record takes in a batch (a little more, never less): what keeps a producer's
+ * batches under the broker's size limit (Kafka's `message.max.bytes`, about 1 MB).
+ */
+export function approxRecordBytes(record: ContractRecord): number {
+  let bytes = 70 + (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
+  for (const [name, value] of record.headers) bytes += name.length + value.length + 4;
+  return bytes;
+}
+
+/**
  * Request headers that are transport, not metadata, and so never become `meta:*`
  * (the contract's request records list the gRPC ones; the Connect, gRPC-Web and browser ones are the same kind
  * for the other protocols of the front door, so a browser call writes the same record).

@@ -76,4 +76,62 @@ describe("createBatchQueue", () => {
     await Promise.all([b1, a2]);
     await queue.drain();
   });
+
+  it("with a size, no flush passes it (an item larger goes alone) and a key keeps its order", async () => {
+    const flushes: string[][] = [];
+    // Items "<key><n>:<bytes>"; the key is the first letter.
+    const bytesOf = (item: string) => Number(item.split(":")[1]);
+    const queue = createBatchQueue<string>(
+      async (items) => {
+        flushes.push(items);
+      },
+      1000,
+      { maxInFlight: 4, keysOf: (item) => [item.slice(0, 1)] },
+      { maxBytes: 900, bytesOf },
+    );
+    const items = ["a1:300", "b1:300", "a2:400", "c1:2000", "a3:100", "d1:100"];
+    await Promise.all(items.map((i) => queue.push(i)));
+    for (const flush of flushes) {
+      const bytes = flush.reduce((n, i) => n + bytesOf(i), 0);
+      expect(flush.length === 1 || bytes <= 900).toBe(true);
+    }
+    expect(flushes.flat().sort()).toEqual([...items].sort());
+    // Each key's items left in push order, each flush after the one before had settled.
+    const order = (key: string) => flushes.flat().filter((i) => i.startsWith(key));
+    expect(order("a")).toEqual(["a1:300", "a2:400", "a3:100"]);
+    expect(flushes[0]).toEqual(["a1:300", "b1:300"]);
+    await queue.drain();
+  });
+
+  it("a failed item takes its key's queued items with it, not other keys or later pushes", async () => {
+    const flushes: string[][] = [];
+    let releaseFirst: (() => void) | undefined;
+    const queue = createBatchQueue<string>(
+      async (items, settle) => {
+        flushes.push(items);
+        if (items.includes("a1")) {
+          await new Promise<void>((r) => (releaseFirst = r));
+          settle(items.indexOf("a1"), new Error("refused"));
+        }
+      },
+      1000,
+      { maxInFlight: 4, keysOf: (item) => [item.slice(0, 1)] },
+    );
+    const a1 = queue.push("a1");
+    await new Promise((r) => setImmediate(r));
+    // Behind a1 (its key is in flight): a2 and a3 wait; b1 goes beside it.
+    const waiting = Promise.allSettled(["a2", "a3", "b1"].map((i) => queue.push(i)));
+    await new Promise((r) => setImmediate(r));
+    expect(flushes).toEqual([["a1"], ["b1"]]);
+    releaseFirst?.();
+    await expect(a1).rejects.toThrow("refused");
+    const settled = await waiting;
+    expect(settled.map((r) => r.status)).toEqual(["rejected", "rejected", "fulfilled"]);
+    // a2 and a3 never left: a reply must not go on past a lost record.
+    expect(flushes.flat()).not.toContain("a2");
+    // What the call writes next (its reply again, or an error end) goes out as usual.
+    await queue.push("a4");
+    expect(flushes.at(-1)).toEqual(["a4"]);
+    await queue.drain();
+  });
 });

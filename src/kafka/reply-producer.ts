@@ -12,7 +12,7 @@ import type { Logger } from "../ops/logger.ts";
 import { KafkaCluster } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
-import type { ContractRecord } from "./record-contract.ts";
+import { approxRecordBytes, type ContractRecord } from "./record-contract.ts";
 
 export interface ReplyProducer {
   /**
@@ -62,6 +62,16 @@ export interface BatchOrdering<T> {
 }
 
 /**
+ * How large one flush may be: items are taken until the next would pass `maxBytes` (an item
+ * larger than that goes alone). Kafka refuses a batch over its `message.max.bytes` however
+ * small its records, so replies that each fit must not be written together past it.
+ */
+export interface BatchSize<T> {
+  maxBytes: number;
+  bytesOf(item: T): number;
+}
+
+/**
  * A queue that hands everything pushed during one turn to `flush`: one flush at a time, or
  * with `ordering` several, as long as no key is in two of them.
  */
@@ -69,6 +79,7 @@ export function createBatchQueue<T>(
   flush: BatchFlush<T>,
   maxItems = 1000,
   ordering?: BatchOrdering<T>,
+  size?: BatchSize<T>,
 ): BatchQueue<T> {
   let pending: Pending<T>[] = [];
   let scheduled = false;
@@ -95,16 +106,52 @@ export function createBatchQueue<T>(
     }
   };
 
-  /** Up to `maxItems` items whose keys are free; the others stay queued, in order. */
+  /**
+   * Up to `maxItems` items whose keys are free, within `size`; the others stay queued, in
+   * order. Once an item does not fit, nothing after it is taken (a later item of its key
+   * must not overtake it).
+   */
   const take = (): Pending<T>[] => {
     const batch: Pending<T>[] = [];
     const left: Pending<T>[] = [];
+    let bytes = 0;
+    let full = false;
     for (const p of pending) {
-      if (batch.length < maxItems && !blocked(p)) batch.push(p);
-      else left.push(p);
+      if (!full && batch.length < maxItems && !blocked(p)) {
+        const itemBytes = size ? size.bytesOf(p.item) : 0;
+        if (size && batch.length > 0 && bytes + itemBytes > size.maxBytes) {
+          full = true;
+          left.push(p);
+          continue;
+        }
+        bytes += itemBytes;
+        batch.push(p);
+      } else left.push(p);
     }
     pending = left;
     return batch;
+  };
+
+  /**
+   * An item failed: the items of its keys still queued behind it fail with it rather than
+   * leave after a gap (a call's later reply records, its end above all, must not be written
+   * once an earlier one was lost). Items pushed from now on go out as usual.
+   */
+  const failQueuedAfter = (failed: Pending<T>, error: unknown) => {
+    if (!ordering || pending.length === 0) return;
+    const keys = new Set(ordering.keysOf(failed.item));
+    const left: Pending<T>[] = [];
+    for (const p of pending) {
+      let shared = false;
+      for (const key of ordering.keysOf(p.item)) if (keys.has(key)) shared = true;
+      if (!shared) {
+        left.push(p);
+        continue;
+      }
+      p.settled = true;
+      p.reject(error);
+    }
+    pending = left;
   };
 
   const scheduleRun = () => {
@@ -124,6 +171,7 @@ export function createBatchQueue<T>(
       p.settled = true;
       if (error !== undefined) {
         p.reject(error);
+        failQueuedAfter(p, error);
         return;
       }
       holdKeys(p, false);
@@ -150,6 +198,7 @@ export function createBatchQueue<T>(
             if (p.settled) continue;
             p.settled = true;
             p.reject(err);
+            failQueuedAfter(p, err);
           }
         },
       )
@@ -196,6 +245,15 @@ interface ReplyItem {
   deadlineMs: number;
 }
 
+/** Bytes of one Produce's reply records, under Kafka's default batch limit (1 MB). */
+export const maxReplyBatchBytes = 900 * 1024;
+
+function replyItemBytes(item: ReplyItem): number {
+  let bytes = 0;
+  for (const record of item.records) bytes += approxRecordBytes(record);
+  return bytes;
+}
+
 /** Connects a producer for replies written with `acks`. */
 export async function startReplyProducer(
   kafka: Kafka,
@@ -221,6 +279,7 @@ export async function startReplyProducer(
     // Replies of new calls need not wait for earlier calls' acknowledgements; one call's
     // records (one key) still leave one batch after the other.
     { maxInFlight: 4, keysOf: (item) => item.records.map((r) => r.key ?? "") },
+    { maxBytes: maxReplyBatchBytes, bytesOf: replyItemBytes },
   );
 
   return {

@@ -16,7 +16,7 @@ import { KafkaCluster, type ProduceItem } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
 import { isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
-import type { ContractRecord } from "./record-contract.ts";
+import { approxRecordBytes, type ContractRecord } from "./record-contract.ts";
 
 export type AcksNumber = -1 | 0 | 1;
 
@@ -226,7 +226,7 @@ export async function createRequestProducer(
       topic,
       records: record,
       deadlineMs,
-      bytes: recordBytes(record),
+      bytes: approxRecordBytes(record),
       listener,
       queuedAt: performance.now(),
       keyHeld: false,
@@ -308,13 +308,6 @@ function takeAround(lane: Lane, maxBytes: number): QueuedRecord[] {
   lane.queue = left;
   lane.head = 0;
   return batch;
-}
-
-/** Approximate encoded size, to keep one batch under the broker's message size limit. */
-function recordBytes(record: ContractRecord): number {
-  let bytes = 70 + (record.key?.length ?? 0) + (record.value?.byteLength ?? 0);
-  for (const [name, value] of record.headers) bytes += name.length + value.length + 4;
-  return bytes;
 }
 
 /**

@@ -260,16 +260,22 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
   const writeReply = async (call: RunningCall, end: ContractRecord) => {
     const records = call.heldReply ? [call.heldReply, end] : [end];
     call.heldReply = undefined;
-    const sentAt = performance.now();
-    try {
-      await replies.send(call.replyTo, records);
-      metrics?.produced((performance.now() - sentAt) / 1000);
-    } catch {
-      call.sendFailed = true;
+    // After a lost message the end waits: the reply is written whole again below.
+    if (!call.sendFailed) {
+      const sentAt = performance.now();
+      try {
+        await replies.send(call.replyTo, records);
+        metrics?.produced((performance.now() - sentAt) / 1000);
+      } catch (error) {
+        call.sendFailed = true;
+        call.sendError ??= error;
+      }
     }
-    // Part of the reply may be missing: write it whole again rather than leave a gap.
-    if (call.sendFailed && !(await replies.writeReliably(call.replyTo, call.reply ?? [end]))) {
-      return false;
+    // Part of the reply may be missing: write it whole again rather than leave a gap; a
+    // reply too large to keep cannot be, and its end says so instead of the upstream's OK.
+    if (call.sendFailed) {
+      const whole = call.reply ?? [replies.lostEnd(call.replyTo, call.id, call.sendError)];
+      if (!(await replies.writeReliably(call.replyTo, whole))) return false;
     }
     for (let i = 0; i < call.replays; i++) {
       const again = call.reply

@@ -3,7 +3,9 @@
  * single reply's message held back to leave with its status), the end record, replays of
  * a kept reply, and answers west gives itself; each written until Kafka acknowledges it.
  */
+import { Code } from "@connectrpc/connect";
 import type { CorrelationHeaders } from "../config/types.ts";
+import { ErrorCode, KafkaProtocolError, kafkaCodeName } from "../kafka/protocol/errors.ts";
 import { type ContractRecord, replyEndHeaders, replyHeaders } from "../kafka/record-contract.ts";
 import type { ReplyProducer } from "../kafka/reply-producer.ts";
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
@@ -26,8 +28,17 @@ export interface ReplyWriter {
   ): ContractRecord;
   /** Produces records once; rejects when their batch failed. */
   send(topic: string, records: ContractRecord[]): Promise<void>;
-  /** Produces records until Kafka acknowledges them; false if west stopped first. */
+  /**
+   * Produces records until Kafka acknowledges them; false if west stopped first. Records
+   * Kafka refuses for good (too large for the topic, say) are not tried again: the call's
+   * end record with an error status goes instead (see `lostEnd`).
+   */
   writeReliably(topic: string, records: ContractRecord[]): Promise<boolean>;
+  /**
+   * The end record of a call whose reply lost a record that cannot be written again (Kafka
+   * refused it, or the reply was too large to keep): an error status, never OK.
+   */
+  lostEnd(topic: string, id: string, error: unknown): ContractRecord;
   /** Writes a kept reply again; false if west stopped first. */
   replay(replyTo: string, reply: ContractRecord[], id: string): Promise<boolean>;
   /**
@@ -60,15 +71,52 @@ export interface ReplyWriterOptions {
 export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
   const { producer, names, logger } = opts;
 
+  const lostEnd = (topic: string, id: string, error: unknown): ContractRecord => {
+    const refusal = refusalOf(error);
+    const code =
+      refusal?.code === ErrorCode.MESSAGE_TOO_LARGE ||
+      refusal?.code === ErrorCode.RECORD_LIST_TOO_LARGE
+        ? Code.ResourceExhausted
+        : Code.Internal;
+    const why = !refusal
+      ? `it could not be produced (${error instanceof Error ? error.message : String(error)})`
+      : code === Code.ResourceExhausted
+        ? `Kafka refused it, ${kafkaCodeName(refusal.code)}: the topic's max.message.bytes is smaller than the record`
+        : `Kafka refused it, ${kafkaCodeName(refusal.code)}`;
+    return {
+      key: id,
+      value: null,
+      headers: replyEndHeaders(
+        names,
+        id,
+        code,
+        `a reply record for topic ${topic} is missing: ${why}`,
+        [],
+      ),
+    };
+  };
+
   const writeReliably = async (topic: string, records: ContractRecord[]): Promise<boolean> => {
     let backoffMs = 100;
+    let writing = records;
     for (;;) {
       if (opts.crashed()) return false;
       try {
-        await producer.send(topic, records);
+        await producer.send(topic, writing);
         return true;
       } catch (err) {
         if (opts.closing()) return false;
+        const id = writing[0]?.key;
+        if (refusalOf(err) && writing === records && id) {
+          // Retrying cannot help: the call ends with an error instead of hanging on it.
+          logger.error("reply record refused by Kafka, the call ends with an error", {
+            topic,
+            correlationId: id,
+            error: err,
+          });
+          writing = [lostEnd(topic, id, err)];
+          continue;
+        }
         logger.warn("reply produce failed, retrying", { topic, error: err });
         await new Promise((r) => setTimeout(r, backoffMs));
         backoffMs = Math.min(backoffMs * 2, 5_000);
@@ -97,13 +145,16 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
         call.heldReply = record;
         return;
       }
-      // More than one message after all: the held one goes first.
-      const records = call.heldReply ? [call.heldReply, record] : [record];
-      call.heldReply = undefined;
       // Batches go out in order, so awaiting the end record later covers this one too.
-      producer.send(call.replyTo, records).catch(() => {
+      const failed = (error: unknown) => {
         call.sendFailed = true;
-      });
+        call.sendError ??= error;
+      };
+      // More than one message after all: the held one goes first, each record an item of
+      // its own (two large messages together could pass Kafka's batch limit).
+      if (call.heldReply) producer.send(call.replyTo, [call.heldReply]).catch(failed);
+      call.heldReply = undefined;
+      producer.send(call.replyTo, [record]).catch(failed);
     },
     endRecord(call, code, message, metadata, attemptId) {
       const end: ContractRecord = {
@@ -116,6 +167,7 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
     },
     send: (topic, records) => producer.send(topic, records),
     writeReliably,
+    lostEnd,
     replay(replyTo, reply, _id) {
       opts.metrics?.replayed();
       return writeReliably(replyTo, reply);
@@ -129,4 +181,14 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
       return writeReliably(replyTo, [end]);
     },
   };
+}
+
+/** The Kafka error inside `error` that says a record is refused for good, if one does. */
+function refusalOf(error: unknown): KafkaProtocolError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
+    if (current instanceof KafkaProtocolError) return current.retriable ? undefined : current;
+    current = current.cause;
+  }
+  return undefined;
 }

@@ -80,6 +80,8 @@ export interface RunningCall {
   replyBytes: number;
   /** A reply record's batch failed: the reply may have a gap. */
   sendFailed: boolean;
+  /** Why the first of them failed. */
+  sendError?: unknown;
   /** A duplicate request's records arrived after this call's request end. */
   duplicateOpen: boolean;
   duplicateNeedsReplay: boolean;

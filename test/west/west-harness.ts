@@ -8,7 +8,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Admin, type Consumer, Kafka, logLevel, type Producer } from "kafkajs";
 import { vi } from "vitest";
 import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
-import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import { type Broker, type BrokerOptions, startBroker } from "../../src/broker/broker.ts";
 import {
   defaultCorrelationHeaders,
   defaultKafkaGrpcOptions,
@@ -125,9 +125,15 @@ export interface WestBench extends WestClients {
   broker: Broker;
 }
 
-/** Starts a broker whose topics have `partitions` partitions, and the reply reader. */
-export async function startWestBench(partitions = 3): Promise<WestBench> {
-  const broker = await startBroker({ port: 0, defaultPartitions: partitions });
+/**
+ * Starts a broker whose topics have `partitions` partitions, and the reply reader;
+ * `broker` adds options (Kafka's batch limit, say).
+ */
+export async function startWestBench(
+  partitions = 3,
+  broker_?: Omit<BrokerOptions, "port" | "defaultPartitions">,
+): Promise<WestBench> {
+  const broker = await startBroker({ ...broker_, port: 0, defaultPartitions: partitions });
   broker.createTopic(requestTopic, partitions);
   broker.createTopic(replyTopic, partitions);
   const clients = await connectWestClients([broker.bootstrap]);

@@ -51,6 +51,7 @@ function appendRecords(
   index: number,
   records: Uint8Array,
   alter: ((batch: Uint8Array) => void) | undefined,
+  maxBatchBytes: number,
 ): PartitionResult {
   const headers: BatchHeader[] = [];
   const starts: number[] = [];
@@ -58,6 +59,8 @@ function appendRecords(
     for (let at = 0; at < records.length; ) {
       const header = parseBatchHeader(records, at);
       if (isTransactionalOrControl(header)) return failed(index, ErrorCode.INVALID_RECORD);
+      // Kafka's message.max.bytes bounds each batch as written, whatever its records' sizes.
+      if (header.sizeBytes > maxBatchBytes) return failed(index, ErrorCode.MESSAGE_TOO_LARGE);
       headers.push(header);
       starts.push(at);
       at += header.sizeBytes;
@@ -114,7 +117,13 @@ export function createProduceHandler(state: BrokerState, faults?: FaultState): A
           const log = state.topics.partition(topic.name, index);
           if (log === undefined) return failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
           if (records === null) return failed(index, ErrorCode.CORRUPT_MESSAGE);
-          return appendRecords(log, index, records, faults?.takeBatchAlter(topic.name));
+          return appendRecords(
+            log,
+            index,
+            records,
+            faults?.takeBatchAlter(topic.name),
+            state.maxMessageBytes,
+          );
         }),
       }));
       if (acks === 0) return null;
