@@ -35,7 +35,11 @@ export class ProduceError extends Error {
   }
 }
 
-/** Told how one record's produce ended (the promise-free form of `send`). */
+/**
+ * Told how one record's produce ended (the promise-free form of `send`). Records submitted
+ * with one listener are one call's: when one fails, those still queued behind it fail with
+ * it, unsent (a call's request never reaches Kafka with a record missing in the middle).
+ */
 export interface ProduceListener {
   /** Kafka acknowledged the record, `seconds` after it was queued. */
   onProduced(seconds: number): void;
@@ -171,7 +175,12 @@ export async function createRequestProducer(
             const failure = produceErrorFrom(error);
             failed++;
             firstFailure ??= failure;
+            // Its call's records queued behind it must not follow it after a gap; what the
+            // call sends once told (its end markers) goes out as usual.
+            const dropped = dropQueuedOf(lane, r.listener);
+            pending -= dropped.length;
             r.listener.onProduceFailed(failure);
+            for (const d of dropped) d.listener.onProduceFailed(failure);
             return;
           }
           // Acknowledged: this call's next records need not wait for the rest of the batch.
@@ -265,6 +274,23 @@ export async function createRequestProducer(
  * behind, in order, those whose key is in flight (a key's records are either all left
  * behind or taken in order, so no key's records reorder).
  */
+/** Takes the queued (not yet sent) records of one call out of `lane`, in order. */
+function dropQueuedOf(lane: Lane, listener: ProduceListener): QueuedRecord[] {
+  const dropped: QueuedRecord[] = [];
+  const left: QueuedRecord[] = [];
+  const queue = lane.queue;
+  for (let i = lane.head; i < queue.length; i++) {
+    const r = queue[i] as QueuedRecord;
+    if (r.listener === listener) dropped.push(r);
+    else left.push(r);
+  }
+  if (dropped.length > 0) {
+    lane.queue = left;
+    lane.head = 0;
+  }
+  return dropped;
+}
+
 function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
   const queue = lane.queue;
   const keys = lane.keysInFlight;

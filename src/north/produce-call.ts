@@ -258,9 +258,14 @@ abstract class ObservedCall implements ProduceListener, Expiring {
   /** A record could not be produced: the call ends with the matching status. */
   onProduceFailed(error: ProduceError): void {
     const failure = connectErrorFromProduce(error);
-    if (!this.finished) this.logFailure("request produce failed", failure.code, error);
+    if (this.finished) return;
+    this.logFailure("request produce failed", failure.code, error);
+    this.produceFailed();
     this.finish(failure.code, failure.rawMessage);
   }
+
+  /** Before `finish`, when a record failed: what the call writes instead of its usual end. */
+  protected produceFailed(): void {}
 
   /** One record acknowledged (after its metrics). */
   protected abstract acknowledged(): void;
@@ -322,6 +327,8 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
   private timeoutKind = -1;
   private requestEnded = false;
   private headersSent = false;
+  /** Records of the call Kafka acknowledged. */
+  private acked = 0;
 
   constructor(init: ProduceCallInit) {
     super(init);
@@ -411,7 +418,23 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
     this.send(value);
   }
 
-  protected acknowledged(): void {}
+  protected acknowledged(): void {
+    this.acked++;
+  }
+
+  /**
+   * A record failed, and none after it was written (the producer drops them). West may hold
+   * the records before it: if the request simply ended there, the upstream would run the call
+   * on a request with a message missing. An end marker and a cancel together (one batch, one
+   * fetch for west, which then resets the upstream stream instead of ending it) say the call
+   * is off; a call with nothing acknowledged gets nothing more (nothing of it reached west).
+   */
+  protected override produceFailed(): void {
+    this.requestEnded = true;
+    if (this.acked === 0) return;
+    this.send(null);
+    this.send(null);
+  }
 
   private endRequest(): void {
     if (this.requestEnded) return;

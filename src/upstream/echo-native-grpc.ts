@@ -113,8 +113,12 @@ class GrpcCall {
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("end", () => {
       this.requestEnded = true;
+      if (this.log) this.log.ended = true;
       if (this.shape.clientStream) this.drain();
       else this.onSingleRequest();
+    });
+    stream.on("aborted", () => {
+      if (this.log) this.log.reset = true;
     });
     // The client went away, or the call is done: stop any delay and the deadline.
     stream.on("close", () => {

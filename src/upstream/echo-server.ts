@@ -33,6 +33,10 @@ export interface EchoRequestLog {
   headers: Headers;
   /** Request message texts, appended as they arrive. */
   messages: string[];
+  /** The request stream ended (node:http2 says so for a half-close and for a reset alike). */
+  ended: boolean;
+  /** The client reset the stream (RST_STREAM) rather than only ending its request. */
+  reset: boolean;
 }
 
 export interface EchoServer {
@@ -120,6 +124,8 @@ export type BeginEchoCall = (
 class RequestLog implements EchoRequestLog {
   readonly method: string;
   readonly messages: string[] = [];
+  ended = false;
+  reset = false;
   private raw: Headers | http2.IncomingHttpHeaders;
 
   constructor(method: string, headers: Headers | http2.IncomingHttpHeaders) {

@@ -8,7 +8,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Kafka, logLevel } from "kafkajs";
 import { Echo } from "../../gen/grpc/examples/echo/echo_pb.ts";
-import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import { type Broker, type BrokerOptions, startBroker } from "../../src/broker/broker.ts";
 import type { NorthConfig } from "../../src/config/types.ts";
 import { createKafka, type Kafka as GatewayKafka } from "../../src/kafka/kafka-client.ts";
 import type { RecordHeader } from "../../src/kafka/record-contract.ts";
@@ -89,13 +89,21 @@ export async function startWestAndEcho(
   return { west, echo };
 }
 
-/** Broker, far side and north, with `configure` applied to the example north config. */
+/**
+ * Broker, far side and north, with `configure` applied to the example north config;
+ * `brokerOptions` adds to the broker's (Kafka's batch limit, say).
+ */
 export async function startNorthFixture(
   configure: (config: NorthConfig) => void = () => {},
   far: FarSide = "west",
   extra: Partial<StartNorthOptions> = {},
+  brokerOptions: Omit<BrokerOptions, "port" | "defaultPartitions"> = {},
 ): Promise<NorthFixture> {
-  const broker = await startBroker({ port: 0, defaultPartitions: partitions });
+  const broker = await startBroker({
+    ...brokerOptions,
+    port: 0,
+    defaultPartitions: partitions,
+  });
   broker.createTopic(requestTopic, partitions);
   broker.createTopic(replyTopic, partitions);
   const responder = await startResponder({

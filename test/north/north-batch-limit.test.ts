@@ -1,0 +1,63 @@
+/**
+ * A request record Kafka refuses for good (larger than the topic's `max.message.bytes`) in the
+ * middle of a client stream: the records after it must not reach west as if the stream had
+ * been whole, or the upstream would run the call on a request with a message missing. The
+ * embedded broker enforces Kafka's default batch limit here.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NorthFixture, startNorthFixture } from "./north-fixture.ts";
+
+let fx: NorthFixture;
+
+beforeAll(async () => {
+  fx = await startNorthFixture(() => {}, "west", {}, { maxMessageBytes: 1_048_588 });
+});
+
+afterAll(async () => {
+  await fx?.close();
+});
+
+/** The messages, `pauseAfterFirstMs` apart from the first (so that it is acknowledged alone). */
+async function* messages(texts: string[], pauseAfterFirstMs = 0) {
+  for (const [i, message] of texts.entries()) {
+    yield { message };
+    if (i === 0 && pauseAfterFirstMs > 0)
+      await new Promise((r) => setTimeout(r, pauseAfterFirstMs));
+  }
+}
+
+describe("north under Kafka's batch limit", () => {
+  it.each([
+    ["after.its.first.message.was.acknowledged", 300],
+    ["sent.at.once", 0],
+  ])(
+    "client.stream.with.a.refused.message.never.reaches.the.upstream.whole.%s",
+    async (tag, pauseMs) => {
+      const big = `gap:big:${"x".repeat(1_500_000)}`;
+      const first = `gap:first:${tag}`;
+      const texts = [first, big, "gap:third", "gap:fourth"];
+      const error = await fx.client.clientStreamingEcho(messages(texts, pauseMs)).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      // The caller learns its request was refused...
+      expect(error?.code).toBe(Code.Internal);
+      expect(error?.rawMessage).toMatch(/MESSAGE_TOO_LARGE/);
+      // ...and the upstream never runs the call on the request without the refused message: it
+      // saw the first message and a reset (or nothing), never the request's end.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const seen = (fx.echo?.requests ?? []).filter((r) => r.messages[0] === first);
+      if (pauseMs > 0) expect(seen).toHaveLength(1);
+      for (const request of seen) {
+        expect(request.messages).toEqual([first]);
+        expect(request.reset).toBe(true);
+      }
+    },
+  );
+
+  it("a.call.after.a.refused.stream.is.answered.as.usual", async () => {
+    const reply = await fx.client.unaryEcho({ message: "after" });
+    expect(reply.message).toBe("after");
+  });
+});
