@@ -27,8 +27,8 @@ const record = (key: string, text: string | null): ContractRecord => ({
 });
 
 /** Every record of `topic`, read from the beginning. */
-async function readAll(topic: string, expected: number) {
-  const consumer = kafkajsFor(kafka).consumer({
+async function readAll(topic: string, expected: number, on: Kafka = kafka) {
+  const consumer = kafkajsFor(on).consumer({
     groupId: `read-${Math.random()}`,
     maxWaitTimeInMs: 100,
   });
@@ -152,6 +152,63 @@ describe("createRequestProducer", () => {
     expect(error).toBeInstanceOf(ProduceError);
     expect((error as ProduceError).unreachable).toBe(true);
     await producer.close();
+  });
+
+  test("a refused record takes its call's queued records with it; other calls and later records go", async () => {
+    // Kafka's batch limit on a broker of its own: one record over it is refused for good.
+    const limited = await startBroker({ port: 0, defaultPartitions: 1, maxMessageBytes: 2_000 });
+    limited.createTopic("limited", 1);
+    const limitedKafka = createKafka({ servers: [limited.bootstrap] }, "request-producer-limit");
+    // Batches kept under the limit, as the producer's 900 KiB keep them under Kafka's 1 MB:
+    // a record over it goes alone.
+    const producer = await createRequestProducer({
+      kafka: limitedKafka,
+      logger: silentLogger,
+      maxBatchBytes: 1_500,
+    });
+    try {
+      const outcomes: string[] = [];
+      const listener = (name: string) => ({
+        onProduced: () => outcomes.push(`${name} ok`),
+        onProduceFailed: (e: ProduceError) =>
+          outcomes.push(
+            `${name} ${e.message.includes("MESSAGE_TOO_LARGE") ? "refused" : e.message}`,
+          ),
+      });
+      const a = listener("a");
+      const b = listener("b");
+      const submit = (l: ReturnType<typeof listener>, r: ContractRecord | ContractRecord[]) =>
+        producer.submit("limited", 1, r, Number.POSITIVE_INFINITY, l);
+      submit(a, record("a", "first"));
+      await expect.poll(() => outcomes).toEqual(["a ok"]);
+      // One turn: a's big record, then two more of a's and one of b's.
+      submit(a, record("a", "x".repeat(5_000)));
+      submit(a, record("a", "third"));
+      submit(a, record("a", null));
+      submit(b, record("b", "other call"));
+      await expect.poll(() => outcomes.length).toBe(5);
+      expect(outcomes.filter((o) => o.startsWith("a"))).toEqual([
+        "a ok",
+        "a refused",
+        "a refused",
+        "a refused",
+      ]);
+      expect(outcomes).toContain("b ok");
+      // What a sends once told (two records, one item) goes out.
+      submit(a, [record("a", null), record("a", null)]);
+      await expect.poll(() => outcomes.length).toBe(6);
+      expect(outcomes.at(-1)).toBe("a ok");
+      const written = await readAll("limited", 4, limitedKafka);
+      expect(written.map((r) => `${r.key}:${r.value}`)).toEqual([
+        "a:first",
+        "b:other call",
+        "a:null",
+        "a:null",
+      ]);
+    } finally {
+      await producer.close();
+      await limited.close();
+    }
   });
 
   test("produceErrorFrom looks through wrapping errors for a lost connection", () => {

@@ -54,12 +54,13 @@ export interface RequestProducer {
   send(topic: string, acks: AcksNumber, record: ContractRecord, deadlineMs?: number): Promise<void>;
   /**
    * `send` without a promise and its resolvers per record: the outcome goes to `listener`
-   * (north's calls listen themselves, so a record in flight costs one object).
+   * (north's calls listen themselves, so a record in flight costs one object). Several
+   * records (of one key) are written in one batch, with one outcome.
    */
   submit(
     topic: string,
     acks: AcksNumber,
-    record: ContractRecord,
+    record: ContractRecord | readonly ContractRecord[],
     deadlineMs: number,
     listener: ProduceListener,
   ): void;
@@ -85,7 +86,9 @@ export interface RequestProducerOptions {
 interface QueuedRecord extends ProduceItem {
   topic: string;
   /** One record (a ProduceItem may carry several). */
-  records: ContractRecord;
+  records: ContractRecord | readonly ContractRecord[];
+  /** The records' key (one call's records share it). */
+  key: string;
   deadlineMs: number;
   bytes: number;
   listener: ProduceListener;
@@ -160,7 +163,7 @@ export async function createRequestProducer(
     lane.inFlight++;
     running++;
     for (const r of batch) {
-      lane.keysInFlight.add(r.records.key ?? "");
+      lane.keysInFlight.add(r.key);
       r.keyHeld = true;
     }
     batches++;
@@ -185,7 +188,7 @@ export async function createRequestProducer(
           }
           // Acknowledged: this call's next records need not wait for the rest of the batch.
           r.keyHeld = false;
-          lane.keysInFlight.remove(r.records.key ?? "");
+          lane.keysInFlight.remove(r.key);
           r.listener.onProduced((performance.now() - r.queuedAt) / 1000);
           if (!slotHeld) kick(lane);
         },
@@ -202,7 +205,7 @@ export async function createRequestProducer(
         for (const r of batch) {
           if (!r.keyHeld) continue;
           r.keyHeld = false;
-          lane.keysInFlight.remove(r.records.key ?? "");
+          lane.keysInFlight.remove(r.key);
         }
         if (firstFailure) {
           options.logger.warn("request produce failed", {
@@ -231,11 +234,16 @@ export async function createRequestProducer(
       return;
     }
     const lane = laneFor(acks);
+    const first = isRecordList(record) ? record[0] : record;
+    let bytes = 0;
+    if (isRecordList(record)) for (const r of record) bytes += approxRecordBytes(r);
+    else bytes = approxRecordBytes(record);
     lane.queue.push({
       topic,
       records: record,
+      key: first?.key ?? "",
       deadlineMs,
-      bytes: approxRecordBytes(record),
+      bytes,
       listener,
       queuedAt: performance.now(),
       keyHeld: false,
@@ -274,6 +282,12 @@ export async function createRequestProducer(
  * behind, in order, those whose key is in flight (a key's records are either all left
  * behind or taken in order, so no key's records reorder).
  */
+function isRecordList(
+  records: ContractRecord | readonly ContractRecord[],
+): records is readonly ContractRecord[] {
+  return Array.isArray(records);
+}
+
 /** Takes the queued (not yet sent) records of one call out of `lane`, in order. */
 function dropQueuedOf(lane: Lane, listener: ProduceListener): QueuedRecord[] {
   const dropped: QueuedRecord[] = [];
@@ -299,7 +313,7 @@ function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
   let end = lane.head;
   for (; end < queue.length; end++) {
     const next = queue[end] as QueuedRecord;
-    if (checkKeys && keys.has(next.records.key ?? "")) return takeAround(lane, maxBytes);
+    if (checkKeys && keys.has(next.key)) return takeAround(lane, maxBytes);
     if (end > lane.head && bytes + next.bytes > maxBytes) break;
     bytes += next.bytes;
   }
@@ -322,7 +336,7 @@ function takeAround(lane: Lane, maxBytes: number): QueuedRecord[] {
   let i = lane.head;
   for (; i < queue.length; i++) {
     const next = queue[i] as QueuedRecord;
-    if (lane.keysInFlight.has(next.records.key ?? "")) {
+    if (lane.keysInFlight.has(next.key)) {
       left.push(next);
       continue;
     }

@@ -427,13 +427,21 @@ class RequestReplyCall extends ObservedCall implements ProduceCall, ReplyWaiter 
    * the records before it: if the request simply ended there, the upstream would run the call
    * on a request with a message missing. An end marker and a cancel together (one batch, one
    * fetch for west, which then resets the upstream stream instead of ending it) say the call
-   * is off; a call with nothing acknowledged gets nothing more (nothing of it reached west).
+   * is off (they are one item of the producer, so one batch whatever else is queued); a call
+   * with nothing acknowledged gets nothing more (nothing of it reached west).
    */
   protected override produceFailed(): void {
     this.requestEnded = true;
     if (this.acked === 0) return;
-    this.send(null);
-    this.send(null);
+    const t = this.template;
+    const both = [t.record(null), t.record(null)];
+    this.deps.producer.submit(
+      t.topic,
+      t.acks,
+      both,
+      t.deadlineMs ?? Number.POSITIVE_INFINITY,
+      this,
+    );
   }
 
   private endRequest(): void {
