@@ -9,8 +9,8 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type EchoServer,
-  echoText,
   endOf,
+  messagesOf,
   requestRecords,
   startEchoServer,
   startWestBench,
@@ -33,9 +33,6 @@ afterAll(async () => {
   await bench?.close();
   await echo?.close();
 });
-
-const messagesOf = (records: { value: Uint8Array | null }[]) =>
-  records.filter((r) => r.value !== null).map((r) => echoText(r.value));
 
 describe("west under Kafka's batch limit", () => {
   it("server.stream.replies.over.the.batch.limit.arrive.in.order", async () => {

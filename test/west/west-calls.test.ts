@@ -7,9 +7,9 @@ import { defaultCorrelationHeaders } from "../../src/config/types.ts";
 import {
   type EchoServer,
   echoBytes,
-  echoText,
   endOf,
   freePort,
+  messagesOf,
   replyTopic,
   startEchoServer,
   startWestBench,
@@ -30,9 +30,6 @@ afterAll(async () => {
   await bench?.close();
   await echo?.close();
 });
-
-const messagesOf = (records: { value: Uint8Array | null }[]) =>
-  records.filter((r) => r.value !== null).map((r) => echoText(r.value));
 
 describe("west", () => {
   it("unary.rpc.metadata", async () => {

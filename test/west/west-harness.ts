@@ -284,6 +284,10 @@ export function requestRecords(spec: RequestSpec): ContractRecord[] {
   return records;
 }
 
+/** The texts of a reply's messages (EchoResponse), in order. */
+export const messagesOf = (records: { value: Uint8Array | null }[]): string[] =>
+  records.filter((r) => r.value !== null).map((r) => echoText(r.value));
+
 /** Status code and message of a reply's last tombstone. */
 export function endOf(records: ReplyRecord[]): { status?: number; message?: string } {
   const end = records.filter((r) => r.value === null).at(-1);
