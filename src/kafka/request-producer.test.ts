@@ -211,6 +211,40 @@ describe("createRequestProducer", () => {
     }
   });
 
+  test("records refused only for sharing a batch with a larger one go again alone and pass", async () => {
+    // Kafka's limit below the producer's batch bound: one large record makes the whole
+    // partition batch too large; the others must not fail with it.
+    const limited = await startBroker({ port: 0, defaultPartitions: 1, maxMessageBytes: 2_000 });
+    limited.createTopic("shared", 1);
+    const limitedKafka = createKafka({ servers: [limited.bootstrap] }, "request-producer-split");
+    const producer = await createRequestProducer({ kafka: limitedKafka, logger: silentLogger });
+    try {
+      const outcomes = new Map<string, string>();
+      const listener = (name: string) => ({
+        onProduced: () => outcomes.set(name, "ok"),
+        onProduceFailed: (e: ProduceError) =>
+          outcomes.set(name, e.message.includes("MESSAGE_TOO_LARGE") ? "refused" : e.message),
+      });
+      // One turn, one batch: three calls, the middle one's record over the limit.
+      producer.submit("shared", 1, record("a", "small a"), Number.POSITIVE_INFINITY, listener("a"));
+      producer.submit(
+        "shared",
+        1,
+        record("b", "x".repeat(5_000)),
+        Number.POSITIVE_INFINITY,
+        listener("b"),
+      );
+      producer.submit("shared", 1, record("c", "small c"), Number.POSITIVE_INFINITY, listener("c"));
+      await expect.poll(() => outcomes.size).toBe(3);
+      expect(Object.fromEntries(outcomes)).toEqual({ a: "ok", b: "refused", c: "ok" });
+      const written = await readAll("shared", 2, limitedKafka);
+      expect(written.map((r) => `${r.key}:${r.value}`)).toEqual(["a:small a", "c:small c"]);
+    } finally {
+      await producer.close();
+      await limited.close();
+    }
+  });
+
   test("produceErrorFrom looks through wrapping errors for a lost connection", () => {
     const refusedSocket = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), {
       code: "ECONNREFUSED",

@@ -15,7 +15,7 @@ import type { Logger } from "../ops/logger.ts";
 import { KafkaCluster, type ProduceItem } from "./client/kafka-cluster.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
-import { isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
+import { ErrorCode, isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
 import { approxRecordBytes, type ContractRecord } from "./record-contract.ts";
 
 export type AcksNumber = -1 | 0 | 1;
@@ -170,9 +170,19 @@ export async function createRequestProducer(
     let slotHeld = true;
     let failed = 0;
     let firstFailure: ProduceError | undefined;
+    /** Records refused with their whole batch, to go again alone (see tooLargeTogether). */
+    const again: QueuedRecord[] = [];
     cluster
       .produceEach(lane.acks, ackTimeoutMs, batch, {
         settle(r, error) {
+          if (error && batch.length > 1 && r.bytes !== aloneBytes && isTooLarge(error)) {
+            // Kafka refuses a partition's whole batch when it passes the topic's limit: this
+            // record may only have shared it with a larger one. It goes again, alone, ahead
+            // of its call's later records; refused alone, it fails.
+            r.bytes = aloneBytes;
+            again.push(r);
+            return;
+          }
           pending--;
           if (error) {
             const failure = produceErrorFrom(error);
@@ -202,6 +212,10 @@ export async function createRequestProducer(
       .then(() => {
         running--;
         if (slotHeld) lane.inFlight--;
+        if (again.length > 0) {
+          lane.queue = [...again, ...lane.queue.slice(lane.head)];
+          lane.head = 0;
+        }
         for (const r of batch) {
           if (!r.keyHeld) continue;
           r.keyHeld = false;
@@ -282,6 +296,17 @@ export async function createRequestProducer(
  * behind, in order, those whose key is in flight (a key's records are either all left
  * behind or taken in order, so no key's records reorder).
  */
+/** A queued record's size that makes it a batch of its own (takeBatch never adds to it). */
+const aloneBytes = Number.MAX_SAFE_INTEGER;
+
+/** MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE: the batch passed the topic's size limit. */
+function isTooLarge(error: unknown): boolean {
+  return (
+    error instanceof KafkaProtocolError &&
+    (error.code === ErrorCode.MESSAGE_TOO_LARGE || error.code === ErrorCode.RECORD_LIST_TOO_LARGE)
+  );
+}
+
 function isRecordList(
   records: ContractRecord | readonly ContractRecord[],
 ): records is readonly ContractRecord[] {

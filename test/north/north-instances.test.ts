@@ -142,8 +142,9 @@ describe("north instances", () => {
 
   test("produce.failure.internal", async () => {
     const { client } = await north();
-    // Kafka answers, but refuses the batch: not worth retrying, so INTERNAL.
-    broker.faults.failNext(ApiKey.Produce, 1, ErrorCode.MESSAGE_TOO_LARGE);
+    // Kafka answers, but refuses the batch, and the message again when it is sent alone
+    // (too large by itself): not worth retrying, so INTERNAL.
+    broker.faults.failNext(ApiKey.Produce, 2, ErrorCode.MESSAGE_TOO_LARGE);
     const error = await failure(client.unaryEcho({ message: "refused by kafka" }));
     expect(error?.code).toBe(Code.Internal);
     expect(error?.rawMessage).toMatch(/produce failed/);
