@@ -85,7 +85,7 @@ export interface RequestProducerOptions {
 
 interface QueuedRecord extends ProduceItem {
   topic: string;
-  /** One record (a ProduceItem may carry several). */
+  /** One record, or several of one call that go together (its end and cancel markers). */
   records: ContractRecord | readonly ContractRecord[];
   /** The records' key (one call's records share it). */
   key: string;
@@ -170,7 +170,7 @@ export async function createRequestProducer(
     let slotHeld = true;
     let failed = 0;
     let firstFailure: ProduceError | undefined;
-    /** Records refused with their whole batch, to go again alone (see tooLargeTogether). */
+    /** Records refused with their whole batch, to go again alone (see `settle`). */
     const again: QueuedRecord[] = [];
     cluster
       .produceEach(lane.acks, ackTimeoutMs, batch, {
@@ -291,11 +291,6 @@ export async function createRequestProducer(
   };
 }
 
-/**
- * Takes queued records from the head of the lane up to `maxBytes` (at least one), leaving
- * behind, in order, those whose key is in flight (a key's records are either all left
- * behind or taken in order, so no key's records reorder).
- */
 /** A queued record's size that makes it a batch of its own (takeBatch never adds to it). */
 const aloneBytes = Number.MAX_SAFE_INTEGER;
 
@@ -330,6 +325,11 @@ function dropQueuedOf(lane: Lane, listener: ProduceListener): QueuedRecord[] {
   return dropped;
 }
 
+/**
+ * Takes queued records from the head of the lane up to `maxBytes` (at least one), leaving
+ * behind, in order, those whose key is in flight (a key's records are either all left
+ * behind or taken in order, so no key's records reorder).
+ */
 function takeBatch(lane: Lane, maxBytes: number): QueuedRecord[] {
   const queue = lane.queue;
   const keys = lane.keysInFlight;
