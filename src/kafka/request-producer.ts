@@ -13,9 +13,10 @@
  */
 import type { Logger } from "../ops/logger.ts";
 import { KafkaCluster, type ProduceItem } from "./client/kafka-cluster.ts";
+import { isRecordList } from "./client/produce-items.ts";
 import type { Kafka } from "./kafka-client.ts";
 import { KeysInFlight } from "./keys-in-flight.ts";
-import { ErrorCode, isKafkaUnreachable, KafkaProtocolError } from "./protocol/errors.ts";
+import { isKafkaUnreachable, isTooLargeCode, KafkaProtocolError } from "./protocol/errors.ts";
 import { approxRecordBytes, type ContractRecord } from "./record-contract.ts";
 
 export type AcksNumber = -1 | 0 | 1;
@@ -175,7 +176,13 @@ export async function createRequestProducer(
     cluster
       .produceEach(lane.acks, ackTimeoutMs, batch, {
         settle(r, error) {
-          if (error && batch.length > 1 && r.bytes !== aloneBytes && isTooLarge(error)) {
+          if (
+            error &&
+            batch.length > 1 &&
+            r.bytes !== aloneBytes &&
+            error instanceof KafkaProtocolError &&
+            isTooLargeCode(error.code)
+          ) {
             // Kafka refuses a partition's whole batch when it passes the topic's limit: this
             // record may only have shared it with a larger one. It goes again, alone, ahead
             // of its call's later records; refused alone, it fails.
@@ -248,10 +255,15 @@ export async function createRequestProducer(
       return;
     }
     const lane = laneFor(acks);
-    const first = isRecordList(record) ? record[0] : record;
+    let first: ContractRecord | undefined;
     let bytes = 0;
-    if (isRecordList(record)) for (const r of record) bytes += approxRecordBytes(r);
-    else bytes = approxRecordBytes(record);
+    if (isRecordList(record)) {
+      first = record[0];
+      for (const r of record) bytes += approxRecordBytes(r);
+    } else {
+      first = record;
+      bytes = approxRecordBytes(record);
+    }
     lane.queue.push({
       topic,
       records: record,
@@ -293,20 +305,6 @@ export async function createRequestProducer(
 
 /** A queued record's size that makes it a batch of its own (takeBatch never adds to it). */
 const aloneBytes = Number.MAX_SAFE_INTEGER;
-
-/** MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE: the batch passed the topic's size limit. */
-function isTooLarge(error: unknown): boolean {
-  return (
-    error instanceof KafkaProtocolError &&
-    (error.code === ErrorCode.MESSAGE_TOO_LARGE || error.code === ErrorCode.RECORD_LIST_TOO_LARGE)
-  );
-}
-
-function isRecordList(
-  records: ContractRecord | readonly ContractRecord[],
-): records is readonly ContractRecord[] {
-  return Array.isArray(records);
-}
 
 /** Takes the queued (not yet sent) records of one call out of `lane`, in order. */
 function dropQueuedOf(lane: Lane, listener: ProduceListener): QueuedRecord[] {

@@ -5,7 +5,7 @@
  */
 import { Code } from "@connectrpc/connect";
 import type { CorrelationHeaders } from "../config/types.ts";
-import { ErrorCode, KafkaProtocolError, kafkaCodeName } from "../kafka/protocol/errors.ts";
+import { isTooLargeCode, kafkaCodeName, kafkaRefusalIn } from "../kafka/protocol/errors.ts";
 import { type ContractRecord, replyEndHeaders, replyHeaders } from "../kafka/record-contract.ts";
 import type { ReplyProducer } from "../kafka/reply-producer.ts";
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
@@ -72,12 +72,8 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
   const { producer, names, logger } = opts;
 
   const lostEnd = (topic: string, id: string, error: unknown): ContractRecord => {
-    const refusal = refusalOf(error);
-    const code =
-      refusal?.code === ErrorCode.MESSAGE_TOO_LARGE ||
-      refusal?.code === ErrorCode.RECORD_LIST_TOO_LARGE
-        ? Code.ResourceExhausted
-        : Code.Internal;
+    const refusal = kafkaRefusalIn(error);
+    const code = refusal && isTooLargeCode(refusal.code) ? Code.ResourceExhausted : Code.Internal;
     const why = !refusal
       ? `it could not be produced (${error instanceof Error ? error.message : String(error)})`
       : code === Code.ResourceExhausted
@@ -107,7 +103,7 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
       } catch (err) {
         if (opts.closing()) return false;
         const id = writing[0]?.key;
-        if (refusalOf(err) && writing === records && id) {
+        if (kafkaRefusalIn(err) && writing === records && id) {
           // Retrying cannot help: the call ends with an error instead of hanging on it.
           logger.error("reply record refused by Kafka, the call ends with an error", {
             topic,
@@ -181,14 +177,4 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
       return writeReliably(replyTo, [end]);
     },
   };
-}
-
-/** The Kafka error inside `error` that says a record is refused for good, if one does. */
-function refusalOf(error: unknown): KafkaProtocolError | undefined {
-  let current: unknown = error;
-  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
-    if (current instanceof KafkaProtocolError) return current.retriable ? undefined : current;
-    current = current.cause;
-  }
-  return undefined;
 }

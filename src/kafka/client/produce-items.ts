@@ -189,9 +189,8 @@ async function partitionBatches<T extends ProduceItem>(
   return batches;
 }
 
-function isRecordList(
-  records: OutgoingRecord | readonly OutgoingRecord[],
-): records is readonly OutgoingRecord[] {
+/** Whether an item's `records` are several (a list) rather than one. */
+export function isRecordList<R>(records: R | readonly R[]): records is readonly R[] {
   return Array.isArray(records);
 }
 

@@ -208,6 +208,21 @@ export class KafkaAnswerError extends KafkaConnectionError {
 // Socket failures that mean "nobody is there" rather than "the broker said no".
 const unreachableCodes = /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|NOTFOUND|PIPE|TIMEDOUT)/;
 
+/** MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE: a batch passed the topic's size limit. */
+export function isTooLargeCode(code: number): boolean {
+  return code === ErrorCode.MESSAGE_TOO_LARGE || code === ErrorCode.RECORD_LIST_TOO_LARGE;
+}
+
+/** The Kafka error inside `error` (or a cause inside it) that refuses a record for good. */
+export function kafkaRefusalIn(error: unknown): KafkaProtocolError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
+    if (current instanceof KafkaProtocolError) return current.retriable ? undefined : current;
+    current = current.cause;
+  }
+  return undefined;
+}
+
 /** Whether `error`, or a cause inside it, says the cluster could not be reached. */
 export function isKafkaUnreachable(error: unknown): boolean {
   let current: unknown = error;
