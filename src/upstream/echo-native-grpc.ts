@@ -113,7 +113,6 @@ class GrpcCall {
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("end", () => {
       this.requestEnded = true;
-      if (this.log) this.log.ended = true;
       if (this.shape.clientStream) this.drain();
       else this.onSingleRequest();
     });

@@ -33,9 +33,10 @@ export interface EchoRequestLog {
   headers: Headers;
   /** Request message texts, appended as they arrive. */
   messages: string[];
-  /** The request stream ended (node:http2 says so for a half-close and for a reset alike). */
-  ended: boolean;
-  /** The client reset the stream (RST_STREAM) rather than only ending its request. */
+  /**
+   * The client reset the stream (RST_STREAM) rather than only ending its request (node:http2
+   * emits `end` for both, then `aborted` for a reset).
+   */
   reset: boolean;
 }
 
@@ -124,7 +125,6 @@ export type BeginEchoCall = (
 class RequestLog implements EchoRequestLog {
   readonly method: string;
   readonly messages: string[] = [];
-  ended = false;
   reset = false;
   private raw: Headers | http2.IncomingHttpHeaders;
 
