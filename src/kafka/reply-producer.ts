@@ -245,8 +245,11 @@ interface ReplyItem {
   deadlineMs: number;
 }
 
-/** Bytes of one Produce's reply records, under Kafka's default batch limit (1 MB). */
-export const maxReplyBatchBytes = 900 * 1024;
+/**
+ * Bytes of one partition's batch in one Produce, under Kafka's default limit (1 MB): west's
+ * reply producer per flush, its changelog writer per partition.
+ */
+export const maxBatchBytes = 900 * 1024;
 
 function replyItemBytes(item: ReplyItem): number {
   let bytes = 0;
@@ -279,7 +282,7 @@ export async function startReplyProducer(
     // Replies of new calls need not wait for earlier calls' acknowledgements; one call's
     // records (one key) still leave one batch after the other.
     { maxInFlight: 4, keysOf: (item) => item.records.map((r) => r.key ?? "") },
-    { maxBytes: maxReplyBatchBytes, bytesOf: replyItemBytes },
+    { maxBytes: maxBatchBytes, bytesOf: replyItemBytes },
   );
 
   return {

@@ -10,7 +10,7 @@ import { type Acks, acksToNumber } from "../config/types.ts";
 import { KafkaCluster } from "../kafka/client/kafka-cluster.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
 import type { OutgoingRecord } from "../kafka/protocol/record-codec.ts";
-import { createBatchQueue } from "../kafka/reply-producer.ts";
+import { createBatchQueue, maxBatchBytes } from "../kafka/reply-producer.ts";
 
 export interface ChangelogWriter {
   /** Writes one entry; resolves once Kafka acknowledged it, rejects with the failure. */
@@ -25,8 +25,6 @@ interface Item {
   bytes: number;
 }
 
-/** Bytes of one partition's entries in one Produce request (Kafka's default limit is 1 MB). */
-export const maxBatchBytes = 900 * 1024;
 /** Entries at least this large go alone. */
 const aloneBytes = 256 * 1024;
 
