@@ -99,6 +99,29 @@ describe("createKafkaJournal", () => {
     ]);
   });
 
+  it("a first attempt writes its partition's lease, not a STARTED entry, and the next waits for none", async () => {
+    const { journal, writer } = await journalWith();
+    const first = { ...call, id: "first-1", attempt: 1, firstOffset: 50n };
+    expect(await journal.started(first)).toBe("written");
+    expect(journal.started({ ...first, id: "first-2", firstOffset: 51n })).toBe("written");
+    await writer.close();
+    const consumer = kafkajsFor(kafka).consumer({ groupId: "lease-reader", maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: "req-changelog", fromBeginning: true });
+    const seen: unknown[] = [];
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const key = message.key?.toString() ?? "<null>";
+        const entry = decodeEntry(new Uint8Array(message.value ?? []), key);
+        seen.push({ partition, key, kind: entry?.kind, end: entry?.requestOffset });
+      },
+    });
+    await expect.poll(() => seen.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+    await consumer.disconnect();
+    // After the first test's three entries: one lease, past both calls (32 offsets ahead).
+    expect(seen.slice(3)).toEqual([{ partition: 1, key: "", kind: "lease", end: 83n }]);
+  });
+
   it("says too-large when Kafka refuses a kept reply as too large", async () => {
     const { journal, writer } = await journalWith();
     broker.faults.failNext(ApiKey.Produce, 1, 10); // MESSAGE_TOO_LARGE

@@ -1,14 +1,15 @@
 /**
  * Where west records what happened to its calls (docs/idempotency.md): in the changelog
  * topic of the call's request topic, on the partition the request was read from, each entry
- * acknowledged before the step it guards (STARTED before the upstream call, FINISHED and
- * ABORTED before the reply's end record); or nowhere, in memory mode, where nothing
- * survives the process.
+ * acknowledged before the step it guards (the partition's LEASE before a first attempt's
+ * upstream call, STARTED before a later attempt's, FINISHED and ABORTED before the reply's end
+ * record); or nowhere, in memory mode, where nothing survives the process.
  */
 import { KafkaProtocolError } from "../kafka/protocol/errors.ts";
 import type { ContractRecord } from "../kafka/record-contract.ts";
 import type { Logger } from "../ops/logger.ts";
-import { type ChangelogEntry, encodeEntry } from "./changelog-codec.ts";
+import { type ChangelogEntry, encodeEntry, leaseEntry, leaseKey } from "./changelog-codec.ts";
+import { createLeases, type LeaseOptions } from "./changelog-lease.ts";
 import type { ChangelogWriter } from "./changelog-writer.ts";
 import type { RunningCall } from "./west-call.ts";
 
@@ -24,8 +25,11 @@ export type JournalOutcome = "written" | "too-large" | "stopped";
 export interface CallJournal {
   /** Entries go to Kafka; false in memory mode, where every write is done at once. */
   readonly durable: boolean;
-  /** The call is about to reach the upstream (attempt `call.attempt`). */
-  started(call: JournalCall): Promise<JournalOutcome>;
+  /**
+   * The call is about to reach the upstream (attempt `call.attempt`): a first attempt under
+   * its partition's lease, a later one with a STARTED entry of its own.
+   */
+  started(call: JournalCall): JournalOutcome | Promise<JournalOutcome>;
   /**
    * The upstream answered `status`; `records` is the whole reply (end record last) to keep
    * for replay, or undefined when it is too large to keep.
@@ -43,7 +47,7 @@ export interface CallJournal {
 /** Memory mode: nothing is written anywhere. */
 export const memoryJournal: CallJournal = {
   durable: false,
-  started: async () => "written",
+  started: async (): Promise<JournalOutcome> => "written",
   finished: async () => "written",
   aborted: async () => "written",
 };
@@ -57,20 +61,26 @@ export interface KafkaJournalOptions {
   /** West is closing: give up after a failure instead of retrying. */
   closing(): boolean;
   logger: Logger;
+  /** Lease tuning (tests). */
+  lease?: Omit<LeaseOptions, "write">;
 }
 
 const messageTooLarge = 10;
 
 /** Writes entries to the changelog, retrying until acknowledged (or west stops). */
 export function createKafkaJournal(opts: KafkaJournalOptions): CallJournal {
-  const write = async (call: JournalCall, entry: ChangelogEntry): Promise<JournalOutcome> => {
-    const topic = opts.changelogOf(call.position.topic);
+  const writeEntry = async (
+    topic: string,
+    partition: number,
+    id: string,
+    entry: ChangelogEntry,
+  ): Promise<JournalOutcome> => {
     const bytes = encodeEntry(entry);
     let backoffMs = 100;
     for (;;) {
       if (opts.crashed()) return "stopped";
       try {
-        await opts.writer.write(topic, call.position.partition, call.id, bytes);
+        await opts.writer.write(topic, partition, id, bytes);
         return "written";
       } catch (error) {
         if (
@@ -83,7 +93,8 @@ export function createKafkaJournal(opts: KafkaJournalOptions): CallJournal {
         if (opts.closing()) return "stopped";
         opts.logger.warn("changelog write failed, retrying", {
           topic,
-          correlationId: call.id,
+          partition,
+          ...(id === leaseKey ? {} : { correlationId: id }),
           kind: entry.kind,
           error,
         });
@@ -92,16 +103,28 @@ export function createKafkaJournal(opts: KafkaJournalOptions): CallJournal {
       }
     }
   };
+  const write = (call: JournalCall, entry: ChangelogEntry) =>
+    writeEntry(opts.changelogOf(call.position.topic), call.position.partition, call.id, entry);
+  const leases = createLeases({
+    ...opts.lease,
+    write: (topic, partition, end) => writeEntry(topic, partition, leaseKey, leaseEntry(end)),
+  });
   return {
     durable: true,
     started: (call) =>
-      write(call, {
-        kind: "started",
-        keyed: call.keyed,
-        requestEnded: call.requestEnded,
-        requestOffset: call.firstOffset,
-        attempt: call.attempt,
-      }),
+      call.attempt === 1
+        ? leases.cover(
+            opts.changelogOf(call.position.topic),
+            call.position.partition,
+            call.firstOffset,
+          )
+        : write(call, {
+            kind: "started",
+            keyed: call.keyed,
+            requestEnded: call.requestEnded,
+            requestOffset: call.firstOffset,
+            attempt: call.attempt,
+          }),
     finished: (call, status, replyBytes, records) =>
       write(call, {
         kind: "finished",

@@ -5,6 +5,8 @@ import {
   decodeEntryHead,
   encodeEntry,
   entryVersion,
+  leaseEntry,
+  leaseKey,
 } from "./changelog-codec.ts";
 
 const id = "key-1-0123456789abcdef0123456789abcdef";
@@ -19,6 +21,24 @@ describe("changelog entries", () => {
       expect(decodeEntry(bytes, id)).toEqual(entry);
       expect(decodeEntryHead(bytes)).toEqual(entry);
     }
+  });
+
+  it("round-trips a LEASE, whose reader before it skips it as an unknown kind", () => {
+    const bytes = encodeEntry(leaseEntry(2n ** 33n + 5n));
+    expect(decodeEntryHead(bytes)).toEqual({
+      kind: "lease",
+      keyed: false,
+      requestEnded: false,
+      requestOffset: 2n ** 33n + 5n,
+      attempt: 0,
+    });
+    expect(decodeEntry(bytes, leaseKey)?.kind).toBe("lease");
+    expect(bytes[1]).toBe(4);
+    // An earlier gateway knew kinds 1 to 3 only and skips the rest, as this one does past 4.
+    const later = encodeEntry(leaseEntry(1n));
+    later[1] = 5;
+    expect(decodeEntryHead(later)).toBeUndefined();
+    expect(leaseKey).toBe("");
   });
 
   it("round-trips FINISHED with every reply record inline", () => {

@@ -10,8 +10,11 @@
  *                  · [flag "reply kept"] record count uvarint, each record:
  *                    value nullable bytes · header count uvarint · (name string, value string)…
  *
- * Kinds: STARTED (before the upstream call), FINISHED (the upstream's answer), ABORTED (the
- * call ended without an answer from the upstream after STARTED: cancelled, deadline, reset).
+ * Kinds: STARTED (before the upstream call of an attempt after the first), FINISHED (the upstream's answer), ABORTED (the
+ * call ended without an answer from the upstream after STARTED: cancelled, deadline, reset),
+ * LEASE (west may start first attempts of calls whose first record is below the request
+ * offset it names, without a STARTED each: docs/idempotency.md, "The lease"). A LEASE entry
+ * has the empty key, which no call has (a record with an empty correlation id is skipped).
  * Flags: bit 0 keyed (the request carried the idempotency metadata), bit 1 the request had
  * ended when the entry was written, bit 2 the reply is kept inline.
  *
@@ -24,10 +27,19 @@ import type { ContractRecord, RecordHeader } from "../kafka/record-contract.ts";
 
 export const entryVersion = 1;
 
-export type EntryKind = "started" | "finished" | "aborted";
+export type EntryKind = "started" | "finished" | "aborted" | "lease";
 
-const kindCodes: Record<EntryKind, number> = { started: 1, finished: 2, aborted: 3 };
-const kindsByCode: (EntryKind | undefined)[] = [undefined, "started", "finished", "aborted"];
+const kindCodes: Record<EntryKind, number> = { started: 1, finished: 2, aborted: 3, lease: 4 };
+const kindsByCode: (EntryKind | undefined)[] = [
+  undefined,
+  "started",
+  "finished",
+  "aborted",
+  "lease",
+];
+
+/** The record key of LEASE entries (one per changelog partition). */
+export const leaseKey = "";
 
 const keyedFlag = 1;
 const requestEndedFlag = 2;
@@ -42,7 +54,7 @@ export interface EntryHead {
   requestEnded: boolean;
   /**
    * Offset of the call's record in its request partition: the first record for STARTED,
-   * the last one read for FINISHED and ABORTED.
+   * the last one read for FINISHED and ABORTED; for LEASE, the first offset it does not cover.
    */
   requestOffset: bigint;
   /** How many times the call has been started (1 for the first). */
@@ -93,6 +105,11 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
     }
   }
   return large ? w.ownBytes() : w.ownBytes().slice();
+}
+
+/** A LEASE entry: first attempts of calls whose first record is below `end` may start. */
+export function leaseEntry(end: bigint): ChangelogEntry {
+  return { kind: "lease", keyed: false, requestEnded: false, requestOffset: end, attempt: 0 };
 }
 
 /** Bytes a FINISHED entry keeping `records` takes when its text is ASCII (else it grows). */

@@ -4,7 +4,7 @@ import { type Broker, startBroker } from "../broker/broker.ts";
 import { createKafka, type Kafka } from "../kafka/kafka-client.ts";
 import type { FetchedRecord } from "../kafka/protocol/record-codec.ts";
 import { silentLogger } from "../ops/logger.ts";
-import { type ChangelogEntry, encodeEntry } from "./changelog-codec.ts";
+import { type ChangelogEntry, encodeEntry, leaseEntry } from "./changelog-codec.ts";
 import { createRestoreFold, restoreChangelog } from "./changelog-restore.ts";
 
 const encoder = new TextEncoder();
@@ -76,6 +76,20 @@ describe("createRestoreFold", () => {
     expect(fold.calls()).toEqual([]);
   });
 
+  it("takes the furthest lease, apart from the calls, whatever order the leases came in", () => {
+    const fold = createRestoreFold({ windowStartMs, committed: 100n });
+    expect(fold.lease()).toBeUndefined();
+    fold.add(record("a", entry("finished", true, 120)));
+    fold.add(record("", encodeEntry(leaseEntry(300n)), windowStartMs - 3_600_000));
+    fold.add(record("", encodeEntry(leaseEntry(250n))));
+    // Under the empty key, only a lease counts; a call's entry there is not a call.
+    fold.add(record("", entry("started", true, 400)));
+    fold.add(record("", null));
+    expect(fold.lease()).toBe(300n);
+    expect(fold.calls().map((c) => c.id)).toEqual(["a"]);
+    expect(fold.entries).toBe(5);
+  });
+
   it("counts and skips entries it cannot decode", () => {
     const fold = createRestoreFold({ windowStartMs, committed: undefined });
     fold.add(record("cut", entry("finished", true, 10).subarray(0, 5)));
@@ -125,6 +139,7 @@ describe("restoreChangelog over the embedded broker", () => {
         put(0, "k1", entry("finished", true, 2), t - 900),
         put(0, "k2", entry("started", true, 3), t - 800),
         put(0, "u1", entry("finished", false, 4), t - 700),
+        put(0, "", encodeEntry(leaseEntry(40n)), t - 600),
         // Partition 1: nothing inside the window; an uncommitted call from long ago.
         put(1, "u-old", entry("started", false, 50), t - 600_000),
       ],
@@ -144,8 +159,10 @@ describe("restoreChangelog over the embedded broker", () => {
     expect(ids(0)).toEqual(["k1:finished", "k2:started"]);
     // No record at or after the window's start: read from the earliest, old but uncommitted.
     expect(ids(1)).toEqual(["u-old:started"]);
+    // Partition 0's lease, read beside its calls; partition 1 has none.
+    expect(result.leases).toEqual(new Map([[0, 40n]]));
     // The entry before the window on partition 0 was never fetched.
-    expect(result.entries).toBe(4 + 1);
+    expect(result.entries).toBe(5 + 1);
     expect(result.bytes).toBeGreaterThan(0);
   });
 

@@ -10,6 +10,9 @@
  *   (duplicates with the same key may still come);
  * - nothing else: un-keyed calls below the committed offset can never be seen again.
  *
+ * And the partition's lease: the furthest offset a LEASE entry names (a request below it
+ * with no entry of its own may have been started once).
+ *
  * The read starts earlier than the window where the request partition has records not yet
  * committed that are older than the window (west was down longer than it): at the time the
  * first of them was written, less `clockSkewMs` (their entries were written after west read
@@ -45,6 +48,8 @@ export interface RestoreFold {
   add(record: FetchedRecord): void;
   /** The calls to keep, in the order their latest entries were written. */
   calls(): RestoredCall[];
+  /** The end of the partition's lease, when a LEASE entry was read. */
+  lease(): bigint | undefined;
   readonly entries: number;
   readonly bytes: number;
   /** Entries that could not be decoded (skipped). */
@@ -57,6 +62,7 @@ export function createRestoreFold(rules: RestoreRules): RestoreFold {
   let entries = 0;
   let bytes = 0;
   let broken = 0;
+  let lease: bigint | undefined;
   const matters = (keyed: boolean, requestOffset: bigint, writtenAtMs: number): boolean => {
     const uncommitted = rules.committed === undefined || requestOffset >= rules.committed;
     return uncommitted || (keyed && writtenAtMs >= rules.windowStartMs);
@@ -66,6 +72,18 @@ export function createRestoreFold(rules: RestoreRules): RestoreFold {
       entries++;
       bytes += record.value?.byteLength ?? 0;
       if (record.key === null) return;
+      // The lease's key is empty, which no call's is: a lease is not about a call.
+      if (record.key.byteLength === 0) {
+        if (record.value === null) return;
+        try {
+          const head = decodeEntryHead(record.value);
+          if (head?.kind !== "lease") return;
+          if (lease === undefined || head.requestOffset > lease) lease = head.requestOffset;
+        } catch {
+          broken++;
+        }
+        return;
+      }
       const id = utf8(record.key);
       // The latest entry decides: whatever an earlier one said is replaced or dropped.
       kept.delete(id);
@@ -80,6 +98,7 @@ export function createRestoreFold(rules: RestoreRules): RestoreFold {
       }
     },
     calls: () => [...kept.values()],
+    lease: () => lease,
     get entries() {
       return entries;
     },
@@ -116,6 +135,8 @@ export interface RestoreOptions {
 export interface RestoreResult {
   /** Kept calls by request partition. */
   calls: Map<number, RestoredCall[]>;
+  /** Lease ends by request partition, where a LEASE entry was read. */
+  leases: Map<number, bigint>;
   entries: number;
   bytes: number;
   durationMs: number;
@@ -128,6 +149,7 @@ export async function restoreChangelog(opts: RestoreOptions): Promise<RestoreRes
   const windowStartMs = now() - opts.windowMs;
   const cluster = new KafkaCluster(opts.kafka.wire);
   const calls = new Map<number, RestoredCall[]>();
+  const leases = new Map<number, bigint>();
   const folds = new Map<number, RestoreFold>();
   try {
     const starts = new Map(opts.partitions.map((p) => [p.partition, windowStartMs]));
@@ -156,6 +178,8 @@ export async function restoreChangelog(opts: RestoreOptions): Promise<RestoreRes
   let bytes = 0;
   for (const [partition, fold] of folds) {
     calls.set(partition, fold.calls());
+    const lease = fold.lease();
+    if (lease !== undefined) leases.set(partition, lease);
     entries += fold.entries;
     bytes += fold.bytes;
     if (fold.broken > 0) {
@@ -166,7 +190,7 @@ export async function restoreChangelog(opts: RestoreOptions): Promise<RestoreRes
       });
     }
   }
-  return { calls, entries, bytes, durationMs: performance.now() - startedAt };
+  return { calls, leases, entries, bytes, durationMs: performance.now() - startedAt };
 }
 
 /** Where each partition's read starts (its start time) and ends (its end now). */

@@ -114,6 +114,18 @@ describe("createEndedCalls", () => {
     expect(ended.size).toBe(1);
   });
 
+  it("tells records below a partition's restored lease, until the partition is revoked", () => {
+    const { ended } = setup();
+    const record = (partition: number, offset: bigint) => ({ topic: "t", partition, offset });
+    expect(ended.underLease(record(0, 0n))).toBe(false);
+    ended.setLease({ topic: "t", partition: 0 }, 40n);
+    expect(ended.underLease(record(0, 39n))).toBe(true);
+    expect(ended.underLease(record(0, 40n))).toBe(false);
+    expect(ended.underLease(record(1, 0n))).toBe(false);
+    ended.dropPartitions(new Set(["t/0"]));
+    expect(ended.underLease(record(0, 39n))).toBe(false);
+  });
+
   it("ends a tail after its grace, completing its spans", () => {
     const { ended, completed, advance, now } = setup();
     const tracker = createPartitionTracker();

@@ -32,6 +32,13 @@ export interface EndedCalls {
   releaseCommitted(tp: TopicPartition, offset: bigint): void;
   /** Every call of these partitions goes (revoked: another owner's changelog decides). */
   dropPartitions(keys: ReadonlySet<string>): void;
+  /** The lease a restore read for `tp`: first attempts below `end` may have started. */
+  setLease(tp: TopicPartition, end: bigint): void;
+  /**
+   * A new call's first record is below its partition's restored lease: an earlier owner may
+   * have started it (docs/idempotency.md, "The lease").
+   */
+  underLease(record: TopicPartition & { offset: bigint }): boolean;
   /** The call's request ended: its tail's spans complete (once its answer is written). */
   endTail(call: EndedCall): void;
   /** Tails that waited `tailGraceMs` end; expired calls go. */
@@ -64,6 +71,7 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
   const unkeyed = new Map<string, { calls: EndedCall[]; head: number }>();
   const openTails = new Set<EndedCall>();
   let evictedEarly = 0;
+  const leases = new Map<string, bigint>();
   // Restored calls whose requests come again, outside the bounded store until committed past.
   const pinned = new Map<
     string,
@@ -197,7 +205,16 @@ export function createEndedCalls(opts: EndedCallsOptions): EndedCalls {
         byPartition.delete(key);
         unkeyed.delete(key);
         pinnedOf.delete(key);
+        leases.delete(key);
       }
+    },
+    setLease(tp, end) {
+      leases.set(tpKey(tp), end);
+    },
+    underLease(record) {
+      if (leases.size === 0) return false;
+      const end = leases.get(tpKey(record));
+      return end !== undefined && record.offset < end;
     },
     endTail(call) {
       call.requestEnded = true;

@@ -246,6 +246,8 @@ export function createRecordRouter(opts: RecordRouterOptions): RecordRouter {
       skipHeld(tracker, record, spans);
       return true;
     }
+    // A first attempt an earlier owner may have started under its lease runs as the second.
+    if (attemptsBefore === 0 && ended.underLease(record)) attemptsBefore = 1;
     const refusal = refusalOf(record, parsed);
     if (refusal) {
       runner.answer(init, refusal, attemptsBefore);
@@ -265,7 +267,8 @@ export function createRecordRouter(opts: RecordRouterOptions): RecordRouter {
       if (tracker.seen(record.offset)) return true;
       const parsed = parseRequestHeaders(record.headers, names);
       const id = parsed.correlationId;
-      if (id === undefined) {
+      // An empty id is none: it is the changelog's lease key, which no call may share.
+      if (!id) {
         skip(tracker, record, "no correlation id");
       } else if (held.has(id) || (held.size > 0 && !runner.calls.has(id) && !ended.get(id))) {
         // Behind the calls already waiting for a slot: their order is kept.

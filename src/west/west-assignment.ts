@@ -115,6 +115,9 @@ async function restorePartitions(
     });
     let kept = 0;
     const now = Date.now();
+    for (const [partition, end] of result.leases) {
+      opts.ended.setLease({ topic, partition }, end);
+    }
     for (const [partition, calls] of result.calls) {
       const floor = committedOf(partition);
       for (const restored of calls) {
@@ -137,6 +140,7 @@ async function restorePartitions(
       entries: result.entries,
       bytes: result.bytes,
       kept,
+      leases: Object.fromEntries([...result.leases].map(([p, end]) => [p, String(end)])),
       durationMs: Math.round(result.durationMs),
     });
   }

@@ -32,7 +32,7 @@ export interface RunningCall {
   parsed: ParsedRequest;
   /** The call's latest record. */
   position: Position;
-  /** The call's first record (its STARTED entry names it). */
+  /** The call's first record (its STARTED entry names it; the lease must cover it). */
   firstOffset: bigint;
   spans: SpanRef[];
   /** The request carried the idempotency metadata. */
@@ -48,7 +48,10 @@ export interface RunningCall {
   duplicateAttempt: string | undefined;
   /** This start's number: 1, or one more than the starts the changelog knows of. */
   attempt: number;
-  /** A STARTED entry for this attempt was acknowledged (the upstream may have seen it). */
+  /**
+   * The changelog knows this attempt may reach the upstream (its STARTED entry, or its
+   * partition's lease for a first attempt, was acknowledged).
+   */
   startedWritten: boolean;
   /** Request messages in order; kept for a retry until the upstream answered. */
   messages: (Uint8Array | undefined)[];

@@ -1,13 +1,14 @@
 /**
- * West's changelog as another Kafka client sees it: an entry before the upstream call and
- * one with the upstream's answer, on the partition the request came from; nothing for an
+ * West's changelog as another Kafka client sees it: the partition's lease covering a call
+ * before the upstream call (no entry of the call's own) and one with the upstream's answer,
+ * on the partition the request came from; nothing for an
  * answer west gave itself; a reply too large to keep is not kept, and a duplicate of it is
  * refused rather than run again; where the topic is missing, named, or too small; and the
  * memory store that writes none.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChangelogEntry, decodeEntry } from "../../src/west/changelog-codec.ts";
+import { type ChangelogEntry, decodeEntry, leaseKey } from "../../src/west/changelog-codec.ts";
 import {
   type EchoServer,
   echoText,
@@ -66,21 +67,27 @@ describe("west changelog", () => {
     await echo?.close();
   });
 
-  it("started.then.finished.with.the.reply.on.the.request.partition", async () => {
+  it("a.lease.covers.the.call.then.finished.with.the.reply.on.the.request.partition", async () => {
     const call = { ...keyed("logged"), partition: 2, messages: ["meta:logged"] };
     await bench.request(call);
     const replies = await bench.reply(call.id);
-    await expect.poll(() => reader.entries.get(call.id)?.length, { timeout: 10_000 }).toBe(2);
-    const [started, finished] = reader.entries.get(call.id) ?? [];
-    expect(started).toMatchObject({ kind: "started", partition: 2, keyed: true, attempt: 1 });
+    await expect.poll(() => reader.entries.get(call.id)?.length, { timeout: 10_000 }).toBe(1);
+    const [finished] = reader.entries.get(call.id) ?? [];
     expect(finished).toMatchObject({
       kind: "finished",
       partition: 2,
       attempt: 1,
       requestEnded: true,
     });
-    // The first record's offset, then the last one's (the request's end).
-    expect((finished?.requestOffset ?? 0n) - (started?.requestOffset ?? 0n)).toBe(1n);
+    // The request's first record (one before its end, the last one read) is under a lease
+    // of its partition, and the lease is not the call's: its key is the empty one.
+    const first = (finished?.requestOffset ?? 0n) - 1n;
+    const leases = reader.entries.get(leaseKey) ?? [];
+    expect(leases.length).toBeGreaterThan(0);
+    expect(
+      leases.some((e) => e.kind === "lease" && e.partition === 2 && e.requestOffset > first),
+    ).toBe(true);
+    expect(leases.every((e) => e.kind === "lease")).toBe(true);
     expect(finished?.reply?.status).toBe(0);
     expect(finished?.reply?.replyTo).toBe("echo-responses");
     expect(finished?.reply?.records).toEqual(
@@ -100,7 +107,7 @@ describe("west changelog", () => {
     await bench.request(after);
     expect(endOf(await bench.reply(expired.id)).status).toBe(4);
     // Entries of one partition are written in the order its records were handled.
-    await expect.poll(() => reader.entries.get(after.id)?.length, { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => reader.entries.get(after.id)?.length, { timeout: 10_000 }).toBe(1);
     expect(reader.entries.get(expired.id)).toBeUndefined();
   });
 
@@ -136,8 +143,8 @@ describe("west changelog limits and choices", () => {
       });
       expect(echo.calls.get("ServerStreamingEcho")).toBe(1);
       const reader = await readChangelog(bench);
-      await expect.poll(() => reader.entries.get(call.id)?.length, { timeout: 10_000 }).toBe(2);
-      expect(reader.entries.get(call.id)?.[1]?.reply).toMatchObject({
+      await expect.poll(() => reader.entries.get(call.id)?.length, { timeout: 10_000 }).toBe(1);
+      expect(reader.entries.get(call.id)?.[0]?.reply).toMatchObject({
         status: 0,
         records: undefined,
       });
