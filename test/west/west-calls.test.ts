@@ -173,6 +173,14 @@ describe("west", () => {
     expect(echo.requests.some((r) => r.messages.includes("orphan"))).toBe(false);
   });
 
+  it("record.with.an.empty.correlation.id.skipped", async () => {
+    // The empty key is the changelog's lease key: no call may have it.
+    await bench.request({ id: "", messages: ["empty id"] });
+    const id = await bench.request({ messages: ["after empty id"] });
+    expect(endOf(await bench.reply(id)).status).toBe(0);
+    expect(echo.requests.some((r) => r.messages.includes("empty id"))).toBe(false);
+  });
+
   it("upstream.error.status", async () => {
     const id = await bench.request({ messages: ["error:5:no such echo"] });
     const replies = await bench.reply(id);
