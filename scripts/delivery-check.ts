@@ -173,11 +173,24 @@ async function bogusListOffsets(stack: DeliveryStack) {
   });
 }
 
-/** Case 2: 20 answered keyed calls, west SIGKILLed and restarted, the same 20 sent again. */
+/**
+ * Case 2: 20 answered keyed calls, west SIGKILLed and restarted, the same 20 sent again; and 5
+ * calls inside the upstream at the kill, which run once more, told it is their second attempt.
+ */
 async function crashAndResend(stack: DeliveryStack) {
   const keys = Array.from({ length: 20 }, (_, i) => `crash-${i}-${run}`);
   const first = await Promise.all(keys.map((k) => callEcho(stack.client, `once ${k}`, k, 20_000)));
   const executedFirst = keys.reduce((n, k) => n + stack.executions(k), 0);
+  // And 5 calls inside the upstream at the kill: first attempts, under the partition's lease.
+  const inflightKeys = Array.from({ length: 5 }, (_, i) => `inflight-${i}-${run}`);
+  const inflight = inflightKeys.map((k) =>
+    callEcho(stack.client, `delay:3000:inflight ${k}`, k, 60_000),
+  );
+  await until(
+    "the 5 calls inside the upstream",
+    async () => inflightKeys.every((k) => stack.executions(k) === 1),
+    15_000,
+  );
   await stack.west?.proc.kill(); // SIGKILL: no close, no commit, no leave
   const uncommittedAtKill = await stack.uncommitted();
   const restartedAt = Date.now();
@@ -193,11 +206,25 @@ async function crashAndResend(stack: DeliveryStack) {
   ).catch((err: Error) => log(err.message));
   const executedAfter = keys.reduce((n, k) => n + stack.executions(k), 0) - executedFirst;
   const replies = again.filter((o) => o.code === "OK" && o.reply === o.message).length;
+  const inflightOutcomes = await Promise.all(inflight);
+  // Each ran once more after the restart, told so: grpc-previous-rpc-attempts 1.
+  const attemptHeaders = inflightKeys.map((k) =>
+    stack.echo.requests
+      .filter((r) => r.headers.get("idempotency-key") === k)
+      .map((r) => r.headers.get("grpc-previous-rpc-attempts") ?? "none")
+      .join("+"),
+  );
+  const toldRetry = attemptHeaders.filter((h) => h === "none+1").length;
   rows.push({
-    name: "2. 20 answered requests, west SIGKILLed and restarted, the same 20 re-sent with the same idempotency keys",
+    name: "2. 20 answered requests, west SIGKILLed and restarted, the same 20 re-sent with the same idempotency keys (and 5 calls inside the upstream at the kill)",
     before: "20 of 20 executed a second time (idempotency store in process memory)",
-    now: `first round ${codeCounts(first)}, ${executedFirst} executions; ${uncommittedAtKill} request records uncommitted at the kill; restart to ready ${seconds(restartMs)}; second round: ${executedAfter} executions, ${replies}/20 replies (${codeCounts(again)}) with the stored answer`,
-    met: executedFirst === 20 && executedAfter === 0 && replies === 20,
+    now: `first round ${codeCounts(first)}, ${executedFirst} executions; ${uncommittedAtKill} request records uncommitted at the kill; restart to ready ${seconds(restartMs)}; second round: ${executedAfter} executions, ${replies}/20 replies (${codeCounts(again)}) with the stored answer; 5 calls inside the upstream at the kill: ${toldRetry}/5 ran once more with grpc-previous-rpc-attempts: 1 (attempts seen: ${[...new Set(attemptHeaders)].join(", ")}), their callers got ${codeCounts(inflightOutcomes)}`,
+    met:
+      executedFirst === 20 &&
+      executedAfter === 0 &&
+      replies === 20 &&
+      toldRetry === 5 &&
+      inflightOutcomes.every((o) => o.code === "OK"),
   });
 }
 
