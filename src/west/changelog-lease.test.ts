@@ -70,15 +70,27 @@ describe("createLeases", () => {
     expect(await late).toBe("written");
   });
 
-  it("a write acknowledged too late to be good is written again before the call starts", async () => {
+  it("a write acknowledged long after the call asked still lets it start: the write was fresh when it asked", async () => {
     const { clock, writes, cover } = leasesUnderTest();
     const first = cover(0);
+    clock.now += 30_000;
+    writes[0]?.ack();
+    expect(await first).toBe("written");
+    // It started on that lease; the next call would not, so the next lease is on its way.
+    expect(writes).toHaveLength(2);
+  });
+
+  it("a call that joins a write issued more than 10 s before it asked waits for a new one", async () => {
+    const { clock, writes, cover } = leasesUnderTest();
+    void cover(0);
     clock.now += 10_000;
+    const joined = cover(1);
+    expect(writes).toHaveLength(1);
     writes[0]?.ack();
     await settled();
     expect(writes).toHaveLength(2);
     writes[1]?.ack();
-    expect(await first).toBe("written");
+    expect(await joined).toBe("written");
   });
 
   it("a call past the lease being written asks for one that reaches it", async () => {
@@ -111,6 +123,32 @@ describe("createLeases", () => {
     expect(writes[2]?.end).toBe(9_001n + 1n + 4_000n);
     writes[2]?.ack();
     await faster;
+  });
+
+  it("after a busy spell and a pause, a shorter fresh lease lets the next call start", async () => {
+    const { clock, writes, cover } = leasesUnderTest();
+    const first = cover(0);
+    writes[0]?.ack();
+    await first;
+    clock.now += 1_000;
+    const busy = cover(30);
+    writes[1]?.ack();
+    await busy;
+    expect(writes[1]?.end).toBe(30n + 1n + 32n);
+    clock.now += 100;
+    // 3,000 offsets in 100 ms: this lease reaches 30,000 further, its ack ahead of need.
+    expect(cover(3_030)).toBeInstanceOf(Promise);
+    writes[2]?.ack();
+    await settled();
+    expect(writes[2]?.end).toBe(3_030n + 1n + 30_000n);
+    // Quiet for a minute: the long lease is stale; the next lease reaches only 32 past the
+    // call, and once it is acknowledged the call starts (it does not ask again and again).
+    clock.now += 60_000;
+    const after = cover(3_040);
+    expect(writes[3]?.end).toBe(3_040n + 1n + 32n);
+    writes[3]?.ack();
+    expect(await after).toBe("written");
+    expect(writes).toHaveLength(4);
   });
 
   it("passes on a write west gave up (stopped), and the next call asks again", async () => {

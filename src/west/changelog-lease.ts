@@ -2,20 +2,21 @@
  * West's lease on each request partition (docs/idempotency.md, "The lease"). A first attempt
  * does not write a STARTED entry of its own: one LEASE entry per changelog partition says
  * "west may start calls whose first record is below offset E", and a restore takes a call
- * below E with no entry of its own as started once. A first attempt starts without waiting
- * when a lease covering its first record was acknowledged less than `validMs` ago (so that a
- * restore, which reads back to a minute before the oldest uncommitted request, finds it);
- * the next lease is written ahead of need, once half of its offsets or half of its time is
- * used, so that under steady traffic no call waits for one. A lease reaches about `aheadMs`
- * of the partition's traffic past the record that asked for it (at least `minAhead`
- * offsets): after a crash, that many requests west never read may be taken as started once.
+ * below E with no entry of its own as started once. A first attempt starts once a lease
+ * covering its first record is acknowledged that was written less than `validMs` before the
+ * call asked (so that a restore, which reads back to a minute before the oldest uncommitted
+ * request, finds it). The next lease is written ahead of need, once half of its offsets or
+ * half of its time is used, so that under steady traffic no call waits for one. A lease
+ * reaches about `aheadMs` of the partition's traffic past the record that asked for it (at
+ * least `minAhead` offsets): after a crash, that many requests west never read may be taken
+ * as started once.
  */
 import type { JournalOutcome } from "./call-journal.ts";
 
 export interface LeaseOptions {
   /** Writes a LEASE entry ending at `end`, retrying until acknowledged or west stops. */
   write(topic: string, partition: number, end: bigint): Promise<JournalOutcome>;
-  /** How long after its write a lease lets calls start (default 10 s). */
+  /** How long after its write a lease lets calls that ask start (default 10 s). */
   validMs?: number;
   /** How much of the partition's traffic a lease reaches ahead (default 1 s). */
   aheadMs?: number;
@@ -39,6 +40,9 @@ interface PartitionLease {
   end: bigint;
   /** When the acknowledged lease's write was issued (epoch ms). */
   since: number;
+  /** Which write the acknowledged lease is (writes are numbered as issued). */
+  written: number;
+  issued: number;
   /** Past this offset the next lease is written ahead of need. */
   renewAt: bigint;
   writing: Promise<JournalOutcome> | undefined;
@@ -70,8 +74,12 @@ export function createLeases(opts: LeaseOptions): Leases {
     lease.rateOffset = offset;
     lease.rateAt = at;
     const end = offset + 1n + BigInt(ahead);
+    const seq = ++lease.issued;
     const written = opts.write(topic, partition, end).then((outcome) => {
-      if (outcome === "written" && end >= lease.end) {
+      // The latest write stands, even when it reaches less far than an older one: what the
+      // older one covered beyond it is as old as that write.
+      if (outcome === "written" && seq > lease.written) {
+        lease.written = seq;
         lease.end = end;
         lease.since = at;
         lease.renewAt = offset + 1n + BigInt(ahead >> 1);
@@ -84,18 +92,27 @@ export function createLeases(opts: LeaseOptions): Leases {
     return written;
   };
 
+  /**
+   * `askedAt`: when the call first asked. Its record was read by then, so a lease written no
+   * more than `validMs` before that is one a restore reads (see the file comment), however long
+   * its acknowledgement then took.
+   */
   const cover = (
     topic: string,
     partition: number,
     offset: bigint,
+    askedAt?: number,
   ): JournalOutcome | Promise<JournalOutcome> => {
     const key = `${topic}\0${partition}`;
     const at = now();
+    const asked = askedAt ?? at;
     let lease = leases.get(key);
     if (!lease) {
       lease = {
         end: -1n,
         since: 0,
+        written: 0,
+        issued: 0,
         renewAt: -1n,
         writing: undefined,
         writingEnd: -1n,
@@ -104,8 +121,8 @@ export function createLeases(opts: LeaseOptions): Leases {
       };
       leases.set(key, lease);
     }
-    const age = at - lease.since;
-    if (offset < lease.end && age < validMs) {
+    if (offset < lease.end && asked - lease.since < validMs) {
+      const age = at - lease.since;
       if (lease.writing === undefined && (offset >= lease.renewAt || age >= validMs / 2)) {
         // Ahead of need: its failure shows when a call has to wait for the next one.
         void renew(lease, topic, partition, offset, at);
@@ -116,9 +133,9 @@ export function createLeases(opts: LeaseOptions): Leases {
       lease.writing !== undefined && offset < lease.writingEnd
         ? lease.writing
         : renew(lease, topic, partition, offset, at);
-    // Checked again once written: a write that took long may be stale by then.
+    // Checked again once written: a write issued long before the call asked is no good.
     return pending.then((outcome) =>
-      outcome === "written" ? cover(topic, partition, offset) : outcome,
+      outcome === "written" ? cover(topic, partition, offset, asked) : outcome,
     );
   };
 
