@@ -9,7 +9,7 @@ import { KafkaProtocolError } from "../kafka/protocol/errors.ts";
 import type { ContractRecord } from "../kafka/record-contract.ts";
 import type { Logger } from "../ops/logger.ts";
 import { type ChangelogEntry, encodeEntry, leaseEntry, leaseKey } from "./changelog-codec.ts";
-import { createLeases, type LeaseOptions } from "./changelog-lease.ts";
+import { createLeases } from "./changelog-lease.ts";
 import type { ChangelogWriter } from "./changelog-writer.ts";
 import type { RunningCall } from "./west-call.ts";
 
@@ -61,8 +61,6 @@ export interface KafkaJournalOptions {
   /** West is closing: give up after a failure instead of retrying. */
   closing(): boolean;
   logger: Logger;
-  /** Lease tuning (tests). */
-  lease?: Omit<LeaseOptions, "write">;
 }
 
 const messageTooLarge = 10;
@@ -106,7 +104,6 @@ export function createKafkaJournal(opts: KafkaJournalOptions): CallJournal {
   const write = (call: JournalCall, entry: ChangelogEntry) =>
     writeEntry(opts.changelogOf(call.position.topic), call.position.partition, call.id, entry);
   const leases = createLeases({
-    ...opts.lease,
     write: (topic, partition, end) => writeEntry(topic, partition, leaseKey, leaseEntry(end)),
   });
   return {

@@ -3,9 +3,10 @@
  * fed its further records as request messages, run against the upstream, and finished with
  * its reply's end record; answers west gives itself (no upstream call) go the same way out.
  * What the changelog learns, and when (docs/idempotency.md): the partition's lease (a first
- * attempt) or a STARTED entry (a later one) is acknowledged before the upstream call, FINISHED (the upstream's answer, its reply inline when small enough) or
- * ABORTED (no answer from the upstream) before the reply's end record; a reply too large to
- * keep gets its FINISHED after the end record was acknowledged.
+ * attempt) or a STARTED entry (a later one) is acknowledged before the upstream call,
+ * FINISHED (the upstream's answer, its reply inline when small enough) or ABORTED (no answer
+ * from the upstream) before the reply's end record; a reply too large to keep gets its
+ * FINISHED after the end record was acknowledged.
  */
 import { Code } from "@connectrpc/connect";
 import type { KafkaGrpcOptions, KafkaGrpcRoute } from "../config/types.ts";

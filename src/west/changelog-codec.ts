@@ -10,8 +10,9 @@
  *                  · [flag "reply kept"] record count uvarint, each record:
  *                    value nullable bytes · header count uvarint · (name string, value string)…
  *
- * Kinds: STARTED (before the upstream call of an attempt after the first), FINISHED (the upstream's answer), ABORTED (the
- * call ended without an answer from the upstream after STARTED: cancelled, deadline, reset),
+ * Kinds: STARTED (before the upstream call of an attempt after the first), FINISHED (the
+ * upstream's answer), ABORTED (the call ended without an answer from the upstream after it may
+ * have reached it: cancelled, deadline, reset),
  * LEASE (west may start first attempts of calls whose first record is below the request
  * offset it names, without a STARTED each: docs/idempotency.md, "The lease"). A LEASE entry
  * has the empty key, which no call has (a record with an empty correlation id is skipped).
