@@ -3,7 +3,7 @@
  * stage-probes.patch adds to src/kafka/ and src/west/ call it with a stage name and a correlation id)
  * before the gateway's modules load, then runs the example topology like
  * bench/processes/gateway.ts. `dump` returns the first time each call reached each stage
- * (performance.now() ms) and the Kafka requests made, by client and API, and clears them.
+ * (performance.now() ms) and the Kafka requests made, by client id and API, and clears them.
  */
 const stamps = new Map<string, Record<string, number>>();
 let recording = false;
@@ -17,22 +17,30 @@ let recording = false;
   entry[stage] ??= performance.now();
 };
 
-// Kafka requests by client and API, counted by wrapping kafkajs' Connection.send.
+// Kafka requests by client and API, counted by wrapping the gateway's own client's
+// WireConnection (every request and every acks=0 send goes through one of the two).
 const requests = new Map<string, number>();
 {
-  const { createRequire } = await import("node:module");
-  const require = createRequire(import.meta.url);
-  const Connection = require("kafkajs/src/network/connection.js") as {
-    prototype: { send(this: { clientId: string }, arg: { request: { apiName: string } }): unknown };
+  const { WireConnection } = await import("../../src/kafka/client/wire-connection.ts");
+  const { ApiKey } = await import("../../src/kafka/protocol/api-keys.ts");
+  const names = new Map<number, string>(Object.entries(ApiKey).map(([n, k]) => [k as number, n]));
+  type Counted = { clientId: string | null };
+  const count = (self: Counted, apiKey: number) => {
+    if (!recording) return;
+    const key = `${self.clientId ?? "-"} ${names.get(apiKey) ?? apiKey}`;
+    requests.set(key, (requests.get(key) ?? 0) + 1);
   };
-  const send = Connection.prototype.send;
-  Connection.prototype.send = function (this: { clientId: string }, arg) {
-    if (recording) {
-      const key = `${this.clientId} ${arg.request.apiName}`;
-      requests.set(key, (requests.get(key) ?? 0) + 1);
-    }
-    return send.call(this, arg);
-  };
+  const proto = WireConnection.prototype as unknown as Record<
+    "request" | "send",
+    (this: Counted, apiKey: number, ...rest: unknown[]) => unknown
+  >;
+  for (const method of ["request", "send"] as const) {
+    const original = proto[method];
+    proto[method] = function (this: Counted, apiKey: number, ...rest: unknown[]) {
+      count(this, apiKey);
+      return original.call(this, apiKey, ...rest);
+    };
+  }
 }
 
 const { defaultGrpcKafkaOptions, defaultKafkaGrpcOptions } = await import(
