@@ -30,6 +30,7 @@ const args = parseArgs();
 const serve = args.get("serve");
 
 if (serve === "frames") await serveFrames();
+else if (serve === "session") await serveSession();
 else if (serve === "node") {
   const { startEchoServer } = await import("../../src/upstream/echo-server.ts");
   const echo = await startEchoServer({ host: "127.0.0.1", port: 0 });
@@ -54,10 +55,11 @@ async function measure(): Promise<void> {
   };
   const results: Record<string, { callsPerS: number; usPerCall: number }[]> = {
     node: [],
+    session: [],
     frames: [],
   };
   for (let round = 1; round <= rounds; round++) {
-    for (const mode of ["node", "frames"] as const) {
+    for (const mode of ["node", "session", "frames"] as const) {
       const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", mode], {
         stdio: ["ignore", "pipe", "inherit"],
       });
@@ -92,7 +94,7 @@ async function measure(): Promise<void> {
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  for (const mode of ["node", "frames"] as const) {
+  for (const mode of ["node", "session", "frames"] as const) {
     const r = results[mode] ?? [];
     console.log(
       `${mode.padEnd(6)} median: ${Math.round(median(r.map((x) => x.callsPerS)))} calls/s, ${median(r.map((x) => x.usPerCall)).toFixed(1)} µs per call`,
@@ -195,4 +197,35 @@ async function serveFrames(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address() as net.AddressInfo;
   console.log(JSON.stringify({ port: address.port }));
+}
+
+/** The gateway's own server session (src/h2/server-session.ts) answering the same calls. */
+async function serveSession(): Promise<void> {
+  const { ServerSession } = await import("../../src/h2/server-session.ts");
+  const status: [string, string][] = [
+    [":status", "200"],
+    ["content-type", "application/grpc"],
+  ];
+  const ok: [string, string][] = [["grpc-status", "0"]];
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    new ServerSession(socket, {
+      maxConcurrentStreams: 1000,
+      maxHeaderListBytes: 65_536,
+      onStream(stream) {
+        const chunks: Uint8Array[] = [];
+        stream.handler = {
+          data(bytes, end) {
+            if (bytes.length > 0) chunks.push(Buffer.from(bytes));
+            if (!end) return;
+            stream.respond(status);
+            stream.end(Buffer.concat(chunks), ok);
+          },
+          streamClosed() {},
+        };
+      },
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  console.log(JSON.stringify({ port: (server.address() as net.AddressInfo).port }));
 }

@@ -42,6 +42,42 @@ interface ReplyTarget {
   readonly closed?: boolean;
 }
 
+/**
+ * The HTTP/2 connection as the guard uses it: liveness PINGs, GOAWAY, and how much of its
+ * replies the client has taken. The gateway's own session (src/h2/server-session.ts) is one;
+ * a runtime `node:http2` session is adapted by `guardSessionOf`.
+ */
+export interface GuardSession {
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  ping(done: (error: Error | null) => void): boolean;
+  goaway(code: number): void;
+  close(): void;
+  destroy(): void;
+  /** Reply bytes held for the client beyond the streams' own write buffers. */
+  queuedBytes(): number;
+  /** Bytes written to the socket so far. */
+  bytesWritten(): number;
+}
+
+/** A runtime `node:http2` session as the guard uses it. */
+export function guardSessionOf(session: ServerHttp2Session): GuardSession {
+  return {
+    get closed() {
+      return session.closed;
+    },
+    get destroyed() {
+      return session.destroyed;
+    },
+    ping: (done) => session.ping((error) => done(error ?? null)),
+    goaway: (code) => session.goaway(code),
+    close: () => session.close(),
+    destroy: () => session.destroy(),
+    queuedBytes: () => sessionQueuedBytes(session),
+    bytesWritten: () => sessionBytesWritten(session),
+  };
+}
+
 /** A call that ends itself its own way when the guard says so. */
 export interface ExpiringCall {
   expired(reason: ExpireReason): void;
@@ -128,7 +164,7 @@ export class GuardedConnection {
   readonly remote: string;
   /** Open calls (HTTP/2 streams, or HTTP/1.1 requests in progress). */
   readonly watches = new Set<StreamWatch>();
-  session: ServerHttp2Session | undefined;
+  session: GuardSession | undefined;
   private readonly sockets: Socket[];
   private readonly acceptedAtMs = clockMs;
   private firstRequest = false;
@@ -159,7 +195,7 @@ export class GuardedConnection {
   }
 
   /** HTTP/2 took the connection. */
-  attachSession(session: ServerHttp2Session): void {
+  attachSession(session: GuardSession): void {
     this.session = session;
     this.nextPingAtMs = clockMs + this.limits.keepaliveMs;
   }
@@ -231,7 +267,7 @@ export class GuardedConnection {
         watch.expireNow("idle");
       }
     }
-    if (this.session) unread += sessionQueuedBytes(this.session);
+    if (this.session) unread += this.session.queuedBytes();
     // Over the limit for a moment is a burst a reading client takes; held for a second
     // (or the write timeout, when shorter) it is a client that does not read.
     if (unread <= limits.maxWriteBufferBytes) this.overBufferSinceMs = 0;
@@ -256,7 +292,7 @@ export class GuardedConnection {
       this.stalledSinceMs = 0;
       return;
     }
-    const written = sessionBytesWritten(session);
+    const written = session.bytesWritten();
     if (this.stalledSinceMs === 0 || written - this.lastBytesWritten >= readProgressBytes) {
       this.stalledSinceMs = now;
       this.lastBytesWritten = written;
@@ -266,7 +302,7 @@ export class GuardedConnection {
   }
 
   private keepAlive(now: number): void {
-    const session = this.session as ServerHttp2Session;
+    const session = this.session as GuardSession;
     if (this.pingSentAtMs !== 0) {
       if (now - this.pingSentAtMs >= this.limits.keepaliveTimeoutMs) this.cut("PING not answered");
       return;

@@ -14,14 +14,21 @@ import net, { type AddressInfo, type Socket } from "node:net";
 import tls from "node:tls";
 import { defaultTlsCiphers, type EdgeLimits, type NorthListener } from "../config/types.ts";
 import type { Logger } from "../ops/logger.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
+import {
+  connectionWindowBytes,
+  http2WindowSettings,
+  streamWindowBytes,
+  widenConnectionWindow,
+} from "../runtime/http2-windows.ts";
 import {
   type ConnectionGuard,
   type GuardedConnection,
+  guardSessionOf,
   type StreamWatch,
   type WatchedStream,
   watchOfStream,
 } from "./connection-guard.ts";
+import { duplexPair, type OwnCallStream, serveOwnSession } from "./own-http2.ts";
 
 export type NorthRequestHandler = (
   req: Http2ServerRequest | IncomingMessage,
@@ -57,6 +64,15 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0");
 const reemitFirstBytes =
   typeof (process.versions as Record<string, string | undefined>).bun === "string";
 
+/**
+ * Which HTTP/2 server the front door runs: the gateway's own session (default; streams other
+ * than native gRPC calls are relayed to the runtime's), or the runtime's `node:http2` for
+ * every stream (`GATEWAY_NORTH_HTTP2=node`, a fallback; docs/architecture.md).
+ */
+export function northHttp2Engine(): "own" | "node" {
+  return process.env.GATEWAY_NORTH_HTTP2 === "node" ? "node" : "own";
+}
+
 /** The HTTP/2 SETTINGS the front door announces (and its runtime enforces). */
 export function northHttp2Settings(limits: EdgeLimits): http2.Settings {
   return {
@@ -83,6 +99,9 @@ export async function listenNorth(
   // 'session' is emitted while the socket is handed over (so in every runtime): the
   // connection being handed over is the session's.
   let handingOver: GuardedConnection | undefined;
+  // A relay connection (own-http2.ts) belongs to its client's connection, whose own session
+  // is the one the guard PINGs and closes.
+  let relayingFor: GuardedConnection | undefined;
   const trackSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -90,9 +109,11 @@ export async function listenNorth(
     session.on("error", (error) => logger.debug("http2 session error", { error }));
     if (handingOver) {
       connectionOf.set(session, handingOver);
-      handingOver.attachSession(session);
-    }
+      handingOver.attachSession(guardSessionOf(session));
+    } else if (relayingFor) connectionOf.set(session, relayingFor);
   };
+  const ownSessions = new Set<{ close(): void; destroy(): void }>();
+  const engine = northHttp2Engine();
 
   const h2 = http2.createServer({ settings: northHttp2Settings(guard.limits) });
   h2.on("session", trackSession);
@@ -125,13 +146,53 @@ export async function listenNorth(
     handlers.request(req, res, watch);
   });
 
-  const toH2 = (socket: Socket, connection: GuardedConnection) => {
+  const toH2 = (socket: Socket, connection: GuardedConnection, seen?: Buffer) => {
+    if (engine === "own") {
+      toOwnH2(socket, connection, seen);
+      return;
+    }
     handingOver = connection;
     try {
       h2.emit("connection", socket);
     } finally {
       handingOver = undefined;
     }
+    if (seen) {
+      if (reemitFirstBytes) {
+        // Bun's HTTP/2 session reads 'data' events and does not see unshifted bytes.
+        socket.emit("data", seen);
+        socket.resume();
+      }
+    }
+  };
+  const toOwnH2 = (socket: Socket, connection: GuardedConnection, seen?: Buffer) => {
+    const session = serveOwnSession(socket, connection, {
+      maxConcurrentStreams: guard.limits.maxConcurrentStreams,
+      maxHeaderListBytes: guard.limits.maxHeaderListBytes,
+      streamWindowBytes,
+      connectionWindowBytes,
+      native: (stream: OwnCallStream, headers, raw, watch) =>
+        handlers.stream(stream as unknown as http2.ServerHttp2Stream, headers, raw, watch),
+      openRelay: () => {
+        const [outer, inner] = duplexPair(socket);
+        relayingFor = connection;
+        try {
+          h2.emit("connection", inner);
+        } finally {
+          relayingFor = undefined;
+        }
+        const client = http2.connect("http://relay.invalid", {
+          createConnection: () => outer,
+          settings: http2WindowSettings,
+        });
+        client.on("error", (error) => logger.debug("http2 relay error", { error }));
+        return client;
+      },
+      onClose: (s) => ownSessions.delete(s),
+    });
+    ownSessions.add(session);
+    if (seen) session.feed(seen);
+    socket.resume();
   };
   const toH1 = (socket: Socket, connection: GuardedConnection) => {
     connectionOf.set(socket, connection);
@@ -209,10 +270,12 @@ export async function listenNorth(
     stopAccepting() {
       server.close();
       for (const session of sessions) session.close();
+      for (const session of ownSessions) session.close();
       h1.closeIdleConnections();
     },
     destroy() {
       for (const session of sessions) session.destroy();
+      for (const session of ownSessions) session.destroy();
       for (const socket of sockets) socket.destroy();
     },
   };
@@ -238,7 +301,7 @@ function onWatchedStreamClose(this: WatchedStream): void {
   watch.connection.streamClosed(watch, this.aborted);
 }
 
-type HandOver = (socket: Socket, connection: GuardedConnection) => void;
+type HandOver = (socket: Socket, connection: GuardedConnection, seen?: Buffer) => void;
 
 /** Reads enough of the first bytes to tell HTTP/2 from HTTP/1.x, then gives the socket over. */
 function handOver(socket: Socket, connection: GuardedConnection, toH2: HandOver, toH1: HandOver) {
@@ -251,11 +314,10 @@ function handOver(socket: Socket, connection: GuardedConnection, toH2: HandOver,
     socket.off("data", onData);
     socket.pause();
     if (isH2) {
-      if (reemitFirstBytes) {
-        // Bun's HTTP/2 session reads 'data' events and does not see unshifted bytes.
-        toH2(socket, connection);
-        socket.emit("data", seen);
-        socket.resume();
+      if (reemitFirstBytes || northHttp2Engine() === "own") {
+        // Bun's HTTP/2 session and the gateway's own read 'data' events; the sniffed bytes
+        // are handed over with the socket.
+        toH2(socket, connection, seen);
       } else {
         // Node's HTTP/2 session takes bytes already read from the socket's buffer.
         socket.unshift(seen);

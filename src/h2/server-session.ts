@@ -1,0 +1,832 @@
+/**
+ * An HTTP/2 server connection of the gateway's own (RFC 9113), for the front door: frames
+ * read and written straight on the connection's socket, HPACK by hpack.ts. The runtime's
+ * `node:http2` server makes every stream a Node Duplex with its events; under Bun that costs
+ * a unary gRPC call about 20 µs of CPU at 16 in flight, against under 5 for frames on the
+ * socket (`bench/profile/h2-server-cost.ts`).
+ *
+ * What it does: the client's preface and SETTINGS, the gateway's SETTINGS (no push, the
+ * concurrent-stream and header-list limits, its receive windows), PING answers, flow control
+ * both ways (receive windows refilled as the stream's user takes data; a paused stream's
+ * window stays closed, so its client waits), sends held to the client's windows and frame
+ * size, CONTINUATION, padding, RST_STREAM both ways, GOAWAY both ways (a graceful close lets
+ * open streams finish), and connection errors answered with GOAWAY. Writes of one turn leave
+ * in one socket write.
+ *
+ * Stream rules a server keeps: client stream ids are odd and rise; a HEADERS frame over the
+ * concurrent-stream limit is refused (REFUSED_STREAM), one with a header list over the limit
+ * too (ENHANCE_YOUR_CALM);
+ * requests without :method, :scheme or :path (or CONNECT) are malformed (PROTOCOL_ERROR).
+ */
+import type { Duplex } from "node:stream";
+import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
+
+const frameData = 0;
+const frameHeaders = 1;
+const frameRstStream = 3;
+const frameSettings = 4;
+const framePushPromise = 5;
+const framePing = 6;
+const frameGoaway = 7;
+const frameWindowUpdate = 8;
+const frameContinuation = 9;
+
+const flagEndStream = 0x1;
+const flagAck = 0x1;
+const flagEndHeaders = 0x4;
+const flagPadded = 0x8;
+const flagPriority = 0x20;
+
+/** HTTP/2 error codes (RFC 9113 section 7) used here. */
+export const h2Codes = {
+  noError: 0,
+  protocolError: 1,
+  internalError: 2,
+  flowControlError: 3,
+  streamClosed: 5,
+  frameSizeError: 6,
+  refusedStream: 7,
+  cancel: 8,
+  compressionError: 9,
+  enhanceYourCalm: 11,
+} as const;
+
+const settingHeaderTableSize = 1;
+const settingEnablePush = 2;
+const settingMaxConcurrentStreams = 3;
+const settingInitialWindowSize = 4;
+const settingMaxFrameSize = 5;
+const settingMaxHeaderListSize = 6;
+
+const defaultWindow = 65_535;
+const maxWindow = 0x7fff_ffff;
+/** The frame size this side accepts (the protocol's default; never announced larger). */
+const maxFrameIn = 16_384;
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+const empty = new Uint8Array(0);
+
+/** What a stream tells its user. */
+export interface ServerStreamHandler {
+  /** Request body bytes, in order; `endStream` with the last (or alone, empty). */
+  data(bytes: Uint8Array, endStream: boolean): void;
+  /** The client's trailers (the request's end). */
+  trailers?(fields: HeaderField[]): void;
+  /** Body bytes that waited for the client's window have left: writes may go on. */
+  drain?(): void;
+  /** This side's END_STREAM left (the response is all written). */
+  finished?(): void;
+  /**
+   * The stream is over: both sides ended (`rstCode` 0), either side reset it (`rstCode`), or
+   * the connection ended (`rstCode` CANCEL, or the code of its error).
+   */
+  streamClosed(rstCode: number, byClient: boolean): void;
+}
+
+export interface ServerSessionOptions {
+  /** Streams a client may have open at once (announced; HEADERS past it are refused). */
+  maxConcurrentStreams: number;
+  /** Largest request header list (names, values and 32 bytes per field), announced and enforced. */
+  maxHeaderListBytes: number;
+  /** Receive window per stream (default 1 MiB). */
+  streamWindowBytes?: number;
+  /** Receive window of the connection (default 16 MiB). */
+  connectionWindowBytes?: number;
+  /** A new request stream with its header fields; the callee sets `stream.handler`. */
+  onStream(stream: ServerStream, fields: HeaderField[]): void;
+  /** The client reset a stream (for the front door's reset budget). */
+  onReset?(stream: ServerStream): void;
+  /** The connection is over (closed, failed, or broken by the client: `error`). */
+  onClose?(error: Error | undefined): void;
+}
+
+/** One request stream. */
+export class ServerStream {
+  readonly id: number;
+  handler: ServerStreamHandler | undefined;
+  /** Over: ended both ways, reset, or its connection ended. */
+  closed = false;
+  /** The client ended its side (END_STREAM seen). */
+  remoteEnded = false;
+  /** This side ended its side (END_STREAM sent, or asked for and waiting for window). */
+  localEnded = false;
+  /** Response HEADERS sent. */
+  responded = false;
+  /** Body bytes waiting for the client's window. */
+  queued: Uint8Array[] = [];
+  queuedBytes = 0;
+  /** Trailers to send once `queued` is empty (the stream's end). */
+  pendingTrailers: Uint8Array | undefined;
+  endAfterQueue = false;
+  sendWindow: number;
+  /** Bytes received and not yet given back to the client's window. */
+  unacked = 0;
+  paused = false;
+  private readonly session: ServerSession;
+
+  constructor(session: ServerSession, id: number, sendWindow: number) {
+    this.session = session;
+    this.id = id;
+    this.sendWindow = sendWindow;
+  }
+
+  /** Sends the response headers (`endStream`: they are all the response: trailers-only). */
+  respond(fields: readonly HeaderField[], endStream = false): void {
+    if (this.closed || this.responded) return;
+    this.responded = true;
+    this.session.sendHeaders(this, fields, endStream);
+  }
+
+  /** Sends body bytes; false when some wait for the client's window (`handler.drain` follows). */
+  write(bytes: Uint8Array): boolean {
+    if (this.closed || this.endAfterQueue || this.localEnded) return true;
+    if (bytes.length > 0) {
+      this.queued.push(bytes);
+      this.queuedBytes += bytes.length;
+    }
+    this.session.pump(this);
+    return this.queuedBytes === 0;
+  }
+
+  /** Ends the response: `bytes` (if any), then `trailers` (if any) carrying END_STREAM. */
+  end(bytes?: Uint8Array, trailers?: readonly HeaderField[]): void {
+    if (this.closed || this.endAfterQueue || this.localEnded) return;
+    if (bytes && bytes.length > 0) {
+      this.queued.push(bytes);
+      this.queuedBytes += bytes.length;
+    }
+    this.pendingTrailers = trailers ? this.session.encode(trailers) : undefined;
+    this.endAfterQueue = true;
+    this.session.pump(this);
+  }
+
+  /** Ends the stream with RST_STREAM (`code`, default CANCEL). */
+  reset(code: number = h2Codes.cancel): void {
+    this.session.resetStream(this, code);
+  }
+
+  /** Stops giving window back: the client's further body waits until `resume`. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.session.refill(this);
+  }
+}
+
+/** One client connection. */
+export class ServerSession {
+  destroyed = false;
+  /** GOAWAY sent: no new streams; the connection closes once the open ones end. */
+  goingAway = false;
+  readonly socket: Duplex;
+  private readonly options: ServerSessionOptions;
+  private readonly encoder = new HpackEncoder();
+  private readonly decoder: HpackDecoder;
+  private readonly streams = new Map<number, ServerStream>();
+  private readonly blocked = new Set<ServerStream>();
+  private prefaceSeen = false;
+  private settingsSeen = false;
+  private lastClientId = 0;
+  private peerInitialWindow = defaultWindow;
+  private peerMaxFrame = 16_384;
+  private sendWindow = defaultWindow;
+  private readonly streamWindow: number;
+  private readonly connectionWindow: number;
+  private connectionUnacked = 0;
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
+  private readonly flushNow = () => this.flush();
+  private pending: Buffer | undefined;
+  private continuing:
+    | { id: number; endStream: boolean; parts: Uint8Array[]; bytes: number }
+    | undefined;
+  private readonly maxHeaderBlockBytes: number;
+  private pings: ((error: Error | null) => void)[] = [];
+  private written = 0;
+
+  constructor(socket: Duplex, options: ServerSessionOptions) {
+    this.socket = socket;
+    this.options = options;
+    this.streamWindow = options.streamWindowBytes ?? 1024 * 1024;
+    this.connectionWindow = options.connectionWindowBytes ?? 16 * 1024 * 1024;
+    // A block may be larger than the list it decodes to (it cannot be much smaller).
+    this.maxHeaderBlockBytes = Math.max(options.maxHeaderListBytes * 2, 64 * 1024);
+    this.decoder = new HpackDecoder({ maxHeaderListBytes: this.maxHeaderBlockBytes });
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (err: Error) => this.fail(err));
+    socket.on("close", () => this.fail(undefined));
+    const settings = Buffer.alloc(24);
+    settings.writeUInt16BE(settingEnablePush, 0);
+    settings.writeUInt32BE(0, 2);
+    settings.writeUInt16BE(settingMaxConcurrentStreams, 6);
+    settings.writeUInt32BE(options.maxConcurrentStreams, 8);
+    settings.writeUInt16BE(settingInitialWindowSize, 12);
+    settings.writeUInt32BE(this.streamWindow, 14);
+    settings.writeUInt16BE(settingMaxHeaderListSize, 18);
+    settings.writeUInt32BE(options.maxHeaderListBytes, 20);
+    this.queueFrame(frameSettings, 0, 0, settings);
+    if (this.connectionWindow > defaultWindow) {
+      this.queueWindowUpdate(0, this.connectionWindow - defaultWindow);
+    }
+  }
+
+  /** Bytes read off the socket before the session took it (the sniffed preface). */
+  feed(bytes: Buffer): void {
+    this.onData(bytes);
+  }
+
+  /** Open streams. */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Encodes a header list for this connection (trailers kept until their stream's end). */
+  encode(fields: readonly HeaderField[]): Uint8Array {
+    return this.encoder.encode(fields);
+  }
+
+  /** Sends PING; `done` runs when its ACK comes (with an error if the connection ends first). */
+  ping(done: (error: Error | null) => void): boolean {
+    if (this.destroyed) return false;
+    this.pings.push(done);
+    this.queueFrame(framePing, 0, 0, new Uint8Array(8));
+    return true;
+  }
+
+  /** GOAWAY with `code` (the connection takes no new streams; see `close`). */
+  goaway(code: number = h2Codes.noError): void {
+    this.close(code);
+  }
+
+  /** The connection ended or is ending (GOAWAY sent). */
+  get closed(): boolean {
+    return this.destroyed || this.goingAway;
+  }
+
+  /** Bytes written to the socket so far: what moves when the client reads. */
+  bytesWritten(): number {
+    return (this.socket as { bytesWritten?: number }).bytesWritten ?? this.written;
+  }
+
+  /** Reply bytes held for the client: streams' queues (flow control) and the turn's frames. */
+  queuedBytes(): number {
+    let bytes = this.outBytes;
+    for (const stream of this.blocked) bytes += stream.queuedBytes;
+    return bytes;
+  }
+
+  /**
+   * Graceful close: GOAWAY naming the last stream taken; open streams finish, then the socket
+   * ends. `code` other than NO_ERROR says why (ENHANCE_YOUR_CALM for abuse).
+   */
+  close(code: number = h2Codes.noError, message = ""): void {
+    if (this.destroyed) return;
+    if (!this.goingAway) {
+      this.goingAway = true;
+      this.sendGoaway(code, message);
+    }
+    if (this.streams.size === 0) this.endSocket();
+  }
+
+  /** Ends the connection now; open streams end with CANCEL. */
+  destroy(): void {
+    this.fail(undefined);
+  }
+
+  sendHeaders(stream: ServerStream, fields: readonly HeaderField[], endStream: boolean): void {
+    this.queueBlock(stream.id, this.encoder.encode(fields), endStream);
+    if (endStream) this.localEnd(stream);
+  }
+
+  private queueBlock(id: number, block: Uint8Array, endStream: boolean): void {
+    for (let at = 0; ; ) {
+      const size = Math.min(block.length - at, this.peerMaxFrame);
+      const last = at + size >= block.length;
+      const type = at === 0 ? frameHeaders : frameContinuation;
+      let flags = last ? flagEndHeaders : 0;
+      if (at === 0 && endStream) flags |= flagEndStream;
+      this.queueFrame(type, flags, id, block.subarray(at, at + size));
+      at += size;
+      if (last) return;
+    }
+  }
+
+  /** Sends what flow control lets of a stream's body, then its end once all left. */
+  pump(stream: ServerStream): void {
+    if (stream.closed || stream.localEnded) return;
+    while (stream.queuedBytes > 0) {
+      const allowed = Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrame);
+      if (allowed <= 0) {
+        this.blocked.add(stream);
+        return;
+      }
+      const head = stream.queued[0] as Uint8Array;
+      const size = Math.min(head.length, allowed);
+      const chunk = size === head.length ? head : head.subarray(0, size);
+      if (size === head.length) stream.queued.shift();
+      else stream.queued[0] = head.subarray(size);
+      stream.queuedBytes -= size;
+      stream.sendWindow -= size;
+      this.sendWindow -= size;
+      const endHere =
+        stream.endAfterQueue && stream.queuedBytes === 0 && stream.pendingTrailers === undefined;
+      this.queueFrame(frameData, endHere ? flagEndStream : 0, stream.id, chunk);
+      if (endHere) {
+        this.localEnd(stream);
+        return;
+      }
+    }
+    const wasBlocked = this.blocked.delete(stream);
+    if (stream.endAfterQueue) {
+      const trailers = stream.pendingTrailers;
+      stream.pendingTrailers = undefined;
+      if (trailers) this.queueBlock(stream.id, trailers, true);
+      else this.queueFrame(frameData, flagEndStream, stream.id, empty);
+      this.localEnd(stream);
+      return;
+    }
+    if (wasBlocked) stream.handler?.drain?.();
+  }
+
+  /** Gives a resumed stream's read bytes back to the client's window. */
+  refill(stream: ServerStream): void {
+    if (stream.paused || stream.closed || stream.remoteEnded || stream.unacked === 0) return;
+    this.queueWindowUpdate(stream.id, stream.unacked);
+    stream.unacked = 0;
+  }
+
+  resetStream(stream: ServerStream, code: number): void {
+    if (stream.closed) return;
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(code, 0);
+    this.queueFrame(frameRstStream, 0, stream.id, payload);
+    this.endStream(stream, code, false);
+  }
+
+  private localEnd(stream: ServerStream): void {
+    stream.localEnded = true;
+    stream.handler?.finished?.();
+    if (stream.remoteEnded) this.endStream(stream, h2Codes.noError, false);
+  }
+
+  private endStream(stream: ServerStream, rstCode: number, byClient: boolean): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    this.streams.delete(stream.id);
+    this.blocked.delete(stream);
+    stream.queued = [];
+    stream.queuedBytes = 0;
+    stream.handler?.streamClosed(rstCode, byClient);
+    if (this.goingAway && this.streams.size === 0) this.endSocket();
+  }
+
+  private queue(bytes: Uint8Array): void {
+    if (this.destroyed) return;
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushNow);
+    }
+  }
+
+  private queueFrame(type: number, flags: number, id: number, payload: Uint8Array): void {
+    const head = Buffer.allocUnsafe(9);
+    head[0] = (payload.length >>> 16) & 0xff;
+    head[1] = (payload.length >>> 8) & 0xff;
+    head[2] = payload.length & 0xff;
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(id, 5);
+    this.queue(head);
+    if (payload.length > 0) this.queue(payload);
+  }
+
+  private queueWindowUpdate(id: number, increment: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(increment, 0);
+    this.queueFrame(frameWindowUpdate, 0, id, payload);
+  }
+
+  private sendGoaway(code: number, message: string): void {
+    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message, "latin1"));
+    payload.writeUInt32BE(this.lastClientId, 0);
+    payload.writeUInt32BE(code, 4);
+    payload.write(message, 8, "latin1");
+    this.queueFrame(frameGoaway, 0, 0, payload);
+  }
+
+  /** Bytes queued for the socket and not yet handed to it, plus what the socket holds. */
+  get bufferedBytes(): number {
+    return this.outBytes + ((this.socket as { writableLength?: number }).writableLength ?? 0);
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.destroyed || this.out.length === 0) return;
+    const parts = this.out;
+    const bytes = Buffer.allocUnsafe(this.outBytes);
+    let at = 0;
+    for (const part of parts) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    this.out = [];
+    this.outBytes = 0;
+    this.written += bytes.length;
+    this.socket.write(bytes);
+  }
+
+  private endSocket(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.socket.end();
+    this.options.onClose?.(undefined);
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.pending) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
+    let at = 0;
+    try {
+      if (!this.prefaceSeen) {
+        const n = Math.min(buf.length, preface.length);
+        if (!buf.subarray(0, n).equals(preface.subarray(0, n))) {
+          throw new ConnectionError(h2Codes.protocolError, "not an HTTP/2 connection preface");
+        }
+        if (buf.length < preface.length) {
+          this.pending = buf;
+          return;
+        }
+        this.prefaceSeen = true;
+        at = preface.length;
+      }
+      while (buf.length - at >= 9 && !this.destroyed) {
+        const length = buf.readUIntBE(at, 3);
+        if (length > maxFrameIn) {
+          throw new ConnectionError(h2Codes.frameSizeError, `frame of ${length} bytes`);
+        }
+        if (buf.length - at < 9 + length) break;
+        const type = buf[at + 3] as number;
+        const flags = buf[at + 4] as number;
+        const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
+        if (!this.settingsSeen) {
+          // The client's preface ends with its SETTINGS.
+          if (type !== frameSettings || flags & flagAck) {
+            throw new ConnectionError(h2Codes.protocolError, "the preface lacks SETTINGS");
+          }
+          this.settingsSeen = true;
+        }
+        const payload = buf.subarray(at + 9, at + 9 + length);
+        at += 9 + length;
+        this.onFrame(type, flags, id, payload);
+      }
+    } catch (err) {
+      this.connectionError(err);
+      return;
+    }
+    if (at < buf.length && !this.destroyed) this.pending = Buffer.from(buf.subarray(at));
+  }
+
+  private onFrame(type: number, flags: number, id: number, payload: Buffer): void {
+    if (this.continuing && type !== frameContinuation) {
+      throw new ConnectionError(h2Codes.protocolError, "header block interrupted");
+    }
+    switch (type) {
+      case frameData:
+        this.onDataFrame(flags, id, payload);
+        return;
+      case frameHeaders:
+        this.onHeadersFrame(flags, id, payload);
+        return;
+      case frameContinuation: {
+        const block = this.continuing;
+        if (!block || block.id !== id) {
+          throw new ConnectionError(h2Codes.protocolError, "CONTINUATION without HEADERS");
+        }
+        block.parts.push(Buffer.from(payload));
+        block.bytes += payload.length;
+        if (block.bytes > this.maxHeaderBlockBytes) {
+          throw new ConnectionError(
+            h2Codes.enhanceYourCalm,
+            `header block over ${block.bytes} bytes`,
+          );
+        }
+        if (flags & flagEndHeaders) {
+          this.continuing = undefined;
+          this.onHeaderBlock(id, Buffer.concat(block.parts), block.endStream);
+        }
+        return;
+      }
+      case frameRstStream: {
+        if (id === 0 || payload.length !== 4) {
+          throw new ConnectionError(h2Codes.protocolError, "malformed RST_STREAM");
+        }
+        if (id > this.lastClientId) {
+          throw new ConnectionError(h2Codes.protocolError, "RST_STREAM on an idle stream");
+        }
+        const stream = this.streams.get(id);
+        if (!stream) return;
+        this.options.onReset?.(stream);
+        this.endStream(stream, payload.readUInt32BE(0), true);
+        return;
+      }
+      case frameSettings:
+        this.onSettings(flags, id, payload);
+        return;
+      case framePushPromise:
+        throw new ConnectionError(h2Codes.protocolError, "PUSH_PROMISE from a client");
+      case framePing:
+        if (id !== 0 || payload.length !== 8) {
+          throw new ConnectionError(h2Codes.protocolError, "malformed PING");
+        }
+        if (!(flags & flagAck)) this.queueFrame(framePing, flagAck, 0, Buffer.from(payload));
+        else this.pings.shift()?.(null);
+        return;
+      case frameGoaway:
+        if (id !== 0) throw new ConnectionError(h2Codes.protocolError, "GOAWAY on a stream");
+        // The client opens no more streams; the open ones finish.
+        this.close();
+        return;
+      case frameWindowUpdate:
+        this.onWindowUpdate(id, payload);
+        return;
+      default:
+        // PRIORITY and unknown frame types carry nothing a server must act on.
+        return;
+    }
+  }
+
+  private onDataFrame(flags: number, id: number, payload: Buffer): void {
+    if (id === 0) throw new ConnectionError(h2Codes.protocolError, "DATA on stream 0");
+    // All of it counts against the windows, padding included.
+    this.connectionUnacked += payload.length;
+    if (this.connectionUnacked > this.connectionWindow) {
+      throw new ConnectionError(h2Codes.flowControlError, "connection window exceeded");
+    }
+    // The connection's window is given back at once: a paused stream holds its own.
+    if (this.connectionUnacked >= this.connectionWindow / 2) {
+      this.queueWindowUpdate(0, this.connectionUnacked);
+      this.connectionUnacked = 0;
+    }
+    const body = unpad(flags, payload);
+    const stream = this.streams.get(id);
+    if (!stream) {
+      if (id > this.lastClientId) {
+        throw new ConnectionError(h2Codes.protocolError, "DATA on an idle stream");
+      }
+      return; // a stream reset meanwhile: its bytes are dropped
+    }
+    if (stream.remoteEnded) {
+      this.resetStream(stream, h2Codes.streamClosed);
+      return;
+    }
+    const end = (flags & flagEndStream) !== 0;
+    stream.unacked += payload.length;
+    if (stream.unacked > this.streamWindow) {
+      this.resetStream(stream, h2Codes.flowControlError);
+      return;
+    }
+    if (end) stream.remoteEnded = true;
+    else if (!stream.paused && stream.unacked >= this.streamWindow / 2) {
+      this.queueWindowUpdate(id, stream.unacked);
+      stream.unacked = 0;
+    }
+    if (body.length > 0 || end) stream.handler?.data(body, end);
+    if (end && stream.localEnded) this.endStream(stream, h2Codes.noError, false);
+  }
+
+  private onHeadersFrame(flags: number, id: number, payload: Buffer): void {
+    if (id === 0) throw new ConnectionError(h2Codes.protocolError, "HEADERS on stream 0");
+    let block = unpad(flags, payload);
+    if (flags & flagPriority) {
+      if (block.length < 5) throw new ConnectionError(h2Codes.protocolError, "short HEADERS");
+      block = block.subarray(5);
+    }
+    const endStream = (flags & flagEndStream) !== 0;
+    if (!(flags & flagEndHeaders)) {
+      this.continuing = { id, endStream, parts: [Buffer.from(block)], bytes: block.length };
+      return;
+    }
+    this.onHeaderBlock(id, block, endStream);
+  }
+
+  private onHeaderBlock(id: number, block: Uint8Array, endStream: boolean): void {
+    let fields: HeaderField[];
+    try {
+      // Every block is decoded, a refused stream's too: the table is the connection's.
+      fields = this.decoder.decode(block);
+    } catch (err) {
+      if (err instanceof HpackError) {
+        throw new ConnectionError(h2Codes.compressionError, err.message);
+      }
+      throw err;
+    }
+    const open = this.streams.get(id);
+    if (open) {
+      // Trailers: the request's end.
+      if (!endStream || open.remoteEnded) {
+        this.resetStream(open, h2Codes.protocolError);
+        return;
+      }
+      open.remoteEnded = true;
+      open.handler?.trailers?.(fields);
+      open.handler?.data(empty, true);
+      if (open.localEnded) this.endStream(open, h2Codes.noError, false);
+      return;
+    }
+    if (id <= this.lastClientId) {
+      // A closed stream's HEADERS (or a reused id).
+      throw new ConnectionError(h2Codes.streamClosed, `HEADERS on closed stream ${id}`);
+    }
+    if (id % 2 === 0) throw new ConnectionError(h2Codes.protocolError, "even client stream id");
+    this.lastClientId = id;
+    const stream = new ServerStream(this, id, this.peerInitialWindow);
+    if (this.goingAway) {
+      this.queueRst(id, h2Codes.refusedStream);
+      return;
+    }
+    if (this.streams.size >= this.options.maxConcurrentStreams) {
+      this.queueRst(id, h2Codes.refusedStream);
+      return;
+    }
+    let listBytes = 0;
+    for (const [name, value] of fields) listBytes += name.length + value.length + 32;
+    if (listBytes > this.options.maxHeaderListBytes) {
+      // The stream is refused (ENHANCE_YOUR_CALM, as the runtimes' servers answer it); the
+      // connection goes on.
+      this.queueRst(id, h2Codes.enhanceYourCalm);
+      return;
+    }
+    if (!wellFormedRequest(fields)) {
+      this.queueRst(id, h2Codes.protocolError);
+      return;
+    }
+    this.streams.set(id, stream);
+    stream.remoteEnded = endStream;
+    this.options.onStream(stream, fields);
+    if (endStream && !stream.closed) stream.handler?.data(empty, true);
+  }
+
+  private queueRst(id: number, code: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(code, 0);
+    this.queueFrame(frameRstStream, 0, id, payload);
+  }
+
+  private onSettings(flags: number, id: number, payload: Buffer): void {
+    if (id !== 0) throw new ConnectionError(h2Codes.protocolError, "SETTINGS on a stream");
+    if (flags & flagAck) return;
+    if (payload.length % 6 !== 0) {
+      throw new ConnectionError(h2Codes.frameSizeError, "SETTINGS length not a multiple of 6");
+    }
+    for (let at = 0; at < payload.length; at += 6) {
+      const key = payload.readUInt16BE(at);
+      const value = payload.readUInt32BE(at + 2);
+      switch (key) {
+        case settingInitialWindowSize: {
+          if (value > maxWindow) {
+            throw new ConnectionError(h2Codes.flowControlError, "initial window too large");
+          }
+          const delta = value - this.peerInitialWindow;
+          this.peerInitialWindow = value;
+          for (const stream of this.streams.values()) stream.sendWindow += delta;
+          break;
+        }
+        case settingMaxFrameSize:
+          if (value < 16_384 || value > 16_777_215) {
+            throw new ConnectionError(h2Codes.protocolError, "invalid max frame size");
+          }
+          this.peerMaxFrame = value;
+          break;
+        case settingEnablePush:
+          if (value > 1) throw new ConnectionError(h2Codes.protocolError, "invalid ENABLE_PUSH");
+          break;
+        case settingHeaderTableSize:
+        case settingMaxConcurrentStreams:
+        case settingMaxHeaderListSize:
+          // The encoder keeps no dynamic table; a server opens no streams; responses are small.
+          break;
+        default:
+          break;
+      }
+    }
+    this.queueFrame(frameSettings, flagAck, 0, empty);
+    this.resumeBlocked();
+  }
+
+  private onWindowUpdate(id: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new ConnectionError(h2Codes.frameSizeError, "WINDOW_UPDATE");
+    const increment = payload.readUInt32BE(0) & 0x7fff_ffff;
+    if (id === 0) {
+      if (increment === 0) throw new ConnectionError(h2Codes.protocolError, "zero increment");
+      this.sendWindow += increment;
+      if (this.sendWindow > maxWindow) {
+        throw new ConnectionError(h2Codes.flowControlError, "connection window overflow");
+      }
+      this.resumeBlocked();
+      return;
+    }
+    const stream = this.streams.get(id);
+    if (!stream) return;
+    if (increment === 0 || stream.sendWindow + increment > maxWindow) {
+      this.resetStream(stream, increment === 0 ? h2Codes.protocolError : h2Codes.flowControlError);
+      return;
+    }
+    stream.sendWindow += increment;
+    if (this.blocked.has(stream)) this.pump(stream);
+  }
+
+  private resumeBlocked(): void {
+    for (const stream of [...this.blocked]) {
+      if (this.sendWindow <= 0) return;
+      this.pump(stream);
+    }
+  }
+
+  /** A protocol error of the client: GOAWAY with its code, then the connection ends. */
+  private connectionError(err: unknown): void {
+    const code = err instanceof ConnectionError ? err.h2Code : h2Codes.internalError;
+    const message = err instanceof Error ? err.message : String(err);
+    this.sendGoaway(code, message);
+    this.flush();
+    this.fail(err instanceof Error ? err : new Error(message), code);
+  }
+
+  /** The connection is gone: every open stream ends (CANCEL, or the error's code). */
+  private fail(error: Error | undefined, code: number = h2Codes.cancel): void {
+    if (this.destroyed && this.streams.size === 0) return;
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    this.blocked.clear();
+    const wasDestroyed = this.destroyed;
+    this.destroyed = true;
+    this.out = [];
+    this.outBytes = 0;
+    if (!wasDestroyed) this.socket.destroy();
+    const gone = error ?? new Error("the connection closed");
+    for (const ping of this.pings.splice(0)) ping(gone);
+    for (const stream of streams) {
+      if (stream.closed) continue;
+      stream.closed = true;
+      stream.handler?.streamClosed(code, true);
+    }
+    if (!wasDestroyed) this.options.onClose?.(error);
+  }
+}
+
+/** A connection error with its HTTP/2 code. */
+class ConnectionError extends Error {
+  readonly h2Code: number;
+  constructor(h2Code: number, message: string) {
+    super(message);
+    this.h2Code = h2Code;
+  }
+}
+
+/** A request's pseudo-headers as RFC 9113 section 8.3.1 asks (CONNECT is not served). */
+function wellFormedRequest(fields: readonly HeaderField[]): boolean {
+  let method = false;
+  let scheme = false;
+  let path = false;
+  let regular = false;
+  for (const [name, value] of fields) {
+    if (name.charCodeAt(0) !== 58 /* ':' */) {
+      regular = true;
+      if (name === "connection" || (name === "te" && value !== "trailers")) return false;
+      continue;
+    }
+    // Pseudo-headers come first, once each.
+    if (regular) return false;
+    if (name === ":method") {
+      if (method || value === "CONNECT") return false;
+      method = true;
+    } else if (name === ":scheme") {
+      if (scheme) return false;
+      scheme = true;
+    } else if (name === ":path") {
+      if (path || value === "") return false;
+      path = true;
+    } else if (name !== ":authority") return false;
+  }
+  return method && scheme && path;
+}
+
+/** A DATA or HEADERS payload without its padding. */
+function unpad(flags: number, payload: Buffer): Buffer {
+  if (!(flags & flagPadded)) return payload;
+  if (payload.length < 1) throw new ConnectionError(h2Codes.protocolError, "short padded frame");
+  const padding = payload[0] as number;
+  if (padding >= payload.length) {
+    throw new ConnectionError(h2Codes.protocolError, "padding longer than the frame");
+  }
+  return payload.subarray(1, payload.length - padding);
+}

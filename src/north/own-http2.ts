@@ -1,0 +1,426 @@
+/**
+ * The front door's HTTP/2 on the gateway's own server session (src/h2/server-session.ts)
+ * rather than the runtime's `node:http2`: native gRPC calls (grpc-stream-handler.ts) run on
+ * it directly; every other stream on the connection (Connect, gRPC-Web over HTTP/2, the ops
+ * services, fetch routes, plain HTTP) is relayed, headers, body, trailers and resets, over an
+ * in-memory HTTP/2 connection to the listener's `node:http2` server, where connect-es and
+ * Hono serve it as before (docs/architecture.md: The front door's HTTP/2).
+ *
+ * `OwnCallStream` gives a native call the part of `ServerHttp2Stream` it uses (events as one
+ * listener slot each, not an EventEmitter: a pending call holds little).
+ */
+import type * as http2 from "node:http2";
+import { constants } from "node:http2";
+import { Duplex } from "node:stream";
+import type { HeaderField } from "../h2/hpack.ts";
+import { h2Codes, ServerSession, type ServerStream } from "../h2/server-session.ts";
+import type { GuardedConnection, StreamWatch } from "./connection-guard.ts";
+
+type Listener = (this: OwnCallStream, ...args: never[]) => void;
+
+/** A native call's stream on the gateway's own session, shaped as the call expects. */
+export class OwnCallStream {
+  readonly session: ServerSession;
+  readonly id: number;
+  readableEnded = false;
+  aborted = false;
+  private readonly inner: ServerStream;
+  private dataListener: ((this: OwnCallStream, chunk: Uint8Array) => void) | undefined;
+  private endListener: ((this: OwnCallStream) => void) | undefined;
+  private closeListeners: (() => void)[] | undefined;
+  private trailersListener: (() => void) | undefined;
+  private drainListeners: (() => void)[] | undefined;
+  private finishListeners: (() => void)[] | undefined;
+  private paused = false;
+  /** Body read while paused, and whether the request's end came with it. */
+  private held: Uint8Array[] | undefined;
+  private endHeld = false;
+  private waitForTrailers = false;
+  private lastData: Uint8Array | undefined;
+  private finishedSent = false;
+
+  constructor(session: ServerSession, inner: ServerStream) {
+    this.session = session;
+    this.inner = inner;
+    this.id = inner.id;
+    inner.handler = this;
+  }
+
+  get closed(): boolean {
+    return this.inner.closed;
+  }
+
+  get destroyed(): boolean {
+    return this.inner.closed;
+  }
+
+  get writableLength(): number {
+    return this.inner.queuedBytes;
+  }
+
+  on(event: string, listener: Listener): this {
+    const fn = listener as (...args: unknown[]) => void;
+    switch (event) {
+      case "data":
+        this.dataListener = fn as (chunk: Uint8Array) => void;
+        break;
+      case "end":
+        this.endListener = fn as () => void;
+        break;
+      case "close":
+        this.closeListeners = appended(this.closeListeners, fn.bind(this) as () => void);
+        break;
+      case "wantTrailers":
+        this.trailersListener = fn.bind(this) as () => void;
+        break;
+      case "drain":
+        this.drainListeners = appended(this.drainListeners, fn.bind(this) as () => void);
+        break;
+      case "finish":
+        this.finishListeners = appended(this.finishListeners, fn.bind(this) as () => void);
+        break;
+      default:
+        // 'error': this stream raises none (a broken connection closes it).
+        break;
+    }
+    return this;
+  }
+
+  /** Listeners that run once: 'drain', 'finish', 'wantTrailers' and 'close' are one-shot here. */
+  once(event: string, listener: Listener): this {
+    return this.on(event, listener);
+  }
+
+  respond(headers: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
+    this.waitForTrailers = options?.waitForTrailers === true;
+    this.inner.respond(fieldsOf(headers), options?.endStream === true);
+  }
+
+  write(bytes: Uint8Array): boolean {
+    return this.inner.write(bytes);
+  }
+
+  end(bytes?: Uint8Array): void {
+    if (this.waitForTrailers && this.trailersListener) {
+      // The trailers go with the last DATA (sendTrailers below).
+      this.lastData = bytes;
+      const ask = this.trailersListener;
+      this.trailersListener = undefined;
+      ask();
+      return;
+    }
+    this.inner.end(bytes);
+  }
+
+  sendTrailers(headers: http2.OutgoingHttpHeaders): void {
+    const last = this.lastData;
+    this.lastData = undefined;
+    this.inner.end(last, fieldsOf(headers));
+  }
+
+  /** Resets the stream (`code`, as RST_STREAM; NO_ERROR too). */
+  close(code: number = constants.NGHTTP2_NO_ERROR): void {
+    this.inner.reset(code);
+  }
+
+  /** Ends the stream at once (RST_STREAM CANCEL). */
+  destroy(): void {
+    this.inner.reset(h2Codes.cancel);
+  }
+
+  pause(): this {
+    this.paused = true;
+    this.inner.pause();
+    return this;
+  }
+
+  resume(): this {
+    if (!this.paused) return this;
+    this.paused = false;
+    const held = this.held;
+    this.held = undefined;
+    if (held) for (const chunk of held) this.dataListener?.call(this, chunk);
+    if (this.endHeld) {
+      this.endHeld = false;
+      this.readableEnded = true;
+      this.endListener?.call(this);
+    }
+    if (!this.paused) this.inner.resume();
+    return this;
+  }
+
+  /** The body held while paused (a stream being handed to the relay), and whether it ended. */
+  takeHeld(): { chunks: Uint8Array[]; ended: boolean } {
+    const chunks = this.held ?? [];
+    const ended = this.endHeld;
+    this.held = undefined;
+    this.endHeld = false;
+    return { chunks, ended };
+  }
+
+  // ServerStreamHandler
+
+  data(bytes: Uint8Array, endStream: boolean): void {
+    if (this.paused) {
+      if (bytes.length > 0) this.held = appended(this.held, bytes);
+      if (endStream) this.endHeld = true;
+      return;
+    }
+    if (bytes.length > 0) this.dataListener?.call(this, bytes);
+    if (endStream) {
+      this.readableEnded = true;
+      this.endListener?.call(this);
+    }
+  }
+
+  drain(): void {
+    const listeners = this.drainListeners;
+    this.drainListeners = undefined;
+    if (listeners) for (const fn of listeners) fn();
+  }
+
+  finished(): void {
+    this.finishedSent = true;
+    const listeners = this.finishListeners;
+    this.finishListeners = undefined;
+    if (listeners) for (const fn of listeners) fn();
+  }
+
+  streamClosed(rstCode: number, byClient: boolean): void {
+    this.aborted = byClient || (rstCode !== 0 && !this.finishedSent);
+    this.drain();
+    const listeners = this.closeListeners;
+    this.closeListeners = undefined;
+    if (listeners) for (const fn of listeners) fn();
+  }
+}
+
+function appended<T>(list: T[] | undefined, item: T): T[] {
+  if (list === undefined) return [item];
+  list.push(item);
+  return list;
+}
+
+/** HTTP/2 fields of a `node:http2`-style header object (`:status` first). */
+export function fieldsOf(
+  headers: http2.OutgoingHttpHeaders | http2.IncomingHttpHeaders,
+): HeaderField[] {
+  const fields: HeaderField[] = [];
+  const status = headers[":status"];
+  if (status !== undefined) fields.push([":status", String(status)]);
+  for (const name in headers) {
+    if (name === ":status") continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (Array.isArray(value)) for (const v of value) fields.push([lower, String(v)]);
+    else fields.push([lower, String(value)]);
+  }
+  return fields;
+}
+
+/** A request's fields as `node:http2` gives them: a header object and the flat raw list. */
+export function headersOf(fields: readonly HeaderField[]): {
+  headers: http2.IncomingHttpHeaders;
+  raw: string[];
+} {
+  const headers: Record<string, string | string[]> = {};
+  const raw: string[] = [];
+  for (const [name, value] of fields) {
+    raw.push(name, value);
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else if (name === "cookie") headers[name] = `${existing}; ${value}`;
+    else if (name === "set-cookie") {
+      headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+    } else headers[name] = `${existing}, ${value}`;
+  }
+  return { headers: headers as http2.IncomingHttpHeaders, raw };
+}
+
+export interface OwnSessionOptions {
+  maxConcurrentStreams: number;
+  maxHeaderListBytes: number;
+  streamWindowBytes: number;
+  connectionWindowBytes: number;
+  /** Serves a native call; false when the stream is not one (it is relayed). */
+  native(
+    stream: OwnCallStream,
+    headers: http2.IncomingHttpHeaders,
+    raw: string[],
+    watch: StreamWatch | undefined,
+  ): boolean;
+  /** Opens the in-memory connection other streams are relayed over (once per connection). */
+  openRelay(): http2.ClientHttp2Session;
+  onClose?(session: ServerSession): void;
+}
+
+/** Serves one HTTP/2 connection on the gateway's own session, under `connection`'s guard. */
+export function serveOwnSession(
+  socket: Duplex,
+  connection: GuardedConnection | undefined,
+  options: OwnSessionOptions,
+): ServerSession {
+  let relay: http2.ClientHttp2Session | undefined;
+  const session: ServerSession = new ServerSession(socket, {
+    maxConcurrentStreams: options.maxConcurrentStreams,
+    maxHeaderListBytes: options.maxHeaderListBytes,
+    streamWindowBytes: options.streamWindowBytes,
+    connectionWindowBytes: options.connectionWindowBytes,
+    onStream(inner, fields) {
+      const stream = new OwnCallStream(session, inner);
+      const { headers, raw } = headersOf(fields);
+      const watch = connection?.callOpened(stream);
+      if (watch) stream.on("close", () => connection?.streamClosed(watch, stream.aborted));
+      if (options.native(stream, headers, raw, watch)) return;
+      // Not a native call: relayed once the frames read with its HEADERS are taken, so that a
+      // stream the client resets in the same read (HEADERS + RST_STREAM, the "rapid reset"
+      // pattern) never reaches a handler, as with the runtime's server; its body waits.
+      stream.pause();
+      queueMicrotask(() => {
+        if (inner.closed) return; // its close counted the reset (the watch above)
+        // From here the relayed stream is watched on the inner server.
+        if (watch) connection?.watches.delete(watch);
+        relay ??= options.openRelay();
+        const { chunks, ended } = stream.takeHeld();
+        relayStream(relay, inner, fields, chunks, ended);
+      });
+    },
+    onClose() {
+      relay?.destroy();
+      options.onClose?.(session);
+    },
+  });
+  connection?.attachSession(session);
+  return session;
+}
+
+/** Relays one stream to the inner server and its response back. */
+function relayStream(
+  relay: http2.ClientHttp2Session,
+  inner: ServerStream,
+  fields: readonly HeaderField[],
+  body: Uint8Array[],
+  bodyEnded: boolean,
+): void {
+  const { headers } = headersOf(fields);
+  let req: http2.ClientHttp2Stream;
+  try {
+    req = relay.request(headers, { endStream: bodyEnded && body.length === 0 });
+  } catch {
+    inner.reset(h2Codes.internalError);
+    return;
+  }
+  let responseFields: HeaderField[] | undefined;
+  let trailers: HeaderField[] | undefined;
+  let ended = false;
+  inner.handler = {
+    data(bytes, endStream) {
+      if (req.closed || req.destroyed) return;
+      if (bytes.length > 0 && !req.write(bytes)) {
+        inner.pause();
+        req.once("drain", () => inner.resume());
+      }
+      if (endStream) req.end();
+    },
+    drain() {
+      req.resume();
+    },
+    streamClosed(rstCode, byClient) {
+      if (ended || req.closed || req.destroyed) return;
+      req.close(byClient ? rstCode : constants.NGHTTP2_CANCEL);
+    },
+  };
+  // The runtime may hand over body bytes before it emits 'response': they wait for it.
+  let early: Uint8Array[] | undefined;
+  req.on("response", (h, flags) => {
+    responseFields = fieldsOf(h);
+    const only = (Number(flags) & 0x1) !== 0;
+    inner.respond(responseFields, only);
+    if (only) ended = true;
+    const held = early;
+    early = undefined;
+    if (held) for (const chunk of held) if (!inner.write(chunk)) req.pause();
+    if (endEarly) finish();
+  });
+  req.on("data", (chunk: Uint8Array) => {
+    if (!responseFields) early = appended(early, chunk);
+    else if (!inner.write(chunk)) req.pause();
+  });
+  req.on("trailers", (t) => {
+    trailers = fieldsOf(t);
+  });
+  const finish = () => {
+    if (ended) return;
+    ended = true;
+    inner.end(undefined, trailers);
+  };
+  let endEarly = false;
+  req.on("end", () => {
+    if (responseFields) finish();
+    else endEarly = true;
+  });
+  for (const chunk of body) req.write(chunk);
+  if (bodyEnded && body.length > 0) req.end();
+  inner.resume();
+  req.on("error", () => {});
+  req.on("close", () => {
+    if (ended || inner.closed) return;
+    ended = true;
+    inner.reset(req.rstCode || h2Codes.cancel);
+  });
+}
+
+/**
+ * Two connected in-memory duplexes: what one writes, the other reads. The inner end carries
+ * the client connection's TLS facts (certificate, address), which the relayed calls' gates
+ * and logs read off their socket.
+ */
+export function duplexPair(outer: Duplex): [Duplex, Duplex] {
+  let a: Duplex;
+  let b: Duplex;
+  const make = (peer: () => Duplex) =>
+    new Duplex({
+      read() {},
+      write(chunk, _encoding, callback) {
+        peer().push(chunk);
+        callback();
+      },
+      final(callback) {
+        peer().push(null);
+        callback();
+      },
+      destroy(error, callback) {
+        const other = peer();
+        if (!other.destroyed) other.destroy();
+        callback(error);
+      },
+    });
+  a = make(() => b);
+  b = make(() => a);
+  const facts = outer as Duplex & {
+    remoteAddress?: string;
+    remotePort?: number;
+    encrypted?: boolean;
+    authorized?: boolean;
+    alpnProtocol?: string | false;
+    getPeerX509Certificate?: () => unknown;
+    getPeerCertificate?: (detailed?: boolean) => unknown;
+  };
+  for (const end of [a, b]) {
+    Object.assign(end, {
+      remoteAddress: facts.remoteAddress,
+      remotePort: facts.remotePort,
+      ...(facts.encrypted
+        ? {
+            encrypted: true,
+            authorized: facts.authorized,
+            alpnProtocol: "h2",
+            getPeerX509Certificate: () => facts.getPeerX509Certificate?.(),
+            getPeerCertificate: (detailed?: boolean) => facts.getPeerCertificate?.(detailed),
+          }
+        : {}),
+    });
+  }
+  return [a, b];
+}
