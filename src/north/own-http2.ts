@@ -27,10 +27,14 @@ export class OwnCallStream {
   private readonly inner: ServerStream;
   private dataListener: ((this: OwnCallStream, chunk: Uint8Array) => void) | undefined;
   private endListener: ((this: OwnCallStream) => void) | undefined;
-  private closeListeners: (() => void)[] | undefined;
-  private trailersListener: (() => void) | undefined;
-  private drainListeners: (() => void)[] | undefined;
-  private finishListeners: (() => void)[] | undefined;
+  /** The first 'close' listener, and any more (a gated call adds one). */
+  private closeListener: Listener | undefined;
+  private closeListeners: Listener[] | undefined;
+  private trailersListener: Listener | undefined;
+  private drainListeners: Listener[] | undefined;
+  private finishListeners: Listener[] | undefined;
+  /** The guard's record of the call: told when the stream closes (and whether by a reset). */
+  watch: StreamWatch | undefined;
   private paused = false;
   /** Body read while paused, and whether the request's end came with it. */
   private held: Uint8Array[] | undefined;
@@ -68,16 +72,17 @@ export class OwnCallStream {
         this.endListener = fn as () => void;
         break;
       case "close":
-        this.closeListeners = appended(this.closeListeners, fn.bind(this) as () => void);
+        if (this.closeListener === undefined) this.closeListener = listener;
+        else this.closeListeners = appended(this.closeListeners, listener);
         break;
       case "wantTrailers":
-        this.trailersListener = fn.bind(this) as () => void;
+        this.trailersListener = listener;
         break;
       case "drain":
-        this.drainListeners = appended(this.drainListeners, fn.bind(this) as () => void);
+        this.drainListeners = appended(this.drainListeners, listener);
         break;
       case "finish":
-        this.finishListeners = appended(this.finishListeners, fn.bind(this) as () => void);
+        this.finishListeners = appended(this.finishListeners, listener);
         break;
       default:
         // 'error': this stream raises none (a broken connection closes it).
@@ -106,7 +111,7 @@ export class OwnCallStream {
       this.lastData = bytes;
       const ask = this.trailersListener;
       this.trailersListener = undefined;
-      ask();
+      ask.call(this);
       return;
     }
     this.inner.end(bytes);
@@ -176,22 +181,30 @@ export class OwnCallStream {
   drain(): void {
     const listeners = this.drainListeners;
     this.drainListeners = undefined;
-    if (listeners) for (const fn of listeners) fn();
+    if (listeners) for (const fn of listeners) fn.call(this);
   }
 
   finished(): void {
     this.finishedSent = true;
     const listeners = this.finishListeners;
     this.finishListeners = undefined;
-    if (listeners) for (const fn of listeners) fn();
+    if (listeners) for (const fn of listeners) fn.call(this);
   }
 
   streamClosed(rstCode: number, byClient: boolean): void {
     this.aborted = byClient || (rstCode !== 0 && !this.finishedSent);
     this.drain();
-    const listeners = this.closeListeners;
+    const first = this.closeListener;
+    const more = this.closeListeners;
+    this.closeListener = undefined;
     this.closeListeners = undefined;
-    if (listeners) for (const fn of listeners) fn();
+    first?.call(this);
+    if (more) for (const fn of more) fn.call(this);
+    const watch = this.watch;
+    if (watch) {
+      this.watch = undefined;
+      watch.connection.streamClosed(watch, this.aborted);
+    }
   }
 }
 
@@ -271,19 +284,11 @@ export function serveOwnSession(
       const stream = new OwnCallStream(session, inner);
       const { headers, raw } = headersOf(fields);
       const watch = connection?.callOpened(stream);
-      if (watch) stream.on("close", () => connection?.streamClosed(watch, stream.aborted));
+      stream.watch = watch;
       if (options.native(stream, headers, raw, watch)) return;
-      // Not a native call: relayed once the frames read with its HEADERS are taken, so that a
-      // stream the client resets in the same read (HEADERS + RST_STREAM, the "rapid reset"
-      // pattern) never reaches a handler, as with the runtime's server; its body waits.
-      stream.pause();
-      queueMicrotask(() => {
-        if (inner.closed) return; // its close counted the reset (the watch above)
-        // From here the relayed stream is watched on the inner server.
-        if (watch) connection?.watches.delete(watch);
+      relayOnceRead(stream, inner, fields, () => {
         relay ??= options.openRelay();
-        const { chunks, ended } = stream.takeHeld();
-        relayStream(relay, inner, fields, chunks, ended);
+        return relay;
       });
     },
     onClose() {
@@ -293,6 +298,30 @@ export function serveOwnSession(
   });
   connection?.attachSession(session);
   return session;
+}
+
+/**
+ * A stream that is not a native call is relayed once the frames read with its HEADERS are
+ * taken, so that one the client resets in the same read (HEADERS + RST_STREAM, the "rapid
+ * reset" pattern) never reaches a handler, as with the runtime's server; its body waits.
+ * (A function of its own: a closure in `onStream` would give every native call a scope.)
+ */
+function relayOnceRead(
+  stream: OwnCallStream,
+  inner: ServerStream,
+  fields: readonly HeaderField[],
+  relayOf: () => http2.ClientHttp2Session,
+): void {
+  stream.pause();
+  queueMicrotask(() => {
+    if (inner.closed) return; // its close counted the reset (the stream's watch)
+    // From here the relayed stream is watched on the inner server.
+    const watch = stream.watch;
+    stream.watch = undefined;
+    if (watch) watch.connection.watches.delete(watch);
+    const { chunks, ended } = stream.takeHeld();
+    relayStream(relayOf(), inner, fields, chunks, ended);
+  });
 }
 
 /** Relays one stream to the inner server and its response back. */
