@@ -272,9 +272,12 @@ export class ServerSession {
     return (this.socket as { bytesWritten?: number }).bytesWritten ?? this.written;
   }
 
-  /** Reply bytes held for the client: streams' queues (flow control) and the turn's frames. */
+  /**
+   * Bytes held for the client: streams' queues (its flow-control windows), the turn's frames,
+   * and what the socket holds that the client has not read.
+   */
   queuedBytes(): number {
-    let bytes = this.outBytes;
+    let bytes = this.outBytes + ((this.socket as { writableLength?: number }).writableLength ?? 0);
     for (const stream of this.blocked) bytes += stream.queuedBytes;
     return bytes;
   }
@@ -418,11 +421,6 @@ export class ServerSession {
     payload.writeUInt32BE(code, 4);
     payload.write(message, 8, "latin1");
     this.queueFrame(frameGoaway, 0, 0, payload);
-  }
-
-  /** Bytes queued for the socket and not yet handed to it, plus what the socket holds. */
-  get bufferedBytes(): number {
-    return this.outBytes + ((this.socket as { writableLength?: number }).writableLength ?? 0);
   }
 
   private flush(): void {
