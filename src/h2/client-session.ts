@@ -18,50 +18,29 @@
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
+import {
+  ConnectionError,
+  connectionPreface,
+  defaultWindow,
+  eachSetting,
+  empty,
+  FrameQueue,
+  flagAck,
+  flagEndHeaders,
+  flagEndStream,
+  frameType,
+  h2Errors,
+  headerBlockOf,
+  maxWindow,
+  readFrames,
+  setting,
+  unpad,
+  windowIncrement,
+} from "./frames.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 
-const frameData = 0;
-const frameHeaders = 1;
-const frameRstStream = 3;
-const frameSettings = 4;
-const framePushPromise = 5;
-const framePing = 6;
-const frameGoaway = 7;
-const frameWindowUpdate = 8;
-const frameContinuation = 9;
-
-const flagEndStream = 0x1;
-const flagAck = 0x1;
-const flagEndHeaders = 0x4;
-const flagPadded = 0x8;
-const flagPriority = 0x20;
-
-/** HTTP/2 error codes (RFC 9113 section 7) used here. */
-export const h2Errors = {
-  noError: 0,
-  protocolError: 1,
-  internalError: 2,
-  flowControlError: 3,
-  frameSizeError: 6,
-  refusedStream: 7,
-  cancel: 8,
-  compressionError: 9,
-  enhanceYourCalm: 11,
-  inadequateSecurity: 12,
-  http11Required: 13,
-} as const;
-
-const settingHeaderTableSize = 1;
-const settingEnablePush = 2;
-const settingMaxConcurrentStreams = 3;
-const settingInitialWindowSize = 4;
-const settingMaxFrameSize = 5;
-
-const defaultWindow = 65_535;
-const maxWindow = 0x7fff_ffff;
-/** The frame size this side accepts (the protocol's default; never announced larger). */
-const maxFrameIn = 16_384;
-const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+/** HTTP/2 error codes (frames.ts), as west's upstream status mapping reads them. */
+export { h2Errors };
 
 /** What a stream tells its user. */
 export interface ClientStreamHandler {
@@ -196,10 +175,7 @@ export class ClientSession {
   private readonly streamWindow: number;
   private readonly connectionWindow: number;
   private connectionUnacked = 0;
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
-  private flushQueued = false;
-  private readonly flushNow = () => this.flush();
+  private readonly frames: FrameQueue;
   private pending: Buffer | undefined;
   /** A header block waiting for CONTINUATION frames: its stream, flags and parts. */
   private continuing:
@@ -218,9 +194,13 @@ export class ClientSession {
     this.maxHeaderListBytes = options.maxHeaderListBytes ?? defaultMaxHeaderListBytes;
     this.maxHeaderBlockBytes = this.maxHeaderListBytes * 16;
     this.decoder = new HpackDecoder({ maxHeaderListBytes: this.maxHeaderBlockBytes });
+    this.frames = new FrameQueue(
+      (bytes) => this.socket.write(bytes),
+      () => this.connected && !this.destroyed,
+    );
     const ready = () => {
       this.connected = true;
-      this.flush();
+      this.frames.flush();
     };
     if (options.tls) {
       const socket = tls.connect({
@@ -254,14 +234,14 @@ export class ClientSession {
       this.fail(new H2SessionError("ECONNRESET", "upstream connection closed")),
     );
     const settings = Buffer.alloc(12);
-    settings.writeUInt16BE(settingEnablePush, 0);
+    settings.writeUInt16BE(setting.enablePush, 0);
     settings.writeUInt32BE(0, 2);
-    settings.writeUInt16BE(settingInitialWindowSize, 6);
+    settings.writeUInt16BE(setting.initialWindowSize, 6);
     settings.writeUInt32BE(this.streamWindow, 8);
-    this.queue(preface);
-    this.queueFrame(frameSettings, 0, 0, settings);
+    this.frames.raw(connectionPreface);
+    this.frames.frame(frameType.settings, 0, 0, settings);
     if (this.connectionWindow > defaultWindow) {
-      this.queueWindowUpdate(0, this.connectionWindow - defaultWindow);
+      this.frames.windowUpdate(0, this.connectionWindow - defaultWindow);
     }
   }
 
@@ -309,14 +289,7 @@ export class ClientSession {
     stream.headerBlock = undefined;
     // The peer's window as it is now (SETTINGS change it only for started streams).
     stream.sendWindow = this.peerInitialWindow;
-    for (let at = 0; at < block.length || at === 0; ) {
-      const size = Math.min(block.length - at, this.peerMaxFrame);
-      const last = at + size >= block.length;
-      const type = at === 0 ? frameHeaders : frameContinuation;
-      this.queueFrame(type, last ? flagEndHeaders : 0, id, block.subarray(at, at + size));
-      at += size;
-      if (last) break;
-    }
+    this.frames.headerBlock(id, block, false, this.peerMaxFrame);
     this.pump(stream);
   }
 
@@ -338,12 +311,12 @@ export class ClientSession {
       stream.sendWindow -= size;
       this.sendWindow -= size;
       const end = stream.endRequested && stream.queuedBytes === 0;
-      this.queueFrame(frameData, end ? flagEndStream : 0, stream.id, chunk);
+      this.frames.frame(frameType.data, end ? flagEndStream : 0, stream.id, chunk);
       if (end) this.localEnd(stream);
     }
     this.blocked.delete(stream);
     if (stream.endRequested && !stream.localEnded) {
-      this.queueFrame(frameData, flagEndStream, stream.id, empty);
+      this.frames.frame(frameType.data, flagEndStream, stream.id, empty);
       this.localEnd(stream);
     }
     stream.wakeDrained();
@@ -371,9 +344,7 @@ export class ClientSession {
   /** RST_STREAM for a stream still in the session, which leaves it. */
   private sendReset(stream: ClientStream, code: number): void {
     if (!this.streams.has(stream.id)) return;
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(code, 0);
-    this.queueFrame(frameRstStream, 0, stream.id, payload);
+    this.frames.rstStream(stream.id, code);
     this.forget(stream);
   }
 
@@ -400,48 +371,6 @@ export class ClientSession {
     stream.handler.closed(rstCode, error);
   }
 
-  private queue(bytes: Uint8Array): void {
-    this.out.push(bytes);
-    this.outBytes += bytes.length;
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(this.flushNow);
-    }
-  }
-
-  private queueFrame(type: number, flags: number, id: number, payload: Uint8Array): void {
-    const head = Buffer.allocUnsafe(9);
-    head[0] = (payload.length >>> 16) & 0xff;
-    head[1] = (payload.length >>> 8) & 0xff;
-    head[2] = payload.length & 0xff;
-    head[3] = type;
-    head[4] = flags;
-    head.writeUInt32BE(id, 5);
-    this.queue(head);
-    if (payload.length > 0) this.queue(payload);
-  }
-
-  private queueWindowUpdate(id: number, increment: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(increment, 0);
-    this.queueFrame(frameWindowUpdate, 0, id, payload);
-  }
-
-  private flush(): void {
-    this.flushQueued = false;
-    if (!this.connected || this.destroyed || this.out.length === 0) return;
-    const parts = this.out;
-    const bytes = Buffer.allocUnsafe(this.outBytes);
-    let at = 0;
-    for (const part of parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    this.out = [];
-    this.outBytes = 0;
-    this.socket.write(bytes);
-  }
-
   private onData(chunk: Buffer): void {
     let buf = chunk;
     if (this.pending) {
@@ -450,33 +379,15 @@ export class ClientSession {
     }
     let at = 0;
     try {
-      while (buf.length - at >= 9 && !this.destroyed) {
-        if (!this.peerSettingsSeen) {
-          // A server's first frame is its SETTINGS: anything else is not an HTTP/2 server.
-          if (buf.readUInt8(at + 3) !== frameSettings) {
-            const start = buf
-              .subarray(at, at + 16)
-              .toString("latin1")
-              .replace(/[^ -~]/g, ".");
-            throw new ConnectionError(
-              h2Errors.protocolError,
-              `the upstream does not speak HTTP/2 here (its first bytes: "${start}")`,
-            );
-          }
-          this.peerSettingsSeen = true;
-        }
-        const length = buf.readUIntBE(at, 3);
-        if (length > maxFrameIn) {
-          throw new ConnectionError(h2Errors.frameSizeError, `frame of ${length} bytes`);
-        }
-        if (buf.length - at < 9 + length) break;
-        const type = buf.readUInt8(at + 3);
-        const flags = buf.readUInt8(at + 4);
-        const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
-        const payload = buf.subarray(at + 9, at + 9 + length);
-        at += 9 + length;
-        this.onFrame(type, flags, id, payload);
-      }
+      at = readFrames(
+        buf,
+        at,
+        (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
+        () => this.destroyed,
+        this.peerSettingsSeen
+          ? undefined
+          : (type, _flags, from) => this.checkFirstFrame(buf, from, type),
+      );
     } catch (err) {
       this.connectionError(err);
       return;
@@ -484,18 +395,34 @@ export class ClientSession {
     if (at < buf.length && !this.destroyed) this.pending = buf.subarray(at);
   }
 
+  /** A server's first frame is its SETTINGS: anything else is not an HTTP/2 server. */
+  private checkFirstFrame(buf: Buffer, at: number, type: number): void {
+    if (this.peerSettingsSeen) return;
+    if (type !== frameType.settings) {
+      const start = buf
+        .subarray(at, at + 16)
+        .toString("latin1")
+        .replace(/[^ -~]/g, ".");
+      throw new ConnectionError(
+        h2Errors.protocolError,
+        `the upstream does not speak HTTP/2 here (its first bytes: "${start}")`,
+      );
+    }
+    this.peerSettingsSeen = true;
+  }
+
   private onFrame(type: number, flags: number, id: number, payload: Buffer): void {
-    if (this.continuing && type !== frameContinuation) {
+    if (this.continuing && type !== frameType.continuation) {
       throw new ConnectionError(h2Errors.protocolError, "header block interrupted");
     }
     switch (type) {
-      case frameData:
+      case frameType.data:
         this.onDataFrame(flags, id, payload);
         return;
-      case frameHeaders:
+      case frameType.headers:
         this.onHeadersFrame(flags, id, payload);
         return;
-      case frameContinuation: {
+      case frameType.continuation: {
         const block = this.continuing;
         if (!block || block.id !== id) {
           throw new ConnectionError(h2Errors.protocolError, "CONTINUATION without HEADERS");
@@ -514,7 +441,7 @@ export class ClientSession {
         }
         return;
       }
-      case frameRstStream: {
+      case frameType.rstStream: {
         if (id === 0 || payload.length !== 4) {
           throw new ConnectionError(h2Errors.protocolError, "malformed RST_STREAM");
         }
@@ -524,21 +451,21 @@ export class ClientSession {
         this.endStream(stream, payload.readUInt32BE(0), undefined);
         return;
       }
-      case frameSettings:
+      case frameType.settings:
         this.onSettings(flags, id, payload);
         return;
-      case framePushPromise:
+      case frameType.pushPromise:
         throw new ConnectionError(h2Errors.protocolError, "PUSH_PROMISE with push disabled");
-      case framePing:
+      case frameType.ping:
         if (id !== 0 || payload.length !== 8) {
           throw new ConnectionError(h2Errors.protocolError, "malformed PING");
         }
-        if (!(flags & flagAck)) this.queueFrame(framePing, flagAck, 0, Buffer.from(payload));
+        if (!(flags & flagAck)) this.frames.frame(frameType.ping, flagAck, 0, Buffer.from(payload));
         return;
-      case frameGoaway:
+      case frameType.goaway:
         this.onGoaway(id, payload);
         return;
-      case frameWindowUpdate:
+      case frameType.windowUpdate:
         this.onWindowUpdate(id, payload);
         return;
       default:
@@ -555,7 +482,7 @@ export class ClientSession {
       throw new ConnectionError(h2Errors.flowControlError, "connection window exceeded");
     }
     if (this.connectionUnacked >= this.connectionWindow / 2) {
-      this.queueWindowUpdate(0, this.connectionUnacked);
+      this.frames.windowUpdate(0, this.connectionUnacked);
       this.connectionUnacked = 0;
     }
     const body = unpad(flags, payload);
@@ -573,7 +500,7 @@ export class ClientSession {
         return;
       }
       if (stream.unacked >= this.streamWindow / 2) {
-        this.queueWindowUpdate(id, stream.unacked);
+        this.frames.windowUpdate(id, stream.unacked);
         stream.unacked = 0;
       }
     }
@@ -583,11 +510,7 @@ export class ClientSession {
 
   private onHeadersFrame(flags: number, id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(h2Errors.protocolError, "HEADERS on stream 0");
-    let block = unpad(flags, payload);
-    if (flags & flagPriority) {
-      if (block.length < 5) throw new ConnectionError(h2Errors.protocolError, "short HEADERS");
-      block = block.subarray(5);
-    }
+    const block = headerBlockOf(flags, payload);
     const endStream = (flags & flagEndStream) !== 0;
     if (!(flags & flagEndHeaders)) {
       this.continuing = { id, endStream, parts: [Buffer.from(block)], bytes: block.length };
@@ -642,40 +565,16 @@ export class ClientSession {
   private onSettings(flags: number, id: number, payload: Buffer): void {
     if (id !== 0) throw new ConnectionError(h2Errors.protocolError, "SETTINGS on a stream");
     if (flags & flagAck) return;
-    if (payload.length % 6 !== 0) {
-      throw new ConnectionError(h2Errors.frameSizeError, "SETTINGS length not a multiple of 6");
-    }
-    for (let at = 0; at < payload.length; at += 6) {
-      const key = payload.readUInt16BE(at);
-      const value = payload.readUInt32BE(at + 2);
-      switch (key) {
-        case settingInitialWindowSize: {
-          if (value > maxWindow) {
-            throw new ConnectionError(h2Errors.flowControlError, "initial window too large");
-          }
-          const delta = value - this.peerInitialWindow;
-          this.peerInitialWindow = value;
-          for (const stream of this.streams.values()) stream.sendWindow += delta;
-          break;
-        }
-        case settingMaxFrameSize:
-          if (value < 16_384 || value > 16_777_215) {
-            throw new ConnectionError(h2Errors.protocolError, "invalid max frame size");
-          }
-          this.peerMaxFrame = value;
-          break;
-        case settingMaxConcurrentStreams:
-          this.peerMaxConcurrent = value;
-          break;
-        case settingHeaderTableSize:
-        case settingEnablePush:
-          // The encoder keeps no dynamic table; a server's ENABLE_PUSH means nothing here.
-          break;
-        default:
-          break;
-      }
-    }
-    this.queueFrame(frameSettings, flagAck, 0, empty);
+    eachSetting(payload, (key, value) => {
+      if (key === setting.initialWindowSize) {
+        const delta = value - this.peerInitialWindow;
+        this.peerInitialWindow = value;
+        for (const stream of this.streams.values()) stream.sendWindow += delta;
+      } else if (key === setting.maxFrameSize) this.peerMaxFrame = value;
+      else if (key === setting.maxConcurrentStreams) this.peerMaxConcurrent = value;
+      // The rest: the encoder keeps no dynamic table; a server's ENABLE_PUSH means nothing here.
+    });
+    this.frames.frame(frameType.settings, flagAck, 0, empty);
     this.resumeBlocked();
     this.startWaiting();
   }
@@ -688,8 +587,7 @@ export class ClientSession {
   }
 
   private onWindowUpdate(id: number, payload: Buffer): void {
-    if (payload.length !== 4) throw new ConnectionError(h2Errors.frameSizeError, "WINDOW_UPDATE");
-    const increment = payload.readUInt32BE(0) & 0x7fff_ffff;
+    const increment = windowIncrement(payload);
     if (id === 0) {
       if (increment === 0) throw new ConnectionError(h2Errors.protocolError, "zero increment");
       this.sendWindow += increment;
@@ -748,7 +646,7 @@ export class ClientSession {
 
   private closeSocket(): void {
     if (this.destroyed) return;
-    this.flush();
+    this.frames.flush();
     this.destroyed = true;
     this.socket.end();
   }
@@ -757,12 +655,8 @@ export class ClientSession {
   private connectionError(err: unknown): void {
     const code = err instanceof ConnectionError ? err.h2Code : h2Errors.internalError;
     const message = err instanceof Error ? err.message : String(err);
-    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message, "latin1"));
-    payload.writeUInt32BE(0, 0);
-    payload.writeUInt32BE(code, 4);
-    payload.write(message, 8, "latin1");
-    this.queueFrame(frameGoaway, 0, 0, payload);
-    this.flush();
+    this.frames.goaway(0, code, message);
+    this.frames.flush();
     this.fail(
       new H2SessionError(
         "ERR_HTTP2_SESSION_ERROR",
@@ -786,27 +680,6 @@ export class ClientSession {
   }
 }
 
-/** A connection error with its HTTP/2 code. */
-class ConnectionError extends Error {
-  readonly h2Code: number;
-  constructor(h2Code: number, message: string) {
-    super(message);
-    this.h2Code = h2Code;
-  }
-}
-
-const empty = new Uint8Array(0);
 const defaultMaxHeaderListBytes = 256 * 1024;
 /** Ids kept for streams already waiting (the peer's concurrent-stream limit) when a session retires. */
 const spareStreamIds = 2 * 65_536;
-
-/** A DATA or HEADERS payload without its padding. */
-function unpad(flags: number, payload: Buffer): Buffer {
-  if (!(flags & flagPadded)) return payload;
-  if (payload.length < 1) throw new ConnectionError(h2Errors.protocolError, "short padded frame");
-  const padding = payload.readUInt8(0);
-  if (padding >= payload.length) {
-    throw new ConnectionError(h2Errors.protocolError, "padding longer than the frame");
-  }
-  return payload.subarray(1, payload.length - padding);
-}

@@ -2,13 +2,9 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { connectRawHttp2, frameType, grpcRequestHeaders } from "../../test/support/raw-http2.ts";
+import { h2Errors } from "./frames.ts";
 import type { HeaderField } from "./hpack.ts";
-import {
-  h2Codes,
-  ServerSession,
-  type ServerSessionOptions,
-  type ServerStream,
-} from "./server-session.ts";
+import { ServerSession, type ServerSessionOptions, type ServerStream } from "./server-session.ts";
 
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
@@ -164,7 +160,7 @@ describe("ServerSession with node:http2 clients", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     req.close(http2.constants.NGHTTP2_CANCEL);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(closed).toEqual([h2Codes.cancel, true]);
+    expect(closed).toEqual([h2Errors.cancel, true]);
   });
 
   it("closes gracefully: GOAWAY, the open stream finishes, then the connection ends", async () => {
@@ -206,12 +202,12 @@ describe("ServerSession against raw frames", () => {
     await raw.waitFor((f) => f.type === frameType.settings && f.flags === 0);
     for (const id of [1, 3, 5]) raw.headers(id, grpcRequestHeaders("/a"));
     await raw.waitFor((f) => f.type === frameType.rstStream && f.streamId === 5);
-    expect(raw.resets().get(5)).toBe(h2Codes.refusedStream);
+    expect(raw.resets().get(5)).toBe(h2Errors.refusedStream);
     expect(raw.resets().has(1)).toBe(false);
     raw.rst(1);
     raw.headers(7, grpcRequestHeaders("/a", [["x-big", "b".repeat(5000)]]));
     await raw.waitFor((f) => f.type === frameType.rstStream && f.streamId === 7);
-    expect(raw.resets().get(7)).toBe(h2Codes.enhanceYourCalm);
+    expect(raw.resets().get(7)).toBe(h2Errors.enhanceYourCalm);
     raw.headers(9, grpcRequestHeaders("/a"));
     raw.ping(Buffer.from("pingpong"));
     const pong = await raw.waitFor((f) => f.type === frameType.ping && f.flags === 1);
@@ -231,10 +227,10 @@ describe("ServerSession against raw frames", () => {
       grpcRequestHeaders("/a").filter(([n]) => n !== ":path"),
     );
     await raw.waitFor((f) => f.type === frameType.rstStream && f.streamId === 1);
-    expect(raw.resets().get(1)).toBe(h2Codes.protocolError);
+    expect(raw.resets().get(1)).toBe(h2Errors.protocolError);
     raw.headers(4, grpcRequestHeaders("/a"));
     await raw.waitFor((f) => f.type === frameType.goaway);
-    expect(raw.goaway()?.code).toBe(h2Codes.protocolError);
+    expect(raw.goaway()?.code).toBe(h2Errors.protocolError);
     await raw.closed;
   });
 
@@ -244,7 +240,7 @@ describe("ServerSession against raw frames", () => {
     closers.push(() => raw.close());
     raw.write(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     await raw.waitFor((f) => f.type === frameType.goaway);
-    expect(raw.goaway()?.code).toBe(h2Codes.protocolError);
+    expect(raw.goaway()?.code).toBe(h2Errors.protocolError);
     await raw.closed;
   });
 
@@ -263,7 +259,7 @@ describe("ServerSession against raw frames", () => {
     raw.data(1, Buffer.alloc(16_000));
     raw.data(1, Buffer.alloc(1_000));
     await raw.waitFor((f) => f.type === frameType.rstStream && f.streamId === 1);
-    expect(raw.resets().get(1)).toBe(h2Codes.flowControlError);
+    expect(raw.resets().get(1)).toBe(h2Errors.flowControlError);
     expect(raw.isClosed).toBe(false);
   });
 });

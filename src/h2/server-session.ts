@@ -19,51 +19,26 @@
  * requests without :method, :scheme or :path (or CONNECT) are malformed (PROTOCOL_ERROR).
  */
 import type { Duplex } from "node:stream";
+import {
+  ConnectionError,
+  connectionPreface,
+  defaultWindow,
+  eachSetting,
+  empty,
+  FrameQueue,
+  flagAck,
+  flagEndHeaders,
+  flagEndStream,
+  frameType,
+  h2Errors,
+  headerBlockOf,
+  maxWindow,
+  readFrames,
+  setting,
+  unpad,
+  windowIncrement,
+} from "./frames.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
-
-const frameData = 0;
-const frameHeaders = 1;
-const frameRstStream = 3;
-const frameSettings = 4;
-const framePushPromise = 5;
-const framePing = 6;
-const frameGoaway = 7;
-const frameWindowUpdate = 8;
-const frameContinuation = 9;
-
-const flagEndStream = 0x1;
-const flagAck = 0x1;
-const flagEndHeaders = 0x4;
-const flagPadded = 0x8;
-const flagPriority = 0x20;
-
-/** HTTP/2 error codes (RFC 9113 section 7) used here. */
-export const h2Codes = {
-  noError: 0,
-  protocolError: 1,
-  internalError: 2,
-  flowControlError: 3,
-  streamClosed: 5,
-  frameSizeError: 6,
-  refusedStream: 7,
-  cancel: 8,
-  compressionError: 9,
-  enhanceYourCalm: 11,
-} as const;
-
-const settingHeaderTableSize = 1;
-const settingEnablePush = 2;
-const settingMaxConcurrentStreams = 3;
-const settingInitialWindowSize = 4;
-const settingMaxFrameSize = 5;
-const settingMaxHeaderListSize = 6;
-
-const defaultWindow = 65_535;
-const maxWindow = 0x7fff_ffff;
-/** The frame size this side accepts (the protocol's default; never announced larger). */
-const maxFrameIn = 16_384;
-const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const empty = new Uint8Array(0);
 
 /** What a stream tells its user. */
 export interface ServerStreamHandler {
@@ -160,7 +135,7 @@ export class ServerStream {
   }
 
   /** Ends the stream with RST_STREAM (`code`, default CANCEL). */
-  reset(code: number = h2Codes.cancel): void {
+  reset(code: number = h2Errors.cancel): void {
     this.session.resetStream(this, code);
   }
 
@@ -196,17 +171,13 @@ export class ServerSession {
   private readonly streamWindow: number;
   private readonly connectionWindow: number;
   private connectionUnacked = 0;
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
-  private flushQueued = false;
-  private readonly flushNow = () => this.flush();
+  private readonly frames: FrameQueue;
   private pending: Buffer | undefined;
   private continuing:
     | { id: number; endStream: boolean; parts: Uint8Array[]; bytes: number }
     | undefined;
   private readonly maxHeaderBlockBytes: number;
   private pings: ((error: Error | null) => void)[] = [];
-  private written = 0;
 
   constructor(socket: Duplex, options: ServerSessionOptions) {
     this.socket = socket;
@@ -216,21 +187,25 @@ export class ServerSession {
     // A block may be larger than the list it decodes to (it cannot be much smaller).
     this.maxHeaderBlockBytes = Math.max(options.maxHeaderListBytes * 2, 64 * 1024);
     this.decoder = new HpackDecoder({ maxHeaderListBytes: this.maxHeaderBlockBytes });
+    this.frames = new FrameQueue(
+      (bytes) => this.socket.write(bytes),
+      () => !this.destroyed,
+    );
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (err: Error) => this.fail(err));
     socket.on("close", () => this.fail(undefined));
     const settings = Buffer.alloc(24);
-    settings.writeUInt16BE(settingEnablePush, 0);
+    settings.writeUInt16BE(setting.enablePush, 0);
     settings.writeUInt32BE(0, 2);
-    settings.writeUInt16BE(settingMaxConcurrentStreams, 6);
+    settings.writeUInt16BE(setting.maxConcurrentStreams, 6);
     settings.writeUInt32BE(options.maxConcurrentStreams, 8);
-    settings.writeUInt16BE(settingInitialWindowSize, 12);
+    settings.writeUInt16BE(setting.initialWindowSize, 12);
     settings.writeUInt32BE(this.streamWindow, 14);
-    settings.writeUInt16BE(settingMaxHeaderListSize, 18);
+    settings.writeUInt16BE(setting.maxHeaderListSize, 18);
     settings.writeUInt32BE(options.maxHeaderListBytes, 20);
-    this.queueFrame(frameSettings, 0, 0, settings);
+    this.frames.frame(frameType.settings, 0, 0, settings);
     if (this.connectionWindow > defaultWindow) {
-      this.queueWindowUpdate(0, this.connectionWindow - defaultWindow);
+      this.frames.windowUpdate(0, this.connectionWindow - defaultWindow);
     }
   }
 
@@ -253,12 +228,12 @@ export class ServerSession {
   ping(done: (error: Error | null) => void): boolean {
     if (this.destroyed) return false;
     this.pings.push(done);
-    this.queueFrame(framePing, 0, 0, new Uint8Array(8));
+    this.frames.frame(frameType.ping, 0, 0, new Uint8Array(8));
     return true;
   }
 
   /** GOAWAY with `code` (the connection takes no new streams; see `close`). */
-  goaway(code: number = h2Codes.noError): void {
+  goaway(code: number = h2Errors.noError): void {
     this.close(code);
   }
 
@@ -269,7 +244,7 @@ export class ServerSession {
 
   /** Bytes written to the socket so far: what moves when the client reads. */
   bytesWritten(): number {
-    return (this.socket as { bytesWritten?: number }).bytesWritten ?? this.written;
+    return (this.socket as { bytesWritten?: number }).bytesWritten ?? this.frames.written;
   }
 
   /**
@@ -277,7 +252,8 @@ export class ServerSession {
    * and what the socket holds that the client has not read.
    */
   queuedBytes(): number {
-    let bytes = this.outBytes + ((this.socket as { writableLength?: number }).writableLength ?? 0);
+    let bytes =
+      this.frames.bytes + ((this.socket as { writableLength?: number }).writableLength ?? 0);
     for (const stream of this.blocked) bytes += stream.queuedBytes;
     return bytes;
   }
@@ -286,11 +262,11 @@ export class ServerSession {
    * Graceful close: GOAWAY naming the last stream taken; open streams finish, then the socket
    * ends. `code` other than NO_ERROR says why (ENHANCE_YOUR_CALM for abuse).
    */
-  close(code: number = h2Codes.noError, message = ""): void {
+  close(code: number = h2Errors.noError, message = ""): void {
     if (this.destroyed) return;
     if (!this.goingAway) {
       this.goingAway = true;
-      this.sendGoaway(code, message);
+      this.frames.goaway(this.lastClientId, code, message);
     }
     if (this.streams.size === 0) this.endSocket();
   }
@@ -301,21 +277,8 @@ export class ServerSession {
   }
 
   sendHeaders(stream: ServerStream, fields: readonly HeaderField[], endStream: boolean): void {
-    this.queueBlock(stream.id, this.encoder.encode(fields), endStream);
+    this.frames.headerBlock(stream.id, this.encoder.encode(fields), endStream, this.peerMaxFrame);
     if (endStream) this.localEnd(stream);
-  }
-
-  private queueBlock(id: number, block: Uint8Array, endStream: boolean): void {
-    for (let at = 0; ; ) {
-      const size = Math.min(block.length - at, this.peerMaxFrame);
-      const last = at + size >= block.length;
-      const type = at === 0 ? frameHeaders : frameContinuation;
-      let flags = last ? flagEndHeaders : 0;
-      if (at === 0 && endStream) flags |= flagEndStream;
-      this.queueFrame(type, flags, id, block.subarray(at, at + size));
-      at += size;
-      if (last) return;
-    }
   }
 
   /** Sends what flow control lets of a stream's body, then its end once all left. */
@@ -337,7 +300,7 @@ export class ServerSession {
       this.sendWindow -= size;
       const endHere =
         stream.endAfterQueue && stream.queuedBytes === 0 && stream.pendingTrailers === undefined;
-      this.queueFrame(frameData, endHere ? flagEndStream : 0, stream.id, chunk);
+      this.frames.frame(frameType.data, endHere ? flagEndStream : 0, stream.id, chunk);
       if (endHere) {
         this.localEnd(stream);
         return;
@@ -347,8 +310,8 @@ export class ServerSession {
     if (stream.endAfterQueue) {
       const trailers = stream.pendingTrailers;
       stream.pendingTrailers = undefined;
-      if (trailers) this.queueBlock(stream.id, trailers, true);
-      else this.queueFrame(frameData, flagEndStream, stream.id, empty);
+      if (trailers) this.frames.headerBlock(stream.id, trailers, true, this.peerMaxFrame);
+      else this.frames.frame(frameType.data, flagEndStream, stream.id, empty);
       this.localEnd(stream);
       return;
     }
@@ -358,22 +321,20 @@ export class ServerSession {
   /** Gives a resumed stream's read bytes back to the client's window. */
   refill(stream: ServerStream): void {
     if (stream.paused || stream.closed || stream.remoteEnded || stream.unacked === 0) return;
-    this.queueWindowUpdate(stream.id, stream.unacked);
+    this.frames.windowUpdate(stream.id, stream.unacked);
     stream.unacked = 0;
   }
 
   resetStream(stream: ServerStream, code: number): void {
     if (stream.closed) return;
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(code, 0);
-    this.queueFrame(frameRstStream, 0, stream.id, payload);
+    this.frames.rstStream(stream.id, code);
     this.endStream(stream, code, false);
   }
 
   private localEnd(stream: ServerStream): void {
     stream.localEnded = true;
     stream.handler?.finished?.();
-    if (stream.remoteEnded) this.endStream(stream, h2Codes.noError, false);
+    if (stream.remoteEnded) this.endStream(stream, h2Errors.noError, false);
   }
 
   private endStream(stream: ServerStream, rstCode: number, byClient: boolean): void {
@@ -387,61 +348,9 @@ export class ServerSession {
     if (this.goingAway && this.streams.size === 0) this.endSocket();
   }
 
-  private queue(bytes: Uint8Array): void {
-    if (this.destroyed) return;
-    this.out.push(bytes);
-    this.outBytes += bytes.length;
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(this.flushNow);
-    }
-  }
-
-  private queueFrame(type: number, flags: number, id: number, payload: Uint8Array): void {
-    const head = Buffer.allocUnsafe(9);
-    head[0] = (payload.length >>> 16) & 0xff;
-    head[1] = (payload.length >>> 8) & 0xff;
-    head[2] = payload.length & 0xff;
-    head[3] = type;
-    head[4] = flags;
-    head.writeUInt32BE(id, 5);
-    this.queue(head);
-    if (payload.length > 0) this.queue(payload);
-  }
-
-  private queueWindowUpdate(id: number, increment: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(increment, 0);
-    this.queueFrame(frameWindowUpdate, 0, id, payload);
-  }
-
-  private sendGoaway(code: number, message: string): void {
-    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message, "latin1"));
-    payload.writeUInt32BE(this.lastClientId, 0);
-    payload.writeUInt32BE(code, 4);
-    payload.write(message, 8, "latin1");
-    this.queueFrame(frameGoaway, 0, 0, payload);
-  }
-
-  private flush(): void {
-    this.flushQueued = false;
-    if (this.destroyed || this.out.length === 0) return;
-    const parts = this.out;
-    const bytes = Buffer.allocUnsafe(this.outBytes);
-    let at = 0;
-    for (const part of parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    this.out = [];
-    this.outBytes = 0;
-    this.written += bytes.length;
-    this.socket.write(bytes);
-  }
-
   private endSocket(): void {
     if (this.destroyed) return;
-    this.flush();
+    this.frames.flush();
     this.destroyed = true;
     this.socket.end();
     this.options.onClose?.(undefined);
@@ -456,37 +365,24 @@ export class ServerSession {
     let at = 0;
     try {
       if (!this.prefaceSeen) {
-        const n = Math.min(buf.length, preface.length);
-        if (!buf.subarray(0, n).equals(preface.subarray(0, n))) {
-          throw new ConnectionError(h2Codes.protocolError, "not an HTTP/2 connection preface");
+        const n = Math.min(buf.length, connectionPreface.length);
+        if (!buf.subarray(0, n).equals(connectionPreface.subarray(0, n))) {
+          throw new ConnectionError(h2Errors.protocolError, "not an HTTP/2 connection preface");
         }
-        if (buf.length < preface.length) {
+        if (buf.length < connectionPreface.length) {
           this.pending = buf;
           return;
         }
         this.prefaceSeen = true;
-        at = preface.length;
+        at = connectionPreface.length;
       }
-      while (buf.length - at >= 9 && !this.destroyed) {
-        const length = buf.readUIntBE(at, 3);
-        if (length > maxFrameIn) {
-          throw new ConnectionError(h2Codes.frameSizeError, `frame of ${length} bytes`);
-        }
-        if (buf.length - at < 9 + length) break;
-        const type = buf[at + 3] as number;
-        const flags = buf[at + 4] as number;
-        const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
-        if (!this.settingsSeen) {
-          // The client's preface ends with its SETTINGS.
-          if (type !== frameSettings || flags & flagAck) {
-            throw new ConnectionError(h2Codes.protocolError, "the preface lacks SETTINGS");
-          }
-          this.settingsSeen = true;
-        }
-        const payload = buf.subarray(at + 9, at + 9 + length);
-        at += 9 + length;
-        this.onFrame(type, flags, id, payload);
-      }
+      at = readFrames(
+        buf,
+        at,
+        (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
+        () => this.destroyed,
+        this.settingsSeen ? undefined : (type, flags) => this.checkFirstFrame(type, flags),
+      );
     } catch (err) {
       this.connectionError(err);
       return;
@@ -494,27 +390,36 @@ export class ServerSession {
     if (at < buf.length && !this.destroyed) this.pending = Buffer.from(buf.subarray(at));
   }
 
+  /** The client's preface ends with its SETTINGS. */
+  private checkFirstFrame(type: number, flags: number): void {
+    if (this.settingsSeen) return;
+    if (type !== frameType.settings || flags & flagAck) {
+      throw new ConnectionError(h2Errors.protocolError, "the preface lacks SETTINGS");
+    }
+    this.settingsSeen = true;
+  }
+
   private onFrame(type: number, flags: number, id: number, payload: Buffer): void {
-    if (this.continuing && type !== frameContinuation) {
-      throw new ConnectionError(h2Codes.protocolError, "header block interrupted");
+    if (this.continuing && type !== frameType.continuation) {
+      throw new ConnectionError(h2Errors.protocolError, "header block interrupted");
     }
     switch (type) {
-      case frameData:
+      case frameType.data:
         this.onDataFrame(flags, id, payload);
         return;
-      case frameHeaders:
+      case frameType.headers:
         this.onHeadersFrame(flags, id, payload);
         return;
-      case frameContinuation: {
+      case frameType.continuation: {
         const block = this.continuing;
         if (!block || block.id !== id) {
-          throw new ConnectionError(h2Codes.protocolError, "CONTINUATION without HEADERS");
+          throw new ConnectionError(h2Errors.protocolError, "CONTINUATION without HEADERS");
         }
         block.parts.push(Buffer.from(payload));
         block.bytes += payload.length;
         if (block.bytes > this.maxHeaderBlockBytes) {
           throw new ConnectionError(
-            h2Codes.enhanceYourCalm,
+            h2Errors.enhanceYourCalm,
             `header block over ${block.bytes} bytes`,
           );
         }
@@ -524,12 +429,12 @@ export class ServerSession {
         }
         return;
       }
-      case frameRstStream: {
+      case frameType.rstStream: {
         if (id === 0 || payload.length !== 4) {
-          throw new ConnectionError(h2Codes.protocolError, "malformed RST_STREAM");
+          throw new ConnectionError(h2Errors.protocolError, "malformed RST_STREAM");
         }
         if (id > this.lastClientId) {
-          throw new ConnectionError(h2Codes.protocolError, "RST_STREAM on an idle stream");
+          throw new ConnectionError(h2Errors.protocolError, "RST_STREAM on an idle stream");
         }
         const stream = this.streams.get(id);
         if (!stream) return;
@@ -537,24 +442,24 @@ export class ServerSession {
         this.endStream(stream, payload.readUInt32BE(0), true);
         return;
       }
-      case frameSettings:
+      case frameType.settings:
         this.onSettings(flags, id, payload);
         return;
-      case framePushPromise:
-        throw new ConnectionError(h2Codes.protocolError, "PUSH_PROMISE from a client");
-      case framePing:
+      case frameType.pushPromise:
+        throw new ConnectionError(h2Errors.protocolError, "PUSH_PROMISE from a client");
+      case frameType.ping:
         if (id !== 0 || payload.length !== 8) {
-          throw new ConnectionError(h2Codes.protocolError, "malformed PING");
+          throw new ConnectionError(h2Errors.protocolError, "malformed PING");
         }
-        if (!(flags & flagAck)) this.queueFrame(framePing, flagAck, 0, Buffer.from(payload));
+        if (!(flags & flagAck)) this.frames.frame(frameType.ping, flagAck, 0, Buffer.from(payload));
         else this.pings.shift()?.(null);
         return;
-      case frameGoaway:
-        if (id !== 0) throw new ConnectionError(h2Codes.protocolError, "GOAWAY on a stream");
+      case frameType.goaway:
+        if (id !== 0) throw new ConnectionError(h2Errors.protocolError, "GOAWAY on a stream");
         // The client opens no more streams; the open ones finish.
         this.close();
         return;
-      case frameWindowUpdate:
+      case frameType.windowUpdate:
         this.onWindowUpdate(id, payload);
         return;
       default:
@@ -564,51 +469,47 @@ export class ServerSession {
   }
 
   private onDataFrame(flags: number, id: number, payload: Buffer): void {
-    if (id === 0) throw new ConnectionError(h2Codes.protocolError, "DATA on stream 0");
+    if (id === 0) throw new ConnectionError(h2Errors.protocolError, "DATA on stream 0");
     // All of it counts against the windows, padding included.
     this.connectionUnacked += payload.length;
     if (this.connectionUnacked > this.connectionWindow) {
-      throw new ConnectionError(h2Codes.flowControlError, "connection window exceeded");
+      throw new ConnectionError(h2Errors.flowControlError, "connection window exceeded");
     }
     // The connection's window is given back at once: a paused stream holds its own.
     if (this.connectionUnacked >= this.connectionWindow / 2) {
-      this.queueWindowUpdate(0, this.connectionUnacked);
+      this.frames.windowUpdate(0, this.connectionUnacked);
       this.connectionUnacked = 0;
     }
     const body = unpad(flags, payload);
     const stream = this.streams.get(id);
     if (!stream) {
       if (id > this.lastClientId) {
-        throw new ConnectionError(h2Codes.protocolError, "DATA on an idle stream");
+        throw new ConnectionError(h2Errors.protocolError, "DATA on an idle stream");
       }
       return; // a stream reset meanwhile: its bytes are dropped
     }
     if (stream.remoteEnded) {
-      this.resetStream(stream, h2Codes.streamClosed);
+      this.resetStream(stream, h2Errors.streamClosed);
       return;
     }
     const end = (flags & flagEndStream) !== 0;
     stream.unacked += payload.length;
     if (stream.unacked > this.streamWindow) {
-      this.resetStream(stream, h2Codes.flowControlError);
+      this.resetStream(stream, h2Errors.flowControlError);
       return;
     }
     if (end) stream.remoteEnded = true;
     else if (!stream.paused && stream.unacked >= this.streamWindow / 2) {
-      this.queueWindowUpdate(id, stream.unacked);
+      this.frames.windowUpdate(id, stream.unacked);
       stream.unacked = 0;
     }
     if (body.length > 0 || end) stream.handler?.data(body, end);
-    if (end && stream.localEnded) this.endStream(stream, h2Codes.noError, false);
+    if (end && stream.localEnded) this.endStream(stream, h2Errors.noError, false);
   }
 
   private onHeadersFrame(flags: number, id: number, payload: Buffer): void {
-    if (id === 0) throw new ConnectionError(h2Codes.protocolError, "HEADERS on stream 0");
-    let block = unpad(flags, payload);
-    if (flags & flagPriority) {
-      if (block.length < 5) throw new ConnectionError(h2Codes.protocolError, "short HEADERS");
-      block = block.subarray(5);
-    }
+    if (id === 0) throw new ConnectionError(h2Errors.protocolError, "HEADERS on stream 0");
+    const block = headerBlockOf(flags, payload);
     const endStream = (flags & flagEndStream) !== 0;
     if (!(flags & flagEndHeaders)) {
       this.continuing = { id, endStream, parts: [Buffer.from(block)], bytes: block.length };
@@ -624,7 +525,7 @@ export class ServerSession {
       fields = this.decoder.decode(block);
     } catch (err) {
       if (err instanceof HpackError) {
-        throw new ConnectionError(h2Codes.compressionError, err.message);
+        throw new ConnectionError(h2Errors.compressionError, err.message);
       }
       throw err;
     }
@@ -632,28 +533,28 @@ export class ServerSession {
     if (open) {
       // Trailers: the request's end.
       if (!endStream || open.remoteEnded) {
-        this.resetStream(open, h2Codes.protocolError);
+        this.resetStream(open, h2Errors.protocolError);
         return;
       }
       open.remoteEnded = true;
       open.handler?.trailers?.(fields);
       open.handler?.data(empty, true);
-      if (open.localEnded) this.endStream(open, h2Codes.noError, false);
+      if (open.localEnded) this.endStream(open, h2Errors.noError, false);
       return;
     }
     if (id <= this.lastClientId) {
       // A closed stream's HEADERS (or a reused id).
-      throw new ConnectionError(h2Codes.streamClosed, `HEADERS on closed stream ${id}`);
+      throw new ConnectionError(h2Errors.streamClosed, `HEADERS on closed stream ${id}`);
     }
-    if (id % 2 === 0) throw new ConnectionError(h2Codes.protocolError, "even client stream id");
+    if (id % 2 === 0) throw new ConnectionError(h2Errors.protocolError, "even client stream id");
     this.lastClientId = id;
     const stream = new ServerStream(this, id, this.peerInitialWindow);
     if (this.goingAway) {
-      this.queueRst(id, h2Codes.refusedStream);
+      this.frames.rstStream(id, h2Errors.refusedStream);
       return;
     }
     if (this.streams.size >= this.options.maxConcurrentStreams) {
-      this.queueRst(id, h2Codes.refusedStream);
+      this.frames.rstStream(id, h2Errors.refusedStream);
       return;
     }
     let listBytes = 0;
@@ -661,11 +562,11 @@ export class ServerSession {
     if (listBytes > this.options.maxHeaderListBytes) {
       // The stream is refused (ENHANCE_YOUR_CALM, as the runtimes' servers answer it); the
       // connection goes on.
-      this.queueRst(id, h2Codes.enhanceYourCalm);
+      this.frames.rstStream(id, h2Errors.enhanceYourCalm);
       return;
     }
     if (!wellFormedRequest(fields)) {
-      this.queueRst(id, h2Codes.protocolError);
+      this.frames.rstStream(id, h2Errors.protocolError);
       return;
     }
     this.streams.set(id, stream);
@@ -674,61 +575,31 @@ export class ServerSession {
     if (endStream && !stream.closed) stream.handler?.data(empty, true);
   }
 
-  private queueRst(id: number, code: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(code, 0);
-    this.queueFrame(frameRstStream, 0, id, payload);
-  }
-
   private onSettings(flags: number, id: number, payload: Buffer): void {
-    if (id !== 0) throw new ConnectionError(h2Codes.protocolError, "SETTINGS on a stream");
+    if (id !== 0) throw new ConnectionError(h2Errors.protocolError, "SETTINGS on a stream");
     if (flags & flagAck) return;
-    if (payload.length % 6 !== 0) {
-      throw new ConnectionError(h2Codes.frameSizeError, "SETTINGS length not a multiple of 6");
-    }
-    for (let at = 0; at < payload.length; at += 6) {
-      const key = payload.readUInt16BE(at);
-      const value = payload.readUInt32BE(at + 2);
-      switch (key) {
-        case settingInitialWindowSize: {
-          if (value > maxWindow) {
-            throw new ConnectionError(h2Codes.flowControlError, "initial window too large");
-          }
-          const delta = value - this.peerInitialWindow;
-          this.peerInitialWindow = value;
-          for (const stream of this.streams.values()) stream.sendWindow += delta;
-          break;
-        }
-        case settingMaxFrameSize:
-          if (value < 16_384 || value > 16_777_215) {
-            throw new ConnectionError(h2Codes.protocolError, "invalid max frame size");
-          }
-          this.peerMaxFrame = value;
-          break;
-        case settingEnablePush:
-          if (value > 1) throw new ConnectionError(h2Codes.protocolError, "invalid ENABLE_PUSH");
-          break;
-        case settingHeaderTableSize:
-        case settingMaxConcurrentStreams:
-        case settingMaxHeaderListSize:
-          // The encoder keeps no dynamic table; a server opens no streams; responses are small.
-          break;
-        default:
-          break;
+    eachSetting(payload, (key, value) => {
+      if (key === setting.initialWindowSize) {
+        const delta = value - this.peerInitialWindow;
+        this.peerInitialWindow = value;
+        for (const stream of this.streams.values()) stream.sendWindow += delta;
+      } else if (key === setting.maxFrameSize) this.peerMaxFrame = value;
+      else if (key === setting.enablePush && value > 1) {
+        throw new ConnectionError(h2Errors.protocolError, "invalid ENABLE_PUSH");
       }
-    }
-    this.queueFrame(frameSettings, flagAck, 0, empty);
+      // The rest: the encoder keeps no dynamic table, a server opens no streams.
+    });
+    this.frames.frame(frameType.settings, flagAck, 0, empty);
     this.resumeBlocked();
   }
 
   private onWindowUpdate(id: number, payload: Buffer): void {
-    if (payload.length !== 4) throw new ConnectionError(h2Codes.frameSizeError, "WINDOW_UPDATE");
-    const increment = payload.readUInt32BE(0) & 0x7fff_ffff;
+    const increment = windowIncrement(payload);
     if (id === 0) {
-      if (increment === 0) throw new ConnectionError(h2Codes.protocolError, "zero increment");
+      if (increment === 0) throw new ConnectionError(h2Errors.protocolError, "zero increment");
       this.sendWindow += increment;
       if (this.sendWindow > maxWindow) {
-        throw new ConnectionError(h2Codes.flowControlError, "connection window overflow");
+        throw new ConnectionError(h2Errors.flowControlError, "connection window overflow");
       }
       this.resumeBlocked();
       return;
@@ -736,7 +607,10 @@ export class ServerSession {
     const stream = this.streams.get(id);
     if (!stream) return;
     if (increment === 0 || stream.sendWindow + increment > maxWindow) {
-      this.resetStream(stream, increment === 0 ? h2Codes.protocolError : h2Codes.flowControlError);
+      this.resetStream(
+        stream,
+        increment === 0 ? h2Errors.protocolError : h2Errors.flowControlError,
+      );
       return;
     }
     stream.sendWindow += increment;
@@ -752,23 +626,22 @@ export class ServerSession {
 
   /** A protocol error of the client: GOAWAY with its code, then the connection ends. */
   private connectionError(err: unknown): void {
-    const code = err instanceof ConnectionError ? err.h2Code : h2Codes.internalError;
+    const code = err instanceof ConnectionError ? err.h2Code : h2Errors.internalError;
     const message = err instanceof Error ? err.message : String(err);
-    this.sendGoaway(code, message);
-    this.flush();
+    this.frames.goaway(this.lastClientId, code, message);
+    this.frames.flush();
     this.fail(err instanceof Error ? err : new Error(message), code);
   }
 
   /** The connection is gone: every open stream ends (CANCEL, or the error's code). */
-  private fail(error: Error | undefined, code: number = h2Codes.cancel): void {
+  private fail(error: Error | undefined, code: number = h2Errors.cancel): void {
     if (this.destroyed && this.streams.size === 0) return;
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.blocked.clear();
     const wasDestroyed = this.destroyed;
     this.destroyed = true;
-    this.out = [];
-    this.outBytes = 0;
+    this.frames.clear();
     if (!wasDestroyed) this.socket.destroy();
     const gone = error ?? new Error("the connection closed");
     for (const ping of this.pings.splice(0)) ping(gone);
@@ -778,15 +651,6 @@ export class ServerSession {
       stream.handler?.streamClosed(code, true);
     }
     if (!wasDestroyed) this.options.onClose?.(error);
-  }
-}
-
-/** A connection error with its HTTP/2 code. */
-class ConnectionError extends Error {
-  readonly h2Code: number;
-  constructor(h2Code: number, message: string) {
-    super(message);
-    this.h2Code = h2Code;
   }
 }
 
@@ -816,15 +680,4 @@ function wellFormedRequest(fields: readonly HeaderField[]): boolean {
     } else if (name !== ":authority") return false;
   }
   return method && scheme && path;
-}
-
-/** A DATA or HEADERS payload without its padding. */
-function unpad(flags: number, payload: Buffer): Buffer {
-  if (!(flags & flagPadded)) return payload;
-  if (payload.length < 1) throw new ConnectionError(h2Codes.protocolError, "short padded frame");
-  const padding = payload[0] as number;
-  if (padding >= payload.length) {
-    throw new ConnectionError(h2Codes.protocolError, "padding longer than the frame");
-  }
-  return payload.subarray(1, payload.length - padding);
 }

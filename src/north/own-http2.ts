@@ -12,8 +12,9 @@
 import type * as http2 from "node:http2";
 import { constants } from "node:http2";
 import { Duplex } from "node:stream";
+import { h2Errors } from "../h2/frames.ts";
 import type { HeaderField } from "../h2/hpack.ts";
-import { h2Codes, ServerSession, type ServerStream } from "../h2/server-session.ts";
+import { ServerSession, type ServerStream } from "../h2/server-session.ts";
 import type { GuardedConnection, StreamWatch } from "./connection-guard.ts";
 
 type Listener = (this: OwnCallStream, ...args: never[]) => void;
@@ -130,7 +131,7 @@ export class OwnCallStream {
 
   /** Ends the stream at once (RST_STREAM CANCEL). */
   destroy(): void {
-    this.inner.reset(h2Codes.cancel);
+    this.inner.reset(h2Errors.cancel);
   }
 
   pause(): this {
@@ -337,7 +338,7 @@ function relayStream(
   try {
     req = relay.request(headers, { endStream: bodyEnded && body.length === 0 });
   } catch {
-    inner.reset(h2Codes.internalError);
+    inner.reset(h2Errors.internalError);
     return;
   }
   let responseFields: HeaderField[] | undefined;
@@ -396,7 +397,7 @@ function relayStream(
   req.on("close", () => {
     if (ended || inner.closed) return;
     ended = true;
-    inner.reset(req.rstCode || h2Codes.cancel);
+    inner.reset(req.rstCode || h2Errors.cancel);
   });
 }
 

@@ -1,0 +1,240 @@
+/**
+ * HTTP/2 framing (RFC 9113 section 4 and 6) shared by the gateway's client session (west's
+ * upstream calls) and server session (north's front door): frame and setting numbers, error
+ * codes, reading frames off a byte stream, and the per-turn frame queue that leaves in one
+ * socket write.
+ */
+
+export const frameType = {
+  data: 0,
+  headers: 1,
+  rstStream: 3,
+  settings: 4,
+  pushPromise: 5,
+  ping: 6,
+  goaway: 7,
+  windowUpdate: 8,
+  continuation: 9,
+} as const;
+
+export const flagEndStream = 0x1;
+export const flagAck = 0x1;
+export const flagEndHeaders = 0x4;
+export const flagPadded = 0x8;
+export const flagPriority = 0x20;
+
+/** HTTP/2 error codes (RFC 9113 section 7) used here. */
+export const h2Errors = {
+  noError: 0,
+  protocolError: 1,
+  internalError: 2,
+  flowControlError: 3,
+  streamClosed: 5,
+  frameSizeError: 6,
+  refusedStream: 7,
+  cancel: 8,
+  compressionError: 9,
+  enhanceYourCalm: 11,
+  inadequateSecurity: 12,
+  http11Required: 13,
+} as const;
+
+export const setting = {
+  headerTableSize: 1,
+  enablePush: 2,
+  maxConcurrentStreams: 3,
+  initialWindowSize: 4,
+  maxFrameSize: 5,
+  maxHeaderListSize: 6,
+} as const;
+
+export const defaultWindow = 65_535;
+export const maxWindow = 0x7fff_ffff;
+/** The frame size this side accepts (the protocol's default; never announced larger). */
+export const maxFrameIn = 16_384;
+export const connectionPreface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+export const empty = new Uint8Array(0);
+
+/** A connection error with its HTTP/2 code. */
+export class ConnectionError extends Error {
+  readonly h2Code: number;
+  constructor(h2Code: number, message: string) {
+    super(message);
+    this.h2Code = h2Code;
+  }
+}
+
+/** A DATA or HEADERS payload without its padding. */
+export function unpad(flags: number, payload: Buffer): Buffer {
+  if (!(flags & flagPadded)) return payload;
+  if (payload.length < 1) throw new ConnectionError(h2Errors.protocolError, "short padded frame");
+  const padding = payload[0] as number;
+  if (padding >= payload.length) {
+    throw new ConnectionError(h2Errors.protocolError, "padding longer than the frame");
+  }
+  return payload.subarray(1, payload.length - padding);
+}
+
+/** A HEADERS payload's header block: padding and the priority part taken off. */
+export function headerBlockOf(flags: number, payload: Buffer): Buffer {
+  const block = unpad(flags, payload);
+  if (!(flags & flagPriority)) return block;
+  if (block.length < 5) throw new ConnectionError(h2Errors.protocolError, "short HEADERS");
+  return block.subarray(5);
+}
+
+export type OnFrame = (type: number, flags: number, id: number, payload: Buffer) => void;
+
+/**
+ * Reads the whole frames in `buf` from `at`, handing each to `onFrame` (until `stop()`);
+ * returns where the first incomplete frame starts. A frame longer than this side accepts is
+ * a FRAME_SIZE_ERROR; `first` checks each frame's type before its payload is read.
+ */
+export function readFrames(
+  buf: Buffer,
+  at: number,
+  onFrame: OnFrame,
+  stop: () => boolean,
+  first?: (type: number, flags: number, at: number) => void,
+): number {
+  while (buf.length - at >= 9 && !stop()) {
+    const type = buf[at + 3] as number;
+    const flags = buf[at + 4] as number;
+    first?.(type, flags, at);
+    const length = buf.readUIntBE(at, 3);
+    if (length > maxFrameIn) {
+      throw new ConnectionError(h2Errors.frameSizeError, `frame of ${length} bytes`);
+    }
+    if (buf.length - at < 9 + length) break;
+    const id = buf.readUInt32BE(at + 5) & 0x7fff_ffff;
+    const payload = buf.subarray(at + 9, at + 9 + length);
+    at += 9 + length;
+    onFrame(type, flags, id, payload);
+  }
+  return at;
+}
+
+/** The settings of a SETTINGS payload, checked for what HTTP/2 forbids of the common ones. */
+export function eachSetting(payload: Buffer, onSetting: (key: number, value: number) => void) {
+  if (payload.length % 6 !== 0) {
+    throw new ConnectionError(h2Errors.frameSizeError, "SETTINGS length not a multiple of 6");
+  }
+  for (let at = 0; at < payload.length; at += 6) {
+    const key = payload.readUInt16BE(at);
+    const value = payload.readUInt32BE(at + 2);
+    if (key === setting.initialWindowSize && value > maxWindow) {
+      throw new ConnectionError(h2Errors.flowControlError, "initial window too large");
+    }
+    if (key === setting.maxFrameSize && (value < 16_384 || value > 16_777_215)) {
+      throw new ConnectionError(h2Errors.protocolError, "invalid max frame size");
+    }
+    onSetting(key, value);
+  }
+}
+
+/** A WINDOW_UPDATE payload's increment. */
+export function windowIncrement(payload: Buffer): number {
+  if (payload.length !== 4) throw new ConnectionError(h2Errors.frameSizeError, "WINDOW_UPDATE");
+  return payload.readUInt32BE(0) & 0x7fff_ffff;
+}
+
+/**
+ * Frames queued in one turn, written in one socket write at its end (a microtask), once
+ * `ready()`; `flush()` writes at once.
+ */
+export class FrameQueue {
+  /** Bytes handed to the socket so far. */
+  written = 0;
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private queued = false;
+  private readonly flushNow = () => this.flush();
+  private readonly write: (bytes: Buffer) => void;
+  private readonly ready: () => boolean;
+
+  constructor(write: (bytes: Buffer) => void, ready: () => boolean) {
+    this.write = write;
+    this.ready = ready;
+  }
+
+  /** Bytes queued and not yet written. */
+  get bytes(): number {
+    return this.outBytes;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.queued) {
+      this.queued = true;
+      queueMicrotask(this.flushNow);
+    }
+  }
+
+  frame(type: number, flags: number, id: number, payload: Uint8Array): void {
+    const head = Buffer.allocUnsafe(9);
+    head[0] = (payload.length >>> 16) & 0xff;
+    head[1] = (payload.length >>> 8) & 0xff;
+    head[2] = payload.length & 0xff;
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(id, 5);
+    this.raw(head);
+    if (payload.length > 0) this.raw(payload);
+  }
+
+  windowUpdate(id: number, increment: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(increment, 0);
+    this.frame(frameType.windowUpdate, 0, id, payload);
+  }
+
+  rstStream(id: number, code: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(code, 0);
+    this.frame(frameType.rstStream, 0, id, payload);
+  }
+
+  goaway(lastStreamId: number, code: number, message: string): void {
+    const payload = Buffer.allocUnsafe(8 + Buffer.byteLength(message, "latin1"));
+    payload.writeUInt32BE(lastStreamId, 0);
+    payload.writeUInt32BE(code, 4);
+    payload.write(message, 8, "latin1");
+    this.frame(frameType.goaway, 0, 0, payload);
+  }
+
+  /** A header block as HEADERS and the CONTINUATION frames past `maxFrame`. */
+  headerBlock(id: number, block: Uint8Array, endStream: boolean, maxFrame: number): void {
+    for (let at = 0; ; ) {
+      const size = Math.min(block.length - at, maxFrame);
+      const last = at + size >= block.length;
+      const type = at === 0 ? frameType.headers : frameType.continuation;
+      let flags = last ? flagEndHeaders : 0;
+      if (at === 0 && endStream) flags |= flagEndStream;
+      this.frame(type, flags, id, block.subarray(at, at + size));
+      at += size;
+      if (last) return;
+    }
+  }
+
+  /** Drops what is queued (the connection is gone). */
+  clear(): void {
+    this.out = [];
+    this.outBytes = 0;
+  }
+
+  flush(): void {
+    this.queued = false;
+    if (this.out.length === 0 || !this.ready()) return;
+    const bytes = Buffer.allocUnsafe(this.outBytes);
+    let at = 0;
+    for (const part of this.out) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    this.out = [];
+    this.outBytes = 0;
+    this.written += bytes.length;
+    this.write(bytes);
+  }
+}
