@@ -87,7 +87,8 @@ export class ServerStream {
   /** Response HEADERS sent. */
   responded = false;
   /** Body bytes waiting for the client's window. */
-  queued: Uint8Array[] = [];
+  /** Made at the first write (a pending call has none). */
+  queued: Uint8Array[] | undefined;
   queuedBytes = 0;
   /** Trailers to send once `queued` is empty (the stream's end). */
   pendingTrailers: Uint8Array | undefined;
@@ -115,7 +116,8 @@ export class ServerStream {
   write(bytes: Uint8Array): boolean {
     if (this.closed || this.endAfterQueue || this.localEnded) return true;
     if (bytes.length > 0) {
-      this.queued.push(bytes);
+      if (this.queued) this.queued.push(bytes);
+      else this.queued = [bytes];
       this.queuedBytes += bytes.length;
     }
     this.session.pump(this);
@@ -126,7 +128,8 @@ export class ServerStream {
   end(bytes?: Uint8Array, trailers?: readonly HeaderField[]): void {
     if (this.closed || this.endAfterQueue || this.localEnded) return;
     if (bytes && bytes.length > 0) {
-      this.queued.push(bytes);
+      if (this.queued) this.queued.push(bytes);
+      else this.queued = [bytes];
       this.queuedBytes += bytes.length;
     }
     this.pendingTrailers = trailers ? this.session.encode(trailers) : undefined;
@@ -290,11 +293,12 @@ export class ServerSession {
         this.blocked.add(stream);
         return;
       }
-      const head = stream.queued[0] as Uint8Array;
+      const queued = stream.queued as Uint8Array[];
+      const head = queued[0] as Uint8Array;
       const size = Math.min(head.length, allowed);
       const chunk = size === head.length ? head : head.subarray(0, size);
-      if (size === head.length) stream.queued.shift();
-      else stream.queued[0] = head.subarray(size);
+      if (size === head.length) queued.shift();
+      else queued[0] = head.subarray(size);
       stream.queuedBytes -= size;
       stream.sendWindow -= size;
       this.sendWindow -= size;
@@ -342,7 +346,7 @@ export class ServerSession {
     stream.closed = true;
     this.streams.delete(stream.id);
     this.blocked.delete(stream);
-    stream.queued = [];
+    stream.queued = undefined;
     stream.queuedBytes = 0;
     stream.handler?.streamClosed(rstCode, byClient);
     if (this.goingAway && this.streams.size === 0) this.endSocket();
