@@ -29,11 +29,13 @@ import {
   flagEndHeaders,
   flagEndStream,
   frameType,
+  grownConnectionWindow,
   h2Errors,
   headerBlockOf,
   maxWindow,
   readFrames,
   setting,
+  streamWindowUpdateError,
   unpad,
   windowIncrement,
 } from "./frames.ts";
@@ -589,21 +591,15 @@ export class ClientSession {
   private onWindowUpdate(id: number, payload: Buffer): void {
     const increment = windowIncrement(payload);
     if (id === 0) {
-      if (increment === 0) throw new ConnectionError(h2Errors.protocolError, "zero increment");
-      this.sendWindow += increment;
-      if (this.sendWindow > maxWindow) {
-        throw new ConnectionError(h2Errors.flowControlError, "connection window overflow");
-      }
+      this.sendWindow = grownConnectionWindow(this.sendWindow, increment);
       this.resumeBlocked();
       return;
     }
     const stream = this.streams.get(id);
     if (!stream) return;
-    if (increment === 0 || stream.sendWindow + increment > maxWindow) {
-      this.abortStream(
-        stream,
-        increment === 0 ? h2Errors.protocolError : h2Errors.flowControlError,
-      );
+    const error = streamWindowUpdateError(stream.sendWindow, increment);
+    if (error !== 0) {
+      this.abortStream(stream, error);
       return;
     }
     stream.sendWindow += increment;

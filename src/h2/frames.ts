@@ -138,6 +138,21 @@ export function windowIncrement(payload: Buffer): number {
   return payload.readUInt32BE(0) & 0x7fff_ffff;
 }
 
+/** The connection's send window after a WINDOW_UPDATE on stream 0. */
+export function grownConnectionWindow(window: number, increment: number): number {
+  if (increment === 0) throw new ConnectionError(h2Errors.protocolError, "zero increment");
+  if (window + increment > maxWindow) {
+    throw new ConnectionError(h2Errors.flowControlError, "connection window overflow");
+  }
+  return window + increment;
+}
+
+/** The code a stream's WINDOW_UPDATE resets it with (0: none, the window may grow). */
+export function streamWindowUpdateError(window: number, increment: number): number {
+  if (increment === 0) return h2Errors.protocolError;
+  return window + increment > maxWindow ? h2Errors.flowControlError : 0;
+}
+
 /**
  * Frames queued in one turn, written in one socket write at its end (a microtask), once
  * `ready()`; `flush()` writes at once.
