@@ -26,16 +26,16 @@ import {
   empty,
   FrameQueue,
   flagAck,
-  flagEndHeaders,
   flagEndStream,
   frameType,
   grownConnectionWindow,
+  HeaderBlocks,
   h2Errors,
-  headerBlockOf,
   maxWindow,
   readFrames,
   setting,
   streamWindowUpdateError,
+  takeConnectionWindow,
   unpad,
   windowIncrement,
 } from "./frames.ts";
@@ -179,10 +179,8 @@ export class ClientSession {
   private connectionUnacked = 0;
   private readonly frames: FrameQueue;
   private pending: Buffer | undefined;
-  /** A header block waiting for CONTINUATION frames: its stream, flags and parts. */
-  private continuing:
-    | { id: number; endStream: boolean; parts: Uint8Array[]; bytes: number }
-    | undefined;
+  /** Header blocks, gathered across CONTINUATION frames. */
+  private readonly headerBlocks: HeaderBlocks;
   private readonly onGone: ((session: ClientSession) => void) | undefined;
   private readonly maxHeaderListBytes: number;
   private readonly maxHeaderBlockBytes: number;
@@ -196,6 +194,7 @@ export class ClientSession {
     this.maxHeaderListBytes = options.maxHeaderListBytes ?? defaultMaxHeaderListBytes;
     this.maxHeaderBlockBytes = this.maxHeaderListBytes * 16;
     this.decoder = new HpackDecoder({ maxHeaderListBytes: this.maxHeaderBlockBytes });
+    this.headerBlocks = new HeaderBlocks(this.maxHeaderBlockBytes, h2Errors.protocolError);
     this.frames = new FrameQueue(
       (bytes) => this.socket.write(bytes),
       () => this.connected && !this.destroyed,
@@ -414,33 +413,19 @@ export class ClientSession {
   }
 
   private onFrame(type: number, flags: number, id: number, payload: Buffer): void {
-    if (this.continuing && type !== frameType.continuation) {
-      throw new ConnectionError(h2Errors.protocolError, "header block interrupted");
-    }
+    this.headerBlocks.check(type);
     switch (type) {
       case frameType.data:
         this.onDataFrame(flags, id, payload);
         return;
-      case frameType.headers:
-        this.onHeadersFrame(flags, id, payload);
+      case frameType.headers: {
+        const complete = this.headerBlocks.headers(flags, id, payload);
+        if (complete) this.onHeaderBlock(complete.id, complete.block, complete.endStream);
         return;
+      }
       case frameType.continuation: {
-        const block = this.continuing;
-        if (!block || block.id !== id) {
-          throw new ConnectionError(h2Errors.protocolError, "CONTINUATION without HEADERS");
-        }
-        block.parts.push(payload);
-        block.bytes += payload.length;
-        if (block.bytes > this.maxHeaderBlockBytes) {
-          throw new ConnectionError(
-            h2Errors.protocolError,
-            `header block over ${block.bytes} bytes`,
-          );
-        }
-        if (flags & flagEndHeaders) {
-          this.continuing = undefined;
-          this.onHeaderBlock(id, Buffer.concat(block.parts), block.endStream);
-        }
+        const complete = this.headerBlocks.continuation(flags, id, payload);
+        if (complete) this.onHeaderBlock(complete.id, complete.block, complete.endStream);
         return;
       }
       case frameType.rstStream: {
@@ -479,14 +464,12 @@ export class ClientSession {
   private onDataFrame(flags: number, id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(h2Errors.protocolError, "DATA on stream 0");
     // All of it counts against the windows, padding included.
-    this.connectionUnacked += payload.length;
-    if (this.connectionUnacked > this.connectionWindow) {
-      throw new ConnectionError(h2Errors.flowControlError, "connection window exceeded");
-    }
-    if (this.connectionUnacked >= this.connectionWindow / 2) {
-      this.frames.windowUpdate(0, this.connectionUnacked);
-      this.connectionUnacked = 0;
-    }
+    this.connectionUnacked = takeConnectionWindow(
+      this.frames,
+      this.connectionUnacked,
+      payload.length,
+      this.connectionWindow,
+    );
     const body = unpad(flags, payload);
     const stream = this.streams.get(id);
     if (!stream || stream.closed) return;
@@ -508,17 +491,6 @@ export class ClientSession {
     }
     if (body.length > 0 || end) stream.handler.data(body, end);
     if (end) this.remoteEnd(stream);
-  }
-
-  private onHeadersFrame(flags: number, id: number, payload: Buffer): void {
-    if (id === 0) throw new ConnectionError(h2Errors.protocolError, "HEADERS on stream 0");
-    const block = headerBlockOf(flags, payload);
-    const endStream = (flags & flagEndStream) !== 0;
-    if (!(flags & flagEndHeaders)) {
-      this.continuing = { id, endStream, parts: [Buffer.from(block)], bytes: block.length };
-      return;
-    }
-    this.onHeaderBlock(id, block, endStream);
   }
 
   private onHeaderBlock(id: number, block: Uint8Array, endStream: boolean): void {

@@ -138,6 +138,81 @@ export function windowIncrement(payload: Buffer): number {
   return payload.readUInt32BE(0) & 0x7fff_ffff;
 }
 
+/** A complete header block: its stream, its bytes, and whether it ends the stream. */
+export interface HeaderBlock {
+  id: number;
+  block: Uint8Array;
+  endStream: boolean;
+}
+
+/**
+ * Header blocks as HEADERS and CONTINUATION frames bring them: a block sent in pieces is
+ * gathered (at most `maxBytes`, past which the connection ends with `overCode`), and no other
+ * frame may come between its pieces.
+ */
+export class HeaderBlocks {
+  private open: { id: number; endStream: boolean; parts: Uint8Array[]; bytes: number } | undefined;
+  private readonly maxBytes: number;
+  private readonly overCode: number;
+
+  constructor(maxBytes: number, overCode: number) {
+    this.maxBytes = maxBytes;
+    this.overCode = overCode;
+  }
+
+  /** Throws when a block is being gathered and a frame of `type` interrupts it. */
+  check(type: number): void {
+    if (this.open && type !== frameType.continuation) {
+      throw new ConnectionError(h2Errors.protocolError, "header block interrupted");
+    }
+  }
+
+  /** A HEADERS frame: its block, or undefined while CONTINUATION frames are to follow. */
+  headers(flags: number, id: number, payload: Buffer): HeaderBlock | undefined {
+    if (id === 0) throw new ConnectionError(h2Errors.protocolError, "HEADERS on stream 0");
+    const block = headerBlockOf(flags, payload);
+    const endStream = (flags & flagEndStream) !== 0;
+    if (flags & flagEndHeaders) return { id, block, endStream };
+    this.open = { id, endStream, parts: [Buffer.from(block)], bytes: block.length };
+    return undefined;
+  }
+
+  /** A CONTINUATION frame: the whole block once it is the last piece. */
+  continuation(flags: number, id: number, payload: Buffer): HeaderBlock | undefined {
+    const open = this.open;
+    if (!open || open.id !== id) {
+      throw new ConnectionError(h2Errors.protocolError, "CONTINUATION without HEADERS");
+    }
+    open.parts.push(Buffer.from(payload));
+    open.bytes += payload.length;
+    if (open.bytes > this.maxBytes) {
+      throw new ConnectionError(this.overCode, `header block over ${open.bytes} bytes`);
+    }
+    if (!(flags & flagEndHeaders)) return undefined;
+    this.open = undefined;
+    return { id, block: Buffer.concat(open.parts), endStream: open.endStream };
+  }
+}
+
+/**
+ * The connection's receive window as DATA arrives: `bytes` (padding included) counted against
+ * `window`, a WINDOW_UPDATE queued once half of it is used; returns the bytes not yet given back.
+ */
+export function takeConnectionWindow(
+  frames: FrameQueue,
+  unacked: number,
+  bytes: number,
+  window: number,
+): number {
+  const used = unacked + bytes;
+  if (used > window) {
+    throw new ConnectionError(h2Errors.flowControlError, "connection window exceeded");
+  }
+  if (used < window / 2) return used;
+  frames.windowUpdate(0, used);
+  return 0;
+}
+
 /** The connection's send window after a WINDOW_UPDATE on stream 0. */
 export function grownConnectionWindow(window: number, increment: number): number {
   if (increment === 0) throw new ConnectionError(h2Errors.protocolError, "zero increment");
