@@ -151,18 +151,18 @@ export async function listenNorth(
       toOwnH2(socket, connection, seen);
       return;
     }
+    // Node's HTTP/2 session takes bytes already read from the socket's buffer; Bun's reads
+    // 'data' events and does not see unshifted bytes.
+    if (seen && !reemitFirstBytes) socket.unshift(seen);
     handingOver = connection;
     try {
       h2.emit("connection", socket);
     } finally {
       handingOver = undefined;
     }
-    if (seen) {
-      if (reemitFirstBytes) {
-        // Bun's HTTP/2 session reads 'data' events and does not see unshifted bytes.
-        socket.emit("data", seen);
-        socket.resume();
-      }
+    if (seen && reemitFirstBytes) {
+      socket.emit("data", seen);
+      socket.resume();
     }
   };
   const toOwnH2 = (socket: Socket, connection: GuardedConnection, seen?: Buffer) => {
@@ -314,15 +314,8 @@ function handOver(socket: Socket, connection: GuardedConnection, toH2: HandOver,
     socket.off("data", onData);
     socket.pause();
     if (isH2) {
-      if (reemitFirstBytes || northHttp2Engine() === "own") {
-        // Bun's HTTP/2 session and the gateway's own read 'data' events; the sniffed bytes
-        // are handed over with the socket.
-        toH2(socket, connection, seen);
-      } else {
-        // Node's HTTP/2 session takes bytes already read from the socket's buffer.
-        socket.unshift(seen);
-        toH2(socket, connection);
-      }
+      // The sniffed bytes go with the socket (each HTTP/2 server takes them its own way).
+      toH2(socket, connection, seen);
     } else {
       socket.unshift(seen);
       toH1(socket, connection);

@@ -12,7 +12,7 @@
 import type * as http2 from "node:http2";
 import { constants } from "node:http2";
 import { Duplex } from "node:stream";
-import { h2Errors } from "../h2/frames.ts";
+import { flagEndStream, h2Errors } from "../h2/frames.ts";
 import type { HeaderField } from "../h2/hpack.ts";
 import { ServerSession, type ServerStream } from "../h2/server-session.ts";
 import type { GuardedConnection, StreamWatch } from "./connection-guard.ts";
@@ -287,7 +287,7 @@ export function serveOwnSession(
       const watch = connection?.callOpened(stream);
       stream.watch = watch;
       if (options.native(stream, headers, raw, watch)) return;
-      relayOnceRead(stream, inner, fields, () => {
+      relayOnceRead(stream, inner, headers, () => {
         relay ??= options.openRelay();
         return relay;
       });
@@ -310,7 +310,7 @@ export function serveOwnSession(
 function relayOnceRead(
   stream: OwnCallStream,
   inner: ServerStream,
-  fields: readonly HeaderField[],
+  headers: http2.IncomingHttpHeaders,
   relayOf: () => http2.ClientHttp2Session,
 ): void {
   stream.pause();
@@ -321,7 +321,7 @@ function relayOnceRead(
     stream.watch = undefined;
     if (watch) watch.connection.watches.delete(watch);
     const { chunks, ended } = stream.takeHeld();
-    relayStream(relayOf(), inner, fields, chunks, ended);
+    relayStream(relayOf(), inner, headers, chunks, ended);
   });
 }
 
@@ -329,11 +329,10 @@ function relayOnceRead(
 function relayStream(
   relay: http2.ClientHttp2Session,
   inner: ServerStream,
-  fields: readonly HeaderField[],
+  headers: http2.IncomingHttpHeaders,
   body: Uint8Array[],
   bodyEnded: boolean,
 ): void {
-  const { headers } = headersOf(fields);
   let req: http2.ClientHttp2Stream;
   try {
     req = relay.request(headers, { endStream: bodyEnded && body.length === 0 });
@@ -361,11 +360,17 @@ function relayStream(
       req.close(byClient ? rstCode : constants.NGHTTP2_CANCEL);
     },
   };
-  // The runtime may hand over body bytes before it emits 'response': they wait for it.
+  const finish = () => {
+    if (ended) return;
+    ended = true;
+    inner.end(undefined, trailers);
+  };
+  // The runtime may hand over body bytes, and the end, before it emits 'response': they wait.
   let early: Uint8Array[] | undefined;
+  let endEarly = false;
   req.on("response", (h, flags) => {
     responseFields = fieldsOf(h);
-    const only = (Number(flags) & 0x1) !== 0;
+    const only = (Number(flags) & flagEndStream) !== 0;
     inner.respond(responseFields, only);
     if (only) ended = true;
     const held = early;
@@ -380,12 +385,6 @@ function relayStream(
   req.on("trailers", (t) => {
     trailers = fieldsOf(t);
   });
-  const finish = () => {
-    if (ended) return;
-    ended = true;
-    inner.end(undefined, trailers);
-  };
-  let endEarly = false;
   req.on("end", () => {
     if (responseFields) finish();
     else endEarly = true;
