@@ -69,8 +69,6 @@ export interface ServerSessionOptions {
   connectionWindowBytes?: number;
   /** A new request stream with its header fields; the callee sets `stream.handler`. */
   onStream(stream: ServerStream, fields: HeaderField[]): void;
-  /** The client reset a stream (for the front door's reset budget). */
-  onReset?(stream: ServerStream): void;
   /** The connection is over (closed, failed, or broken by the client: `error`). */
   onClose?(error: Error | undefined): void;
 }
@@ -216,11 +214,6 @@ export class ServerSession {
   /** Bytes read off the socket before the session took it (the sniffed preface). */
   feed(bytes: Buffer): void {
     this.onData(bytes);
-  }
-
-  /** Open streams. */
-  get size(): number {
-    return this.streams.size;
   }
 
   /** Encodes a header list for this connection (trailers kept until their stream's end). */
@@ -429,7 +422,6 @@ export class ServerSession {
         }
         const stream = this.streams.get(id);
         if (!stream) return;
-        this.options.onReset?.(stream);
         this.endStream(stream, payload.readUInt32BE(0), true);
         return;
       }
