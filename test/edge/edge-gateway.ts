@@ -57,7 +57,14 @@ export interface EdgeGateway {
 /** Starts the example under `runtime` with `flags` (edge limits and the like). */
 export async function startEdgeGateway(
   runtime: EdgeRuntime,
-  options: { bootstrap: string; echoPort: number; nodeBuild?: string; flags?: string[] },
+  options: {
+    bootstrap: string;
+    echoPort: number;
+    nodeBuild?: string;
+    flags?: string[];
+    /** More environment for the gateway process. */
+    env?: Record<string, string>;
+  },
 ): Promise<EdgeGateway> {
   const args = [
     "start",
@@ -81,6 +88,7 @@ export async function startEdgeGateway(
     KEYSTORE_PASSWORD: exampleKeystorePassword,
     ECHO_SERVER_HOST: "127.0.0.1",
     ECHO_SERVER_PORT: String(options.echoPort),
+    ...options.env,
   });
   let ready: Awaited<ReturnType<GatewayProcess["ready"]>>;
   try {

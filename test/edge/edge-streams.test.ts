@@ -70,6 +70,45 @@ const recordsOf = (run: string) =>
   recorder.seen.filter((r) => r.headers.some(([n, v]) => n === "meta:x-run" && v === run));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The fallback to the runtime's HTTP/2 (docs/architecture.md): under Node, nghttp2 serves the
+// streams, and a stream past the announced limit ends the connection, where the gateway's own
+// session refuses it alone; calls are served either way.
+describe("edge streams on node with GATEWAY_NORTH_HTTP2=node", () => {
+  let gateway: EdgeGateway;
+  let port: number;
+
+  beforeAll(async () => {
+    gateway = await startEdgeGateway("node", {
+      bootstrap: broker.bootstrap,
+      echoPort: echo.port,
+      ...(nodeBuild ? { nodeBuild } : {}),
+      flags: ["--max-concurrent-streams", "8"],
+      env: { GATEWAY_NORTH_HTTP2: "node" },
+    });
+    port = gateway.h2cPort;
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  test("runtime.http2.serves.calls.and.ends.the.connection.past.the.stream.limit", {
+    timeout: 30_000,
+  }, async () => {
+    expect(await bufCurlEcho(port, "on the runtime's HTTP/2")).toBe("on the runtime's HTTP/2");
+    expect(await grpcCall(port, "UnaryEcho", ["a second call"])).toMatchObject({
+      status: 0,
+      replies: ["a second call"],
+    });
+    const client = await connectRawHttp2(port);
+    await client.waitFor((f) => f.type === frameType.settings);
+    for (let i = 0; i < 12; i++) client.headers(1 + 2 * i, grpcRequestHeaders(bidi));
+    await client.waitFor((f) => f.type === frameType.goaway);
+    expect(client.resets().get(17)).toBeUndefined();
+    client.close();
+  });
+});
+
 describe.each(["bun", "node"] as EdgeRuntime[])("edge streams on %s", (runtime) => {
   let gateway: EdgeGateway;
   let port: number;
