@@ -40,6 +40,7 @@ import {
   windowIncrement,
 } from "./frames.ts";
 import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
+import { StreamTable } from "./stream-table.ts";
 
 /** What a stream tells its user. */
 export interface ServerStreamHandler {
@@ -162,7 +163,7 @@ export class ServerSession {
   private readonly options: ServerSessionOptions;
   private readonly encoder = new HpackEncoder();
   private readonly decoder: HpackDecoder;
-  private readonly streams = new Map<number, ServerStream>();
+  private readonly streams = new StreamTable<ServerStream>();
   private readonly blocked = new Set<ServerStream>();
   private prefaceSeen = false;
   private settingsSeen = false;
@@ -539,7 +540,7 @@ export class ServerSession {
       this.frames.rstStream(id, h2Errors.protocolError);
       return;
     }
-    this.streams.set(id, stream);
+    this.streams.add(stream);
     stream.remoteEnded = endStream;
     this.options.onStream(stream, fields);
     if (endStream && !stream.closed) stream.handler?.data(empty, true);
@@ -600,8 +601,7 @@ export class ServerSession {
   /** The connection is gone: every open stream ends (CANCEL, or the error's code). */
   private fail(error: Error | undefined, code: number = h2Errors.cancel): void {
     if (this.destroyed && this.streams.size === 0) return;
-    const streams = [...this.streams.values()];
-    this.streams.clear();
+    const streams = this.streams.takeAll();
     this.blocked.clear();
     const wasDestroyed = this.destroyed;
     this.destroyed = true;

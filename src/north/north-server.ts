@@ -46,7 +46,7 @@ import {
   type NorthRequestHandler,
 } from "./north-listener.ts";
 import { createOpsServices, type OverallHealth } from "./ops-services.ts";
-import type { CallDeps, ProduceCall } from "./produce-call.ts";
+import { ActiveCalls, type CallDeps } from "./produce-call.ts";
 
 export interface North {
   /** Bound ports, in listener order. */
@@ -137,7 +137,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
     options: config.options,
     limits,
     logger: log,
-    active: new Set<ProduceCall>(),
+    active: new ActiveCalls(),
     metrics: opts.metrics,
     tracer: opts.tracer,
     callLogLevel: opts.callLogLevel,
@@ -268,7 +268,7 @@ export async function startNorth(opts: StartNorthOptions): Promise<North> {
         const fetchClosed = fetch?.close();
         if (!(await calls.idle(graceMs))) {
           log.warn("cancelling calls still open after the grace period", { calls: calls.active });
-          for (const call of [...deps.active])
+          for (const call of deps.active.values())
             call.abort(Code.Unavailable, "server is shutting down");
           shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
           await calls.idle(cancelFlushMs);
