@@ -589,12 +589,16 @@ class Harness {
     const delayMs = pendingDelayMsFor(calls);
     const message = echoTextOfSize(100, `delay:${delayMs}:`);
     const timeoutS = Math.ceil(delayMs / 1000) + 30;
-    /** Opens the calls at `url`, samples `process` once `heldCount` reaches `expected`. */
+    /**
+     * Opens the calls at `url`, samples `process` once `heldCount` reaches `expected` (and
+     * `serving`, when given, reaches `calls`: north may read a burst at Kafka's pace).
+     */
     const holdAt = async <S extends ProcessStats>(
       process: BenchChild<object>,
       url: string,
       heldCount: () => Promise<number>,
       expected: number,
+      serving?: () => Promise<number>,
     ) => {
       const idle = await process.request<S>("stats", { gc: true });
       const before = await heldCount();
@@ -609,7 +613,8 @@ class Harness {
         await sleep(250);
         held = (await heldCount()) - before;
         const waited = Date.now() - waitFrom;
-        if (held >= expected && waited >= 1_000) break;
+        const served = serving ? await serving() : calls;
+        if (held >= expected && served >= calls && waited >= 1_000) break;
         if (waited >= delayMs / 3) break;
       }
       const sample = await process.request<S>("stats", { gc: true }, 60_000);
@@ -637,6 +642,7 @@ class Harness {
         this.gatewayUrl,
         () => this.echoCalls("UnaryEcho"),
         Math.min(calls, defaultKafkaGrpcOptions().maxConcurrentCalls),
+        () => gateway.request<number>("north-calls"),
       );
       if (viaGateway.held === 0) {
         // Nothing got through: the figure would measure failed calls, not pending ones.

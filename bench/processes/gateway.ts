@@ -73,11 +73,26 @@ async function stats(gc: boolean): Promise<GatewayStats> {
   };
 }
 
+/** The sum of north's `grpc_active_requests` gauges. */
+async function northCalls(): Promise<number> {
+  const text = await gateway.telemetry.registry.expose();
+  let calls = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("grpc_active_requests{"))
+      calls += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return calls;
+}
+
 serveCommands(
   async (command) => {
     switch (command.cmd) {
       case "stats":
         return stats(command.gc === true);
+      case "north-calls":
+        // Calls north serves now (grpc_active_requests, every method), for the pending-call
+        // measurements: they sample once north holds every call.
+        return northCalls();
       case "heap-types":
         // North's live objects by type (Bun only), for bench/profile/pending-heap.ts.
         return heapTypes();

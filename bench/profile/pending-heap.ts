@@ -87,7 +87,15 @@ try {
     },
     120_000,
   );
-  // West takes its share to the upstream meanwhile; north holds every call from the start.
+  // West takes its share to the upstream meanwhile. North reads a burst at the pace Kafka
+  // takes its records (docs/limits.md, the produce backlog): sample once it serves them all.
+  const openedAt = Date.now();
+  while (
+    (await gateway.request<number>("north-calls")) < calls &&
+    Date.now() - openedAt < delayMs / 3
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   const held = await gateway.request<GatewayStats>("stats", { gc: true });
   const heldTypes = await gateway.request<Record<string, number>>("heap-types");
