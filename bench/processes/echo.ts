@@ -8,14 +8,17 @@ import { emitReady, numberArg, parseArgs, serveCommands } from "../lib/child-cha
 import { processStats, startRssSampler } from "../lib/process-stats.ts";
 
 const args = parseArgs();
-const echo = await startEchoServer({ host: "127.0.0.1", port: numberArg(args, "port", 0) });
+// The gateway's own HTTP/2 session by default (the upstream's CPU is the gateway's loss on
+// 2 cores: bench/README.md); `--http2 node` (or BENCH_ECHO_HTTP2=node in the harness's
+// environment) serves with the runtime's server instead.
+const echo = await startEchoServer({
+  host: "127.0.0.1",
+  port: numberArg(args, "port", 0),
+  http2: (args.get("http2") ?? process.env.BENCH_ECHO_HTTP2) === "node" ? "node" : "own",
+  // The log of every request is for tests; the harness reads the per-method counters.
+  recordRequests: false,
+});
 startRssSampler();
-
-// The server keeps a log of every request for tests; a benchmark makes millions of calls,
-// so the log is dropped regularly (the per-method counters are what the harness reads).
-const trim = setInterval(() => {
-  echo.requests.length = 0;
-}, 500);
 
 serveCommands(
   (command) => {
@@ -30,7 +33,6 @@ serveCommands(
     }
   },
   async () => {
-    clearInterval(trim);
     await echo.close();
   },
 );

@@ -17,6 +17,9 @@ import { grpcFrame } from "../grpc/framing.ts";
 import { parseEchoHooks } from "./echo-hooks.ts";
 import { type EchoServer, startEchoServer } from "./echo-server.ts";
 
+/** The runtime's HTTP/2 server, and the gateway's own session (the benchmark's upstream). */
+const engines = ["node", "own"] as const;
+
 describe("parseEchoHooks", () => {
   it("reads prefixes in any order", () => {
     expect(parseEchoHooks("delay:5:meta:stream:3:hi")).toEqual({
@@ -32,11 +35,11 @@ describe("parseEchoHooks", () => {
   });
 });
 
-describe("echo server", () => {
+describe.each(engines)("echo server (%s HTTP/2)", (engine) => {
   let echo: EchoServer;
   let client: ReturnType<typeof createClient<typeof Echo>>;
   beforeAll(async () => {
-    echo = await startEchoServer();
+    echo = await startEchoServer({ http2: engine });
     client = createClient(Echo, createGrpcTransport({ baseUrl: `http://127.0.0.1:${echo.port}` }));
   });
   afterAll(() => echo.close());
@@ -221,268 +224,271 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): 
   );
 }
 
-describe("echo server, native gRPC path over a raw HTTP/2 client", () => {
-  let echo: EchoServer;
-  let session: http2.ClientHttp2Session;
-  beforeAll(async () => {
-    echo = await startEchoServer();
-    session = http2.connect(`http://127.0.0.1:${echo.port}`);
-  });
-  afterAll(async () => {
-    session.close();
-    await echo.close();
-  });
-
-  const frame = (text: string) => grpcFrame(echoRequest(text));
-
-  it("unary.rpc: echoes the text and logs headers and message", async () => {
-    const before = echo.calls.get("UnaryEcho") ?? 0;
-    const reply = await rawCall(session, "UnaryEcho", [frame("héllo ✓ \u{1f600}")], {
-      "x-tenant": "blue",
-      "grpc-timeout": "30S",
+describe.each(engines)(
+  "echo server, native gRPC path over a raw HTTP/2 client (%s HTTP/2)",
+  (engine) => {
+    let echo: EchoServer;
+    let session: http2.ClientHttp2Session;
+    beforeAll(async () => {
+      echo = await startEchoServer({ http2: engine });
+      session = http2.connect(`http://127.0.0.1:${echo.port}`);
     });
-    expect(reply).toMatchObject({ httpStatus: 200, grpcStatus: "0", messages: ["héllo ✓ 😀"] });
-    expect(reply.headers["content-type"]).toBe("application/grpc+proto");
-    expect(reply.headers["x-echo"]).toBe("1");
-    // Without the meta hook, request metadata is not echoed.
-    expect(reply.headers["x-tenant"]).toBeUndefined();
-    expect(echo.calls.get("UnaryEcho")).toBe(before + 1);
-    const log = echo.requests.at(-1);
-    expect(log?.method).toBe("UnaryEcho");
-    expect(log?.messages).toEqual(["héllo ✓ 😀"]);
-    expect(log?.headers.get("x-tenant")).toBe("blue");
-    expect(log?.headers.get("grpc-timeout")).toBe("30S");
-    const names: string[] = [];
-    log?.headers.forEach((_, name) => {
-      names.push(name);
+    afterAll(async () => {
+      session.close();
+      await echo.close();
     });
-    expect(names.filter((name) => name.startsWith(":"))).toEqual([]);
-    expect(names).toContain("te");
-  });
 
-  it("unary.rpc: keeps a leading byte order mark and a large message intact", async () => {
-    const big = `\u{feff}${"0123456789".repeat(30_000)}`;
-    const reply = await rawCall(session, "UnaryEcho", [frame(big)]);
-    expect(reply.grpcStatus).toBe("0");
-    expect(reply.messages).toEqual([big]);
-  });
+    const frame = (text: string) => grpcFrame(echoRequest(text));
 
-  it("unary.rpc: an empty message gives an empty response", async () => {
-    const reply = await rawCall(session, "UnaryEcho", [grpcFrame(new Uint8Array(0))]);
-    expect(reply).toMatchObject({ grpcStatus: "0", messages: [""] });
-    expect(echo.requests.at(-1)?.messages).toEqual([""]);
-  });
-
-  it("unary.rpc: skips unknown fields of every wire type, groups included", async () => {
-    const bytes = Buffer.concat([
-      Buffer.from([0x10, 0x96, 0x01]), // field 2, varint
-      Buffer.from([0x19, 1, 2, 3, 4, 5, 6, 7, 8]), // field 3, fixed64
-      Buffer.from([0x23, 0x08, 0x01, 0x0a, 0x01, 0x78, 0x24]), // field 4: a group with a field 1
-      Buffer.from([0x0a, 0x02, 0x68, 0x69]), // field 1: "hi"
-      Buffer.from([0x2d, 1, 2, 3, 4]), // field 5, fixed32
-      Buffer.from([0x32, 0x01, 0x00]), // field 6, bytes
-    ]);
-    const reply = await rawCall(session, "UnaryEcho", [grpcFrame(bytes)]);
-    expect(reply).toMatchObject({ grpcStatus: "0", messages: ["hi"] });
-  });
-
-  it("unary.rpc: a message split across chunks is put back together", async () => {
-    const whole = frame("split in three");
-    const reply = await rawCall(session, "UnaryEcho", [
-      whole.subarray(0, 2),
-      whole.subarray(2, 9),
-      whole.subarray(9),
-    ]);
-    expect(reply.messages).toEqual(["split in three"]);
-  });
-
-  it("unary.rpc.error: code and message from the error hook, header and trailers kept", async () => {
-    const reply = await rawCall(session, "UnaryEcho", [frame("meta:error:9:not 100% ready")], {
-      "x-one": "1",
+    it("unary.rpc: echoes the text and logs headers and message", async () => {
+      const before = echo.calls.get("UnaryEcho") ?? 0;
+      const reply = await rawCall(session, "UnaryEcho", [frame("héllo ✓ \u{1f600}")], {
+        "x-tenant": "blue",
+        "grpc-timeout": "30S",
+      });
+      expect(reply).toMatchObject({ httpStatus: 200, grpcStatus: "0", messages: ["héllo ✓ 😀"] });
+      expect(reply.headers["content-type"]).toBe("application/grpc+proto");
+      expect(reply.headers["x-echo"]).toBe("1");
+      // Without the meta hook, request metadata is not echoed.
+      expect(reply.headers["x-tenant"]).toBeUndefined();
+      expect(echo.calls.get("UnaryEcho")).toBe(before + 1);
+      const log = echo.requests.at(-1);
+      expect(log?.method).toBe("UnaryEcho");
+      expect(log?.messages).toEqual(["héllo ✓ 😀"]);
+      expect(log?.headers.get("x-tenant")).toBe("blue");
+      expect(log?.headers.get("grpc-timeout")).toBe("30S");
+      const names: string[] = [];
+      log?.headers.forEach((_, name) => {
+        names.push(name);
+      });
+      expect(names.filter((name) => name.startsWith(":"))).toEqual([]);
+      expect(names).toContain("te");
     });
-    expect(reply.grpcStatus).toBe(String(Code.FailedPrecondition));
-    expect(decodeURIComponent(reply.grpcMessage ?? "")).toBe("not 100% ready");
-    expect(reply.messages).toEqual([]);
-    expect(reply.headers["x-echo"]).toBe("1");
-    expect(reply.headers["x-one"]).toBe("1");
-    expect(reply.trailers["x-trailer"]).toBe("t");
-  });
 
-  it("meta hook: copies x-* metadata, -bin values as sent, and sets x-trailer", async () => {
-    const reply = await rawCall(session, "UnaryEcho", [frame("meta:hi")], {
-      "x-one": "1",
-      "x-data-bin": "AAECAw==",
-      authorization: "secret",
+    it("unary.rpc: keeps a leading byte order mark and a large message intact", async () => {
+      const big = `\u{feff}${"0123456789".repeat(30_000)}`;
+      const reply = await rawCall(session, "UnaryEcho", [frame(big)]);
+      expect(reply.grpcStatus).toBe("0");
+      expect(reply.messages).toEqual([big]);
     });
-    expect(reply.headers["x-one"]).toBe("1");
-    expect(reply.headers["x-data-bin"]).toBe("AAECAw==");
-    expect(reply.headers.authorization).toBeUndefined();
-    expect(reply.headers["x-echo"]).toBe("1");
-    expect(reply.trailers).toMatchObject({ "grpc-status": "0", "x-trailer": "t" });
-    expect(reply.messages).toEqual(["meta:hi"]);
-  });
 
-  it("delay hook: answers after the delay", async () => {
-    const started = Date.now();
-    const reply = await rawCall(session, "UnaryEcho", [frame("delay:300:later")]);
-    expect(reply.messages).toEqual(["delay:300:later"]);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
-  });
-
-  it("delay hook: grpc-timeout ends a delayed call with DEADLINE_EXCEEDED", async () => {
-    const started = Date.now();
-    const reply = await rawCall(session, "UnaryEcho", [frame("delay:60000:slow")], {
-      "grpc-timeout": "200m",
+    it("unary.rpc: an empty message gives an empty response", async () => {
+      const reply = await rawCall(session, "UnaryEcho", [grpcFrame(new Uint8Array(0))]);
+      expect(reply).toMatchObject({ grpcStatus: "0", messages: [""] });
+      expect(echo.requests.at(-1)?.messages).toEqual([""]);
     });
-    expect(reply.grpcStatus).toBe(String(Code.DeadlineExceeded));
-    expect(reply.messages).toEqual([]);
-    // Ended by the 200 ms deadline, not the 60 s delay (and well within the test's timeout,
-    // so that the bound can fail): 10 s is room for a loaded machine.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
-    expect(Date.now() - started).toBeLessThan(10_000);
-  });
 
-  it("delay hook: a client cancel stops the call, so nothing behind the delay is handled", async () => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho",
-      "content-type": "application/grpc",
-      te: "trailers",
+    it("unary.rpc: skips unknown fields of every wire type, groups included", async () => {
+      const bytes = Buffer.concat([
+        Buffer.from([0x10, 0x96, 0x01]), // field 2, varint
+        Buffer.from([0x19, 1, 2, 3, 4, 5, 6, 7, 8]), // field 3, fixed64
+        Buffer.from([0x23, 0x08, 0x01, 0x0a, 0x01, 0x78, 0x24]), // field 4: a group with a field 1
+        Buffer.from([0x0a, 0x02, 0x68, 0x69]), // field 1: "hi"
+        Buffer.from([0x2d, 1, 2, 3, 4]), // field 5, fixed32
+        Buffer.from([0x32, 0x01, 0x00]), // field 6, bytes
+      ]);
+      const reply = await rawCall(session, "UnaryEcho", [grpcFrame(bytes)]);
+      expect(reply).toMatchObject({ grpcStatus: "0", messages: ["hi"] });
     });
-    stream.on("error", () => {});
-    stream.write(Buffer.concat([frame("delay:500:cancel me"), frame("behind the delay")]));
-    const log = () => echo.requests.find((r) => r.messages[0] === "delay:500:cancel me");
-    await waitFor("the delayed message", () => log() !== undefined);
-    stream.close(http2.constants.NGHTTP2_CANCEL);
-    // Nothing happens for 1.5 s, well past the delay: a call still running would have logged
-    // the second message.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(log()?.messages).toEqual(["delay:500:cancel me"]);
-  });
 
-  it("stream hook: server.stream.rpc sends n messages, 10 by default, 0 allowed", async () => {
-    const three = await rawCall(session, "ServerStreamingEcho", [frame("stream:3:s")]);
-    expect(three).toMatchObject({
-      grpcStatus: "0",
-      messages: ["stream:3:s", "stream:3:s", "stream:3:s"],
+    it("unary.rpc: a message split across chunks is put back together", async () => {
+      const whole = frame("split in three");
+      const reply = await rawCall(session, "UnaryEcho", [
+        whole.subarray(0, 2),
+        whole.subarray(2, 9),
+        whole.subarray(9),
+      ]);
+      expect(reply.messages).toEqual(["split in three"]);
     });
-    const ten = await rawCall(session, "ServerStreamingEcho", [frame("t")]);
-    expect(ten.messages).toEqual(Array(10).fill("t"));
-    const none = await rawCall(session, "ServerStreamingEcho", [frame("stream:0:meta:")]);
-    expect(none).toMatchObject({ grpcStatus: "0", messages: [] });
-    expect(none.headers["x-echo"]).toBe("1");
-    expect(none.trailers["x-trailer"]).toBe("t");
-  });
 
-  it("client.stream.rpc: joins the texts, logs each as it arrives, empty stream allowed", async () => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho",
-      "content-type": "application/grpc",
-      te: "trailers",
+    it("unary.rpc.error: code and message from the error hook, header and trailers kept", async () => {
+      const reply = await rawCall(session, "UnaryEcho", [frame("meta:error:9:not 100% ready")], {
+        "x-one": "1",
+      });
+      expect(reply.grpcStatus).toBe(String(Code.FailedPrecondition));
+      expect(decodeURIComponent(reply.grpcMessage ?? "")).toBe("not 100% ready");
+      expect(reply.messages).toEqual([]);
+      expect(reply.headers["x-echo"]).toBe("1");
+      expect(reply.headers["x-one"]).toBe("1");
+      expect(reply.trailers["x-trailer"]).toBe("t");
     });
-    const reply = readReply(stream);
-    stream.write(frame("first"));
-    await waitFor("the first message logged", () =>
-      echo.requests.some((r) => r.messages[0] === "first"),
-    );
-    stream.end(frame("second"));
-    expect(await reply).toMatchObject({ grpcStatus: "0", messages: ["first,second"] });
-    expect(echo.requests.find((r) => r.messages[0] === "first")?.messages).toEqual([
-      "first",
-      "second",
-    ]);
-    const empty = await rawCall(session, "ClientStreamingEcho", []);
-    expect(empty).toMatchObject({ grpcStatus: "0", messages: [""] });
-  });
 
-  it("client.stream.rpc.error: the error hook on a later message ends the call", async () => {
-    const reply = await rawCall(session, "ClientStreamingEcho", [
-      frame("ok"),
-      frame("error:3:bad second"),
-      frame("never"),
-    ]);
-    expect(reply).toMatchObject({ grpcStatus: "3", messages: [] });
-    expect(decodeURIComponent(reply.grpcMessage ?? "")).toBe("bad second");
-    expect(echo.requests.find((r) => r.messages[0] === "ok")?.messages).toEqual([
-      "ok",
-      "error:3:bad second",
-    ]);
-  });
-
-  it("bidi.stream.rpc: answers each message while the request stream is open", async () => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.examples.echo.Echo/BidirectionalStreamingEcho",
-      "content-type": "application/grpc",
-      te: "trailers",
+    it("meta hook: copies x-* metadata, -bin values as sent, and sets x-trailer", async () => {
+      const reply = await rawCall(session, "UnaryEcho", [frame("meta:hi")], {
+        "x-one": "1",
+        "x-data-bin": "AAECAw==",
+        authorization: "secret",
+      });
+      expect(reply.headers["x-one"]).toBe("1");
+      expect(reply.headers["x-data-bin"]).toBe("AAECAw==");
+      expect(reply.headers.authorization).toBeUndefined();
+      expect(reply.headers["x-echo"]).toBe("1");
+      expect(reply.trailers).toMatchObject({ "grpc-status": "0", "x-trailer": "t" });
+      expect(reply.messages).toEqual(["meta:hi"]);
     });
-    const reply = readReply(stream);
-    const seen: string[] = [];
-    stream.on("data", (chunk: Buffer) => seen.push(...responseTexts(chunk)));
-    stream.write(frame("meta:one"));
-    await waitFor("the first reply", () => seen.length === 1);
-    stream.end(frame("two"));
-    const done = await reply;
-    expect(done).toMatchObject({ grpcStatus: "0", messages: ["meta:one", "two"] });
-    expect(done.trailers["x-trailer"]).toBe("t");
-  });
 
-  it("unknown method or service: UNIMPLEMENTED, and not counted as a call", async () => {
-    const calls = [...echo.calls.values()].reduce((a, b) => a + b, 0);
-    const method = await rawCall(session, "NoSuchEcho", [frame("x")]);
-    expect(method).toMatchObject({ httpStatus: 200, grpcStatus: String(Code.Unimplemented) });
-    expect(method.grpcMessage).toContain("NoSuchEcho");
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.examples.echo.Nope/UnaryEcho",
-      "content-type": "application/grpc",
-      te: "trailers",
+    it("delay hook: answers after the delay", async () => {
+      const started = Date.now();
+      const reply = await rawCall(session, "UnaryEcho", [frame("delay:300:later")]);
+      expect(reply.messages).toEqual(["delay:300:later"]);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     });
-    stream.end(frame("x"));
-    expect((await readReply(stream)).grpcStatus).toBe(String(Code.Unimplemented));
-    // A name the map of methods must not find through an object's prototype.
-    const proto = await rawCall(session, "constructor", [frame("x")]);
-    expect(proto.grpcStatus).toBe(String(Code.Unimplemented));
-    expect([...echo.calls.values()].reduce((a, b) => a + b, 0)).toBe(calls);
-  });
 
-  it("not gRPC: an unsupported content type is refused with HTTP 415", async () => {
-    const reply = await rawCall(session, "UnaryEcho", [frame("x")], {
-      "content-type": "text/plain",
+    it("delay hook: grpc-timeout ends a delayed call with DEADLINE_EXCEEDED", async () => {
+      const started = Date.now();
+      const reply = await rawCall(session, "UnaryEcho", [frame("delay:60000:slow")], {
+        "grpc-timeout": "200m",
+      });
+      expect(reply.grpcStatus).toBe(String(Code.DeadlineExceeded));
+      expect(reply.messages).toEqual([]);
+      // Ended by the 200 ms deadline, not the 60 s delay (and well within the test's timeout,
+      // so that the bound can fail): 10 s is room for a loaded machine.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+      expect(Date.now() - started).toBeLessThan(10_000);
     });
-    expect(reply.httpStatus).toBe(415);
-  });
 
-  it("malformed requests end with a status and a message", async () => {
-    const cases: [string, Uint8Array[], http2.OutgoingHttpHeaders, Code][] = [
-      ["truncated frame", [frame("whole").subarray(0, 7)], {}, Code.InvalidArgument],
-      ["bad protobuf", [grpcFrame(Uint8Array.from([0x0a, 0x05, 0x01]))], {}, Code.Internal],
-      ["field 1 not a string", [grpcFrame(Uint8Array.from([0x08, 0x01]))], {}, Code.Internal],
-      ["no message", [], {}, Code.Unimplemented],
-      ["two messages", [frame("a"), frame("b")], {}, Code.Unimplemented],
-      ["bad grpc-timeout", [frame("a")], { "grpc-timeout": "soon" }, Code.InvalidArgument],
-      ["compressed without grpc-encoding", [compressedFrame()], {}, Code.Internal],
-      // Any grpc-encoding goes to connect-es, which knows gzip and br only.
-      [
-        "unknown grpc-encoding",
-        [compressedFrame()],
-        { "grpc-encoding": "snappy" },
-        Code.Unimplemented,
-      ],
-    ];
-    for (const [name, body, headers, code] of cases) {
-      const reply = await rawCall(session, "UnaryEcho", body, headers);
-      expect(reply.grpcStatus, name).toBe(String(code));
-      expect(reply.grpcMessage, name).toBeTruthy();
-      expect(reply.messages, name).toEqual([]);
-    }
-    // The session survives them all.
-    expect((await rawCall(session, "UnaryEcho", [frame("still here")])).messages).toEqual([
-      "still here",
-    ]);
-  });
-});
+    it("delay hook: a client cancel stops the call, so nothing behind the delay is handled", async () => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.on("error", () => {});
+      stream.write(Buffer.concat([frame("delay:500:cancel me"), frame("behind the delay")]));
+      const log = () => echo.requests.find((r) => r.messages[0] === "delay:500:cancel me");
+      await waitFor("the delayed message", () => log() !== undefined);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      // Nothing happens for 1.5 s, well past the delay: a call still running would have logged
+      // the second message.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(log()?.messages).toEqual(["delay:500:cancel me"]);
+    });
+
+    it("stream hook: server.stream.rpc sends n messages, 10 by default, 0 allowed", async () => {
+      const three = await rawCall(session, "ServerStreamingEcho", [frame("stream:3:s")]);
+      expect(three).toMatchObject({
+        grpcStatus: "0",
+        messages: ["stream:3:s", "stream:3:s", "stream:3:s"],
+      });
+      const ten = await rawCall(session, "ServerStreamingEcho", [frame("t")]);
+      expect(ten.messages).toEqual(Array(10).fill("t"));
+      const none = await rawCall(session, "ServerStreamingEcho", [frame("stream:0:meta:")]);
+      expect(none).toMatchObject({ grpcStatus: "0", messages: [] });
+      expect(none.headers["x-echo"]).toBe("1");
+      expect(none.trailers["x-trailer"]).toBe("t");
+    });
+
+    it("client.stream.rpc: joins the texts, logs each as it arrives, empty stream allowed", async () => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const reply = readReply(stream);
+      stream.write(frame("first"));
+      await waitFor("the first message logged", () =>
+        echo.requests.some((r) => r.messages[0] === "first"),
+      );
+      stream.end(frame("second"));
+      expect(await reply).toMatchObject({ grpcStatus: "0", messages: ["first,second"] });
+      expect(echo.requests.find((r) => r.messages[0] === "first")?.messages).toEqual([
+        "first",
+        "second",
+      ]);
+      const empty = await rawCall(session, "ClientStreamingEcho", []);
+      expect(empty).toMatchObject({ grpcStatus: "0", messages: [""] });
+    });
+
+    it("client.stream.rpc.error: the error hook on a later message ends the call", async () => {
+      const reply = await rawCall(session, "ClientStreamingEcho", [
+        frame("ok"),
+        frame("error:3:bad second"),
+        frame("never"),
+      ]);
+      expect(reply).toMatchObject({ grpcStatus: "3", messages: [] });
+      expect(decodeURIComponent(reply.grpcMessage ?? "")).toBe("bad second");
+      expect(echo.requests.find((r) => r.messages[0] === "ok")?.messages).toEqual([
+        "ok",
+        "error:3:bad second",
+      ]);
+    });
+
+    it("bidi.stream.rpc: answers each message while the request stream is open", async () => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.examples.echo.Echo/BidirectionalStreamingEcho",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const reply = readReply(stream);
+      const seen: string[] = [];
+      stream.on("data", (chunk: Buffer) => seen.push(...responseTexts(chunk)));
+      stream.write(frame("meta:one"));
+      await waitFor("the first reply", () => seen.length === 1);
+      stream.end(frame("two"));
+      const done = await reply;
+      expect(done).toMatchObject({ grpcStatus: "0", messages: ["meta:one", "two"] });
+      expect(done.trailers["x-trailer"]).toBe("t");
+    });
+
+    it("unknown method or service: UNIMPLEMENTED, and not counted as a call", async () => {
+      const calls = [...echo.calls.values()].reduce((a, b) => a + b, 0);
+      const method = await rawCall(session, "NoSuchEcho", [frame("x")]);
+      expect(method).toMatchObject({ httpStatus: 200, grpcStatus: String(Code.Unimplemented) });
+      expect(method.grpcMessage).toContain("NoSuchEcho");
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.examples.echo.Nope/UnaryEcho",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.end(frame("x"));
+      expect((await readReply(stream)).grpcStatus).toBe(String(Code.Unimplemented));
+      // A name the map of methods must not find through an object's prototype.
+      const proto = await rawCall(session, "constructor", [frame("x")]);
+      expect(proto.grpcStatus).toBe(String(Code.Unimplemented));
+      expect([...echo.calls.values()].reduce((a, b) => a + b, 0)).toBe(calls);
+    });
+
+    it("not gRPC: an unsupported content type is refused with HTTP 415", async () => {
+      const reply = await rawCall(session, "UnaryEcho", [frame("x")], {
+        "content-type": "text/plain",
+      });
+      expect(reply.httpStatus).toBe(415);
+    });
+
+    it("malformed requests end with a status and a message", async () => {
+      const cases: [string, Uint8Array[], http2.OutgoingHttpHeaders, Code][] = [
+        ["truncated frame", [frame("whole").subarray(0, 7)], {}, Code.InvalidArgument],
+        ["bad protobuf", [grpcFrame(Uint8Array.from([0x0a, 0x05, 0x01]))], {}, Code.Internal],
+        ["field 1 not a string", [grpcFrame(Uint8Array.from([0x08, 0x01]))], {}, Code.Internal],
+        ["no message", [], {}, Code.Unimplemented],
+        ["two messages", [frame("a"), frame("b")], {}, Code.Unimplemented],
+        ["bad grpc-timeout", [frame("a")], { "grpc-timeout": "soon" }, Code.InvalidArgument],
+        ["compressed without grpc-encoding", [compressedFrame()], {}, Code.Internal],
+        // Any grpc-encoding goes to connect-es, which knows gzip and br only.
+        [
+          "unknown grpc-encoding",
+          [compressedFrame()],
+          { "grpc-encoding": "snappy" },
+          Code.Unimplemented,
+        ],
+      ];
+      for (const [name, body, headers, code] of cases) {
+        const reply = await rawCall(session, "UnaryEcho", body, headers);
+        expect(reply.grpcStatus, name).toBe(String(code));
+        expect(reply.grpcMessage, name).toBeTruthy();
+        expect(reply.messages, name).toEqual([]);
+      }
+      // The session survives them all.
+      expect((await rawCall(session, "UnaryEcho", [frame("still here")])).messages).toEqual([
+        "still here",
+      ]);
+    });
+  },
+);
 
 /** A frame with the compressed flag set (its bytes do not matter: they are never read). */
 function compressedFrame(): Uint8Array {

@@ -20,10 +20,17 @@
  * built on first use (echo-connect-routes.ts). The hooks are parsed in echo-hooks.ts.
  */
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isGrpcProtoContentType } from "../grpc/metadata.ts";
-import { http2WindowSettings, widenConnectionWindow } from "../runtime/http2-windows.ts";
+import { duplexPair, serveOwnSession } from "../north/own-http2.ts";
+import {
+  connectionWindowBytes,
+  http2WindowSettings,
+  streamWindowBytes,
+  widenConnectionWindow,
+} from "../runtime/http2-windows.ts";
 import { connectRoutes } from "./echo-connect-routes.ts";
 import { serveGrpc } from "./echo-native-grpc.ts";
 
@@ -51,10 +58,13 @@ export interface EchoServer {
 /**
  * Starts the echo upstream on h2c; `port` 0 (default) picks a free port. `recordRequests`
  * (default true, for tests) keeps every request in `requests`: a long-running server turns
- * it off so memory does not grow with each call.
+ * it off so memory does not grow with each call. `http2: "own"` serves the connections with
+ * the gateway's own HTTP/2 session (north's, src/h2/server-session.ts), uncompressed gRPC on
+ * it and every other stream relayed to the runtime's server: the benchmark's upstream, where
+ * the runtime's HTTP/2 server cost about four times the CPU per call; default `node`.
  */
 export async function startEchoServer(
-  opts: { host?: string; port?: number; recordRequests?: boolean } = {},
+  opts: { host?: string; port?: number; recordRequests?: boolean; http2?: "own" | "node" } = {},
 ): Promise<EchoServer> {
   const calls = new Map<string, number>();
   const requests: EchoRequestLog[] = [];
@@ -85,26 +95,63 @@ export async function startEchoServer(
     fallback ??= http2.createServer(connectNodeAdapter({ routes: connectRoutes(begin) }));
     fallback.emit("stream", stream, headers, flags, rawHeaders);
   });
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = new Set<{ destroy(): void }>();
   server.on("session", (session) => {
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
   });
+  // The own session: the server above takes what is not native gRPC, over an in-memory
+  // connection per client connection.
+  const listening: net.Server | http2.Http2Server =
+    opts.http2 === "own"
+      ? net.createServer((socket) => {
+          const session = serveOwnSession(socket, undefined, {
+            maxConcurrentStreams: 1000,
+            maxHeaderListBytes: 64 * 1024,
+            streamWindowBytes,
+            connectionWindowBytes,
+            native(stream, headers) {
+              const encoding = headers["grpc-encoding"];
+              if (
+                headers[":method"] !== "POST" ||
+                !isGrpcProtoContentType(headers["content-type"]) ||
+                (encoding !== undefined && encoding !== "identity")
+              ) {
+                return false;
+              }
+              serveGrpc(stream as unknown as http2.ServerHttp2Stream, headers, begin);
+              return true;
+            },
+            openRelay() {
+              const [outer, inner] = duplexPair(socket);
+              server.emit("connection", inner);
+              const relay = http2.connect("http://relay.invalid", {
+                createConnection: () => outer,
+                settings: http2WindowSettings,
+              });
+              relay.on("error", () => {});
+              return relay;
+            },
+            onClose: () => sessions.delete(session),
+          });
+          sessions.add(session);
+        })
+      : server;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
+    listening.once("error", reject);
+    listening.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
+      listening.off("error", reject);
       resolve();
     });
   });
 
   return {
-    port: (server.address() as AddressInfo).port,
+    port: (listening.address() as AddressInfo).port,
     calls,
     requests,
     close() {
       return new Promise((resolve) => {
-        server.close(() => resolve());
+        listening.close(() => resolve());
         // Open client sessions would keep the server alive; tests want it gone now.
         for (const session of sessions) session.destroy();
       });
