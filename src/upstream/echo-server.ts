@@ -21,7 +21,6 @@
  */
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isGrpcProtoContentType } from "../grpc/metadata.ts";
 import { duplexPair, serveOwnSession } from "../north/own-http2.ts";
@@ -146,7 +145,7 @@ export async function startEchoServer(
   });
 
   return {
-    port: (listening.address() as AddressInfo).port,
+    port: (listening.address() as net.AddressInfo).port,
     calls,
     requests,
     close() {
