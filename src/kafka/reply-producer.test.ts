@@ -56,7 +56,7 @@ describe("createBatchQueue", () => {
         await new Promise<void>((r) => releases.push(r));
       },
       1000,
-      { maxInFlight: 4, keysOf: (item) => [item.slice(0, 1)] },
+      { maxInFlight: 4, keyOf: (item) => item.slice(0, 1) },
     );
     const a1 = queue.push("a1");
     await new Promise((r) => setImmediate(r));
@@ -86,7 +86,7 @@ describe("createBatchQueue", () => {
         flushes.push(items);
       },
       1000,
-      { maxInFlight: 4, keysOf: (item) => [item.slice(0, 1)] },
+      { maxInFlight: 4, keyOf: (item) => item.slice(0, 1) },
       { maxBytes: 900, bytesOf },
     );
     const items = ["a1:300", "b1:300", "a2:400", "c1:2000", "a3:100", "d1:100"];
@@ -115,7 +115,7 @@ describe("createBatchQueue", () => {
         }
       },
       1000,
-      { maxInFlight: 4, keysOf: (item) => [item.slice(0, 1)] },
+      { maxInFlight: 4, keyOf: (item) => item.slice(0, 1) },
     );
     const a1 = queue.push("a1");
     await new Promise((r) => setImmediate(r));

@@ -48,17 +48,18 @@ interface Pending<T> {
   resolve: () => void;
   reject: (err: unknown) => void;
   settled: boolean;
-  /** Its keys count as in flight. */
-  keysHeld: boolean;
+  /** Its key counts as in flight. */
+  keyHeld: boolean;
 }
 
 /**
- * How flushes may overlap: up to `maxInFlight` at once, taking no item that shares a key
- * with an item in flight (items of one key stay in push order; others go on).
+ * How flushes may overlap: up to `maxInFlight` at once, taking no item whose key an item in
+ * flight has (items of one key stay in push order; others go on). An item has one key (one
+ * call's records).
  */
 export interface BatchOrdering<T> {
   maxInFlight: number;
-  keysOf(item: T): Iterable<string>;
+  keyOf(item: T): string;
 }
 
 /**
@@ -91,19 +92,14 @@ export function createBatchQueue<T>(
   const keysInFlight = new KeysInFlight();
   let idle: (() => void)[] = [];
 
-  const blocked = (p: Pending<T>): boolean => {
-    if (!ordering || keysInFlight.size === 0) return false;
-    for (const key of ordering.keysOf(p.item)) if (keysInFlight.has(key)) return true;
-    return false;
-  };
+  const blocked = (p: Pending<T>): boolean =>
+    ordering !== undefined && keysInFlight.size > 0 && keysInFlight.has(ordering.keyOf(p.item));
 
-  const holdKeys = (p: Pending<T>, held: boolean) => {
-    if (!ordering || p.keysHeld === held) return;
-    p.keysHeld = held;
-    for (const key of ordering.keysOf(p.item)) {
-      if (held) keysInFlight.add(key);
-      else keysInFlight.remove(key);
-    }
+  const holdKey = (p: Pending<T>, held: boolean) => {
+    if (!ordering || p.keyHeld === held) return;
+    p.keyHeld = held;
+    if (held) keysInFlight.add(ordering.keyOf(p.item));
+    else keysInFlight.remove(ordering.keyOf(p.item));
   };
 
   /**
@@ -139,12 +135,10 @@ export function createBatchQueue<T>(
    */
   const failQueuedAfter = (failed: Pending<T>, error: unknown) => {
     if (!ordering || pending.length === 0) return;
-    const keys = new Set(ordering.keysOf(failed.item));
+    const key = ordering.keyOf(failed.item);
     const left: Pending<T>[] = [];
     for (const p of pending) {
-      let shared = false;
-      for (const key of ordering.keysOf(p.item)) if (keys.has(key)) shared = true;
-      if (!shared) {
+      if (ordering.keyOf(p.item) !== key) {
         left.push(p);
         continue;
       }
@@ -163,7 +157,7 @@ export function createBatchQueue<T>(
   const start = (batch: Pending<T>[]) => {
     inFlight++;
     running++;
-    for (const p of batch) holdKeys(p, true);
+    for (const p of batch) holdKey(p, true);
     let slotHeld = true;
     const settle = (index: number, error?: unknown) => {
       const p = batch[index];
@@ -174,7 +168,7 @@ export function createBatchQueue<T>(
         failQueuedAfter(p, error);
         return;
       }
-      holdKeys(p, false);
+      holdKey(p, false);
       p.resolve();
       if (!slotHeld) scheduleRun();
     };
@@ -205,7 +199,7 @@ export function createBatchQueue<T>(
       .finally(() => {
         running--;
         if (slotHeld) inFlight--;
-        for (const p of batch) holdKeys(p, false);
+        for (const p of batch) holdKey(p, false);
         if (pending.length > 0) run();
         else if (running === 0) {
           const waiters = idle;
@@ -227,7 +221,7 @@ export function createBatchQueue<T>(
   return {
     push(item) {
       return new Promise<void>((resolve, reject) => {
-        pending.push({ item, resolve, reject, settled: false, keysHeld: false });
+        pending.push({ item, resolve, reject, settled: false, keyHeld: false });
         scheduleRun();
       });
     },
@@ -281,7 +275,7 @@ export async function startReplyProducer(
     1000,
     // Replies of new calls need not wait for earlier calls' acknowledgements; one call's
     // records (one key) still leave one batch after the other.
-    { maxInFlight: 4, keysOf: (item) => item.records.map((r) => r.key ?? "") },
+    { maxInFlight: 4, keyOf: (item) => item.records[0]?.key ?? "" },
     { maxBytes: maxBatchBytes, bytesOf: replyItemBytes },
   );
 

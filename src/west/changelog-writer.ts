@@ -83,7 +83,7 @@ export async function startChangelogWriter(
     },
     1000,
     // One call's entries (one key) leave in order; other calls' need not wait.
-    { maxInFlight: 4, keysOf: (item) => [item.record.key ?? ""] },
+    { maxInFlight: 4, keyOf: (item) => item.record.key ?? "" },
   );
   return {
     write(topic, partition, id, entry) {
