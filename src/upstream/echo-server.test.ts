@@ -165,6 +165,21 @@ function responseTexts(body: Buffer): string[] {
   return texts;
 }
 
+/** A gRPC request's stream, opened by hand at `path`. */
+function openRawCall(
+  session: http2.ClientHttp2Session,
+  path: string,
+  headers: http2.OutgoingHttpHeaders = {},
+): http2.ClientHttp2Stream {
+  return session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...headers,
+  });
+}
+
 /** A gRPC call by hand: headers, then each body chunk in turn, then the end of the request. */
 function rawCall(
   session: http2.ClientHttp2Session,
@@ -172,13 +187,7 @@ function rawCall(
   body: Uint8Array[],
   headers: http2.OutgoingHttpHeaders = {},
 ): Promise<RawReply> {
-  const stream = session.request({
-    ":method": "POST",
-    ":path": `/grpc.examples.echo.Echo/${method}`,
-    "content-type": "application/grpc",
-    te: "trailers",
-    ...headers,
-  });
+  const stream = openRawCall(session, `/grpc.examples.echo.Echo/${method}`, headers);
   for (const chunk of body) stream.write(chunk);
   stream.end();
   return readReply(stream);
@@ -348,12 +357,7 @@ describe.each(engines)(
     });
 
     it("delay hook: a client cancel stops the call, so nothing behind the delay is handled", async () => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
+      const stream = openRawCall(session, "/grpc.examples.echo.Echo/ClientStreamingEcho");
       stream.on("error", () => {});
       stream.write(Buffer.concat([frame("delay:500:cancel me"), frame("behind the delay")]));
       const log = () => echo.requests.find((r) => r.messages[0] === "delay:500:cancel me");
@@ -380,12 +384,7 @@ describe.each(engines)(
     });
 
     it("client.stream.rpc: joins the texts, logs each as it arrives, empty stream allowed", async () => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/grpc.examples.echo.Echo/ClientStreamingEcho",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
+      const stream = openRawCall(session, "/grpc.examples.echo.Echo/ClientStreamingEcho");
       const reply = readReply(stream);
       stream.write(frame("first"));
       await waitFor("the first message logged", () =>
@@ -416,12 +415,7 @@ describe.each(engines)(
     });
 
     it("bidi.stream.rpc: answers each message while the request stream is open", async () => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/grpc.examples.echo.Echo/BidirectionalStreamingEcho",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
+      const stream = openRawCall(session, "/grpc.examples.echo.Echo/BidirectionalStreamingEcho");
       const reply = readReply(stream);
       const seen: string[] = [];
       stream.on("data", (chunk: Buffer) => seen.push(...responseTexts(chunk)));
@@ -438,12 +432,7 @@ describe.each(engines)(
       const method = await rawCall(session, "NoSuchEcho", [frame("x")]);
       expect(method).toMatchObject({ httpStatus: 200, grpcStatus: String(Code.Unimplemented) });
       expect(method.grpcMessage).toContain("NoSuchEcho");
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/grpc.examples.echo.Nope/UnaryEcho",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
+      const stream = openRawCall(session, "/grpc.examples.echo.Nope/UnaryEcho");
       stream.end(frame("x"));
       expect((await readReply(stream)).grpcStatus).toBe(String(Code.Unimplemented));
       // A name the map of methods must not find through an object's prototype.
