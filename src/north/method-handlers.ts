@@ -146,6 +146,14 @@ function createMethodImpl(
           if (over) return;
           started().message(toBinary(method.input, message));
         }
+        if (call === undefined) {
+          // Nothing sent yet. A client's reset can reach us as the request's end first (the
+          // runtime's server ends a reset stream's body, then reports the abort): the call
+          // starts from an end only if its stream is still there a turn later, so that a
+          // reset before the first message leaves nothing in Kafka (docs/limits.md).
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (ctx.signal.aborted) return;
+        }
         if (!over) started().halfClose();
       } catch (error) {
         // The request stream broke (too large, reset, malformed): the call cannot go on.
