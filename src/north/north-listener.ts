@@ -28,7 +28,7 @@ import {
   type WatchedStream,
   watchOfStream,
 } from "./connection-guard.ts";
-import { duplexPair, type OwnCallStream, serveOwnSession } from "./own-http2.ts";
+import { type OwnCallStream, openRelay, serveOwnSession } from "./own-http2.ts";
 
 export type NorthRequestHandler = (
   req: Http2ServerRequest | IncomingMessage,
@@ -173,21 +173,19 @@ export async function listenNorth(
       connectionWindowBytes,
       native: (stream: OwnCallStream, headers, raw, watch) =>
         handlers.stream(stream as unknown as http2.ServerHttp2Stream, headers, raw, watch),
-      openRelay: () => {
-        const [outer, inner] = duplexPair(socket);
-        relayingFor = connection;
-        try {
-          h2.emit("connection", inner);
-        } finally {
-          relayingFor = undefined;
-        }
-        const client = http2.connect("http://relay.invalid", {
-          createConnection: () => outer,
-          settings: http2WindowSettings,
-        });
-        client.on("error", (error) => logger.debug("http2 relay error", { error }));
-        return client;
-      },
+      openRelay: () =>
+        openRelay(
+          socket,
+          (inner) => {
+            relayingFor = connection;
+            try {
+              h2.emit("connection", inner);
+            } finally {
+              relayingFor = undefined;
+            }
+          },
+          (error) => logger.debug("http2 relay error", { error }),
+        ),
       onClose: (s) => ownSessions.delete(s),
     });
     ownSessions.add(session);

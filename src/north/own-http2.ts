@@ -9,12 +9,13 @@
  * `OwnCallStream` gives a native call the part of `ServerHttp2Stream` it uses (events as one
  * listener slot each, not an EventEmitter: a pending call holds little).
  */
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import { constants } from "node:http2";
 import { Duplex } from "node:stream";
 import { flagEndStream, h2Errors } from "../h2/frames.ts";
 import type { HeaderField } from "../h2/hpack.ts";
 import { ServerSession, type ServerStream } from "../h2/server-session.ts";
+import { http2WindowSettings } from "../runtime/http2-windows.ts";
 import type { GuardedConnection, StreamWatch } from "./connection-guard.ts";
 
 type Listener = (this: OwnCallStream, ...args: never[]) => void;
@@ -401,11 +402,30 @@ function relayStream(
 }
 
 /**
+ * Opens the in-memory HTTP/2 connection a client connection's relayed streams take: `serve`
+ * hands its server end to the `node:http2` server that serves them.
+ */
+export function openRelay(
+  socket: Duplex,
+  serve: (inner: Duplex) => void,
+  onError: (error: Error) => void,
+): http2.ClientHttp2Session {
+  const [outer, inner] = duplexPair(socket);
+  serve(inner);
+  const client = http2.connect("http://relay.invalid", {
+    createConnection: () => outer,
+    settings: http2WindowSettings,
+  });
+  client.on("error", onError);
+  return client;
+}
+
+/**
  * Two connected in-memory duplexes: what one writes, the other reads. The inner end carries
  * the client connection's TLS facts (certificate, address), which the relayed calls' gates
  * and logs read off their socket.
  */
-export function duplexPair(outer: Duplex): [Duplex, Duplex] {
+function duplexPair(outer: Duplex): [Duplex, Duplex] {
   let a: Duplex;
   let b: Duplex;
   const make = (peer: () => Duplex) =>

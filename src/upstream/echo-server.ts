@@ -23,7 +23,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isGrpcProtoContentType } from "../grpc/metadata.ts";
-import { duplexPair, serveOwnSession } from "../north/own-http2.ts";
+import { openRelay, serveOwnSession } from "../north/own-http2.ts";
 import {
   connectionWindowBytes,
   http2WindowSettings,
@@ -80,12 +80,7 @@ export async function startEchoServer(
   server.on("session", widenConnectionWindow);
   // Node passes the raw header list as a fourth argument, which its compatibility layer reads.
   server.on("stream", (stream, headers, flags, rawHeaders?: string[]) => {
-    const encoding = headers["grpc-encoding"];
-    if (
-      headers[":method"] === "POST" &&
-      isGrpcProtoContentType(headers["content-type"]) &&
-      (encoding === undefined || encoding === "identity")
-    ) {
+    if (isNativeGrpc(headers)) {
       serveGrpc(stream, headers, begin);
       return;
     }
@@ -110,27 +105,16 @@ export async function startEchoServer(
             streamWindowBytes,
             connectionWindowBytes,
             native(stream, headers) {
-              const encoding = headers["grpc-encoding"];
-              if (
-                headers[":method"] !== "POST" ||
-                !isGrpcProtoContentType(headers["content-type"]) ||
-                (encoding !== undefined && encoding !== "identity")
-              ) {
-                return false;
-              }
+              if (!isNativeGrpc(headers)) return false;
               serveGrpc(stream as unknown as http2.ServerHttp2Stream, headers, begin);
               return true;
             },
-            openRelay() {
-              const [outer, inner] = duplexPair(socket);
-              server.emit("connection", inner);
-              const relay = http2.connect("http://relay.invalid", {
-                createConnection: () => outer,
-                settings: http2WindowSettings,
-              });
-              relay.on("error", () => {});
-              return relay;
-            },
+            openRelay: () =>
+              openRelay(
+                socket,
+                (inner) => server.emit("connection", inner),
+                () => {},
+              ),
             onClose: () => sessions.delete(session),
           });
           sessions.add(session);
@@ -156,6 +140,16 @@ export async function startEchoServer(
       });
     },
   };
+}
+
+/** Uncompressed protobuf gRPC, which the echo serves straight off the stream. */
+function isNativeGrpc(headers: http2.IncomingHttpHeaders): boolean {
+  const encoding = headers["grpc-encoding"];
+  return (
+    headers[":method"] === "POST" &&
+    isGrpcProtoContentType(headers["content-type"]) &&
+    (encoding === undefined || encoding === "identity")
+  );
 }
 
 /** Counts and logs a call; both of the echo's paths call it when a call starts. */
