@@ -228,15 +228,24 @@ export function streamWindowUpdateError(window: number, increment: number): numb
   return window + increment > maxWindow ? h2Errors.flowControlError : 0;
 }
 
+/** The least a queue's buffer is made with: a turn of a few small frames fits. */
+const QUEUE_MIN_BYTES = 1024;
+/** A turn's size is remembered as the next buffer's size up to this (bigger turns grow). */
+const QUEUE_HINT_MAX_BYTES = 64 * 1024;
+const noBytes = Buffer.alloc(0);
+
 /**
  * Frames queued in one turn, written in one socket write at its end (a microtask), once
- * `ready()`; `flush()` writes at once.
+ * `ready()`; `flush()` writes at once. Each frame is written straight into one buffer (its
+ * 9-byte head, then its payload): no object per frame, one copy of each payload. The buffer
+ * goes to the socket as is and the next turn starts another, sized like the last turn's.
  */
 export class FrameQueue {
   /** Bytes handed to the socket so far. */
   written = 0;
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
+  private buf: Buffer = noBytes;
+  private length = 0;
+  private nextBytes = QUEUE_MIN_BYTES;
   private queued = false;
   private readonly flushNow = () => this.flush();
   private readonly write: (bytes: Buffer) => void;
@@ -249,28 +258,42 @@ export class FrameQueue {
 
   /** Bytes queued and not yet written. */
   get bytes(): number {
-    return this.outBytes;
+    return this.length;
   }
 
-  raw(bytes: Uint8Array): void {
-    this.out.push(bytes);
-    this.outBytes += bytes.length;
+  /** Makes room for `n` more bytes; returns where they go. */
+  private room(n: number): number {
+    const at = this.length;
+    const need = at + n;
+    if (need > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(need, this.nextBytes, this.buf.length * 2));
+      if (at > 0) next.set(this.buf.subarray(0, at));
+      this.buf = next;
+    }
+    this.length = need;
     if (!this.queued) {
       this.queued = true;
       queueMicrotask(this.flushNow);
     }
+    return at;
+  }
+
+  raw(bytes: Uint8Array): void {
+    const at = this.room(bytes.length);
+    this.buf.set(bytes, at);
   }
 
   frame(type: number, flags: number, id: number, payload: Uint8Array): void {
-    const head = Buffer.allocUnsafe(9);
-    head[0] = (payload.length >>> 16) & 0xff;
-    head[1] = (payload.length >>> 8) & 0xff;
-    head[2] = payload.length & 0xff;
-    head[3] = type;
-    head[4] = flags;
-    head.writeUInt32BE(id, 5);
-    this.raw(head);
-    if (payload.length > 0) this.raw(payload);
+    const size = payload.length;
+    const at = this.room(9 + size);
+    const b = this.buf;
+    b[at] = (size >>> 16) & 0xff;
+    b[at + 1] = (size >>> 8) & 0xff;
+    b[at + 2] = size & 0xff;
+    b[at + 3] = type;
+    b[at + 4] = flags;
+    b.writeUInt32BE(id, at + 5);
+    if (size > 0) b.set(payload, at + 9);
   }
 
   windowUpdate(id: number, increment: number): void {
@@ -301,7 +324,9 @@ export class FrameQueue {
       const type = at === 0 ? frameType.headers : frameType.continuation;
       let flags = last ? flagEndHeaders : 0;
       if (at === 0 && endStream) flags |= flagEndStream;
-      this.frame(type, flags, id, block.subarray(at, at + size));
+      // A view costs an allocation (and, for a fresh small array, the runtime's buffer
+      // object): a block in one frame is passed whole.
+      this.frame(type, flags, id, last && at === 0 ? block : block.subarray(at, at + size));
       at += size;
       if (last) return;
     }
@@ -309,22 +334,19 @@ export class FrameQueue {
 
   /** Drops what is queued (the connection is gone). */
   clear(): void {
-    this.out = [];
-    this.outBytes = 0;
+    this.buf = noBytes;
+    this.length = 0;
   }
 
   flush(): void {
     this.queued = false;
-    if (this.out.length === 0 || !this.ready()) return;
-    const bytes = Buffer.allocUnsafe(this.outBytes);
-    let at = 0;
-    for (const part of this.out) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    this.out = [];
-    this.outBytes = 0;
-    this.written += bytes.length;
+    const length = this.length;
+    if (length === 0 || !this.ready()) return;
+    const bytes = length === this.buf.length ? this.buf : this.buf.subarray(0, length);
+    this.nextBytes = Math.min(Math.max(length, QUEUE_MIN_BYTES), QUEUE_HINT_MAX_BYTES);
+    this.buf = noBytes;
+    this.length = 0;
+    this.written += length;
     this.write(bytes);
   }
 }
