@@ -42,6 +42,30 @@ describe("Writer", () => {
     expect(r.raw(4096)).toEqual(large);
   });
 
+  it("writes strings as UTF-8 with their byte length, ASCII or not, short or long", () => {
+    const texts = [
+      "topic-1",
+      "",
+      "caf\u00e9",
+      "\u{1F600}x",
+      "a".repeat(1023),
+      "b".repeat(1024),
+      `${"c".repeat(1022)}\u00e9`,
+    ];
+    const w = new Writer(4);
+    for (const t of texts) w.string(t).compactString(t).int8(7);
+    const r = new Reader(w.bytesView());
+    for (const t of texts) {
+      const bytes = new TextEncoder().encode(t).length;
+      const at = r.offset;
+      expect(r.string()).toBe(t);
+      expect(r.offset - at).toBe(2 + bytes);
+      expect(r.compactString()).toBe(t);
+      expect(r.int8()).toBe(7);
+    }
+    expect(r.remaining).toBe(0);
+  });
+
   it("is written into again after reset, growing only when asked for more", () => {
     const w = new Writer(64);
     w.int32(1).rawRef(new Uint8Array(1024).fill(3)).int32(2);

@@ -177,6 +177,9 @@ export class Reader {
   }
 }
 
+/** Strings shorter than this are tried as ASCII first (`string`, `compactString`). */
+const ASCII_FAST_CHARS = 1024;
+
 /** Below this size, `rawRef` copies: a reference costs more than copying a few bytes. */
 const MIN_REF_BYTES = 512;
 
@@ -318,6 +321,13 @@ export class Writer {
   }
 
   string(s: string): this {
+    // ASCII (topic names, client ids, correlation ids) is copied as is: its length is its
+    // byte count, and no encoded copy is made.
+    if (s.length < ASCII_FAST_CHARS) {
+      const start = this.offset;
+      if (this.int16(s.length).tryAscii(s)) return this;
+      this.offset = start;
+    }
     const b = textEncoder.encode(s);
     return this.int16(b.length).raw(b);
   }
@@ -325,6 +335,11 @@ export class Writer {
     return s == null ? this.int16(-1) : this.string(s);
   }
   compactString(s: string): this {
+    if (s.length < ASCII_FAST_CHARS) {
+      const start = this.offset;
+      if (this.uvarint(s.length + 1).tryAscii(s)) return this;
+      this.offset = start;
+    }
     const b = textEncoder.encode(s);
     return this.uvarint(b.length + 1).raw(b);
   }
