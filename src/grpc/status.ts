@@ -41,7 +41,10 @@ export function decodeGrpcMessage(raw: string): string {
 }
 
 /** `grpc-status` and the decoded `grpc-message` of a trailer (or a trailers-only header). */
-export function statusFromTrailer(trailer: Headers): { code: number; message: string | undefined } {
+export function statusFromTrailer(trailer: { get(name: string): string | null | undefined }): {
+  code: number;
+  message: string | undefined;
+} {
   const text = trailer.get("grpc-status") ?? "";
   const code = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!(code >= 0 && code <= 16)) {

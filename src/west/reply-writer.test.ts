@@ -7,6 +7,7 @@ import { ApiKey } from "../kafka/protocol/api-keys.ts";
 import { type ReplyProducer, startReplyProducer } from "../kafka/reply-producer.ts";
 import { silentLogger } from "../ops/logger.ts";
 import { createReplyWriter } from "./reply-writer.ts";
+import { ResponseFields } from "./response-fields.ts";
 import type { RunningCall } from "./west-call.ts";
 
 let broker: Broker;
@@ -63,7 +64,7 @@ describe("createReplyWriter", () => {
   it("holds a single reply's message for its status and keeps the reply for replays", async () => {
     const replies = writer();
     const unary = call({ singleReply: true });
-    replies.emit(unary, Uint8Array.of(1), new Headers({ "x-a": "1" }));
+    replies.emit(unary, Uint8Array.of(1), ResponseFields.of({ "x-a": "1" }));
     expect(unary.heldReply?.headers).toEqual([
       ["zilla:correlation-id", "c1"],
       ["meta:x-a", "1"],

@@ -10,11 +10,12 @@ import { type ContractRecord, replyEndHeaders, replyHeaders } from "../kafka/rec
 import type { ReplyProducer } from "../kafka/reply-producer.ts";
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger } from "../ops/logger.ts";
+import type { ResponseFields } from "./response-fields.ts";
 import { headerEntries, type RunningCall, recordBytes } from "./west-call.ts";
 
 export interface ReplyWriter {
   /** A response message of `call` (`header`: the response header, on the first one). */
-  emit(call: RunningCall, bytes: Uint8Array, header: Headers | undefined): void;
+  emit(call: RunningCall, bytes: Uint8Array, header: ResponseFields | undefined): void;
   /**
    * The end record of a reply, kept with the call's reply; `attemptId` tags west's own
    * answer to that one attempt (docs/contract.md: difference 9).

@@ -10,6 +10,7 @@ import { grpcFrame } from "../grpc/framing.ts";
 import { statusOk } from "../grpc/status.ts";
 import { type EchoServer, startEchoServer } from "../upstream/echo-server.ts";
 import { checkMessageBytes } from "./check-message-bytes.ts";
+import type { ResponseFields } from "./response-fields.ts";
 import {
   callUpstream,
   type RequestChunk,
@@ -86,7 +87,7 @@ describe("callUpstream", () => {
   });
 
   const call = (method: string, requests: Uint8Array[], extra: Partial<UpstreamCall> = {}) => {
-    const replies: { text: string; header: Headers | undefined }[] = [];
+    const replies: { text: string; header: ResponseFields | undefined }[] = [];
     const result = callUpstream({
       transport: pool.transportFor({ scheme: "http", authority: `127.0.0.1:${echo.port}` }),
       service,

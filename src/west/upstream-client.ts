@@ -25,6 +25,7 @@ import { reservedRequestHeaders } from "../grpc/metadata.ts";
 import { statusFromTrailer } from "../grpc/status.ts";
 import { type ClientStream, type ClientStreamHandler, h2Errors } from "../h2/client-session.ts";
 import type { HeaderField } from "../h2/hpack.ts";
+import { ResponseFields } from "./response-fields.ts";
 import type { UpstreamTransport } from "./upstream-pool.ts";
 import { codeFromHttpStatus, codeFromResetCode, statusFromStreamError } from "./upstream-status.ts";
 
@@ -86,7 +87,7 @@ export interface UpstreamCall {
   /** The upstream answered (response headers): no retry can need the sent messages again. */
   onAnswered?: () => void;
   /** Each response message, with the response header on the first one only. */
-  onMessage: (bytes: Uint8Array, header: Headers | undefined) => void;
+  onMessage: (bytes: Uint8Array, header: ResponseFields | undefined) => void;
   now?: () => number;
 }
 
@@ -95,8 +96,8 @@ export interface UpstreamResult {
   code: number;
   message?: string | undefined;
   /** Response header, when no message carried it (error or empty response stream). */
-  header?: Headers | undefined;
-  trailer: Headers;
+  header?: ResponseFields | undefined;
+  trailer: ResponseFields;
   attempts: number;
   /**
    * The status is the upstream's own (its grpc-status): the call's outcome. Otherwise west
@@ -225,8 +226,8 @@ class UpstreamAttempt implements ClientStreamHandler {
   private readonly timer: ReturnType<typeof setTimeout>;
   private readonly onAbort = () => this.cancel(Code.Canceled, "the operation was aborted");
   private finished = false;
-  private header: Headers | undefined;
-  private trailer: Headers | undefined;
+  private header: ResponseFields | undefined;
+  private trailer: ResponseFields | undefined;
   /** Response headers carried the status (a trailers-only response). */
   private trailersOnly = false;
   private gzip = false;
@@ -269,7 +270,7 @@ class UpstreamAttempt implements ClientStreamHandler {
       return;
     }
     try {
-      this.trailer = headersFromFields(fields);
+      this.trailer = ResponseFields.from(fields);
     } catch (err) {
       this.cancel(Code.Internal, `invalid response trailer: ${errorText(err)}`);
     }
@@ -320,11 +321,11 @@ class UpstreamAttempt implements ClientStreamHandler {
   }
 
   private onResponse(fields: HeaderField[]): void {
-    let header: Headers;
+    let header: ResponseFields;
     try {
-      header = headersFromFields(fields);
+      header = ResponseFields.from(fields);
     } catch (err) {
-      this.header = new Headers();
+      this.header = ResponseFields.empty;
       this.cancel(Code.Internal, `invalid response header: ${errorText(err)}`);
       return;
     }
@@ -337,7 +338,7 @@ class UpstreamAttempt implements ClientStreamHandler {
           code: codeFromHttpStatus(status),
           message: `HTTP ${status}`,
           header,
-          trailer: new Headers(),
+          trailer: ResponseFields.empty,
         },
         codeFromHttpStatus(status) === Code.Unavailable && !header.has("grpc-status"),
       );
@@ -350,7 +351,7 @@ class UpstreamAttempt implements ClientStreamHandler {
           code: Code.Unknown,
           message: `unsupported content type ${contentType}`,
           header,
-          trailer: new Headers(),
+          trailer: ResponseFields.empty,
         },
         false,
       );
@@ -366,7 +367,7 @@ class UpstreamAttempt implements ClientStreamHandler {
           code: Code.Internal,
           message: `unsupported response encoding "${encoding}"`,
           header,
-          trailer: new Headers(),
+          trailer: ResponseFields.empty,
         },
         false,
       );
@@ -415,7 +416,9 @@ class UpstreamAttempt implements ClientStreamHandler {
           code,
           ...(message ? { message } : {}),
           header: this.firstMessage ? this.header : undefined,
-          trailer: this.trailersOnly ? new Headers() : (this.trailer ?? new Headers()),
+          trailer: this.trailersOnly
+            ? ResponseFields.empty
+            : (this.trailer ?? ResponseFields.empty),
         },
         false,
       );
@@ -427,7 +430,7 @@ class UpstreamAttempt implements ClientStreamHandler {
           code: codeFromResetCode(rst),
           message: `http/2 stream closed with error code ${rst}`,
           header: this.firstMessage ? this.header : undefined,
-          trailer: new Headers(),
+          trailer: ResponseFields.empty,
         },
         rst === h2Errors.refusedStream,
       );
@@ -438,7 +441,7 @@ class UpstreamAttempt implements ClientStreamHandler {
         code: this.header ? Code.Internal : Code.Unavailable,
         message: this.header ? "protocol error: missing status" : "upstream closed the stream",
         header: this.firstMessage ? this.header : undefined,
-        trailer: this.trailer ?? new Headers(),
+        trailer: this.trailer ?? ResponseFields.empty,
       },
       false,
     );
@@ -453,7 +456,7 @@ class UpstreamAttempt implements ClientStreamHandler {
         code,
         message: reason ?? errorText(err),
         header: this.firstMessage ? this.header : undefined,
-        trailer: this.trailer ?? new Headers(),
+        trailer: this.trailer ?? ResponseFields.empty,
       },
       unreachable,
     );
@@ -467,7 +470,7 @@ class UpstreamAttempt implements ClientStreamHandler {
         code,
         message,
         header: this.firstMessage ? this.header : undefined,
-        trailer: this.trailer ?? new Headers(),
+        trailer: this.trailer ?? ResponseFields.empty,
       },
       false,
     );
@@ -486,18 +489,8 @@ class UpstreamAttempt implements ClientStreamHandler {
 
 const noBytes = new Uint8Array(0);
 
-/** Response headers or trailers as Fetch `Headers`, pseudo-headers left out; throws on invalid ones. */
-function headersFromFields(fields: readonly HeaderField[]): Headers {
-  const out = new Headers();
-  for (const [name, value] of fields) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
-    out.append(name, value);
-  }
-  return out;
-}
-
 function failure(code: number, message: string, attempts: number): UpstreamResult {
-  return { code, message, trailer: new Headers(), attempts };
+  return { code, message, trailer: ResponseFields.empty, attempts };
 }
 
 function errorText(err: unknown): string {

@@ -10,6 +10,7 @@ import type { ContractRecord, ParsedRequest } from "../kafka/record-contract.ts"
 import type { UpstreamCallStats } from "../ops/gateway-metrics.ts";
 import type { CallSpan } from "../ops/tracing.ts";
 import type { OffsetSpan, PartitionTracker } from "./commit-tracker.ts";
+import type { ResponseFields } from "./response-fields.ts";
 import type { CancelSignal } from "./upstream-client.ts";
 
 /** One call's records on one partition, for the commit point. */
@@ -181,12 +182,8 @@ export function isRedelivery(last: Position, record: ConsumedRecord): boolean {
   );
 }
 
-export function headerEntries(headers: Headers): [string, string][] {
-  const out: [string, string][] = [];
-  headers.forEach((value, name) => {
-    out.push([name, value]);
-  });
-  return out;
+export function headerEntries(fields: ResponseFields): [string, string][] {
+  return fields.entries();
 }
 
 /** Approximate memory of a consumed record, for the held-records bound. */
