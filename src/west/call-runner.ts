@@ -96,10 +96,19 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
   const calls = new Map<string, RunningCall>();
   let active = 0;
 
+  /** Each generated service's methods by name (only services in gen/, so it stays bounded). */
+  const kinds = new Map<string, Map<string, string>>();
   /** The kind of a generated method (undefined for methods not in gen/: they stream). */
   const methodKind = (parsed: ParsedRequest): string | undefined => {
-    const service = opts.registry.services.get(parsed.service as string);
-    return service?.methods.find((m) => m.name === parsed.method)?.methodKind;
+    const name = parsed.service as string;
+    let methods = kinds.get(name);
+    if (methods === undefined) {
+      const service = opts.registry.services.get(name);
+      if (service === undefined) return undefined;
+      methods = new Map(service.methods.map((m) => [m.name, m.methodKind]));
+      kinds.set(name, methods);
+    }
+    return methods.get(parsed.method as string);
   };
 
   const wake = (call: RunningCall) => {
