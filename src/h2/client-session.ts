@@ -39,7 +39,13 @@ import {
   unpad,
   windowIncrement,
 } from "./frames.ts";
-import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
+import {
+  checkLatin1,
+  type HeaderField,
+  HpackDecoder,
+  HpackEncoder,
+  HpackError,
+} from "./hpack.ts";
 
 /** HTTP/2 error codes (frames.ts), as west's upstream status mapping reads them. */
 export { h2Errors };
@@ -92,8 +98,8 @@ export class ClientStream {
   /** Over for its user (ended by the peer, reset, or failed). */
   closed = false;
   readonly handler: ClientStreamHandler;
-  /** The encoded request headers until they leave. */
-  headerBlock: Uint8Array | undefined;
+  /** The request headers until they leave. */
+  headerFields: readonly HeaderField[] | undefined;
   /** Body bytes waiting for send window. */
   queued: Uint8Array[] = [];
   queuedBytes = 0;
@@ -252,9 +258,14 @@ export class ClientSession {
       throw new H2SessionError("ERR_HTTP2_GOAWAY_SESSION", "the upstream session is going away");
     }
     const stream = new ClientStream(this, handler);
-    stream.headerBlock = this.encoder.encode(fields);
+    stream.headerFields = fields;
     if (this.open < this.peerMaxConcurrent) this.start(stream);
-    else this.waiting.push(stream);
+    else {
+      // Encoded when it leaves (the dynamic table follows the order blocks go out), so
+      // checked now: a field that cannot be encoded throws here, as it does for one sent now.
+      checkLatin1(fields);
+      this.waiting.push(stream);
+    }
     return stream;
   }
 
@@ -278,6 +289,9 @@ export class ClientSession {
       );
       return;
     }
+    // Before any state changes: the one step that can throw (a field not latin1).
+    const block = this.encoder.encode(stream.headerFields as readonly HeaderField[]);
+    stream.headerFields = undefined;
     const id = this.nextId;
     this.nextId += 2;
     // Ids are never reused: a session near the end of them takes no new calls (the pool opens
@@ -286,8 +300,6 @@ export class ClientSession {
     stream.id = id;
     this.streams.set(id, stream);
     this.open++;
-    const block = stream.headerBlock as Uint8Array;
-    stream.headerBlock = undefined;
     // The peer's window as it is now (SETTINGS change it only for started streams).
     stream.sendWindow = this.peerInitialWindow;
     this.frames.headerBlock(id, block, false, this.peerMaxFrame);
@@ -546,7 +558,8 @@ export class ClientSession {
         for (const stream of this.streams.values()) stream.sendWindow += delta;
       } else if (key === setting.maxFrameSize) this.peerMaxFrame = value;
       else if (key === setting.maxConcurrentStreams) this.peerMaxConcurrent = value;
-      // The rest: the encoder keeps no dynamic table; a server's ENABLE_PUSH means nothing here.
+      else if (key === setting.headerTableSize) this.encoder.setPeerTableSize(value);
+      // The rest: a server's ENABLE_PUSH means nothing here.
     });
     this.frames.frame(frameType.settings, flagAck, 0, empty);
     this.resumeBlocked();

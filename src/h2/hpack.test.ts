@@ -544,7 +544,9 @@ describe("HpackEncoder", () => {
 
   it("writes literals without indexing, with the static name index when there is one", () => {
     const encoder = new HpackEncoder();
-    expect(toHex(encoder.encode([[":path", "/sample/path"]]))).toBe("040c2f73616d706c652f70617468");
+    expect(toHex(encoder.encode([["grpc-timeout", "1S"]]))).toBe(
+      "000c677270632d74696d656f7574023153",
+    );
     expect(toHex(encoder.encode([["password", "secret"]]))).toBe(
       "000870617373776f726406736563726574",
     );
@@ -552,7 +554,7 @@ describe("HpackEncoder", () => {
     expect(encoder.encode([])).toEqual(new Uint8Array(0));
   });
 
-  it("round-trips through a fresh decoder without touching its dynamic table", () => {
+  it("round-trips through a fresh decoder, adding only the names that repeat to its table", () => {
     let printable = "";
     for (let c = 0x20; c < 0x7f; c++) printable += String.fromCharCode(c);
     const fields: HeaderField[] = [
@@ -574,7 +576,113 @@ describe("HpackEncoder", () => {
     const block = new HpackEncoder().encode(fields);
     const decoder = new HpackDecoder();
     expect(decoder.decode(block)).toEqual(fields);
+    // Newest first; the empty user-agent is in the static table, :status 200 too.
+    expect(dynamicTable(decoder)).toEqual([
+      ["te", "trailers"],
+      ["content-type", "application/grpc"],
+      [":authority", "localhost:50051"],
+      [":path", "/gateway.v1.Echo/Unary"],
+    ]);
+  });
+
+  it("adds a repeating field once and sends it as one index after", () => {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    const request: HeaderField[] = [
+      [":method", "POST"],
+      [":path", "/sample/path"],
+      ["content-type", "application/grpc"],
+      ["grpc-timeout", "99m"],
+    ];
+    const first = encoder.encode(request);
+    // :path with incremental indexing and the static name index 4 (01 000100).
+    expect(toHex(first).startsWith("83440c2f73616d706c652f70617468")).toBe(true);
+    expect(decoder.decode(first)).toEqual(request);
+    const second = encoder.encode(request);
+    // :method static, :path 63, content-type 62, grpc-timeout a literal again.
+    expect(toHex(second)).toBe("83bfbe000c677270632d74696d656f75740339396d");
+    expect(decoder.decode(second)).toEqual(request);
+  });
+
+  it("keeps metadata, messages and credentials out of the table", () => {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    const fields: HeaderField[] = [
+      ["authorization", "Bearer abc"],
+      ["grpc-message", "oops"],
+      ["x-request-id", "1"],
+      ["grpc-status", "13"],
+    ];
+    expect(decoder.decode(encoder.encode(fields))).toEqual(fields);
+    expect(dynamicTable(decoder)).toEqual([["grpc-status", "13"]]);
+  });
+
+  it("stays in step with one decoder over many blocks as entries are evicted", () => {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    for (let block = 0; block < 400; block++) {
+      const fields: HeaderField[] = [
+        [":path", `/svc/method-${next() % 90}`],
+        [":authority", `host-${next() % 5}:${"p".repeat(next() % 300)}`],
+        ["content-type", next() % 2 ? "application/grpc" : "application/grpc+proto"],
+        ["grpc-status", String(next() % 17)],
+        ["x-meta", String(next())],
+      ];
+      expect(decoder.decode(encoder.encode(fields))).toEqual(fields);
+    }
+    const table = dynamicTable(decoder);
+    const bytes = table.reduce((n, [name, value]) => n + name.length + value.length + 32, 0);
+    expect(bytes).toBeLessThanOrEqual(4096);
+    expect(bytes).toBeGreaterThan(3000);
+  });
+
+  it("tells the peer of a smaller table at the start of the next block, then stays within it", () => {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    const fields: HeaderField[] = [[":path", "/a/b"]];
+    decoder.decode(encoder.encode(fields));
+    encoder.setPeerTableSize(0);
+    const block = encoder.encode(fields);
+    expect(block[0]).toBe(0x20); // size update to 0
+    expect(decoder.decode(block)).toEqual(fields);
     expect(dynamicTable(decoder)).toEqual([]);
+    // Lowered and raised again before a block: the smallest first, then the final size.
+    encoder.setPeerTableSize(100);
+    encoder.setPeerTableSize(65536);
+    const again = encoder.encode(fields);
+    expect(toHex(again.subarray(0, 4))).toBe("3f453fe1"); // 100, then 4096
+    expect(decoder.decode(again)).toEqual(fields);
+    expect(dynamicTable(decoder)).toEqual([[":path", "/a/b"]]);
+    // A larger setting than the default changes nothing: no update is owed.
+    expect(toHex(encoder.encode(fields))).toBe("be");
+  });
+
+  it("empties the table after a block it could not encode, and says so in the next one", () => {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    decoder.decode(encoder.encode([[":path", "/one"]]));
+    expect(() =>
+      encoder.encode([
+        [":path", "/two"],
+        ["x-emoji", "\u{1f600}"],
+      ]),
+    ).toThrow(RangeError);
+    const fields: HeaderField[] = [
+      [":path", "/two"],
+      [":path", "/one"],
+    ];
+    const block = encoder.encode(fields);
+    expect(toHex(block.subarray(0, 4))).toBe("203fe11f"); // 0, then 4096
+    expect(decoder.decode(block)).toEqual(fields);
+    expect(dynamicTable(decoder)).toEqual([
+      [":path", "/one"],
+      [":path", "/two"],
+    ]);
   });
 
   it("returns independent blocks", () => {

@@ -434,11 +434,100 @@ function writeRaw(out: Uint8Array, o: number, text: string): number {
   return o;
 }
 
-/** Encodes header blocks without a dynamic table (so it never needs the peer's acknowledgement): a field whose name and value are both in the static table is indexed; otherwise a literal "without indexing" with the static table's name index when the name is there, else a literal name; strings never Huffman-coded. */
+/**
+ * Throws the RangeError `encode` would for a field that is not latin1, without encoding it
+ * (for blocks encoded later, when they are sent: the dynamic table must see blocks in the
+ * order they go out).
+ */
+export function checkLatin1(fields: readonly HeaderField[]): void {
+  for (const [name, value] of fields) {
+    for (let i = 0; i < name.length; i++) byteAt(name, i);
+    for (let i = 0; i < value.length; i++) byteAt(value, i);
+  }
+}
+
+/**
+ * Header names whose values repeat call after call on a connection (the method's path, the
+ * authority, content types, `te`, the agent, an OK status): these go into the dynamic table
+ * and are sent as one index from then on. Anything else (metadata, timeouts, messages,
+ * credentials) stays a literal that is never added, so one connection's calls cannot fill the
+ * table with values that never come back.
+ */
+const INDEXED_NAMES = new Set([
+  ":authority",
+  ":path",
+  "content-type",
+  "te",
+  "user-agent",
+  "grpc-accept-encoding",
+  "grpc-encoding",
+  "accept-encoding",
+  "grpc-status",
+]);
+
+/** The dynamic table the encoder keeps, unless told otherwise: HTTP/2's default size. */
+export const DEFAULT_ENCODER_TABLE_BYTES = 4096;
+
+/** A value longer than this is not added (it would push out many small ones). */
+const MAX_INDEXED_VALUE = 512;
+
+/**
+ * Encodes header blocks (RFC 7541). A field whose name and value are both in the static
+ * table is indexed; a field of an `INDEXED_NAMES` name is added to the dynamic table the first
+ * time and indexed after; anything else is a literal "without indexing", with the static
+ * table's name index when the name is there. Strings are never Huffman-coded.
+ *
+ * The table is at most 4096 bytes, the size every HTTP/2 decoder starts with, so nothing needs
+ * the peer's acknowledgement; a peer that allows less (`setPeerTableSize`, from its SETTINGS)
+ * is told of the smaller table at the start of the next block, as RFC 7541 §4.2 asks. Blocks
+ * must be sent in the order they were encoded.
+ */
 export class HpackEncoder {
+  private capacity: number;
+  private bytes = 0;
+  /** Entries oldest first from `first`; entry n (counting every one ever added) at n - first. */
+  private names: string[] = [];
+  private values: string[] = [];
+  private first = 0;
+  private added = 0;
+  /** The number of the latest entry of each name and value. */
+  private readonly numbers = new Map<string, Map<string, number>>();
+  /** The smallest size the table had since the last block, when a size update is owed. */
+  private owedMin = -1;
+
+  constructor(tableBytes = DEFAULT_ENCODER_TABLE_BYTES) {
+    this.capacity = Math.min(tableBytes, DEFAULT_ENCODER_TABLE_BYTES);
+  }
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE: the table never grows past it. */
+  setPeerTableSize(bytes: number): void {
+    const next = Math.min(bytes, DEFAULT_ENCODER_TABLE_BYTES);
+    if (next === this.capacity) return;
+    this.capacity = next;
+    this.evictTo(next);
+    this.owedMin = this.owedMin < 0 ? next : Math.min(this.owedMin, next);
+  }
+
   encode(fields: readonly HeaderField[]): Uint8Array {
+    try {
+      return this.encodeBlock(fields);
+    } catch (err) {
+      // A field that cannot be encoded (not latin1) leaves the table as the block had it so
+      // far, though the block is never sent: empty it, and say so with the next block.
+      this.evictTo(0);
+      this.owedMin = 0;
+      throw err;
+    }
+  }
+
+  private encodeBlock(fields: readonly HeaderField[]): Uint8Array {
     let out = encodeScratch;
     let o = 0;
+    if (this.owedMin >= 0) {
+      if (this.owedMin < this.capacity) o = writeInt(out, o, this.owedMin, 5, 0x20);
+      o = writeInt(out, o, this.capacity, 5, 0x20);
+      this.owedMin = -1;
+    }
     for (const [name, value] of fields) {
       // Worst case: a first byte and two 6-byte lengths around the two strings.
       const need = o + name.length + value.length + 13;
@@ -454,13 +543,62 @@ export class HpackEncoder {
           o = writeInt(out, o, full, 7, 0x80);
           continue;
         }
-        o = writeInt(out, o, known.index, 4, 0);
-      } else {
-        out[o++] = 0;
+      }
+      const indexable =
+        INDEXED_NAMES.has(name) &&
+        value.length <= MAX_INDEXED_VALUE &&
+        name.length + value.length + 32 <= this.capacity;
+      if (indexable) {
+        const number = this.numbers.get(name)?.get(value);
+        if (number !== undefined) {
+          o = writeInt(out, o, STATIC_COUNT + this.added - number, 7, 0x80);
+          continue;
+        }
+      }
+      if (known !== undefined) o = writeInt(out, o, known.index, indexable ? 6 : 4, indexable ? 0x40 : 0);
+      else {
+        out[o++] = indexable ? 0x40 : 0;
         o = writeRaw(out, o, name);
       }
       o = writeRaw(out, o, value);
+      if (indexable) this.add(name, value);
     }
     return out.slice(0, o);
+  }
+
+  private add(name: string, value: string): void {
+    const size = name.length + value.length + 32;
+    this.evictTo(this.capacity - size);
+    this.names.push(name);
+    this.values.push(value);
+    this.bytes += size;
+    let byValue = this.numbers.get(name);
+    if (byValue === undefined) {
+      byValue = new Map();
+      this.numbers.set(name, byValue);
+    }
+    byValue.set(value, this.added++);
+  }
+
+  /** Drops the oldest entries until the table holds at most `limit` bytes. */
+  private evictTo(limit: number): void {
+    while (this.bytes > limit) {
+      const at = this.first - (this.added - this.names.length);
+      const name = this.names[at] as string;
+      const value = this.values[at] as string;
+      this.bytes -= name.length + value.length + 32;
+      const byValue = this.numbers.get(name);
+      if (byValue?.get(value) === this.first) {
+        byValue.delete(value);
+        if (byValue.size === 0) this.numbers.delete(name);
+      }
+      this.first++;
+    }
+    // Compact the arrays now and then: entries before `first` are gone.
+    const dropped = this.first - (this.added - this.names.length);
+    if (dropped > 64 && dropped * 2 > this.names.length) {
+      this.names = this.names.slice(dropped);
+      this.values = this.values.slice(dropped);
+    }
   }
 }

@@ -39,7 +39,13 @@ import {
   unpad,
   windowIncrement,
 } from "./frames.ts";
-import { type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
+import {
+  checkLatin1,
+  type HeaderField,
+  HpackDecoder,
+  HpackEncoder,
+  HpackError,
+} from "./hpack.ts";
 import { StreamTable } from "./stream-table.ts";
 
 /** What a stream tells its user. */
@@ -91,7 +97,7 @@ export class ServerStream {
   queued: Uint8Array[] | undefined;
   queuedBytes = 0;
   /** Trailers to send once `queued` is empty (the stream's end). */
-  pendingTrailers: Uint8Array | undefined;
+  pendingTrailers: readonly HeaderField[] | undefined;
   endAfterQueue = false;
   sendWindow: number;
   /** Bytes received and not yet given back to the client's window. */
@@ -132,7 +138,10 @@ export class ServerStream {
       else this.queued = [bytes];
       this.queuedBytes += bytes.length;
     }
-    this.pendingTrailers = trailers ? this.session.encode(trailers) : undefined;
+    // Encoded when they leave (the dynamic table follows the order blocks go out), so
+    // checked now: a field that cannot be encoded throws here, as it always did.
+    if (trailers) checkLatin1(trailers);
+    this.pendingTrailers = trailers;
     this.endAfterQueue = true;
     this.session.pump(this);
   }
@@ -215,11 +224,6 @@ export class ServerSession {
   /** Bytes read off the socket before the session took it (the sniffed preface). */
   feed(bytes: Buffer): void {
     this.onData(bytes);
-  }
-
-  /** Encodes a header list for this connection (trailers kept until their stream's end). */
-  encode(fields: readonly HeaderField[]): Uint8Array {
-    return this.encoder.encode(fields);
   }
 
   /** Sends PING; `done` runs when its ACK comes (with an error if the connection ends first). */
@@ -309,7 +313,9 @@ export class ServerSession {
     if (stream.endAfterQueue) {
       const trailers = stream.pendingTrailers;
       stream.pendingTrailers = undefined;
-      if (trailers) this.frames.headerBlock(stream.id, trailers, true, this.peerMaxFrame);
+      if (trailers) {
+        this.frames.headerBlock(stream.id, this.encoder.encode(trailers), true, this.peerMaxFrame);
+      }
       else this.frames.frame(frameType.data, flagEndStream, stream.id, empty);
       this.localEnd(stream);
       return;
@@ -558,7 +564,8 @@ export class ServerSession {
       else if (key === setting.enablePush && value > 1) {
         throw new ConnectionError(h2Errors.protocolError, "invalid ENABLE_PUSH");
       }
-      // The rest: the encoder keeps no dynamic table, a server opens no streams.
+      else if (key === setting.headerTableSize) this.encoder.setPeerTableSize(value);
+      // The rest: a server opens no streams.
     });
     this.frames.frame(frameType.settings, flagAck, 0, empty);
     this.resumeBlocked();
