@@ -1,7 +1,12 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { defaultCorrelationHeaders } from "../config/types.ts";
-import { correlationHashInput, createCorrelationId } from "./correlation-id.ts";
+import {
+  correlationDigest,
+  correlationHashInput,
+  createCorrelationId,
+  routeCorrelationDigest,
+} from "./correlation-id.ts";
 
 const md5 = (s: string) => createHash("md5").update(s, "utf8").digest("hex");
 const headers = defaultCorrelationHeaders;
@@ -108,5 +113,40 @@ describe("correlation id on a guarded route (docs/guards.md)", () => {
     const bob = createCorrelationId({ ...route, guarded: [["jwt0", "bob"]] });
     expect(alice).not.toBe(bob);
     expect(createCorrelationId({ ...route, guarded: [] })).toBe(createCorrelationId(route));
+  });
+});
+
+describe("digests kept per route", () => {
+  const headers = defaultCorrelationHeaders;
+  it("gives each route, service and method the digest of its own hashed text", () => {
+    const routeA = {};
+    const routeB = {};
+    const inputs = [
+      { service: "a.S", method: "M", replyTo: "r1", headers },
+      { service: "a.S", method: "N", replyTo: "r1", headers },
+      { service: "b.S", method: "M", replyTo: "r1", headers },
+    ];
+    for (const input of inputs) {
+      const expected = createHash("md5").update(correlationHashInput(input)).digest("hex");
+      expect(routeCorrelationDigest(routeA, input)).toBe(expected);
+      expect(routeCorrelationDigest(routeA, input)).toBe(expected);
+      expect(correlationDigest(input)).toBe(expected);
+    }
+    // Another route with another reply topic and overrides: its own digests.
+    const other = { service: "a.S", method: "M", replyTo: "r2", overrideValues: ["x"], headers };
+    expect(routeCorrelationDigest(routeB, other)).toBe(correlationDigest(other));
+    expect(routeCorrelationDigest(routeB, other)).not.toBe(
+      routeCorrelationDigest(routeA, inputs[0]!),
+    );
+  });
+
+  it("hashes the caller on guarded routes each time, never from the route's cache", () => {
+    const route = {};
+    const base = { service: "a.S", method: "M", replyTo: "r", headers };
+    const plain = routeCorrelationDigest(route, base);
+    const alice = routeCorrelationDigest(route, { ...base, guarded: [["jwt", "alice"]] as const });
+    const bob = routeCorrelationDigest(route, { ...base, guarded: [["jwt", "bob"]] as const });
+    expect(new Set([plain, alice, bob]).size).toBe(3);
+    expect(routeCorrelationDigest(route, base)).toBe(plain);
   });
 });

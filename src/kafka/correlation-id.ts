@@ -49,6 +49,13 @@ export function createCorrelationId(
   input: CorrelationInput,
   chooseUuid?: (digest: string) => string,
 ): string {
+  const digest = correlationDigest(input);
+  const prefix = input.idempotencyKey ?? (chooseUuid ? chooseUuid(digest) : randomUUID());
+  return `${prefix}-${digest}`;
+}
+
+/** The MD5 hex of `correlationHashInput(input)`: the part of the id after its prefix. */
+export function correlationDigest(input: CorrelationInput): string {
   const text = correlationHashInput(input);
   let digest = digests.get(text);
   if (digest === undefined) {
@@ -59,6 +66,38 @@ export function createCorrelationId(
       digests.set(text, digest);
     }
   }
-  const prefix = input.idempotencyKey ?? (chooseUuid ? chooseUuid(digest) : randomUUID());
-  return `${prefix}-${digest}`;
+  return digest;
+}
+
+/**
+ * Digests kept per route (an object that lives as long as its config), then service, then
+ * method: what most calls ask, found without building the hashed text. Only for calls without
+ * guard identities (those hash the caller too).
+ */
+const routeDigests = new WeakMap<object, Map<string, Map<string, string>>>();
+
+/**
+ * `correlationDigest(input)` for a call of `route`, remembered per route, service and method
+ * (bounded like the text cache: the service and method come from the generated code's routes).
+ */
+export function routeCorrelationDigest(route: object, input: CorrelationInput): string {
+  if (input.guarded !== undefined && input.guarded.length > 0) return correlationDigest(input);
+  let services = routeDigests.get(route);
+  if (services === undefined) {
+    services = new Map();
+    routeDigests.set(route, services);
+  }
+  let methods = services.get(input.service);
+  if (methods === undefined) {
+    if (services.size >= digestsMax) services.clear();
+    methods = new Map();
+    services.set(input.service, methods);
+  }
+  let digest = methods.get(input.method);
+  if (digest === undefined) {
+    if (methods.size >= digestsMax) methods.clear();
+    digest = correlationDigest(input);
+    methods.set(input.method, digest);
+  }
+  return digest;
 }

@@ -121,6 +121,31 @@ describe("request records (docs/contract.md: Request records)", () => {
     ]);
   });
 
+  it("reads a route's overrides once: calls of one route share its override headers", () => {
+    const route = { ...produce, overrides: { "x-tenant": "acme", "meta:x-user": "u1" } };
+    const call = (correlationId: string) =>
+      requestHeaders({
+        route,
+        names,
+        service: "grpc.examples.echo.Echo",
+        method: "UnaryEcho",
+        correlationId,
+        metadata: [
+          ["x-user", "forged"],
+          ["x-other", correlationId],
+        ],
+      });
+    const a = call("c-1");
+    const b = call("c-2");
+    expect(b[0]).toBe(a[0]);
+    expect(b[1]).toBe(a[1]);
+    // the client's x-user is dropped on every call: the route writes meta:x-user
+    for (const headers of [a, b]) {
+      expect(headers.filter(([name]) => name === "meta:x-user")).toEqual([["meta:x-user", "u1"]]);
+    }
+    expect(b.at(-1)).toEqual(["meta:x-other", "c-2"]);
+  });
+
   it("oneway routes carry only overrides and metadata", () => {
     const headers = requestHeaders({
       route: { capability: "produce", topic: "t", overrides: { a: "1" } },

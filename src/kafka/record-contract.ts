@@ -101,11 +101,26 @@ function metaHeaderName(name: string): string {
   return header;
 }
 
-/** The `meta:*` headers a route's overrides write (undefined when none). */
-function overriddenMetaHeaders(route: ProduceWith): ReadonlySet<string> | undefined {
-  if (!route.overrides) return undefined;
-  const names = Object.keys(route.overrides).filter((n) => n.startsWith(META_PREFIX));
-  return names.length > 0 ? new Set(names) : undefined;
+/** What a route's overrides write: its headers in config order, and the `meta:*` names among them. */
+interface RouteOverrides {
+  headers: readonly RecordHeader[];
+  metaNames: ReadonlySet<string> | undefined;
+}
+
+/** Per route object (it lives as long as its config): worked out once, not per call. */
+const routeOverrides = new WeakMap<ProduceWith, RouteOverrides>();
+const noOverrides: RouteOverrides = { headers: [], metaNames: undefined };
+
+function overridesOf(route: ProduceWith): RouteOverrides {
+  if (!route.overrides) return noOverrides;
+  let known = routeOverrides.get(route);
+  if (known === undefined) {
+    const headers = Object.entries(route.overrides);
+    const names = headers.map(([name]) => name).filter((n) => n.startsWith(META_PREFIX));
+    known = { headers, metaNames: names.length > 0 ? new Set(names) : undefined };
+    routeOverrides.set(route, known);
+  }
+  return known;
 }
 
 export interface RequestHeadersInput {
@@ -125,8 +140,9 @@ export interface RequestHeadersInput {
 export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
   const { route, names } = input;
   const out: RecordHeader[] = [];
+  const overrides = overridesOf(route);
   // Overrides are the route's, and per caller where they name the caller's identity.
-  for (const [name, value] of Object.entries(route.overrides ?? {})) out.push([name, value]);
+  for (const header of overrides.headers) out.push(header);
   if (route.replyTo !== undefined) {
     for (const header of callingHeaders(names, route.replyTo, input.service, input.method)) {
       out.push(header);
@@ -135,7 +151,7 @@ export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
     if (input.deadlineMs !== undefined) out.push([DEADLINE, String(Math.floor(input.deadlineMs))]);
     if (input.attemptId !== undefined) out.push([ATTEMPT, input.attemptId]);
   }
-  return metadataHeaders(input.metadata, overriddenMetaHeaders(route), out);
+  return metadataHeaders(input.metadata, overrides.metaNames, out);
 }
 
 /**
@@ -144,7 +160,10 @@ export function requestHeaders(input: RequestHeadersInput): RecordHeader[] {
  * served methods, so the cache is bounded). A pending call holds its record headers; these
  * need not be its own.
  */
-const callingHeaderCache = new WeakMap<CorrelationHeaders, Map<string, readonly RecordHeader[]>>();
+const callingHeaderCache = new WeakMap<
+  CorrelationHeaders,
+  Map<string, Map<string, Map<string, readonly RecordHeader[]>>>
+>();
 
 function callingHeaders(
   names: CorrelationHeaders,
@@ -152,21 +171,30 @@ function callingHeaders(
   service: string,
   method: string,
 ): readonly RecordHeader[] {
-  let cache = callingHeaderCache.get(names);
-  if (cache === undefined) {
-    cache = new Map();
-    callingHeaderCache.set(names, cache);
+  // By reply topic, then service, then method: no key string made per call.
+  let byTopic = callingHeaderCache.get(names);
+  if (byTopic === undefined) {
+    byTopic = new Map();
+    callingHeaderCache.set(names, byTopic);
   }
-  // A topic name cannot hold a NUL: the key is unambiguous.
-  const key = `${replyTo}\0${service}/${method}`;
-  let headers = cache.get(key);
+  let byService = byTopic.get(replyTo);
+  if (byService === undefined) {
+    byService = new Map();
+    byTopic.set(replyTo, byService);
+  }
+  let byMethod = byService.get(service);
+  if (byMethod === undefined) {
+    byMethod = new Map();
+    byService.set(service, byMethod);
+  }
+  let headers = byMethod.get(method);
   if (headers === undefined) {
     headers = [
       [names.service, service],
       [names.method, method],
       [names.replyTo, replyTo],
     ];
-    cache.set(key, headers);
+    byMethod.set(method, headers);
   }
   return headers;
 }

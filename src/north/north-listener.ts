@@ -206,6 +206,7 @@ export async function listenNorth(
     const handshaking = new Map<string, GuardedConnection>();
     const endpoint = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
     secure.on("connection", (socket: Socket) => {
+      socket.setNoDelay(true);
       const connection = guard.admit(socket);
       if (!connection) return;
       track(socket);
@@ -247,6 +248,9 @@ export async function listenNorth(
     server = secure;
   } else {
     server = net.createServer((socket) => {
+      // Bun sets TCP_NODELAY on accepted sockets; Node does not, and a reply written behind
+      // another unacknowledged one would wait for the client's delayed ACK.
+      socket.setNoDelay(true);
       const connection = guard.admit(socket);
       if (!connection) return;
       track(socket);

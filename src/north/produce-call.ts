@@ -15,7 +15,7 @@ import {
   type ProduceWith,
 } from "../config/types.ts";
 import { type GrpcStatus, statusOk } from "../grpc/status.ts";
-import { createCorrelationId } from "../kafka/correlation-id.ts";
+import { routeCorrelationDigest } from "../kafka/correlation-id.ts";
 import { META_PREFIX } from "../kafka/header-names.ts";
 import {
   type ContractRecord,
@@ -176,19 +176,20 @@ class RecordTemplate {
     this.deadlineMs = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
     const key = idempotencyKey(init.metadata, deps.options.idempotency.metadata);
     this.attemptId = key === undefined ? undefined : randomUUID();
-    this.correlationId = createCorrelationId(
-      {
-        idempotencyKey: key,
-        service: init.service,
-        method: init.method,
-        replyTo: route.replyTo,
-        overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
-        headers: names,
-        guarded: init.identities,
-      },
-      // Its replies land on a partition this instance reads (docs/scaling.md).
-      route.replyTo === undefined ? undefined : deps.reader?.uuidChooser(route.replyTo),
-    );
+    const digest = routeCorrelationDigest(route, {
+      service: init.service,
+      method: init.method,
+      replyTo: route.replyTo,
+      overrideValues: route.overrides ? Object.values(route.overrides) : undefined,
+      headers: names,
+      guarded: init.identities,
+    });
+    // Its replies land on a partition this instance reads (docs/scaling.md).
+    const chooseUuid =
+      key !== undefined || route.replyTo === undefined
+        ? undefined
+        : deps.reader?.uuidChooser(route.replyTo);
+    this.correlationId = `${key ?? (chooseUuid ? chooseUuid(digest) : randomUUID())}-${digest}`;
     this.headers = requestHeaders({
       route,
       names,

@@ -99,6 +99,7 @@ export async function startEchoServer(
   const listening: net.Server | http2.Http2Server =
     opts.http2 === "own"
       ? net.createServer((socket) => {
+          socket.setNoDelay(true);
           const session = serveOwnSession(socket, undefined, {
             maxConcurrentStreams: 1000,
             maxHeaderListBytes: 64 * 1024,
