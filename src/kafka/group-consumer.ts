@@ -94,6 +94,8 @@ export interface GroupConsumerOptions {
   joinTimeoutMs?: number;
   /** Told, on every readiness check, why this member cannot serve now. */
   readiness?: ReadinessWatch;
+  /** Headers whose values repeat from record to record (see DecodeOptions.repeatedValues). */
+  repeatedValues?: ReadonlySet<string>;
 }
 
 export interface GroupConsumer {
@@ -310,6 +312,7 @@ export async function startGroupConsumer(
       maxWaitMs: opts.maxWaitTimeMs ?? 1_000,
       partitionMaxBytes: 1024 * 1024,
       maxBytes: 10 * 1024 * 1024,
+      ...(opts.repeatedValues ? { repeatedValues: opts.repeatedValues } : {}),
       onRecords: handle,
       onProblem: (message, error) =>
         logger.warn(`west consumer: ${message}`, { groupId, kafkaError: errorName(error), error }),

@@ -225,6 +225,13 @@ export async function startWest(opts: StartWestOptions): Promise<West> {
       rebalanceTimeoutMs: tuning.rebalanceTimeoutMs,
       ...(opts.readiness ? { readiness: opts.readiness } : {}),
       joinTimeoutMs: tuning.joinTimeoutMs ?? 120_000,
+      // Every request record names its service, method and reply topic: a few values, read
+      // as the same strings each time.
+      repeatedValues: new Set([
+        options.correlation.headers.service,
+        options.correlation.headers.method,
+        options.correlation.headers.replyTo,
+      ]),
       onRecord(record) {
         try {
           return recordRouter.handle(record);

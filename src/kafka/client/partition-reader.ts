@@ -57,6 +57,8 @@ export interface PartitionReaderOptions {
   onRecords(topic: string, partition: number, records: FetchedRecord[]): void | Promise<void>;
   /** Give records their header values as bytes too (see FetchedRecord.headerBytes). */
   headerBytes?: boolean;
+  /** Headers whose values repeat from record to record (see DecodeOptions.repeatedValues). */
+  repeatedValues?: ReadonlySet<string>;
   /** Every Fetch response a broker answered, with its size in bytes (for stats, liveness). */
   onFetched?(responseBytes: number): void;
   /** Something went wrong that reading works around (logged by the caller). */
@@ -359,6 +361,7 @@ export async function startPartitionReader(
   const decodeOptions: DecodeOptions = {
     maxDecompressedBytes: batchMaxBytes(options.partitionMaxBytes),
     ...(options.headerBytes ? { headerBytes: true } : {}),
+    ...(options.repeatedValues ? { repeatedValues: options.repeatedValues } : {}),
   };
   started = true;
   ensureLoops();

@@ -97,7 +97,7 @@ export function createRecordHandoff(options: RecordHandoffOptions): RecordHandof
               topic,
               partition,
               offset: BigInt(fetched.offset),
-              key: fetched.key === null ? null : utf8(fetched.key),
+              key: fetched.key === null ? null : keyText(fetched.key, fetched.headers),
               value: fetched.value,
               headers: fetched.headers,
               timestampMs: fetched.timestamp,
@@ -132,4 +132,25 @@ export function createRecordHandoff(options: RecordHandoffOptions): RecordHandof
       return parts;
     },
   };
+}
+
+/**
+ * A record's key as text. A request's key is most often its correlation id, which a header
+ * carries too, already decoded: that string is taken when its bytes are the key's (ASCII).
+ */
+export function keyText(key: Uint8Array, headers: readonly (readonly [string, string])[]): string {
+  const length = key.length;
+  for (const [, value] of headers) {
+    if (value.length !== length) continue;
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      const byte = key[i] as number;
+      if (byte >= 0x80 || value.charCodeAt(i) !== byte) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return value;
+  }
+  return utf8(key);
 }

@@ -397,6 +397,32 @@ describe("decodeBatches", () => {
     expect(out[0]?.headers).toEqual(headers);
   });
 
+  it("reads repeated-value headers right, whatever their values, record after record", () => {
+    const repeatedValues = new Set(["svc", "method", "empty"]);
+    const records = [
+      ["a.Svc", "Call"],
+      ["a.Svc", "Calm"], // one byte apart from the value before
+      ["b.Svc", "Call"],
+      ["caf\u00e9.Svc", "Call"], // not ASCII: decoded as UTF-8
+      ["s".repeat(200), "Call"], // longer than is kept
+      ["a.Svc", "Call"],
+    ].map(([svc, method], i) => ({
+      key: `k${i}`,
+      value: null,
+      headers: [
+        ["svc", svc as string],
+        ["method", method as string],
+        ["empty", ""],
+        ["other", `v${i}`],
+      ] as [string, string][],
+    }));
+    for (let round = 0; round < 2; round++) {
+      const out: FetchedRecord[] = [];
+      decodeBatches(encodeBatch(records, 1), 0, (r) => out.push(r), { repeatedValues });
+      expect(out.map((r) => r.headers)).toEqual(records.map((r) => r.headers));
+    }
+  });
+
   it("skips control batches", () => {
     const bytes = concat(
       atOffset(batch(["a", "b"]), 0),

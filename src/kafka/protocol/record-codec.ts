@@ -58,6 +58,11 @@ export interface FetchedRecord {
 export interface DecodeOptions {
   /** Also give each record its header values as bytes (`headerBytes`). */
   headerBytes?: boolean;
+  /**
+   * Headers whose values repeat record after record (a request's service, method and reply
+   * topic): an ASCII value seen before is the string made the first time (bounded, as names).
+   */
+  repeatedValues?: ReadonlySet<string>;
   /** Most bytes one batch's records may decompress to (default `DEFAULT_BATCH_MAX_BYTES`). */
   maxDecompressedBytes?: number;
   /** How zstd is read (tests and the bench force the pure-JS reader). */
@@ -212,38 +217,50 @@ export function utf8(bytes: Uint8Array): string {
   return bufferOf(bytes).toString("utf8");
 }
 
-/** Header names decoded before, by a hash of their bytes (see headerName). */
+/** Header names decoded before, by a hash of their bytes (see knownText). */
 const knownNames = new Map<number, string>();
 /** Names past this many are decoded each time: a producer cannot grow the table for ever. */
 const maxKnownNames = 1024;
+/** Values of `DecodeOptions.repeatedValues` headers decoded before, bounded the same way. */
+const knownValues = new Map<number, string>();
+const maxKnownValues = 1024;
+/** Longer text is decoded each time. */
+const maxKnownLength = 128;
 
 /**
- * A header name at `start` of `text`. Every record carries the same few names, so an ASCII
- * name seen before is the string made the first time: no new string per header per record.
+ * The text of `length` bytes at `start` of `text`. Every record carries the same few header
+ * names (and some the same values), so ASCII text seen before is the string made the first
+ * time: no new string per header per record.
  */
-function headerName(text: Buffer, start: number, length: number): string {
+function knownText(
+  text: Buffer,
+  start: number,
+  length: number,
+  known: Map<number, string>,
+  max: number,
+): string {
   const end = start + length;
-  if (length > 64) return text.toString("utf8", start, end);
+  if (length > maxKnownLength) return text.toString("utf8", start, end);
   let hash = 0x811c9dc5 ^ length;
   for (let i = start; i < end; i++) {
     const byte = text[i] as number;
     if (byte >= 0x80) return text.toString("utf8", start, end);
     hash = Math.imul(hash ^ byte, 0x01000193);
   }
-  const known = knownNames.get(hash);
-  if (known !== undefined && known.length === length) {
+  const found = known.get(hash);
+  if (found !== undefined && found.length === length) {
     let same = true;
     for (let i = 0; i < length; i++) {
-      if (known.charCodeAt(i) !== text[start + i]) {
+      if (found.charCodeAt(i) !== text[start + i]) {
         same = false;
         break;
       }
     }
-    if (same) return known;
+    if (same) return found;
   }
-  const name = text.toString("latin1", start, end);
-  if (known === undefined && knownNames.size < maxKnownNames) knownNames.set(hash, name);
-  return name;
+  const made = text.toString("latin1", start, end);
+  if (found === undefined && known.size < max) known.set(hash, made);
+  return made;
 }
 
 function bufferOf(bytes: Uint8Array): Buffer {
@@ -398,6 +415,7 @@ function decodeRecords(
   );
   const r = new Reader(records);
   const text = bufferOf(records);
+  const repeated = decode.repeatedValues;
   const string = (length: number): string => {
     const start = r.skip(length); // bounds check, then decode in place
     return text.toString("utf8", start, start + length);
@@ -417,14 +435,21 @@ function decodeRecords(
     const raw: (readonly [string, Uint8Array])[] | undefined = decode.headerBytes ? [] : undefined;
     for (let h = 0; h < headerCount; h++) {
       const nameLength = r.varint();
-      const name = headerName(text, r.skip(nameLength), nameLength);
+      const name = knownText(text, r.skip(nameLength), nameLength, knownNames, maxKnownNames);
       const valueBytes = r.varint();
       if (raw)
         raw.push([
           name,
           valueBytes < 0 ? empty : records.subarray(r.offset, r.offset + valueBytes),
         ]);
-      headers[h] = [name, valueBytes < 0 ? "" : string(valueBytes)];
+      headers[h] = [
+        name,
+        valueBytes < 0
+          ? ""
+          : repeated?.has(name)
+            ? knownText(text, r.skip(valueBytes), valueBytes, knownValues, maxKnownValues)
+            : string(valueBytes),
+      ];
     }
     r.offset = recordEnd;
     if (offset < from) continue;
