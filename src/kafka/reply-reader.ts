@@ -15,6 +15,7 @@ import type { Logger } from "../ops/logger.ts";
 import { KafkaCluster } from "./client/kafka-cluster.ts";
 import { startPartitionReader } from "./client/partition-reader.ts";
 import { type GroupConsumer, startGroupConsumer } from "./group-consumer.ts";
+import { STATUS } from "./header-names.ts";
 import type { Kafka } from "./kafka-client.ts";
 import type { RecordHeader } from "./record-contract.ts";
 import {
@@ -23,6 +24,8 @@ import {
   startReplyPartitionSet,
 } from "./reply-partition-set.ts";
 import type { ReplyPartitions } from "./reply-partitions.ts";
+
+const replyRepeatedValues: ReadonlySet<string> = new Set([STATUS]);
 
 /** One reply record as a waiter sees it; `value: null` is the end tombstone. */
 export interface ReplyRecord {
@@ -164,6 +167,8 @@ export async function startReplyReader(options: ReplyReaderOptions): Promise<Rep
       partitionMaxBytes: Math.max(1024 * 1024, maxMessageBytes + 64 * 1024),
       maxBytes: Math.max(10 * 1024 * 1024, 2 * maxMessageBytes),
       onProblem: (message, error) => logger.warn(`reply reader: ${message}`, { error }),
+      // An end record's status is one of a few values: the same strings each time.
+      repeatedValues: replyRepeatedValues,
       // A held reply partition delivers no more replies: calls waiting on it reach their deadline.
       ...(kafka.undecodable
         ? { undecodable: kafka.undecodable.reporter("north reply reader") }
