@@ -39,13 +39,7 @@ import {
   unpad,
   windowIncrement,
 } from "./frames.ts";
-import {
-  checkLatin1,
-  type HeaderField,
-  HpackDecoder,
-  HpackEncoder,
-  HpackError,
-} from "./hpack.ts";
+import { checkLatin1, type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 
 /** HTTP/2 error codes (frames.ts), as west's upstream status mapping reads them. */
 export { h2Errors };

@@ -555,7 +555,8 @@ export class HpackEncoder {
           continue;
         }
       }
-      if (known !== undefined) o = writeInt(out, o, known.index, indexable ? 6 : 4, indexable ? 0x40 : 0);
+      if (known !== undefined)
+        o = writeInt(out, o, known.index, indexable ? 6 : 4, indexable ? 0x40 : 0);
       else {
         out[o++] = indexable ? 0x40 : 0;
         o = writeRaw(out, o, name);

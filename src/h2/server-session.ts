@@ -39,13 +39,7 @@ import {
   unpad,
   windowIncrement,
 } from "./frames.ts";
-import {
-  checkLatin1,
-  type HeaderField,
-  HpackDecoder,
-  HpackEncoder,
-  HpackError,
-} from "./hpack.ts";
+import { checkLatin1, type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { StreamTable } from "./stream-table.ts";
 
 /** What a stream tells its user. */
@@ -315,8 +309,7 @@ export class ServerSession {
       stream.pendingTrailers = undefined;
       if (trailers) {
         this.frames.headerBlock(stream.id, this.encoder.encode(trailers), true, this.peerMaxFrame);
-      }
-      else this.frames.frame(frameType.data, flagEndStream, stream.id, empty);
+      } else this.frames.frame(frameType.data, flagEndStream, stream.id, empty);
       this.localEnd(stream);
       return;
     }
@@ -563,8 +556,7 @@ export class ServerSession {
       } else if (key === setting.maxFrameSize) this.peerMaxFrame = value;
       else if (key === setting.enablePush && value > 1) {
         throw new ConnectionError(h2Errors.protocolError, "invalid ENABLE_PUSH");
-      }
-      else if (key === setting.headerTableSize) this.encoder.setPeerTableSize(value);
+      } else if (key === setting.headerTableSize) this.encoder.setPeerTableSize(value);
       // The rest: a server opens no streams.
     });
     this.frames.frame(frameType.settings, flagAck, 0, empty);

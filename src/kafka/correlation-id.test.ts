@@ -136,7 +136,7 @@ describe("digests kept per route", () => {
     const other = { service: "a.S", method: "M", replyTo: "r2", overrideValues: ["x"], headers };
     expect(routeCorrelationDigest(routeB, other)).toBe(correlationDigest(other));
     expect(routeCorrelationDigest(routeB, other)).not.toBe(
-      routeCorrelationDigest(routeA, inputs[0]!),
+      routeCorrelationDigest(routeA, inputs[0] as (typeof inputs)[number]),
     );
   });
 
