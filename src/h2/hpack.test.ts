@@ -520,6 +520,52 @@ describe("HpackDecoder", () => {
   });
 });
 
+describe("literals that repeat", () => {
+  /** A literal without indexing, new name, Huffman-coded (or not) name and value. */
+  function literal(name: string, value: string, huffman: boolean): Uint8Array {
+    const enc = (text: string) => {
+      const bytes = huffman ? huffmanEncode(text) : new TextEncoder().encode(text);
+      const length = [...encodeInteger(bytes.length, 7)];
+      if (huffman) length[0] = (length[0] as number) | 0x80;
+      return [...length, ...bytes];
+    };
+    return Uint8Array.of(0x00, ...enc(name), ...enc(value));
+  }
+
+  it("decode the same each time, and a literal one byte apart as itself", () => {
+    const decoder = new HpackDecoder();
+    for (const huffman of [true, false]) {
+      for (let round = 0; round < 3; round++) {
+        for (const path of [
+          "/grpc.examples.echo.Echo/UnaryEcho",
+          "/grpc.examples.echo.Echo/UnaryEchp",
+        ]) {
+          expect(decoder.decode(literal(":path", path, huffman))).toEqual([[":path", path]]);
+        }
+      }
+    }
+  });
+
+  it("still refuses a bad Huffman string of a length seen before", () => {
+    const decoder = new HpackDecoder();
+    const good = literal("x", "a", true); // "a" is 00011, then padding 111: 0x1f
+    expect(decoder.decode(good)).toEqual([["x", "a"]]);
+    expect(good[good.length - 1]).toBe(0x1f);
+    const bad = good.slice();
+    // The same length, padded with zeros: not a prefix of EOS.
+    bad[bad.length - 1] = 0x18;
+    expect(() => decoder.decode(bad)).toThrow(HpackError);
+  });
+
+  it("decodes many distinct literals right as the cache fills and empties", () => {
+    const decoder = new HpackDecoder();
+    for (let i = 0; i < 1000; i++) {
+      const value = `v-${i}-${"x".repeat(i % 40)}`;
+      expect(decoder.decode(literal("x-n", value, i % 2 === 0))).toEqual([["x-n", value]]);
+    }
+  });
+});
+
 describe("HpackEncoder", () => {
   it("indexes fields whose name and value are in the static table", () => {
     const encoder = new HpackEncoder();

@@ -259,8 +259,39 @@ function readString(src: Uint8Array, pos: number): string {
   const end = start + length;
   if (end > src.length) throw new HpackError("string literal runs past the end of the block");
   strEnd = end;
-  return huffman ? huffmanDecodeRange(src, start, end) : latin1(src, start, end);
+  if (length > LITERAL_CACHE_BYTES || length === 0) {
+    return huffman ? huffmanDecodeRange(src, start, end) : latin1(src, start, end);
+  }
+  // Literals that come back block after block (nghttp2's clients, Node's among them, never
+  // index :path): the text decoded last time from the same bytes.
+  let hash = (huffman ? 0x9e3779b9 : 0x811c9dc5) ^ length;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ (src[i] as number), 0x01000193);
+  const hit = literalCache.get(hash);
+  if (hit !== undefined && hit.huffman === huffman && hit.bytes.length === length) {
+    const bytes = hit.bytes;
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (bytes[i] !== src[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return hit.text;
+  }
+  const text = huffman ? huffmanDecodeRange(src, start, end) : latin1(src, start, end);
+  if (literalCache.size >= LITERAL_CACHE_ENTRIES) literalCache.clear();
+  literalCache.set(hash, { bytes: src.slice(start, end), huffman, text });
+  return text;
 }
+
+/**
+ * Literal strings decoded lately, by a hash of their encoded bytes (checked byte by byte):
+ * shared by every connection, at most `LITERAL_CACHE_ENTRIES` of at most
+ * `LITERAL_CACHE_BYTES` encoded bytes each (emptied when full, so junk cannot pin it).
+ */
+const literalCache = new Map<number, { bytes: Uint8Array; huffman: boolean; text: string }>();
+const LITERAL_CACHE_ENTRIES = 256;
+const LITERAL_CACHE_BYTES = 96;
 
 function writeInt(out: Uint8Array, o: number, value: number, prefixBits: number, flags: number) {
   const max = (1 << prefixBits) - 1;
