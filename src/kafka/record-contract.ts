@@ -165,6 +165,16 @@ const callingHeaderCache = new WeakMap<
   Map<string, Map<string, Map<string, readonly RecordHeader[]>>>
 >();
 
+/** The map kept under `key` in `parent`, made on first use. */
+function mapIn<V>(parent: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let child = parent.get(key);
+  if (child === undefined) {
+    child = new Map();
+    parent.set(key, child);
+  }
+  return child;
+}
+
 function callingHeaders(
   names: CorrelationHeaders,
   replyTo: string,
@@ -177,16 +187,7 @@ function callingHeaders(
     byTopic = new Map();
     callingHeaderCache.set(names, byTopic);
   }
-  let byService = byTopic.get(replyTo);
-  if (byService === undefined) {
-    byService = new Map();
-    byTopic.set(replyTo, byService);
-  }
-  let byMethod = byService.get(service);
-  if (byMethod === undefined) {
-    byMethod = new Map();
-    byService.set(service, byMethod);
-  }
+  const byMethod = mapIn(mapIn(byTopic, replyTo), service);
   let headers = byMethod.get(method);
   if (headers === undefined) {
     headers = [
