@@ -496,8 +496,8 @@ const INDEXED_NAMES = new Set([
   "grpc-status",
 ]);
 
-/** The dynamic table the encoder keeps, unless told otherwise: HTTP/2's default size. */
-export const DEFAULT_ENCODER_TABLE_BYTES = 4096;
+/** The most the encoder's dynamic table holds: HTTP/2's default size, which needs no ack. */
+const ENCODER_TABLE_BYTES = 4096;
 
 /** A value longer than this is not added (it would push out many small ones). */
 const MAX_INDEXED_VALUE = 512;
@@ -514,7 +514,7 @@ const MAX_INDEXED_VALUE = 512;
  * must be sent in the order they were encoded.
  */
 export class HpackEncoder {
-  private capacity: number;
+  private capacity = ENCODER_TABLE_BYTES;
   private bytes = 0;
   /** Entries oldest first from `first`; entry n (counting every one ever added) at n - first. */
   private names: string[] = [];
@@ -526,13 +526,9 @@ export class HpackEncoder {
   /** The smallest size the table had since the last block, when a size update is owed. */
   private owedMin = -1;
 
-  constructor(tableBytes = DEFAULT_ENCODER_TABLE_BYTES) {
-    this.capacity = Math.min(tableBytes, DEFAULT_ENCODER_TABLE_BYTES);
-  }
-
   /** The peer's SETTINGS_HEADER_TABLE_SIZE: the table never grows past it. */
   setPeerTableSize(bytes: number): void {
-    const next = Math.min(bytes, DEFAULT_ENCODER_TABLE_BYTES);
+    const next = Math.min(bytes, ENCODER_TABLE_BYTES);
     if (next === this.capacity) return;
     this.capacity = next;
     this.evictTo(next);

@@ -49,8 +49,19 @@ export function createCorrelationId(
   input: CorrelationInput,
   chooseUuid?: (digest: string) => string,
 ): string {
-  const digest = correlationDigest(input);
-  const prefix = input.idempotencyKey ?? (chooseUuid ? chooseUuid(digest) : randomUUID());
+  return correlationIdOf(correlationDigest(input), input.idempotencyKey, chooseUuid);
+}
+
+/**
+ * `prefix-digest`: the prefix is the idempotency key, else the UUID `chooseUuid` draws for the
+ * digest, else a random v4 UUID.
+ */
+export function correlationIdOf(
+  digest: string,
+  idempotencyKey: string | undefined,
+  chooseUuid?: (digest: string) => string,
+): string {
+  const prefix = idempotencyKey ?? (chooseUuid ? chooseUuid(digest) : randomUUID());
   return `${prefix}-${digest}`;
 }
 

@@ -15,7 +15,7 @@ import {
   type ProduceWith,
 } from "../config/types.ts";
 import { type GrpcStatus, statusOk } from "../grpc/status.ts";
-import { routeCorrelationDigest } from "../kafka/correlation-id.ts";
+import { correlationIdOf, routeCorrelationDigest } from "../kafka/correlation-id.ts";
 import { META_PREFIX } from "../kafka/header-names.ts";
 import {
   type ContractRecord,
@@ -189,7 +189,7 @@ class RecordTemplate {
       key !== undefined || route.replyTo === undefined
         ? undefined
         : deps.reader?.uuidChooser(route.replyTo);
-    this.correlationId = `${key ?? (chooseUuid ? chooseUuid(digest) : randomUUID())}-${digest}`;
+    this.correlationId = correlationIdOf(digest, key, chooseUuid);
     this.headers = requestHeaders({
       route,
       names,

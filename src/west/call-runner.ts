@@ -28,7 +28,6 @@ import type { UpstreamPool } from "./upstream-pool.ts";
 import {
   CallCancel,
   type EndedCall,
-  headerEntries,
   isRedelivery,
   positionOf,
   type RunningCall,
@@ -199,8 +198,8 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
     // Only the upstream's own status is an outcome to keep (issue 12.4).
     const outcome = result.fromUpstream === true && call.failure === undefined;
     const metadata = [
-      ...(result.header ? headerEntries(result.header) : []),
-      ...headerEntries(result.trailer),
+      ...(result.header ? result.header.entries() : []),
+      ...result.trailer.entries(),
     ];
     // West's own ending answers the one attempt waiting, if only one is: another attempt
     // with this key (a retry) must not take it for its outcome.

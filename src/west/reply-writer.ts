@@ -11,7 +11,7 @@ import type { ReplyProducer } from "../kafka/reply-producer.ts";
 import type { WestMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { ResponseFields } from "./response-fields.ts";
-import { headerEntries, type RunningCall, recordBytes } from "./west-call.ts";
+import { type RunningCall, recordBytes } from "./west-call.ts";
 
 export interface ReplyWriter {
   /** A response message of `call` (`header`: the response header, on the first one). */
@@ -135,7 +135,7 @@ export function createReplyWriter(opts: ReplyWriterOptions): ReplyWriter {
       const record: ContractRecord = {
         key: call.id,
         value: bytes,
-        headers: replyHeaders(names, call.id, header ? headerEntries(header) : []),
+        headers: replyHeaders(names, call.id, header ? header.entries() : []),
       };
       keep(call, record);
       if (call.singleReply && call.heldReply === undefined) {

@@ -10,7 +10,6 @@ import type { ContractRecord, ParsedRequest } from "../kafka/record-contract.ts"
 import type { UpstreamCallStats } from "../ops/gateway-metrics.ts";
 import type { CallSpan } from "../ops/tracing.ts";
 import type { OffsetSpan, PartitionTracker } from "./commit-tracker.ts";
-import type { ResponseFields } from "./response-fields.ts";
 import type { CancelSignal } from "./upstream-client.ts";
 
 /** One call's records on one partition, for the commit point. */
@@ -180,10 +179,6 @@ export function isRedelivery(last: Position, record: ConsumedRecord): boolean {
     last.partition === record.partition &&
     record.offset <= last.offset
   );
-}
-
-export function headerEntries(fields: ResponseFields): [string, string][] {
-  return fields.entries();
 }
 
 /** Approximate memory of a consumed record, for the held-records bound. */
