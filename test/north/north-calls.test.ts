@@ -437,6 +437,56 @@ describe("north calls", () => {
     expect(unknownService.httpStatus).toBe(200);
   });
 
+  test("hpack.peer.table.sizes", async () => {
+    // The gateway's HPACK encoder keeps a dynamic table of up to 4096 bytes; a client that
+    // allows less (SETTINGS_HEADER_TABLE_SIZE) must be told, and never sent a larger table:
+    // Node's client (nghttp2) ends the connection with COMPRESSION_ERROR otherwise.
+    for (const headerTableSize of [0, 100, 4096]) {
+      const session = http2.connect(fx.url, { settings: { headerTableSize } });
+      try {
+        for (let i = 0; i < 4; i++) {
+          const text = `hpack ${headerTableSize} ${i}`;
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/grpc.examples.echo.Echo/UnaryEcho",
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+          stream.end(
+            grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: text }))),
+          );
+          const answer = await new Promise<{
+            headers: http2.IncomingHttpHeaders;
+            status: unknown;
+            body: Buffer;
+          }>((resolve, reject) => {
+            let headers: http2.IncomingHttpHeaders = {};
+            let status: unknown;
+            const body: Buffer[] = [];
+            stream.on("response", (h) => {
+              headers = h;
+            });
+            stream.on("trailers", (t) => {
+              status = t["grpc-status"];
+            });
+            stream.on("data", (chunk: Buffer) => body.push(chunk));
+            stream.on("end", () => resolve({ headers, status, body: Buffer.concat(body) }));
+            stream.on("error", reject);
+            // A broken header block ends the session: the stream closes without its end.
+            stream.on("close", () => reject(new Error(`stream closed, code ${stream.rstCode}`)));
+          });
+          expect(answer.headers[":status"]).toBe(200);
+          expect(answer.headers["content-type"]).toBe("application/grpc");
+          expect(answer.status).toBe("0");
+          // The echo's reply is its request: the message comes back whole.
+          expect(fromBinary(EchoRequestSchema, answer.body.subarray(5)).message).toBe(text);
+        }
+      } finally {
+        session.close();
+      }
+    }
+  });
+
   test("concurrent.calls.no.mixup", async () => {
     const count = 1_000;
     const replies = await Promise.all(
