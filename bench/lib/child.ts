@@ -61,12 +61,22 @@ function runtimeArgs(): string[] {
 }
 
 /**
- * Bun's allocator setting in every process the bench starts (gateway, both floors, broker,
- * upstream, load clients), as the gateway's launchers set it (docs/limits.md, "Memory and the
- * allocator"): the floors get the same tuning as the gateway. MIMALLOC_PURGE_DELAY in the
- * harness's environment overrides it.
+ * Bun's allocator settings in every process the bench starts (gateway, both floors, broker,
+ * upstream, load clients), as the gateway's launchers set them (docs/limits.md, "Memory and
+ * the allocator"): the floors get the same tuning as the gateway. MIMALLOC_PURGE_DELAY and
+ * MIMALLOC_PURGE_HOLES in the harness's environment override them.
  */
-export const allocatorPurgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? "-1";
+export const allocatorPurgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? "1000";
+export const allocatorPurgeHoles = process.env.MIMALLOC_PURGE_HOLES ?? "0";
+
+/**
+ * How long after a collection the allocator has handed back the pages it emptied: its purge
+ * delay and a margin (0 when it never hands them back).
+ */
+export function allocatorSettleMs(): number {
+  const delay = Number(allocatorPurgeDelay);
+  return Number.isFinite(delay) && delay >= 0 ? delay + 500 : 0;
+}
 
 /** Spawns `bench/<script>` with the harness's runtime. */
 export function spawnChild<Ready extends object>(
@@ -81,7 +91,11 @@ export function spawnChild<Ready extends object>(
     [...runtimeArgs(), scriptPath(script), ...args],
     {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, MIMALLOC_PURGE_DELAY: allocatorPurgeDelay },
+      env: {
+        ...process.env,
+        MIMALLOC_PURGE_DELAY: allocatorPurgeDelay,
+        MIMALLOC_PURGE_HOLES: allocatorPurgeHoles,
+      },
     },
   );
   let readyAt = Number.NaN;

@@ -191,7 +191,7 @@ function intro(results: BenchResults): string[] {
       : []),
     ...(s.allocatorPurgeDelay !== undefined
       ? [
-          `allocator: MIMALLOC_PURGE_DELAY=${s.allocatorPurgeDelay} in every process (gateway, floors, broker, upstream, load clients)`,
+          `allocator: MIMALLOC_PURGE_DELAY=${s.allocatorPurgeDelay}${s.allocatorPurgeHoles !== undefined ? ` MIMALLOC_PURGE_HOLES=${s.allocatorPurgeHoles}` : ""} in every process (gateway, floors, broker, upstream, load clients)`,
         ]
       : []),
   ];

@@ -156,6 +156,8 @@ export interface BenchResults {
     targetRounds?: number;
     /** MIMALLOC_PURGE_DELAY of every process (older results: Bun's default, not recorded). */
     allocatorPurgeDelay?: string;
+    /** MIMALLOC_PURGE_HOLES of every process (older results: Bun's default, not recorded). */
+    allocatorPurgeHoles?: string;
     /** Unmeasured run per side at c=64 before each scenario (absent in older results). */
     settleMs?: number;
   };
