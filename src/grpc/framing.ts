@@ -99,6 +99,19 @@ export class GrpcFrameReader {
   }
 }
 
+/**
+ * The 5-byte head of one uncompressed message of `length` bytes, for a writer that sends
+ * it and the message together without joining them (HTTP/2 sessions of our own).
+ */
+export function grpcPrefix(length: number): Uint8Array {
+  const head = new Uint8Array(5);
+  head[1] = length >>> 24;
+  head[2] = (length >>> 16) & 0xff;
+  head[3] = (length >>> 8) & 0xff;
+  head[4] = length & 0xff;
+  return head;
+}
+
 /** One uncompressed length-prefixed message. */
 export function grpcFrame(bytes: Uint8Array): Uint8Array {
   const length = bytes.byteLength;

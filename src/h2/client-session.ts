@@ -118,9 +118,15 @@ export class ClientStream {
   /**
    * Sends body bytes (and the request's end with `end`); false when some wait for the peer's
    * flow-control window: `drained()` resolves once they left (or the stream closed).
+   * `prefix` goes first, in the same DATA frame: a gRPC message's 5-byte head, so the message
+   * is not joined to it in a buffer of its own first.
    */
-  write(bytes: Uint8Array, end: boolean): boolean {
+  write(bytes: Uint8Array, end: boolean, prefix?: Uint8Array): boolean {
     if (this.closed || this.endRequested) return true;
+    if (prefix && prefix.length > 0) {
+      this.queued.push(prefix);
+      this.queuedBytes += prefix.length;
+    }
     if (bytes.length > 0) {
       this.queued.push(bytes);
       this.queuedBytes += bytes.length;
@@ -309,16 +315,12 @@ export class ClientSession {
         this.blocked.add(stream);
         return;
       }
-      const head = stream.queued[0] as Uint8Array;
-      const size = Math.min(head.length, allowed);
-      const chunk = size === head.length ? head : head.subarray(0, size);
-      if (size === head.length) stream.queued.shift();
-      else stream.queued[0] = head.subarray(size);
+      const size = Math.min(stream.queuedBytes, allowed);
       stream.queuedBytes -= size;
       stream.sendWindow -= size;
       this.sendWindow -= size;
       const end = stream.endRequested && stream.queuedBytes === 0;
-      this.frames.frame(frameType.data, end ? flagEndStream : 0, stream.id, chunk);
+      this.frames.data(stream.id, end ? flagEndStream : 0, stream.queued, size);
       if (end) this.localEnd(stream);
     }
     this.blocked.delete(stream);

@@ -296,6 +296,38 @@ export class FrameQueue {
     if (size > 0) b.set(payload, at + 9);
   }
 
+  /**
+   * One DATA frame of `size` bytes taken from the front of `queued`: whole chunks, then the
+   * front of the next when it does not fit (what was taken leaves `queued`). Chunks queued
+   * apart (a gRPC message's 5-byte prefix and the message) leave as one frame, each copied
+   * once, straight into the turn's buffer.
+   */
+  data(id: number, flags: number, queued: Uint8Array[], size: number): void {
+    let at = this.room(9 + size);
+    const b = this.buf;
+    b[at] = (size >>> 16) & 0xff;
+    b[at + 1] = (size >>> 8) & 0xff;
+    b[at + 2] = size & 0xff;
+    b[at + 3] = frameType.data;
+    b[at + 4] = flags;
+    b.writeUInt32BE(id, at + 5);
+    at += 9;
+    let left = size;
+    while (left > 0) {
+      const head = queued[0] as Uint8Array;
+      if (head.length <= left) {
+        b.set(head, at);
+        at += head.length;
+        left -= head.length;
+        queued.shift();
+      } else {
+        b.set(head.subarray(0, left), at);
+        queued[0] = head.subarray(left);
+        left = 0;
+      }
+    }
+  }
+
   windowUpdate(id: number, increment: number): void {
     const payload = Buffer.allocUnsafe(4);
     payload.writeUInt32BE(increment, 0);

@@ -1,7 +1,13 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectRawHttp2, frameType, grpcRequestHeaders } from "../../test/support/raw-http2.ts";
+import {
+  connectRawHttp2,
+  frameType,
+  grpcRequestHeaders,
+  type RawHttp2,
+  settingId,
+} from "../../test/support/raw-http2.ts";
 import { h2Errors } from "./frames.ts";
 import type { HeaderField } from "./hpack.ts";
 import { ServerSession, type ServerSessionOptions, type ServerStream } from "./server-session.ts";
@@ -242,6 +248,52 @@ describe("ServerSession against raw frames", () => {
     await raw.waitFor((f) => f.type === frameType.goaway);
     expect(raw.goaway()?.code).toBe(h2Errors.protocolError);
     await raw.closed;
+  });
+
+  it("sends a prefix and a body as one DATA frame, and splits them where the client's window ends", async () => {
+    const body = Buffer.alloc(300, 7);
+    const prefix = Buffer.from([0, 0, 0, 1, 44]);
+    const { port } = await serve((stream) => {
+      stream.handler = {
+        data(_bytes, end) {
+          if (!end) return;
+          stream.respond([[":status", "200"]]);
+          stream.end(body, [["grpc-status", "0"]], prefix);
+        },
+        streamClosed() {},
+      };
+    });
+    const dataOf = (raw: RawHttp2, id: number) =>
+      raw.frames.filter((f) => f.type === frameType.data && f.streamId === id);
+    // A window that takes it all: one frame, the prefix first.
+    const wide = await connectRawHttp2(port);
+    closers.push(() => wide.close());
+    wide.headers(1, grpcRequestHeaders("/a"), true);
+    await wide.waitFor(
+      (f) => f.type === frameType.headers && f.streamId === 1 && (f.flags & 1) === 1,
+    );
+    const frames = dataOf(wide, 1);
+    expect(frames.map((f) => f.payload.length)).toEqual([305]);
+    expect(Buffer.concat([prefix, body]).equals(frames[0]?.payload as Buffer)).toBe(true);
+    // A stream window of 3 bytes: the prefix is cut, and the rest follows each window update.
+    const narrow = await connectRawHttp2(port, { settings: [[settingId.initialWindowSize, 3]] });
+    closers.push(() => narrow.close());
+    await narrow.waitFor((f) => f.type === frameType.settings && f.flags === 1);
+    narrow.headers(1, grpcRequestHeaders("/a"), true);
+    await narrow.waitFor((f) => f.type === frameType.data && f.streamId === 1);
+    narrow.windowUpdate(1, 100);
+    await narrow.waitFor(
+      (f) => f.type === frameType.data && f.streamId === 1 && f.payload.length === 100,
+    );
+    narrow.windowUpdate(1, 1000);
+    await narrow.waitFor(
+      (f) => f.type === frameType.headers && f.streamId === 1 && (f.flags & 1) === 1,
+    );
+    const split = dataOf(narrow, 1);
+    expect(split.map((f) => f.payload.length)).toEqual([3, 100, 202]);
+    expect(Buffer.concat(split.map((f) => f.payload)).equals(Buffer.concat([prefix, body]))).toBe(
+      true,
+    );
   });
 
   it("counts DATA past the stream window as a flow-control error of that stream", async () => {

@@ -115,23 +115,26 @@ export class ServerStream {
   /** Sends body bytes; false when some wait for the client's window (`handler.drain` follows). */
   write(bytes: Uint8Array): boolean {
     if (this.closed || this.endAfterQueue || this.localEnded) return true;
-    if (bytes.length > 0) {
-      if (this.queued) this.queued.push(bytes);
-      else this.queued = [bytes];
-      this.queuedBytes += bytes.length;
-    }
+    if (bytes.length > 0) this.queue(bytes);
     this.session.pump(this);
     return this.queuedBytes === 0;
   }
 
-  /** Ends the response: `bytes` (if any), then `trailers` (if any) carrying END_STREAM. */
-  end(bytes?: Uint8Array, trailers?: readonly HeaderField[]): void {
+  private queue(bytes: Uint8Array): void {
+    if (this.queued) this.queued.push(bytes);
+    else this.queued = [bytes];
+    this.queuedBytes += bytes.length;
+  }
+
+  /**
+   * Ends the response: `prefix` and `bytes` (if any; a gRPC message's 5-byte head and the
+   * message leave in one DATA frame without being joined into one buffer first), then
+   * `trailers` (if any) carrying END_STREAM.
+   */
+  end(bytes?: Uint8Array, trailers?: readonly HeaderField[], prefix?: Uint8Array): void {
     if (this.closed || this.endAfterQueue || this.localEnded) return;
-    if (bytes && bytes.length > 0) {
-      if (this.queued) this.queued.push(bytes);
-      else this.queued = [bytes];
-      this.queuedBytes += bytes.length;
-    }
+    if (prefix && prefix.length > 0) this.queue(prefix);
+    if (bytes && bytes.length > 0) this.queue(bytes);
     // Encoded when they leave (the dynamic table follows the order blocks go out), so
     // checked now: a field that cannot be encoded throws here, as it always did.
     if (trailers) checkLatin1(trailers);
@@ -286,18 +289,13 @@ export class ServerSession {
         this.blocked.add(stream);
         return;
       }
-      const queued = stream.queued as Uint8Array[];
-      const head = queued[0] as Uint8Array;
-      const size = Math.min(head.length, allowed);
-      const chunk = size === head.length ? head : head.subarray(0, size);
-      if (size === head.length) queued.shift();
-      else queued[0] = head.subarray(size);
+      const size = Math.min(stream.queuedBytes, allowed);
       stream.queuedBytes -= size;
       stream.sendWindow -= size;
       this.sendWindow -= size;
       const endHere =
         stream.endAfterQueue && stream.queuedBytes === 0 && stream.pendingTrailers === undefined;
-      this.frames.frame(frameType.data, endHere ? flagEndStream : 0, stream.id, chunk);
+      this.frames.data(stream.id, endHere ? flagEndStream : 0, stream.queued as Uint8Array[], size);
       if (endHere) {
         this.localEnd(stream);
         return;

@@ -511,7 +511,10 @@ class NativeGrpcCall implements ReplySink, ExpiringCall {
     }
     if (last === undefined) stream.end();
     else {
-      stream.end(grpcFrame(last));
+      // The gateway's own session sends the message's head and the message without a framed copy.
+      const own = stream as { endMessage?: (message: Uint8Array) => void };
+      if (own.endMessage) own.endMessage(last);
+      else stream.end(grpcFrame(last));
       // A large reply the client does not take is watched until it is (small ones cannot hold much).
       if (stream.writableLength > watchedEndBytes) this.watch?.blocked("finish");
     }

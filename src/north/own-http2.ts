@@ -12,6 +12,7 @@
 import * as http2 from "node:http2";
 import { constants } from "node:http2";
 import { Duplex } from "node:stream";
+import { grpcPrefix } from "../grpc/framing.ts";
 import { flagEndStream, h2Errors } from "../h2/frames.ts";
 import type { HeaderField } from "../h2/hpack.ts";
 import { ServerSession, type ServerStream } from "../h2/server-session.ts";
@@ -43,6 +44,8 @@ export class OwnCallStream {
   private endHeld = false;
   private waitForTrailers = false;
   private lastData: Uint8Array | undefined;
+  /** `lastData` is one gRPC message to send with its 5-byte head (see `endMessage`). */
+  private lastIsMessage = false;
   private finishedSent = false;
 
   constructor(session: ServerSession, inner: ServerStream) {
@@ -108,21 +111,36 @@ export class OwnCallStream {
   }
 
   end(bytes?: Uint8Array): void {
+    this.endWith(bytes, false);
+  }
+
+  /**
+   * Ends the stream with one uncompressed gRPC message: `end(grpcFrame(message))` without the
+   * framed copy (its head and the message leave in one DATA frame).
+   */
+  endMessage(message: Uint8Array): void {
+    this.endWith(message, true);
+  }
+
+  private endWith(bytes: Uint8Array | undefined, isMessage: boolean): void {
     if (this.waitForTrailers && this.trailersListener) {
       // The trailers go with the last DATA (sendTrailers below).
       this.lastData = bytes;
+      this.lastIsMessage = isMessage;
       const ask = this.trailersListener;
       this.trailersListener = undefined;
       ask.call(this);
       return;
     }
-    this.inner.end(bytes);
+    this.inner.end(bytes, undefined, isMessage && bytes ? grpcPrefix(bytes.length) : undefined);
   }
 
   sendTrailers(headers: http2.OutgoingHttpHeaders): void {
     const last = this.lastData;
+    const prefix = this.lastIsMessage && last ? grpcPrefix(last.length) : undefined;
     this.lastData = undefined;
-    this.inner.end(last, fieldsOf(headers));
+    this.lastIsMessage = false;
+    this.inner.end(last, fieldsOf(headers), prefix);
   }
 
   /** Resets the stream (`code`, as RST_STREAM; NO_ERROR too). */

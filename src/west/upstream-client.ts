@@ -19,6 +19,7 @@ import {
   FrameTooLargeError,
   GrpcFrameReader,
   grpcFrames,
+  grpcPrefix,
   maxFramesWriteBytes,
 } from "../grpc/framing.ts";
 import { reservedRequestHeaders } from "../grpc/metadata.ts";
@@ -300,6 +301,19 @@ class UpstreamAttempt implements ClientStreamHandler {
         // request's end with the last of them.
         for (let i = 0; i < messages.length; ) {
           if (this.finished || stream.closed) return;
+          if (i === messages.length - 1) {
+            // One message (a unary request's): its head and it leave in one DATA frame,
+            // copied once, with no framed buffer made for them.
+            const message = messages[i] as Uint8Array;
+            i++;
+            const prefix = grpcPrefix(message.byteLength);
+            if (ended) {
+              stream.write(message, true, prefix);
+              return;
+            }
+            if (!stream.write(message, false, prefix)) await stream.drained();
+            continue;
+          }
           const { bytes, next } = grpcFrames(messages, i, maxFramesWriteBytes);
           i = next;
           if (ended && i === messages.length) {
