@@ -105,21 +105,22 @@ export class GrpcFrameReader {
  */
 export function grpcPrefix(length: number): Uint8Array {
   const head = new Uint8Array(5);
-  head[1] = length >>> 24;
-  head[2] = (length >>> 16) & 0xff;
-  head[3] = (length >>> 8) & 0xff;
-  head[4] = length & 0xff;
+  writeLength(head, length);
   return head;
 }
 
-/** One uncompressed length-prefixed message. */
-export function grpcFrame(bytes: Uint8Array): Uint8Array {
-  const length = bytes.byteLength;
-  const out = new Uint8Array(5 + length);
+/** A message's length into bytes 1–4 of its head at the start of `out` (flag byte 0 left 0). */
+function writeLength(out: Uint8Array, length: number): void {
   out[1] = length >>> 24;
   out[2] = (length >>> 16) & 0xff;
   out[3] = (length >>> 8) & 0xff;
   out[4] = length & 0xff;
+}
+
+/** One uncompressed length-prefixed message. */
+export function grpcFrame(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + bytes.byteLength);
+  writeLength(out, bytes.byteLength);
   out.set(bytes, 5);
   return out;
 }

@@ -123,17 +123,16 @@ export class ClientStream {
    */
   write(bytes: Uint8Array, end: boolean, prefix?: Uint8Array): boolean {
     if (this.closed || this.endRequested) return true;
-    if (prefix && prefix.length > 0) {
-      this.queued.push(prefix);
-      this.queuedBytes += prefix.length;
-    }
-    if (bytes.length > 0) {
-      this.queued.push(bytes);
-      this.queuedBytes += bytes.length;
-    }
+    if (prefix && prefix.length > 0) this.queue(prefix);
+    if (bytes.length > 0) this.queue(bytes);
     if (end) this.endRequested = true;
     this.session.pump(this);
     return this.queuedBytes === 0;
+  }
+
+  private queue(bytes: Uint8Array): void {
+    this.queued.push(bytes);
+    this.queuedBytes += bytes.length;
   }
 
   /** Resolves once no body bytes wait for window, or the stream is closed. */

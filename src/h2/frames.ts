@@ -285,6 +285,12 @@ export class FrameQueue {
 
   frame(type: number, flags: number, id: number, payload: Uint8Array): void {
     const size = payload.length;
+    const at = this.head(type, flags, id, size);
+    if (size > 0) this.buf.set(payload, at);
+  }
+
+  /** Queues a frame's 9-byte head with room for its `size`-byte payload; returns where that goes. */
+  private head(type: number, flags: number, id: number, size: number): number {
     const at = this.room(9 + size);
     const b = this.buf;
     b[at] = (size >>> 16) & 0xff;
@@ -293,7 +299,7 @@ export class FrameQueue {
     b[at + 3] = type;
     b[at + 4] = flags;
     b.writeUInt32BE(id, at + 5);
-    if (size > 0) b.set(payload, at + 9);
+    return at + 9;
   }
 
   /**
@@ -303,15 +309,8 @@ export class FrameQueue {
    * once, straight into the turn's buffer.
    */
   data(id: number, flags: number, queued: Uint8Array[], size: number): void {
-    let at = this.room(9 + size);
+    let at = this.head(frameType.data, flags, id, size);
     const b = this.buf;
-    b[at] = (size >>> 16) & 0xff;
-    b[at + 1] = (size >>> 8) & 0xff;
-    b[at + 2] = size & 0xff;
-    b[at + 3] = frameType.data;
-    b[at + 4] = flags;
-    b.writeUInt32BE(id, at + 5);
-    at += 9;
     let left = size;
     while (left > 0) {
       const head = queued[0] as Uint8Array;

@@ -44,8 +44,8 @@ export class OwnCallStream {
   private endHeld = false;
   private waitForTrailers = false;
   private lastData: Uint8Array | undefined;
-  /** `lastData` is one gRPC message to send with its 5-byte head (see `endMessage`). */
-  private lastIsMessage = false;
+  /** The 5-byte gRPC head `lastData` leaves after, when it is one message (see `endMessage`). */
+  private lastPrefix: Uint8Array | undefined;
   private finishedSent = false;
 
   constructor(session: ServerSession, inner: ServerStream) {
@@ -111,7 +111,7 @@ export class OwnCallStream {
   }
 
   end(bytes?: Uint8Array): void {
-    this.endWith(bytes, false);
+    this.endWith(bytes, undefined);
   }
 
   /**
@@ -119,27 +119,27 @@ export class OwnCallStream {
    * framed copy (its head and the message leave in one DATA frame).
    */
   endMessage(message: Uint8Array): void {
-    this.endWith(message, true);
+    this.endWith(message, grpcPrefix(message.length));
   }
 
-  private endWith(bytes: Uint8Array | undefined, isMessage: boolean): void {
+  private endWith(bytes: Uint8Array | undefined, prefix: Uint8Array | undefined): void {
     if (this.waitForTrailers && this.trailersListener) {
       // The trailers go with the last DATA (sendTrailers below).
       this.lastData = bytes;
-      this.lastIsMessage = isMessage;
+      this.lastPrefix = prefix;
       const ask = this.trailersListener;
       this.trailersListener = undefined;
       ask.call(this);
       return;
     }
-    this.inner.end(bytes, undefined, isMessage && bytes ? grpcPrefix(bytes.length) : undefined);
+    this.inner.end(bytes, undefined, prefix);
   }
 
   sendTrailers(headers: http2.OutgoingHttpHeaders): void {
     const last = this.lastData;
-    const prefix = this.lastIsMessage && last ? grpcPrefix(last.length) : undefined;
+    const prefix = this.lastPrefix;
     this.lastData = undefined;
-    this.lastIsMessage = false;
+    this.lastPrefix = undefined;
     this.inner.end(last, fieldsOf(headers), prefix);
   }
 

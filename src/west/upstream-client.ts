@@ -301,26 +301,24 @@ class UpstreamAttempt implements ClientStreamHandler {
         // request's end with the last of them.
         for (let i = 0; i < messages.length; ) {
           if (this.finished || stream.closed) return;
+          let bytes: Uint8Array;
+          let prefix: Uint8Array | undefined;
           if (i === messages.length - 1) {
             // One message (a unary request's): its head and it leave in one DATA frame,
             // copied once, with no framed buffer made for them.
-            const message = messages[i] as Uint8Array;
+            bytes = messages[i] as Uint8Array;
+            prefix = grpcPrefix(bytes.byteLength);
             i++;
-            const prefix = grpcPrefix(message.byteLength);
-            if (ended) {
-              stream.write(message, true, prefix);
-              return;
-            }
-            if (!stream.write(message, false, prefix)) await stream.drained();
-            continue;
+          } else {
+            const framed = grpcFrames(messages, i, maxFramesWriteBytes);
+            bytes = framed.bytes;
+            i = framed.next;
           }
-          const { bytes, next } = grpcFrames(messages, i, maxFramesWriteBytes);
-          i = next;
           if (ended && i === messages.length) {
-            stream.write(bytes, true);
+            stream.write(bytes, true, prefix);
             return;
           }
-          if (!stream.write(bytes, false)) await stream.drained();
+          if (!stream.write(bytes, false, prefix)) await stream.drained();
         }
         if (this.finished || stream.closed) return;
         if (ended) {
