@@ -25,6 +25,7 @@ import {
   eachSetting,
   empty,
   FrameQueue,
+  finishFrame,
   flagAck,
   flagEndStream,
   frameType,
@@ -38,6 +39,7 @@ import {
   takeConnectionWindow,
   unpad,
   windowIncrement,
+  writeParts,
 } from "./frames.ts";
 import { checkLatin1, type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 
@@ -202,6 +204,7 @@ export class ClientSession {
     this.headerBlocks = new HeaderBlocks(this.maxHeaderBlockBytes, h2Errors.protocolError);
     this.frames = new FrameQueue(
       (bytes) => this.socket.write(bytes),
+      (parts) => writeParts(this.socket, parts),
       () => this.connected && !this.destroyed,
     );
     const ready = () => {
@@ -380,27 +383,38 @@ export class ClientSession {
   }
 
   private onData(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.pending) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
-    }
     let at = 0;
     try {
-      at = readFrames(
-        buf,
-        at,
-        (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
-        () => this.destroyed,
-        this.peerSettingsSeen
-          ? undefined
-          : (type, _flags, from) => this.checkFirstFrame(buf, from, type),
-      );
+      const pending = this.pending;
+      if (pending) {
+        this.pending = undefined;
+        const { joined, used } = finishFrame(pending, chunk);
+        const end = this.readFrom(joined, 0);
+        if (end < joined.length) {
+          if (!this.destroyed) this.pending = joined.subarray(end);
+          return;
+        }
+        at = used;
+      }
+      at = this.readFrom(chunk, at);
     } catch (err) {
       this.connectionError(err);
       return;
     }
-    if (at < buf.length && !this.destroyed) this.pending = buf.subarray(at);
+    if (at < chunk.length && !this.destroyed) this.pending = chunk.subarray(at);
+  }
+
+  /** Reads the whole frames of `buf` from `at`; returns where the first unfinished one starts. */
+  private readFrom(buf: Buffer, at: number): number {
+    return readFrames(
+      buf,
+      at,
+      (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
+      () => this.destroyed,
+      this.peerSettingsSeen
+        ? undefined
+        : (type, _flags, from) => this.checkFirstFrame(buf, from, type),
+    );
   }
 
   /** A server's first frame is its SETTINGS: anything else is not an HTTP/2 server. */

@@ -114,6 +114,23 @@ export function readFrames(
   return at;
 }
 
+/**
+ * Joins the unfinished frame a read ended in (`pending`, its start) to the front of the next
+ * read's `chunk`: only the bytes the frame lacks are copied, and the rest of `chunk` is read
+ * where it is (joining the whole chunk copied every byte of nearly every read under load).
+ * `used`: the bytes of `chunk` the joined frame took (all of them when it is still short).
+ */
+export function finishFrame(pending: Buffer, chunk: Buffer): { joined: Buffer; used: number } {
+  let need = chunk.length;
+  if (pending.length >= 9) need = 9 + pending.readUIntBE(0, 3) - pending.length;
+  else if (pending.length + chunk.length >= 9) {
+    const head = Buffer.concat([pending, chunk.subarray(0, 9 - pending.length)]);
+    need = 9 + head.readUIntBE(0, 3) - pending.length;
+  }
+  const used = Math.min(need, chunk.length);
+  return { joined: Buffer.concat([pending, chunk.subarray(0, used)]), used };
+}
+
 /** The settings of a SETTINGS payload, checked for what HTTP/2 forbids of the common ones. */
 export function eachSetting(payload: Buffer, onSetting: (key: number, value: number) => void) {
   if (payload.length % 6 !== 0) {
@@ -232,50 +249,98 @@ export function streamWindowUpdateError(window: number, increment: number): numb
 const QUEUE_MIN_BYTES = 1024;
 /** A turn's size is remembered as the next buffer's size up to this (bigger turns grow). */
 const QUEUE_HINT_MAX_BYTES = 64 * 1024;
+/**
+ * DATA payload chunks of this size and more are written as they are, not copied into the
+ * turn's buffer (a 10 KiB message: one copy less; below a few KiB a copy costs no more than
+ * the extra write).
+ */
+const DATA_REF_MIN_BYTES = 2048;
 const noBytes = Buffer.alloc(0);
 
 /**
- * Frames queued in one turn, written in one socket write at its end (a microtask), once
- * `ready()`; `flush()` writes at once. Each frame is written straight into one buffer (its
- * 9-byte head, then its payload): no object per frame, one copy of each payload. The buffer
- * goes to the socket as is and the next turn starts another, sized like the last turn's.
+ * Frames queued in one turn, written at its end (a microtask), once `ready()`; `flush()`
+ * writes at once. Each frame is written straight into the turn's buffer (its 9-byte head,
+ * then its payload): no object per frame, one copy of each payload, none of a large DATA
+ * payload, which goes to the socket as it was queued. The turn's bytes go to the socket as
+ * they are, in one write when they are one buffer, else corked; the next turn starts another
+ * buffer, sized like the last turn's.
  */
 export class FrameQueue {
   /** Bytes handed to the socket so far. */
   written = 0;
   private buf: Buffer = noBytes;
+  /** Bytes of `buf` in use. */
   private length = 0;
+  /** Bytes of `buf` already in `parts`. */
+  private sealed = 0;
+  /** The turn's bytes before `buf[sealed..length)`: filled buffers and large payloads. */
+  private parts: Uint8Array[] = [];
+  private partsBytes = 0;
+  /** Bytes of the turn written as they were queued (not counted in the next buffer's size). */
+  private refBytes = 0;
   private nextBytes = QUEUE_MIN_BYTES;
   private queued = false;
   private readonly flushNow = () => this.flush();
-  private readonly write: (bytes: Buffer) => void;
+  private readonly write: (bytes: Uint8Array) => void;
+  private readonly writeMany: (parts: Uint8Array[]) => void;
   private readonly ready: () => boolean;
 
-  constructor(write: (bytes: Buffer) => void, ready: () => boolean) {
+  /**
+   * `write` hands one buffer to the socket; `writeMany` several, in order (corked, one
+   * vectored write).
+   */
+  constructor(
+    write: (bytes: Uint8Array) => void,
+    writeMany: (parts: Uint8Array[]) => void,
+    ready: () => boolean,
+  ) {
     this.write = write;
+    this.writeMany = writeMany;
     this.ready = ready;
   }
 
   /** Bytes queued and not yet written. */
   get bytes(): number {
-    return this.length;
+    return this.partsBytes + this.length - this.sealed;
   }
 
   /** Makes room for `n` more bytes; returns where they go. */
   private room(n: number): number {
-    const at = this.length;
-    const need = at + n;
-    if (need > this.buf.length) {
-      const next = Buffer.allocUnsafe(Math.max(need, this.nextBytes, this.buf.length * 2));
-      if (at > 0) next.set(this.buf.subarray(0, at));
-      this.buf = next;
+    let at = this.length;
+    if (at + n > this.buf.length) {
+      // A full buffer stays as it is, to be written with the turn: nothing is copied again.
+      this.seal();
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.nextBytes, this.buf.length * 2));
+      this.sealed = 0;
+      at = 0;
     }
-    this.length = need;
+    this.length = at + n;
+    this.schedule();
+    return at;
+  }
+
+  /** Moves the buffer's unsealed bytes into `parts`. */
+  private seal(): void {
+    if (this.length === this.sealed) return;
+    this.parts.push(this.buf.subarray(this.sealed, this.length));
+    this.partsBytes += this.length - this.sealed;
+    this.sealed = this.length;
+  }
+
+  /** Queues `bytes` as they are: the caller leaves them unchanged until written. */
+  private reference(bytes: Uint8Array): void {
+    this.seal();
+    this.parts.push(bytes);
+    this.partsBytes += bytes.length;
+    this.refBytes += bytes.length;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (!this.queued) {
       this.queued = true;
       queueMicrotask(this.flushNow);
     }
-    return at;
   }
 
   raw(bytes: Uint8Array): void {
@@ -285,13 +350,16 @@ export class FrameQueue {
 
   frame(type: number, flags: number, id: number, payload: Uint8Array): void {
     const size = payload.length;
-    const at = this.head(type, flags, id, size);
+    const at = this.head(type, flags, id, size, size);
     if (size > 0) this.buf.set(payload, at);
   }
 
-  /** Queues a frame's 9-byte head with room for its `size`-byte payload; returns where that goes. */
-  private head(type: number, flags: number, id: number, size: number): number {
-    const at = this.room(9 + size);
+  /**
+   * Queues a frame's 9-byte head with room for `room` bytes of its `size`-byte payload;
+   * returns where they go.
+   */
+  private head(type: number, flags: number, id: number, size: number, room: number): number {
+    const at = this.room(9 + room);
     const b = this.buf;
     b[at] = (size >>> 16) & 0xff;
     b[at + 1] = (size >>> 8) & 0xff;
@@ -305,24 +373,24 @@ export class FrameQueue {
   /**
    * One DATA frame of `size` bytes taken from the front of `queued`: whole chunks, then the
    * front of the next when it does not fit (what was taken leaves `queued`). Chunks queued
-   * apart (a gRPC message's 5-byte prefix and the message) leave as one frame, each copied
-   * once, straight into the turn's buffer.
+   * apart (a gRPC message's 5-byte prefix and the message) leave as one frame: small ones
+   * copied once, into the turn's buffer, large ones (`DATA_REF_MIN_BYTES`) as they are.
    */
   data(id: number, flags: number, queued: Uint8Array[], size: number): void {
-    let at = this.head(frameType.data, flags, id, size);
-    const b = this.buf;
+    this.head(frameType.data, flags, id, size, 0);
     let left = size;
     while (left > 0) {
-      const head = queued[0] as Uint8Array;
-      if (head.length <= left) {
-        b.set(head, at);
-        at += head.length;
-        left -= head.length;
-        queued.shift();
-      } else {
-        b.set(head.subarray(0, left), at);
-        queued[0] = head.subarray(left);
-        left = 0;
+      let chunk = queued[0] as Uint8Array;
+      if (chunk.length <= left) queued.shift();
+      else {
+        queued[0] = chunk.subarray(left);
+        chunk = chunk.subarray(0, left);
+      }
+      left -= chunk.length;
+      if (chunk.length >= DATA_REF_MIN_BYTES) this.reference(chunk);
+      else {
+        const at = this.room(chunk.length); // may take a new buffer: read `buf` after
+        this.buf.set(chunk, at);
       }
     }
   }
@@ -367,17 +435,41 @@ export class FrameQueue {
   clear(): void {
     this.buf = noBytes;
     this.length = 0;
+    this.sealed = 0;
+    this.parts = [];
+    this.partsBytes = 0;
+    this.refBytes = 0;
   }
 
   flush(): void {
     this.queued = false;
-    const length = this.length;
-    if (length === 0 || !this.ready()) return;
-    const bytes = length === this.buf.length ? this.buf : this.buf.subarray(0, length);
-    this.nextBytes = Math.min(Math.max(length, QUEUE_MIN_BYTES), QUEUE_HINT_MAX_BYTES);
-    this.buf = noBytes;
-    this.length = 0;
-    this.written += length;
-    this.write(bytes);
+    const total = this.bytes;
+    if (total === 0 || !this.ready()) return;
+    this.nextBytes = Math.min(
+      Math.max(total - this.refBytes, QUEUE_MIN_BYTES),
+      QUEUE_HINT_MAX_BYTES,
+    );
+    this.written += total;
+    if (this.parts.length === 0) {
+      const length = this.length;
+      const bytes = length === this.buf.length ? this.buf : this.buf.subarray(0, length);
+      this.clear();
+      this.write(bytes);
+      return;
+    }
+    this.seal();
+    const parts = this.parts;
+    this.clear();
+    this.writeMany(parts);
   }
+}
+
+/** Writes `parts` to `socket` in order, corked: one vectored write. */
+export function writeParts(
+  socket: { cork(): void; uncork(): void; write(bytes: Uint8Array): boolean },
+  parts: readonly Uint8Array[],
+): void {
+  socket.cork();
+  for (const part of parts) socket.write(part);
+  socket.uncork();
 }

@@ -3,10 +3,15 @@ import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   connectRawHttp2,
+  encodeFrame,
+  flags,
   frameType,
   grpcRequestHeaders,
+  headerBlock,
+  preface,
   type RawHttp2,
   settingId,
+  settingsFrame,
 } from "../../test/support/raw-http2.ts";
 import { h2Errors } from "./frames.ts";
 import type { HeaderField } from "./hpack.ts";
@@ -248,6 +253,57 @@ describe("ServerSession against raw frames", () => {
     await raw.waitFor((f) => f.type === frameType.goaway);
     expect(raw.goaway()?.code).toBe(h2Errors.protocolError);
     await raw.closed;
+  });
+
+  it("reads frames cut anywhere across reads: in the preface, a frame's head, its payload, at its end", async () => {
+    const { port } = await serve(echo);
+    // The server's SETTINGS is acknowledged inside the cut stream, not between its pieces.
+    const raw = await connectRawHttp2(port, { sendPreface: false, ackSettings: false });
+    closers.push(() => raw.close());
+    const bodies = [
+      Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 7) & 0xff)),
+      Buffer.from("small body"),
+    ];
+    const stream = Buffer.concat([
+      preface,
+      settingsFrame(),
+      encodeFrame(frameType.settings, flags.ack, 0),
+      ...[1, 3].flatMap((id, i) => {
+        const body = bodies[i] as Buffer;
+        const frames = [
+          encodeFrame(
+            frameType.headers,
+            flags.endHeaders,
+            id,
+            headerBlock(grpcRequestHeaders("/a")),
+          ),
+        ];
+        for (let at = 0; at < body.length; at += 16_384) {
+          const last = at + 16_384 >= body.length;
+          const piece = body.subarray(at, at + 16_384);
+          frames.push(encodeFrame(frameType.data, last ? flags.endStream : 0, id, piece));
+        }
+        return frames;
+      }),
+    ]);
+    // Pieces of 1, 5, 9, 10, 3,000 and 7 bytes in turn, each written after a pause (its own read).
+    const sizes = [1, 5, 9, 10, 3000, 7];
+    for (let at = 0, n = 0; at < stream.length; n++) {
+      const size = sizes[n % sizes.length] as number;
+      raw.write(stream.subarray(at, at + size));
+      at += size;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    for (const id of [1, 3]) {
+      await raw.waitFor(
+        (f) => f.type === frameType.headers && f.streamId === id && (f.flags & 1) === 1,
+      );
+      const data = raw.frames.filter((f) => f.type === frameType.data && f.streamId === id);
+      expect(
+        Buffer.concat(data.map((f) => f.payload)).equals(bodies[id === 1 ? 0 : 1] as Buffer),
+      ).toBe(true);
+    }
+    expect(raw.goaway()).toBeUndefined();
   });
 
   it("sends a prefix and a body as one DATA frame, and splits them where the client's window ends", async () => {

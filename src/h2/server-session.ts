@@ -26,6 +26,7 @@ import {
   eachSetting,
   empty,
   FrameQueue,
+  finishFrame,
   flagAck,
   flagEndStream,
   frameType,
@@ -38,6 +39,7 @@ import {
   takeConnectionWindow,
   unpad,
   windowIncrement,
+  writeParts,
 } from "./frames.ts";
 import { checkLatin1, type HeaderField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { StreamTable } from "./stream-table.ts";
@@ -198,6 +200,7 @@ export class ServerSession {
     this.headerBlocks = new HeaderBlocks(this.maxHeaderBlockBytes, h2Errors.enhanceYourCalm);
     this.frames = new FrameQueue(
       (bytes) => this.socket.write(bytes),
+      (parts) => writeParts(this.socket, parts),
       () => !this.destroyed,
     );
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -354,12 +357,19 @@ export class ServerSession {
 
   private onData(chunk: Buffer): void {
     let buf = chunk;
-    if (this.pending) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
-    }
     let at = 0;
     try {
+      const pending = this.pending;
+      this.pending = undefined;
+      if (pending && this.prefaceSeen) {
+        const { joined, used } = finishFrame(pending, chunk);
+        const end = this.readFrom(joined, 0);
+        if (end < joined.length) {
+          if (!this.destroyed) this.pending = joined.subarray(end);
+          return;
+        }
+        at = used;
+      } else if (pending) buf = Buffer.concat([pending, chunk]);
       if (!this.prefaceSeen) {
         const n = Math.min(buf.length, connectionPreface.length);
         if (!buf.subarray(0, n).equals(connectionPreface.subarray(0, n))) {
@@ -372,18 +382,23 @@ export class ServerSession {
         this.prefaceSeen = true;
         at = connectionPreface.length;
       }
-      at = readFrames(
-        buf,
-        at,
-        (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
-        () => this.destroyed,
-        this.settingsSeen ? undefined : (type, flags) => this.checkFirstFrame(type, flags),
-      );
+      at = this.readFrom(buf, at);
     } catch (err) {
       this.connectionError(err);
       return;
     }
     if (at < buf.length && !this.destroyed) this.pending = Buffer.from(buf.subarray(at));
+  }
+
+  /** Reads the whole frames of `buf` from `at`; returns where the first unfinished one starts. */
+  private readFrom(buf: Buffer, at: number): number {
+    return readFrames(
+      buf,
+      at,
+      (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
+      () => this.destroyed,
+      this.settingsSeen ? undefined : (type, flags) => this.checkFirstFrame(type, flags),
+    );
   }
 
   /** The client's preface ends with its SETTINGS. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { crc32c } from "./crc32c.ts";
+import { crc32c, crc32cParts } from "./crc32c.ts";
 
 describe("crc32c", () => {
   it("matches the standard check value", () => {
@@ -36,5 +36,20 @@ describe("crc32c", () => {
         expect(crc32c(data, start, end)).toBe(crc32c(data.slice(start, end)));
       }
     }
+  });
+
+  it("computes bytes split across arrays the same as the bytes joined, wherever they split", () => {
+    const data = Uint8Array.from({ length: 300 }, (_, i) => (i * 53 + 11) & 0xff);
+    const whole = crc32c(data);
+    for (const cuts of [[], [0], [1], [15, 16], [17, 100, 283], [299], [150, 150]]) {
+      const parts: Uint8Array[] = [];
+      let from = 0;
+      for (const cut of [...cuts, data.length]) {
+        parts.push(data.subarray(from, cut));
+        from = cut;
+      }
+      expect(crc32cParts(parts)).toBe(whole);
+    }
+    expect(crc32cParts([])).toBe(crc32c(new Uint8Array(0)));
   });
 });

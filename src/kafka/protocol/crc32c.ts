@@ -36,7 +36,24 @@ const [T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15] = T
 
 /** CRC-32C of `buf[start..end)`, as an unsigned 32-bit number. */
 export function crc32c(buf: Uint8Array, start = 0, end = buf.length): number {
+  return (crc32cUpdate(0xffffffff, buf, start, end) ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * CRC-32C of bytes held in several arrays, in order (a batch whose large values are
+ * referenced rather than copied into it).
+ */
+export function crc32cParts(parts: readonly Uint8Array[]): number {
   let crc = 0xffffffff;
+  for (let p = 0; p < parts.length; p++) {
+    const part = parts[p] as Uint8Array;
+    crc = crc32cUpdate(crc, part, 0, part.length);
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** The running (not yet inverted) CRC after `buf[start..end)`. */
+function crc32cUpdate(crc: number, buf: Uint8Array, start: number, end: number): number {
   let i = start;
   // In-range typed-array reads are always numbers; the casts only satisfy the index checks.
   for (; i + 16 <= end; i += 16) {
@@ -65,5 +82,5 @@ export function crc32c(buf: Uint8Array, start = 0, end = buf.length): number {
       (T0[buf[i + 15] as number] as number);
   }
   for (; i < end; i++) crc = (T0[(crc ^ (buf[i] as number)) & 0xff] as number) ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
+  return crc;
 }

@@ -242,6 +242,33 @@ describe("batchBytes", () => {
     expect(back.map((r) => r.headers)).toEqual(nonAscii.map((r) => r.headers));
     expect(back.map((r) => (r.key ? utf8(r.key) : null))).toEqual(["ключ", "x"]);
   });
+
+  it("writes large values by reference to the same bytes and CRC as copied, batch after batch", () => {
+    const timestamp = Date.now();
+    const large = (n: number, seed: number) =>
+      Uint8Array.from({ length: n }, (_, i) => (i * seed) & 0xff);
+    const first: OutgoingRecord[] = [
+      { key: "a", value: large(10_240, 7), headers: [["h", "1"]] },
+      { key: "b", value: text("small"), headers: [] },
+      { key: null, value: large(511, 3), headers: [] }, // below MIN_REF_BYTES: copied
+      { key: "c", value: large(512, 5), headers: [["h", "2"]] },
+    ];
+    const second: OutgoingRecord[] = [{ key: "d", value: large(4096, 11), headers: [] }];
+    const copied = new Writer(64);
+    writeBatch(copied, first, timestamp);
+    writeBatch(copied, second, timestamp);
+    const referenced = new Writer(batchBytes(first, true) + batchBytes(second, true));
+    writeBatch(referenced, first, timestamp, "none", true);
+    writeBatch(referenced, second, timestamp, "none", true);
+    // only the 10,240, 512 and 4,096-byte values stay out of the writer's own buffer
+    expect(referenced.offset).toBe(copied.offset - 10_240 - 512 - 4096);
+    expect(referenced.segments()).toContain(first[0]?.value);
+    expect(referenced.bytesView()).toEqual(copied.bytesView());
+    const back: FetchedRecord[] = [];
+    const decoded = decodeBatches(referenced.bytesView(), 0, (r) => back.push(r));
+    expect(decoded.undecodable).toBeUndefined();
+    expect(back.map((r) => r.value)).toEqual([...first, ...second].map((r) => r.value));
+  });
 });
 
 describe("decoding what kcat wrote", () => {

@@ -17,7 +17,7 @@ import {
   decompressRecords,
   type ZstdReader,
 } from "./compression.ts";
-import { crc32c } from "./crc32c.ts";
+import { crc32c, crc32cParts } from "./crc32c.ts";
 import {
   ATTRIBUTES_AT,
   BASE_TIMESTAMP_AT,
@@ -29,7 +29,7 @@ import {
   MAGIC_AT,
   RECORD_COUNT_AT,
 } from "./record-batch.ts";
-import { Reader, Writer } from "./wire.ts";
+import { MIN_REF_BYTES, Reader, Writer } from "./wire.ts";
 
 /** A record on its way to Kafka (the contract's record, or anything shaped like it). */
 export interface OutgoingRecord {
@@ -101,15 +101,18 @@ const recordsScratch = new Writer(16 * 1024);
  * UTF-8 takes up to 3 bytes a character, and the buffer then grows as it is written. A bound
  * of 3 bytes for every character sized a request of 100-byte records at about 2.8 times its
  * bytes, and every one of those bytes was zeroed and, in a burst, kept by the allocator.
+ * `byReference`: the bytes of the writer's own buffer when `writeBatch` appends the large
+ * values by reference.
  */
-export function batchBytes(records: readonly OutgoingRecord[]): number {
+export function batchBytes(records: readonly OutgoingRecord[], byReference = false): number {
   let bytes = BATCH_HEADER_BYTES;
   for (let i = 0; i < records.length; i++) {
     const record = records[i] as OutgoingRecord;
     // size, attributes, timestamp and offset deltas, key, value and header count prefixes
     bytes += 5 + 1 + 1 + 5 + 5 + 5 + 5 + 5;
     if (record.key !== null) bytes += record.key.length;
-    if (record.value !== null) bytes += record.value.length;
+    const value = record.value;
+    if (value !== null && !(byReference && value.length >= MIN_REF_BYTES)) bytes += value.length;
     bytes += headersBytes(record.headers);
   }
   return bytes;
@@ -131,14 +134,18 @@ export function headersBytes(headers: readonly RecordHeader[]): number {
 /**
  * Appends one batch of `records` to `w` (base offset 0, CRC set). Uncompressed, it is written
  * in place rather than built apart and copied: a Produce request carries it as it is.
+ * `byReference`: values of `MIN_REF_BYTES` and more are appended by reference (`rawRef`), not
+ * copied, and must not change until `w`'s bytes are written out.
  */
 export function writeBatch(
   w: Writer,
   records: readonly OutgoingRecord[],
   timestamp: number,
   codec: CompressionCodec = "none",
+  byReference = false,
 ): void {
   const start = w.offset;
+  const startLength = w.length;
   w.int64(0) // base offset: the broker assigns offsets
     .int32(0) // batch length, patched below
     .int32(-1) // partition leader epoch: the broker's to set
@@ -152,19 +159,23 @@ export function writeBatch(
     .int16(-1)
     .int32(-1)
     .int32(records.length);
-  if (codec === "none") writeRecords(w, records);
+  if (codec === "none") writeRecords(w, records, byReference);
   else {
     recordsScratch.offset = 0;
-    writeRecords(recordsScratch, records);
+    writeRecords(recordsScratch, records, false);
     w.raw(compressRecords(codec, recordsScratch.bytesView()));
   }
-  const end = w.offset;
-  w.patchInt32(start + 8, end - start - BATCH_LOG_OVERHEAD);
-  w.patchUint32(start + CRC_AT, crc32c(w.ownBytes(), start + ATTRIBUTES_AT, end));
+  w.patchInt32(start + 8, w.length - startLength - BATCH_LOG_OVERHEAD);
+  const crcFrom = start + ATTRIBUTES_AT;
+  const crc =
+    w.length - startLength === w.offset - start
+      ? crc32c(w.ownBytes(), crcFrom, w.offset)
+      : crc32cParts(w.segments(crcFrom));
+  w.patchUint32(start + CRC_AT, crc);
 }
 
 /** The records part of a batch (each record's size, then the record). */
-function writeRecords(w: Writer, records: readonly OutgoingRecord[]): void {
+function writeRecords(w: Writer, records: readonly OutgoingRecord[], byReference: boolean): void {
   const head = recordHead;
   const tail = recordTail;
   for (let i = 0; i < records.length; i++) {
@@ -183,7 +194,10 @@ function writeRecords(w: Writer, records: readonly OutgoingRecord[]): void {
     const valueLength = value === null ? -1 : value.length;
     const size = head.offset + varintBytes(valueLength) + Math.max(valueLength, 0) + tail.offset;
     w.varint(size).raw(head.ownBytes()).varint(valueLength);
-    if (value !== null) w.raw(value);
+    if (value !== null) {
+      if (byReference) w.rawRef(value);
+      else w.raw(value);
+    }
     w.raw(tail.ownBytes());
   }
 }

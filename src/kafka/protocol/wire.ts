@@ -181,7 +181,7 @@ export class Reader {
 const ASCII_FAST_CHARS = 1024;
 
 /** Below this size, `rawRef` copies: a reference costs more than copying a few bytes. */
-const MIN_REF_BYTES = 512;
+export const MIN_REF_BYTES = 512;
 
 /** Writes Kafka primitives into a growing buffer. */
 export class Writer {
@@ -393,8 +393,9 @@ export class Writer {
   }
 
   /**
-   * Appends bytes without copying them (large record batches in Fetch responses): the
-   * caller must not change them until the response has been written out.
+   * Appends bytes without copying them (large record batches in Fetch responses, large
+   * record values in Produce requests): the caller must not change them until the request
+   * or response has been written out.
    */
   rawRef(bytes: Uint8Array): this {
     if (bytes.length < MIN_REF_BYTES) return this.raw(bytes);
@@ -409,13 +410,18 @@ export class Writer {
     return this.offset + this.refBytes;
   }
 
-  /** The written bytes as views in order, without copying (for vectored socket writes). */
-  segments(): Uint8Array[] {
+  /**
+   * The written bytes as views in order, without copying (for vectored socket writes): from
+   * own-buffer position `start` on (see `offset`), with the bytes appended by reference while
+   * the writer was at or past it.
+   */
+  segments(start = 0): Uint8Array[] {
     const refs = this.refs;
-    if (refs === null) return [this.buf.subarray(0, this.offset)];
+    if (refs === null) return [this.buf.subarray(start, this.offset)];
     const out: Uint8Array[] = [];
-    let from = 0;
+    let from = start;
     for (const ref of refs) {
+      if (ref.at < start) continue;
       if (ref.at > from) out.push(this.buf.subarray(from, ref.at));
       out.push(ref.bytes);
       from = ref.at;

@@ -1,6 +1,8 @@
 /**
  * Produce v3–v8: record batches per partition, written in place into the request (no
- * batch is built apart and copied). With acks 0 the broker sends no answer.
+ * batch is built apart and copied; large values go out by reference, straight from the
+ * caller's arrays, which must not change until the request is written). With acks 0 the
+ * broker sends no answer.
  */
 import { ApiKey } from "../../protocol/api-keys.ts";
 import type { CompressionCodec } from "../../protocol/compression.ts";
@@ -46,8 +48,9 @@ export const produceApi: KafkaApi<ProduceRequest, ProducePartitionResult[]> = {
       for (const p of partitions) {
         w.int32(p.partition);
         const sizeAt = w.reserveInt32();
-        writeBatch(w, p.records, req.timestamp, req.compression);
-        w.patchInt32(sizeAt, w.offset - sizeAt - 4);
+        const from = w.length;
+        writeBatch(w, p.records, req.timestamp, req.compression, true);
+        w.patchInt32(sizeAt, w.length - from);
       }
     }
   },
@@ -55,7 +58,7 @@ export const produceApi: KafkaApi<ProduceRequest, ProducePartitionResult[]> = {
     let bytes = 2 + 2 + 4 + 4; // transactional id, acks, timeout, topic count
     for (const [topic, partitions] of req.topics) {
       bytes += 2 + 3 * topic.length + 4;
-      for (const p of partitions) bytes += 4 + 4 + batchBytes(p.records);
+      for (const p of partitions) bytes += 4 + 4 + batchBytes(p.records, true);
     }
     return bytes;
   },
