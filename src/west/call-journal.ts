@@ -8,7 +8,7 @@
 import { KafkaProtocolError } from "../kafka/protocol/errors.ts";
 import type { ContractRecord } from "../kafka/record-contract.ts";
 import type { Logger } from "../ops/logger.ts";
-import { type ChangelogEntry, encodeEntry, leaseEntry, leaseKey } from "./changelog-codec.ts";
+import { type ChangelogEntry, entryParts, leaseEntry, leaseKey } from "./changelog-codec.ts";
 import { createLeases } from "./changelog-lease.ts";
 import type { ChangelogWriter } from "./changelog-writer.ts";
 import type { RunningCall } from "./west-call.ts";
@@ -73,7 +73,7 @@ export function createKafkaJournal(opts: KafkaJournalOptions): CallJournal {
     id: string,
     entry: ChangelogEntry,
   ): Promise<JournalOutcome> => {
-    const bytes = encodeEntry(entry);
+    const bytes = entryParts(entry);
     let backoffMs = 100;
     for (;;) {
       if (opts.crashed()) return "stopped";

@@ -4,6 +4,7 @@ import {
   decodeEntry,
   decodeEntryHead,
   encodeEntry,
+  entryParts,
   entryVersion,
   leaseEntry,
   leaseKey,
@@ -74,6 +75,39 @@ describe("changelog entries", () => {
       },
     };
     expect(decodeEntry(encodeEntry(entry), id)).toEqual(entry);
+  });
+
+  it("keeps a large reply value as a piece of its own, the same bytes as the joined entry", () => {
+    const large = Uint8Array.from({ length: 10_240 }, (_, i) => (i * 29) & 0xff);
+    const small = Uint8Array.from({ length: 511 }, (_, i) => i & 0xff);
+    const entry: ChangelogEntry = {
+      kind: "finished",
+      keyed: true,
+      requestEnded: true,
+      requestOffset: 7n,
+      attempt: 1,
+      reply: {
+        status: 0,
+        replyBytes: 10_800,
+        replyTo: "echo-responses",
+        records: [
+          { key: id, value: large, headers: [["zilla:correlation-id", id]] },
+          { key: id, value: small, headers: [] },
+          { key: id, value: null, headers: [["zilla:status", "0"]] },
+        ],
+      },
+    };
+    const parts = entryParts(entry);
+    // the 10 KiB value is the caller's array itself; the 511 bytes are copied in
+    expect(parts.filter((p) => p === large)).toHaveLength(1);
+    expect(parts.some((p) => p.buffer === small.buffer)).toBe(false);
+    const joined = encodeEntry(entry);
+    expect(joined.length).toBe(parts.reduce((n, p) => n + p.length, 0));
+    expect(decodeEntry(joined, id)).toEqual(entry);
+    // the pieces outlive the next entry written through the same scratch buffer
+    const before = Buffer.concat(parts);
+    encodeEntry({ ...entry, requestOffset: 99n, attempt: 5 });
+    expect(Buffer.concat(parts).equals(before)).toBe(true);
   });
 
   it("round-trips FINISHED without the reply kept, and its head alone", () => {

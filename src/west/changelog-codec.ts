@@ -22,7 +22,7 @@
  * A reader skips entries of a later version (a newer gateway's), so versions can roll.
  */
 
-import { headersBytes } from "../kafka/protocol/record-codec.ts";
+import { valueBytes } from "../kafka/protocol/record-codec.ts";
 import { Reader, Writer } from "../kafka/protocol/wire.ts";
 import type { ContractRecord, RecordHeader } from "../kafka/record-contract.ts";
 
@@ -78,24 +78,36 @@ export interface ChangelogEntry extends EntryHead {
   reply?: FinishedReply;
 }
 
-// Entries are written here, then copied out: two entries per call, so no writer of their own.
-// An entry that keeps a reply of more than a few hundred bytes gets one, sized for it, and is
-// returned without the copy.
+// Entries are written here, then their bytes copied out; a kept reply's values of more than a
+// few hundred bytes are not copied at all: the entry goes out in pieces with them in between.
 const scratch = new Writer(1024);
-const scratchReplyBytes = 512;
 
-/** The bytes of one entry. */
+/** The bytes of one entry, as one array. */
 export function encodeEntry(entry: ChangelogEntry): Uint8Array {
+  const parts = entryParts(entry);
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const out = new Uint8Array(valueBytes(parts));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * The bytes of one entry as pieces in order (a record value as written: see OutgoingRecord):
+ * a kept reply's large values are pieces of their own, not copies. They must stay unchanged
+ * while the entry is written, which holds: they are the upstream's answer, kept as read.
+ */
+export function entryParts(entry: ChangelogEntry): Uint8Array[] {
   const reply = entry.kind === "finished" ? entry.reply : undefined;
   if (entry.kind === "finished" && !reply) throw new Error("a FINISHED entry needs its reply");
   let flags = 0;
   if (entry.keyed) flags |= keyedFlag;
   if (entry.requestEnded) flags |= requestEndedFlag;
   if (reply?.records) flags |= replyKeptFlag;
-  const large = reply?.records !== undefined && reply.replyBytes > scratchReplyBytes;
-  const w =
-    large && reply?.records ? new Writer(entryBytes(reply.replyTo, reply.records)) : scratch;
-  w.offset = 0;
+  const w = scratch.reset();
   w.int8(entryVersion).int8(kindCodes[entry.kind]).int8(flags);
   w.int64(entry.requestOffset).uvarint(entry.attempt);
   if (reply) {
@@ -105,7 +117,7 @@ export function encodeEntry(entry: ChangelogEntry): Uint8Array {
       for (const record of reply.records) writeRecord(w, record);
     }
   }
-  return large ? w.ownBytes() : w.ownBytes().slice();
+  return w.detachedSegments();
 }
 
 /** A LEASE entry: first attempts of calls whose first record is below `end` may start. */
@@ -113,17 +125,10 @@ export function leaseEntry(end: bigint): ChangelogEntry {
   return { kind: "lease", keyed: false, requestEnded: false, requestOffset: end, attempt: 0 };
 }
 
-/** Bytes a FINISHED entry keeping `records` takes when its text is ASCII (else it grows). */
-function entryBytes(replyTo: string, records: readonly ContractRecord[]): number {
-  let bytes = 3 + 8 + 5 + 5 + 5 + 5 + replyTo.length + 5;
-  for (const record of records) {
-    bytes += 5 + (record.value?.length ?? 0) + 5 + headersBytes(record.headers);
-  }
-  return bytes;
-}
-
 function writeRecord(w: Writer, record: ContractRecord): void {
-  w.compactNullableBytes(record.value);
+  const value = record.value;
+  if (value === null) w.uvarint(0);
+  else w.uvarint(value.length + 1).rawRef(value);
   w.uvarint(record.headers.length);
   for (const [name, value] of record.headers) w.compactString(name).compactString(value);
 }

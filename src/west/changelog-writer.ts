@@ -9,12 +9,17 @@
 import { type Acks, acksToNumber } from "../config/types.ts";
 import { KafkaCluster } from "../kafka/client/kafka-cluster.ts";
 import type { Kafka } from "../kafka/kafka-client.ts";
-import type { OutgoingRecord } from "../kafka/protocol/record-codec.ts";
+import { type OutgoingRecord, valueBytes } from "../kafka/protocol/record-codec.ts";
 import { createBatchQueue, maxBatchBytes } from "../kafka/reply-producer.ts";
 
 export interface ChangelogWriter {
   /** Writes one entry; resolves once Kafka acknowledged it, rejects with the failure. */
-  write(topic: string, partition: number, id: string, entry: Uint8Array): Promise<void>;
+  write(
+    topic: string,
+    partition: number,
+    id: string,
+    entry: Uint8Array | readonly Uint8Array[],
+  ): Promise<void>;
   /** Waits for queued entries, then disconnects. */
   close(): Promise<void>;
 }
@@ -88,7 +93,7 @@ export async function startChangelogWriter(
   return {
     write(topic, partition, id, entry) {
       const record: OutgoingRecord = { key: id, value: entry, headers: [], partition };
-      return queue.push({ topic, record, bytes: entry.byteLength + id.length + 64 });
+      return queue.push({ topic, record, bytes: valueBytes(entry) + id.length + 64 });
     },
     async close() {
       await queue.drain();

@@ -259,9 +259,12 @@ describe("batchBytes", () => {
     writeBatch(copied, second, timestamp);
     const referenced = new Writer(batchBytes(first, true) + batchBytes(second, true));
     writeBatch(referenced, first, timestamp, "none", true);
-    writeBatch(referenced, second, timestamp, "none", true);
-    // only the 10,240, 512 and 4,096-byte values stay out of the writer's own buffer
-    expect(referenced.offset).toBe(copied.offset - 10_240 - 512 - 4096);
+    // the same value given in pieces (a changelog entry): the large piece referenced too
+    const pieces = [text("head"), (second[0]?.value as Uint8Array).subarray(4), text("")];
+    (pieces[0] as Uint8Array).set((second[0]?.value as Uint8Array).subarray(0, 4));
+    writeBatch(referenced, [{ key: "d", value: pieces, headers: [] }], timestamp, "none", true);
+    // only the 10,240, 512 and 4,092-byte values stay out of the writer's own buffer
+    expect(referenced.offset).toBe(copied.offset - 10_240 - 512 - 4092);
     expect(referenced.segments()).toContain(first[0]?.value);
     expect(referenced.bytesView()).toEqual(copied.bytesView());
     const back: FetchedRecord[] = [];

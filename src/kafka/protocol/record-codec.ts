@@ -34,7 +34,11 @@ import { MIN_REF_BYTES, Reader, Writer } from "./wire.ts";
 /** A record on its way to Kafka (the contract's record, or anything shaped like it). */
 export interface OutgoingRecord {
   key: string | null;
-  value: Uint8Array | null;
+  /**
+   * The value, or its bytes as pieces in order (a changelog entry keeping a large reply:
+   * the reply goes in as it is, not copied into a joined entry first); null: a tombstone.
+   */
+  value: Uint8Array | readonly Uint8Array[] | null;
   headers: readonly RecordHeader[];
   /** The partition to write to; absent: murmur2 of the key (Kafka's default partitioner). */
   partition?: number;
@@ -112,7 +116,13 @@ export function batchBytes(records: readonly OutgoingRecord[], byReference = fal
     bytes += 5 + 1 + 1 + 5 + 5 + 5 + 5 + 5;
     if (record.key !== null) bytes += record.key.length;
     const value = record.value;
-    if (value !== null && !(byReference && value.length >= MIN_REF_BYTES)) bytes += value.length;
+    if (value instanceof Uint8Array) {
+      if (!(byReference && value.length >= MIN_REF_BYTES)) bytes += value.length;
+    } else if (value !== null) {
+      for (const part of value) {
+        if (!(byReference && part.length >= MIN_REF_BYTES)) bytes += part.length;
+      }
+    }
     bytes += headersBytes(record.headers);
   }
   return bytes;
@@ -191,15 +201,28 @@ function writeRecords(w: Writer, records: readonly OutgoingRecord[], byReference
       writeText(tail, value);
     }
     const value = record.value;
-    const valueLength = value === null ? -1 : value.length;
+    const valueLength = value === null ? -1 : valueBytes(value);
     const size = head.offset + varintBytes(valueLength) + Math.max(valueLength, 0) + tail.offset;
     w.varint(size).raw(head.ownBytes()).varint(valueLength);
-    if (value !== null) {
+    if (value instanceof Uint8Array) {
       if (byReference) w.rawRef(value);
       else w.raw(value);
+    } else if (value !== null) {
+      for (const part of value) {
+        if (byReference) w.rawRef(part);
+        else w.raw(part);
+      }
     }
     w.raw(tail.ownBytes());
   }
+}
+
+/** Bytes of an outgoing value, whole or in pieces. */
+export function valueBytes(value: Uint8Array | readonly Uint8Array[]): number {
+  if (value instanceof Uint8Array) return value.length;
+  let n = 0;
+  for (const part of value) n += part.length;
+  return n;
 }
 
 /** Bytes of `v` as a zigzag varint. */

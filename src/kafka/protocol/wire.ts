@@ -416,17 +416,30 @@ export class Writer {
    * the writer was at or past it.
    */
   segments(start = 0): Uint8Array[] {
+    return this.pieces(this.buf, start);
+  }
+
+  /**
+   * The written bytes as pieces that stay valid when the writer is reused or reset: its own
+   * bytes copied (one copy of them all), the bytes appended by reference as they are.
+   */
+  detachedSegments(): Uint8Array[] {
+    return this.pieces(this.buf.slice(0, this.offset), 0);
+  }
+
+  /** `own` (the own bytes, at their positions) from `start` on, with the references between. */
+  private pieces(own: Uint8Array, start: number): Uint8Array[] {
     const refs = this.refs;
-    if (refs === null) return [this.buf.subarray(start, this.offset)];
+    if (refs === null) return [own.subarray(start, this.offset)];
     const out: Uint8Array[] = [];
     let from = start;
     for (const ref of refs) {
       if (ref.at < start) continue;
-      if (ref.at > from) out.push(this.buf.subarray(from, ref.at));
+      if (ref.at > from) out.push(own.subarray(from, ref.at));
       out.push(ref.bytes);
       from = ref.at;
     }
-    if (this.offset > from) out.push(this.buf.subarray(from, this.offset));
+    if (this.offset > from) out.push(own.subarray(from, this.offset));
     return out;
   }
 
