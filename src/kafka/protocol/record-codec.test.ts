@@ -253,15 +253,15 @@ describe("batchBytes", () => {
       { key: null, value: large(511, 3), headers: [] }, // below MIN_REF_BYTES: copied
       { key: "c", value: large(512, 5), headers: [["h", "2"]] },
     ];
-    const second: OutgoingRecord[] = [{ key: "d", value: large(4096, 11), headers: [] }];
+    const fourK = large(4096, 11);
+    const second: OutgoingRecord[] = [{ key: "d", value: fourK, headers: [] }];
     const copied = new Writer(64);
     writeBatch(copied, first, timestamp);
     writeBatch(copied, second, timestamp);
     const referenced = new Writer(batchBytes(first, true) + batchBytes(second, true));
     writeBatch(referenced, first, timestamp, "none", true);
     // the same value given in pieces (a changelog entry): the large piece referenced too
-    const pieces = [text("head"), (second[0]?.value as Uint8Array).subarray(4), text("")];
-    (pieces[0] as Uint8Array).set((second[0]?.value as Uint8Array).subarray(0, 4));
+    const pieces = [fourK.slice(0, 4), fourK.subarray(4), text("")];
     writeBatch(referenced, [{ key: "d", value: pieces, headers: [] }], timestamp, "none", true);
     // only the 10,240, 512 and 4,092-byte values stay out of the writer's own buffer
     expect(referenced.offset).toBe(copied.offset - 10_240 - 512 - 4092);
