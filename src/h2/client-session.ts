@@ -25,7 +25,6 @@ import {
   eachSetting,
   empty,
   FrameQueue,
-  finishFrame,
   flagAck,
   flagEndStream,
   frameType,
@@ -33,7 +32,8 @@ import {
   HeaderBlocks,
   h2Errors,
   maxWindow,
-  readFrames,
+  type OnFrame,
+  readChunk,
   setting,
   streamWindowUpdateError,
   takeConnectionWindow,
@@ -383,39 +383,29 @@ export class ClientSession {
   }
 
   private onData(chunk: Buffer): void {
-    let at = 0;
+    const pending = this.pending;
+    this.pending = undefined;
+    let rest: Buffer | undefined;
     try {
-      const pending = this.pending;
-      if (pending) {
-        this.pending = undefined;
-        const { joined, used } = finishFrame(pending, chunk);
-        const end = this.readFrom(joined, 0);
-        if (end < joined.length) {
-          if (!this.destroyed) this.pending = joined.subarray(end);
-          return;
-        }
-        at = used;
-      }
-      at = this.readFrom(chunk, at);
+      rest = readChunk(
+        pending,
+        chunk,
+        this.onFrameBound,
+        this.isDestroyed,
+        this.peerSettingsSeen ? undefined : this.firstFrameCheck,
+      );
     } catch (err) {
       this.connectionError(err);
       return;
     }
-    if (at < chunk.length && !this.destroyed) this.pending = chunk.subarray(at);
+    if (rest && !this.destroyed) this.pending = rest;
   }
 
-  /** Reads the whole frames of `buf` from `at`; returns where the first unfinished one starts. */
-  private readFrom(buf: Buffer, at: number): number {
-    return readFrames(
-      buf,
-      at,
-      (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
-      () => this.destroyed,
-      this.peerSettingsSeen
-        ? undefined
-        : (type, _flags, from) => this.checkFirstFrame(buf, from, type),
-    );
-  }
+  private readonly onFrameBound: OnFrame = (type, flags, id, payload) =>
+    this.onFrame(type, flags, id, payload);
+  private readonly isDestroyed = () => this.destroyed;
+  private readonly firstFrameCheck = (type: number, _flags: number, at: number, buf: Buffer) =>
+    this.checkFirstFrame(buf, at, type);
 
   /** A server's first frame is its SETTINGS: anything else is not an HTTP/2 server. */
   private checkFirstFrame(buf: Buffer, at: number, type: number): void {

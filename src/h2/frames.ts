@@ -95,12 +95,12 @@ export function readFrames(
   at: number,
   onFrame: OnFrame,
   stop: () => boolean,
-  first?: (type: number, flags: number, at: number) => void,
+  first?: (type: number, flags: number, at: number, buf: Buffer) => void,
 ): number {
   while (buf.length - at >= 9 && !stop()) {
     const type = buf[at + 3] as number;
     const flags = buf[at + 4] as number;
-    first?.(type, flags, at);
+    first?.(type, flags, at, buf);
     const length = buf.readUIntBE(at, 3);
     if (length > maxFrameIn) {
       throw new ConnectionError(h2Errors.frameSizeError, `frame of ${length} bytes`);
@@ -115,12 +115,35 @@ export function readFrames(
 }
 
 /**
- * Joins the unfinished frame a read ended in (`pending`, its start) to the front of the next
- * read's `chunk`: only the bytes the frame lacks are copied, and the rest of `chunk` is read
- * where it is (joining the whole chunk copied every byte of nearly every read under load).
- * `used`: the bytes of `chunk` the joined frame took (all of them when it is still short).
+ * Reads the whole frames of a socket read's `chunk` (as `readFrames`) after `pending`, the
+ * start of the frame the last read ended in: that frame is finished by copying only the bytes it lacks from `chunk`, whose other
+ * frames are read where they are (joining the whole chunk to it copied nearly every byte
+ * received under load once more). Returns the start of an unfinished frame to keep for the
+ * next read, if any.
  */
-export function finishFrame(pending: Buffer, chunk: Buffer): { joined: Buffer; used: number } {
+export function readChunk(
+  pending: Buffer | undefined,
+  chunk: Buffer,
+  onFrame: OnFrame,
+  stop: () => boolean,
+  first?: (type: number, flags: number, at: number, buf: Buffer) => void,
+): Buffer | undefined {
+  let at = 0;
+  if (pending) {
+    const { joined, used } = finishFrame(pending, chunk);
+    const end = readFrames(joined, 0, onFrame, stop, first);
+    if (end < joined.length) return joined.subarray(end);
+    at = used;
+  }
+  at = readFrames(chunk, at, onFrame, stop, first);
+  return at < chunk.length ? chunk.subarray(at) : undefined;
+}
+
+/**
+ * `pending` joined to as much of the front of `chunk` as finishes its frame; `used`: the
+ * bytes of `chunk` taken (all of them when the frame is still short).
+ */
+function finishFrame(pending: Buffer, chunk: Buffer): { joined: Buffer; used: number } {
   let need = chunk.length;
   if (pending.length >= 9) need = 9 + pending.readUIntBE(0, 3) - pending.length;
   else if (pending.length + chunk.length >= 9) {

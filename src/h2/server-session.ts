@@ -26,14 +26,14 @@ import {
   eachSetting,
   empty,
   FrameQueue,
-  finishFrame,
   flagAck,
   flagEndStream,
   frameType,
   grownConnectionWindow,
   HeaderBlocks,
   h2Errors,
-  readFrames,
+  type OnFrame,
+  readChunk,
   setting,
   streamWindowUpdateError,
   takeConnectionWindow,
@@ -356,21 +356,14 @@ export class ServerSession {
   }
 
   private onData(chunk: Buffer): void {
-    let buf = chunk;
-    let at = 0;
+    let pending = this.pending;
+    this.pending = undefined;
+    let rest: Buffer | undefined;
     try {
-      const pending = this.pending;
-      this.pending = undefined;
-      if (pending && this.prefaceSeen) {
-        const { joined, used } = finishFrame(pending, chunk);
-        const end = this.readFrom(joined, 0);
-        if (end < joined.length) {
-          if (!this.destroyed) this.pending = joined.subarray(end);
-          return;
-        }
-        at = used;
-      } else if (pending) buf = Buffer.concat([pending, chunk]);
+      let buf = chunk;
       if (!this.prefaceSeen) {
+        if (pending) buf = Buffer.concat([pending, chunk]);
+        pending = undefined;
         const n = Math.min(buf.length, connectionPreface.length);
         if (!buf.subarray(0, n).equals(connectionPreface.subarray(0, n))) {
           throw new ConnectionError(h2Errors.protocolError, "not an HTTP/2 connection preface");
@@ -380,26 +373,28 @@ export class ServerSession {
           return;
         }
         this.prefaceSeen = true;
-        at = connectionPreface.length;
+        buf = buf.subarray(connectionPreface.length);
       }
-      at = this.readFrom(buf, at);
+      rest = readChunk(
+        pending,
+        buf,
+        this.onFrameBound,
+        this.isDestroyed,
+        this.settingsSeen ? undefined : this.firstFrameCheck,
+      );
     } catch (err) {
       this.connectionError(err);
       return;
     }
-    if (at < buf.length && !this.destroyed) this.pending = Buffer.from(buf.subarray(at));
+    // A copy: the unfinished frame's start, not the whole read it is a view of, stays held.
+    if (rest && !this.destroyed) this.pending = Buffer.from(rest);
   }
 
-  /** Reads the whole frames of `buf` from `at`; returns where the first unfinished one starts. */
-  private readFrom(buf: Buffer, at: number): number {
-    return readFrames(
-      buf,
-      at,
-      (type, flags, id, payload) => this.onFrame(type, flags, id, payload),
-      () => this.destroyed,
-      this.settingsSeen ? undefined : (type, flags) => this.checkFirstFrame(type, flags),
-    );
-  }
+  private readonly onFrameBound: OnFrame = (type, flags, id, payload) =>
+    this.onFrame(type, flags, id, payload);
+  private readonly isDestroyed = () => this.destroyed;
+  private readonly firstFrameCheck = (type: number, flags: number) =>
+    this.checkFirstFrame(type, flags);
 
   /** The client's preface ends with its SETTINGS. */
   private checkFirstFrame(type: number, flags: number): void {
