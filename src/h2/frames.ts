@@ -310,7 +310,7 @@ export class FrameQueue {
 
   /**
    * `write` hands one buffer to the socket; `writeMany` several, in order (corked, one
-   * vectored write).
+   * write: vectored on Node, joined natively by Bun's node:net).
    */
   constructor(
     write: (bytes: Uint8Array) => void,
@@ -487,7 +487,7 @@ export class FrameQueue {
   }
 }
 
-/** Writes `parts` to `socket` in order, corked: one vectored write. */
+/** Writes `parts` to `socket` in order, corked: they leave together (see FrameQueue). */
 export function writeParts(
   socket: { cork(): void; uncork(): void; write(bytes: Uint8Array): boolean },
   parts: readonly Uint8Array[],

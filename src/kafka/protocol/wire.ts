@@ -411,7 +411,7 @@ export class Writer {
   }
 
   /**
-   * The written bytes as views in order, without copying (for vectored socket writes): from
+   * The written bytes as views in order, without copying (for corked socket writes): from
    * own-buffer position `start` on (see `offset`), with the bytes appended by reference while
    * the writer was at or past it.
    */
