@@ -116,10 +116,10 @@ export function readFrames(
 
 /**
  * Reads the whole frames of a socket read's `chunk` (as `readFrames`) after `pending`, the
- * start of the frame the last read ended in: that frame is finished by copying only the bytes it lacks from `chunk`, whose other
- * frames are read where they are (joining the whole chunk to it copied nearly every byte
- * received under load once more). Returns the start of an unfinished frame to keep for the
- * next read, if any.
+ * start of the frame the last read ended in: that frame is finished by copying only the
+ * bytes it lacks from `chunk`, whose other frames are read where they are (joining the whole
+ * chunk to it copied nearly every byte received under load once more). Returns the start of
+ * an unfinished frame to keep for the next read, if any.
  */
 export function readChunk(
   pending: Buffer | undefined,

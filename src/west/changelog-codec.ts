@@ -22,6 +22,7 @@
  * A reader skips entries of a later version (a newer gateway's), so versions can roll.
  */
 
+import { concatBytes } from "../bytes.ts";
 import { valueBytes } from "../kafka/protocol/record-codec.ts";
 import { Reader, Writer } from "../kafka/protocol/wire.ts";
 import type { ContractRecord, RecordHeader } from "../kafka/record-contract.ts";
@@ -85,14 +86,7 @@ const scratch = new Writer(1024);
 /** The bytes of one entry, as one array. */
 export function encodeEntry(entry: ChangelogEntry): Uint8Array {
   const parts = entryParts(entry);
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  const out = new Uint8Array(valueBytes(parts));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concatBytes(parts, valueBytes(parts));
 }
 
 /**

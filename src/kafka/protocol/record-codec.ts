@@ -116,16 +116,16 @@ export function batchBytes(records: readonly OutgoingRecord[], byReference = fal
     bytes += 5 + 1 + 1 + 5 + 5 + 5 + 5 + 5;
     if (record.key !== null) bytes += record.key.length;
     const value = record.value;
-    if (value instanceof Uint8Array) {
-      if (!(byReference && value.length >= MIN_REF_BYTES)) bytes += value.length;
-    } else if (value !== null) {
-      for (const part of value) {
-        if (!(byReference && part.length >= MIN_REF_BYTES)) bytes += part.length;
-      }
-    }
+    if (value instanceof Uint8Array) bytes += copiedBytes(value, byReference);
+    else if (value !== null) for (const part of value) bytes += copiedBytes(part, byReference);
     bytes += headersBytes(record.headers);
   }
   return bytes;
+}
+
+/** Bytes of `part` a writer's own buffer takes (none when it is appended by reference). */
+function copiedBytes(part: Uint8Array, byReference: boolean): number {
+  return byReference && part.length >= MIN_REF_BYTES ? 0 : part.length;
 }
 
 /**
@@ -204,17 +204,16 @@ function writeRecords(w: Writer, records: readonly OutgoingRecord[], byReference
     const valueLength = value === null ? -1 : valueBytes(value);
     const size = head.offset + varintBytes(valueLength) + Math.max(valueLength, 0) + tail.offset;
     w.varint(size).raw(head.ownBytes()).varint(valueLength);
-    if (value instanceof Uint8Array) {
-      if (byReference) w.rawRef(value);
-      else w.raw(value);
-    } else if (value !== null) {
-      for (const part of value) {
-        if (byReference) w.rawRef(part);
-        else w.raw(part);
-      }
-    }
+    if (value instanceof Uint8Array) appendValue(w, value, byReference);
+    else if (value !== null) for (const part of value) appendValue(w, part, byReference);
     w.raw(tail.ownBytes());
   }
+}
+
+/** Appends a value or a piece of one: by reference when asked (see `writeBatch`), else copied. */
+function appendValue(w: Writer, part: Uint8Array, byReference: boolean): void {
+  if (byReference) w.rawRef(part);
+  else w.raw(part);
 }
 
 /** Bytes of an outgoing value, whole or in pieces. */
