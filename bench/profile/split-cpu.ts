@@ -12,8 +12,9 @@
  * 2-core machine (a socket write that wakes another process looks expensive).
  *
  *   npx bun bench/profile/split-cpu.ts [--concurrency 1,64] [--duration-ms 5000]
- *     [--payload-bytes 100] [--deployment split|single] [--cpu-prof DIR]
+ *     [--payload-bytes 100] [--deployment split|single] [--cpu-prof DIR [--cpu-prof-broker]]
  *     [--idempotency-store kafka|memory] [--scenario unary|server-stream|bidi]
+ *     [--retention-ms N]   (the broker's age limit; bench/processes/broker.ts's default)
  *     [--client raw|connect]   (streaming load clients: raw node:http2 streams or Connect)
  */
 import { execFile } from "node:child_process";
@@ -64,12 +65,21 @@ function childrenOf(pid: number): Promise<number[]> {
   });
 }
 
+// --cpu-prof DIR: north and west run under the runtime's CPU profiler (a .cpuprofile each
+// in DIR when they exit; it samples the JS thread's wall time, see above); with
+// --cpu-prof-broker the broker does too.
+const profileDir = args.get("cpu-prof");
+const execArgv = [...process.execArgv];
+const profileArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+if (args.has("cpu-prof-broker")) process.execArgv.push(...profileArgs);
 const broker = spawnChild<{ bootstrap: string }>("broker", "processes/broker.ts", [
   "--partitions",
   "3",
   "--topics",
   "echo-requests,echo-responses",
+  ...(args.has("retention-ms") ? ["--retention-ms", args.get("retention-ms") as string] : []),
 ]);
+process.execArgv.splice(0, process.execArgv.length, ...execArgv);
 const echo = spawnChild<{ port: number }>("echo", "processes/echo.ts", []);
 const loadClients = streaming
   ? [1, 2].map((i) => spawnChild<object>(`load-${i}`, "processes/load-client.ts", []))
@@ -77,11 +87,7 @@ const loadClients = streaming
 await Promise.all(loadClients.map((c) => c.ready));
 const { bootstrap } = await broker.ready;
 const { port: echoPort } = await echo.ready;
-// --cpu-prof DIR: north and west run under the runtime's CPU profiler (a .cpuprofile each
-// in DIR when they exit; it samples the JS thread's wall time, see above).
-const profileDir = args.get("cpu-prof");
-const execArgv = [...process.execArgv];
-if (profileDir) process.execArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`);
+process.execArgv.push(...profileArgs);
 const gateway = spawnChild<{ port: number }>("gateway", "processes/gateway.ts", [
   "--bootstrap",
   bootstrap,

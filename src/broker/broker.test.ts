@@ -391,6 +391,26 @@ describe("Fetch", () => {
     expect(answer.batches).toHaveLength(1);
     expect(answer.batches[0]?.length).toBe(big.length);
   });
+
+  it("answers with large and small batches in order, byte for byte", async () => {
+    // Batches of 16 KiB and more leave as writes of their own, the rest corked together.
+    await setUp();
+    broker.createTopic("f", 1);
+    const c = await client();
+    const sizes = [100, 20_000, 50, 16_384, 40_000, 10];
+    const sent = sizes.map((n, i) =>
+      encodeRecordBatch([{ value: new Uint8Array(n).map((_, j) => (i * 31 + j) & 0xff) }]),
+    );
+    for (const batch of sent) await c.request(ApiKey.Produce, 7, produceBody("f", 0, batch));
+    const answer = readFetchV11(
+      await c.request(ApiKey.Fetch, 11, fetchBody({ topic: "f", offset: 0 })),
+    );
+    expect(answer.batches).toHaveLength(sent.length);
+    answer.batches.forEach((batch, i) => {
+      expect(batchBaseOffset(batch)).toBe(i);
+      expect(batch.subarray(8)).toEqual((sent[i] as Uint8Array).subarray(8));
+    });
+  });
 });
 
 describe("ListOffsets and retention", () => {

@@ -1,7 +1,8 @@
 /**
- * Produce (v3-v8): checks each record batch's header (magic, length, CRC-32C), copies the
- * batch once into the log with a broker-assigned base offset, and applies idempotent-producer
- * sequence checks. acks=0 gets no response at all, as with Kafka.
+ * Produce (v3-v8): checks each record batch's header (magic, length, CRC-32C), puts the
+ * batch into the log with a broker-assigned base offset (copied once, unless the request
+ * arrived in an array of its own), and applies idempotent-producer sequence checks.
+ * acks=0 gets no response at all, as with Kafka.
  */
 
 import { ApiKey } from "../../kafka/protocol/api-keys.ts";
@@ -45,6 +46,22 @@ function failed(index: number, errorCode: number): PartitionResult {
   return { index, errorCode, baseOffset: -1, logStartOffset: -1 };
 }
 
+/**
+ * Bytes a request's array may hold beyond the request itself for its batches to be kept
+ * as views of it (the size prefix a read may carry before it).
+ */
+const OWNED_SLACK_BYTES = 4;
+
+/**
+ * Whether the request is the only thing in its array: a request the connection assembled
+ * from several reads, or one read that carried exactly it. Its batches can then go into the
+ * log as views, pinning nothing but the request; a request that shares a socket chunk with
+ * other bytes has its batches copied out.
+ */
+export function ownsItsArray(request: Uint8Array): boolean {
+  return request.buffer.byteLength - request.byteLength <= OWNED_SLACK_BYTES;
+}
+
 /** Validates every batch of a partition's record set, then appends them in order. */
 function appendRecords(
   log: PartitionLog,
@@ -52,6 +69,7 @@ function appendRecords(
   records: Uint8Array,
   alter: ((batch: Uint8Array) => void) | undefined,
   maxBatchBytes: number,
+  copy: boolean,
 ): PartitionResult {
   const headers: BatchHeader[] = [];
   const starts: number[] = [];
@@ -74,9 +92,10 @@ function appendRecords(
   for (let i = 0; i < headers.length; i++) {
     const header = headers[i] as BatchHeader;
     const start = starts[i] as number;
-    // The one copy of the batch: the log must not pin the socket chunk it arrived in.
-    const batch = new Uint8Array(header.sizeBytes);
-    batch.set(records.subarray(start, start + header.sizeBytes));
+    // The log must not pin a socket chunk's other bytes: a batch of a request that shares
+    // its array is copied out (the one copy); one of a request alone in its array is kept.
+    let batch = records.subarray(start, start + header.sizeBytes);
+    if (copy) batch = batch.slice();
     if (i === 0) alter?.(batch);
     const result = log.append(batch, header);
     if (result.errorCode !== ErrorCode.NONE) return failed(index, result.errorCode);
@@ -105,6 +124,7 @@ export function createProduceHandler(state: BrokerState, faults?: FaultState): A
       // Parse the whole request before appending anything: a truncated request must not
       // leave half of its partitions written.
       const topics = req.array(readTopic);
+      const copy = !ownsItsArray(req.buf);
       const injected = ctx.injectedError;
       const validAcks = acks === 0 || acks === 1 || acks === -1;
       const results: TopicResult[] = topics.map((topic) => ({
@@ -123,6 +143,7 @@ export function createProduceHandler(state: BrokerState, faults?: FaultState): A
             records,
             faults?.takeBatchAlter(topic.name),
             state.maxMessageBytes,
+            copy,
           );
         }),
       }));
