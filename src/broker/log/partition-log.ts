@@ -1,8 +1,8 @@
 /**
- * One partition's log, in memory: record batches stored as received (one copy each), with
- * broker-assigned base offsets, a time index, retention by size and age, compaction for
- * compacted topics (compaction.ts), idempotent-producer checks, and wake-ups for fetches
- * long-polling on new data.
+ * One partition's log, in memory: record batches stored as received (at most one copy each,
+ * see apis/produce.ts), with broker-assigned base offsets, a time index, retention by size
+ * and age, compaction for compacted topics (compaction.ts), idempotent-producer checks, and
+ * wake-ups for fetches long-polling on new data.
  */
 import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import {
