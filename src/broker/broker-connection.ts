@@ -246,10 +246,6 @@ export class BrokerConnection {
    * write on Node; Bun's node:net joins them into one buffer first), large ones alone.
    */
   private write(segments: Uint8Array[]): void {
-    if (segments.length === 1) {
-      this.socket.write(segments[0] as Uint8Array);
-      return;
-    }
     let runStart = 0;
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i] as Uint8Array;
@@ -263,8 +259,10 @@ export class BrokerConnection {
 
   /** Writes `segments[from..to)`, corked together when there are several. */
   private writeRun(segments: Uint8Array[], from: number, to: number): void {
-    if (to - from === 1) this.socket.write(segments[from] as Uint8Array);
-    if (to - from < 2) return;
+    if (to - from < 2) {
+      if (to > from) this.socket.write(segments[from] as Uint8Array);
+      return;
+    }
     this.socket.cork();
     for (let i = from; i < to; i++) this.socket.write(segments[i] as Uint8Array);
     this.socket.uncork();
