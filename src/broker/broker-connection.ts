@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { WireError } from "../kafka/protocol/wire.ts";
 import type { FaultState } from "./broker-faults.ts";
 import type { Dispatcher, FramedResponse, RequestSource } from "./dispatcher.ts";
+import type { ArenaChunk, BatchArena } from "./log/batch-arena.ts";
 
 /** Smallest frame that holds a request header's api key, version and correlation id. */
 const MIN_FRAME_BYTES = 8;
@@ -30,11 +31,14 @@ export interface ConnectionHost {
   dispatcher: Dispatcher;
   faults: FaultState;
   log: (line: string) => void;
+  /** The log memory a response's stored batches live in: pinned until written. */
+  arena: BatchArena;
 }
 
 interface DelayedResponse {
   readyAt: number;
   segments: Uint8Array[];
+  pinned: ArenaChunk[] | undefined;
 }
 
 /** A client connection to the broker. */
@@ -79,6 +83,9 @@ export class BrokerConnection {
       this.closed = true;
       this.abort.abort();
       clearTimeout(this.outboxTimer);
+      for (const held of this.outbox.splice(0)) {
+        if (held.pinned) this.host.arena.unpin(held.pinned);
+      }
       this.frames = [];
       this.chunks = [];
       onClose();
@@ -224,10 +231,12 @@ export class BrokerConnection {
   private send(framed: FramedResponse): void {
     if (this.closed) return;
     if (framed !== null) {
+      // Stored batches in the response stay pinned until the socket is done with them.
+      const pinned = this.host.arena.pinSegments(framed);
       const { latencyMs, paused } = this.host.faults;
-      if (latencyMs === 0 && !paused && this.outbox.length === 0) this.write(framed);
+      if (latencyMs === 0 && !paused && this.outbox.length === 0) this.write(framed, pinned);
       else {
-        this.outbox.push({ readyAt: Date.now() + latencyMs, segments: framed });
+        this.outbox.push({ readyAt: Date.now() + latencyMs, segments: framed, pinned });
         this.flushOutbox();
       }
     }
@@ -245,26 +254,36 @@ export class BrokerConnection {
    * Writes a response's segments in order: runs of small ones corked together (one vectored
    * write on Node; Bun's node:net joins them into one buffer first), large ones alone.
    */
-  private write(segments: Uint8Array[]): void {
+  private write(segments: Uint8Array[], pinned: ArenaChunk[] | undefined): void {
+    // Writes complete in order: the last one's callback (also called when the write fails)
+    // says the socket no longer needs any of the response's bytes.
+    const done = pinned && (() => this.host.arena.unpin(pinned));
     let runStart = 0;
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i] as Uint8Array;
       if (segment.length < LARGE_SEGMENT_BYTES) continue;
-      this.writeRun(segments, runStart, i);
-      this.socket.write(segment);
+      this.writeRun(segments, runStart, i, undefined);
+      this.socket.write(segment, i === segments.length - 1 ? done : undefined);
       runStart = i + 1;
     }
-    this.writeRun(segments, runStart, segments.length);
+    this.writeRun(segments, runStart, segments.length, done);
   }
 
   /** Writes `segments[from..to)`, corked together when there are several. */
-  private writeRun(segments: Uint8Array[], from: number, to: number): void {
+  private writeRun(
+    segments: Uint8Array[],
+    from: number,
+    to: number,
+    done: (() => void) | undefined,
+  ): void {
     if (to - from < 2) {
-      if (to > from) this.socket.write(segments[from] as Uint8Array);
+      if (to > from) this.socket.write(segments[from] as Uint8Array, done);
       return;
     }
     this.socket.cork();
-    for (let i = from; i < to; i++) this.socket.write(segments[i] as Uint8Array);
+    for (let i = from; i < to; i++) {
+      this.socket.write(segments[i] as Uint8Array, i === to - 1 ? done : undefined);
+    }
     this.socket.uncork();
   }
 
@@ -280,7 +299,7 @@ export class BrokerConnection {
       }
       if (next.readyAt > now) break;
       this.outbox.shift();
-      this.write(next.segments);
+      this.write(next.segments, next.pinned);
     }
     clearTimeout(this.outboxTimer);
     const wait = (this.outbox[0] as DelayedResponse).readyAt - now;

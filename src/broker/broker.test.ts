@@ -411,6 +411,40 @@ describe("Fetch", () => {
       expect(batch.subarray(8)).toEqual((sent[i] as Uint8Array).subarray(8));
     });
   });
+
+  it("sends a held answer's batches intact after retention freed their memory for reuse", async () => {
+    // Size retention keeps one batch per partition. The Fetch answer for "a" is held back
+    // (latency injection) while its batch is dropped and a new partition takes a chunk of
+    // the size that batch's lived in: were the held answer not pinning it, the new
+    // partition's bytes would overwrite what the answer then sends.
+    await setUp({ retentionBytes: 1 });
+    broker.createTopic("a", 1);
+    broker.createTopic("b", 1);
+    const reader = await client();
+    const writer = await client();
+    const batchOf = (fill: number) =>
+      encodeRecordBatch([{ value: new Uint8Array(10_000).fill(fill) }]);
+    const first = batchOf(0x11);
+    await writer.request(ApiKey.Produce, 7, produceBody("a", 0, first));
+    broker.faults.setLatency(300);
+    const held = reader.request(ApiKey.Fetch, 11, fetchBody({ topic: "a", offset: 0 }));
+    await vi.waitFor(() => expect(broker.faults.requests(ApiKey.Fetch)).toBe(1));
+    const produced = [writer.request(ApiKey.Produce, 7, produceBody("a", 0, batchOf(0x22)))];
+    await vi.waitFor(() => expect(broker.faults.requests(ApiKey.Produce)).toBe(2));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // a macrotask: freed chunks settle
+    const other = batchOf(0xee);
+    produced.push(writer.request(ApiKey.Produce, 7, produceBody("b", 0, other)));
+    const answer = readFetchV11(await held);
+    await Promise.all(produced);
+    expect(answer.batches).toHaveLength(1);
+    expect(batchBaseOffset(answer.batches[0] as Uint8Array)).toBe(0);
+    expect((answer.batches[0] as Uint8Array).subarray(8)).toEqual(first.subarray(8));
+    broker.faults.setLatency(0);
+    const again = readFetchV11(
+      await reader.request(ApiKey.Fetch, 11, fetchBody({ topic: "b", offset: 0 })),
+    );
+    expect((again.batches[0] as Uint8Array).subarray(8)).toEqual(other.subarray(8));
+  });
 });
 
 describe("ListOffsets and retention", () => {

@@ -178,7 +178,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   if (sasl) handlers.push(...sasl.handlers);
   handlers.push(createApiVersionsHandler(() => handlers, options.apiVersionCaps));
   const dispatcher = createDispatcher(handlers, info, faults, log, sasl?.gate);
-  const connectionHost = { dispatcher, faults, log };
+  const connectionHost = { dispatcher, faults, log, arena: topics.arena };
 
   let nextConnectionId = 1;
   const serve = (socket: Socket): void => {

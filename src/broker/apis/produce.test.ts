@@ -1,8 +1,9 @@
 /**
- * Produce's handling of the request's array: a request alone in its array (assembled from
- * several reads) has its batches kept as views; one sharing a socket chunk with other bytes
- * has them copied out, so the log pins nothing else. Either way the stored batch is the
- * sent one with the broker's base offset and a CRC that still checks.
+ * Produce's handling of the request's array: a batch under ARENA_MAX_BATCH_BYTES is copied
+ * into the log's memory whatever array it came in; a larger one of a request alone in its
+ * array (assembled from several reads) is kept as a view, and one of a request sharing a
+ * socket chunk with other bytes is copied out, so the log pins nothing else. Every way the
+ * stored batch is the sent one with the broker's base offset and a CRC that still checks.
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -13,6 +14,7 @@ import {
 import { Reader, Writer } from "../../kafka/protocol/wire.ts";
 import type { RequestContext } from "../api.ts";
 import type { BrokerState } from "../broker-state.ts";
+import { ARENA_MAX_BATCH_BYTES } from "../log/batch-arena.ts";
 import { TopicStore } from "../log/topic-store.ts";
 import { createProduceHandler, ownsItsArray } from "./produce.ts";
 
@@ -55,7 +57,8 @@ function produce(state: BrokerState, body: Uint8Array): Uint8Array[] {
   return log?.read(0, Number.POSITIVE_INFINITY, true).batches ?? [];
 }
 
-const value = new Uint8Array(10_240).map((_, i) => i * 7);
+const value = new Uint8Array(ARENA_MAX_BATCH_BYTES).map((_, i) => i * 7);
+const smallValue = value.subarray(0, 10_240);
 
 describe("Produce and the request's array", () => {
   it("tells a request alone in its array from one sharing a chunk", () => {
@@ -66,7 +69,22 @@ describe("Produce and the request's array", () => {
     expect(ownsItsArray(chunk.subarray(0, 500))).toBe(false);
   });
 
-  it("keeps the batches of a request alone in its array as views of it", () => {
+  it("copies a small batch into the log's memory, leaving the request untouched", () => {
+    const state = newState();
+    const sent = encodeRecordBatch([{ value: smallValue }]);
+    produce(state, produceBody(encodeRecordBatch([{ value: new Uint8Array(3) }])));
+    const body = produceBody(sent);
+    const stored = produce(state, body);
+    const batch = stored[1] as Uint8Array;
+    expect(batch.buffer).not.toBe(body.buffer);
+    expect(batch.buffer).toBe((stored[0] as Uint8Array).buffer); // the partition's chunk
+    expect(batchBaseOffset(batch)).toBe(1);
+    expect(() => parseBatchHeader(batch, 0)).not.toThrow(); // the CRC still checks
+    expect(Buffer.compare(batch.subarray(8), sent.subarray(8))).toBe(0);
+    expect(Buffer.compare(body, produceBody(sent))).toBe(0); // the base offset went into the copy
+  });
+
+  it("keeps the large batches of a request alone in its array as views of it", () => {
     const state = newState();
     const sent = encodeRecordBatch([{ value }]);
     produce(state, produceBody(encodeRecordBatch([{ value: new Uint8Array(3) }])));
@@ -77,10 +95,10 @@ describe("Produce and the request's array", () => {
     expect(batch.buffer).toBe(body.buffer);
     expect(batchBaseOffset(batch)).toBe(1);
     expect(() => parseBatchHeader(batch, 0)).not.toThrow(); // the CRC still checks
-    expect(batch.subarray(8)).toEqual(sent.subarray(8));
+    expect(Buffer.compare(batch.subarray(8), sent.subarray(8))).toBe(0);
   });
 
-  it("copies the batches of a request that shares its chunk, pinning none of it", () => {
+  it("copies the large batches of a request that shares its chunk, pinning none of it", () => {
     const state = newState();
     const sent = encodeRecordBatch([{ value }]);
     produce(state, produceBody(encodeRecordBatch([{ value: new Uint8Array(3) }])));
@@ -93,8 +111,8 @@ describe("Produce and the request's array", () => {
     expect(batch.buffer.byteLength).toBe(batch.byteLength);
     expect(batchBaseOffset(batch)).toBe(1);
     expect(() => parseBatchHeader(batch, 0)).not.toThrow(); // the CRC still checks
-    expect(batch.subarray(8)).toEqual(sent.subarray(8));
+    expect(Buffer.compare(batch.subarray(8), sent.subarray(8))).toBe(0);
     // The chunk is untouched: the base offset went into the copy.
-    expect(chunk.subarray(0, body.length)).toEqual(body);
+    expect(Buffer.compare(chunk.subarray(0, body.length), body)).toBe(0);
   });
 });

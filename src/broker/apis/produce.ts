@@ -1,8 +1,8 @@
 /**
  * Produce (v3-v8): checks each record batch's header (magic, length, CRC-32C), puts the
- * batch into the log with a broker-assigned base offset (copied once, unless the request
- * arrived in an array of its own), and applies idempotent-producer sequence checks.
- * acks=0 gets no response at all, as with Kafka.
+ * batch into the log with a broker-assigned base offset (copied once: into the log's reused
+ * memory, or for a large batch out of a shared socket chunk), and applies idempotent-producer
+ * sequence checks. acks=0 gets no response at all, as with Kafka.
  */
 
 import { ApiKey } from "../../kafka/protocol/api-keys.ts";
@@ -17,6 +17,7 @@ import type { Reader } from "../../kafka/protocol/wire.ts";
 import type { ApiHandler } from "../api.ts";
 import type { FaultState } from "../broker-faults.ts";
 import type { BrokerState } from "../broker-state.ts";
+import { ARENA_MAX_BATCH_BYTES } from "../log/batch-arena.ts";
 import type { PartitionLog } from "../log/partition-log.ts";
 
 interface PartitionResult {
@@ -54,9 +55,9 @@ const OWNED_SLACK_BYTES = 4;
 
 /**
  * Whether the request is the only thing in its array: a request the connection assembled
- * from several reads, or one read that carried exactly it. Its batches can then go into the
- * log as views, pinning nothing but the request; a request that shares a socket chunk with
- * other bytes has its batches copied out.
+ * from several reads, or one read that carried exactly it. Its large batches (those the log
+ * keeps rather than copies) can then go into the log as views, pinning nothing but the
+ * request; a request that shares a socket chunk with other bytes has them copied out.
  */
 export function ownsItsArray(request: Uint8Array): boolean {
   return request.buffer.byteLength - request.byteLength <= OWNED_SLACK_BYTES;
@@ -92,10 +93,11 @@ function appendRecords(
   for (let i = 0; i < headers.length; i++) {
     const header = headers[i] as BatchHeader;
     const start = starts[i] as number;
-    // The log must not pin a socket chunk's other bytes: a batch of a request that shares
-    // its array is copied out (the one copy); one of a request alone in its array is kept.
+    // The log copies a batch under ARENA_MAX_BATCH_BYTES into its own memory; a larger one
+    // it keeps, and must not pin a socket chunk's other bytes with it: one of a request that
+    // shares its array is copied out (the one copy), one of a request alone in it is kept.
     let batch = records.subarray(start, start + header.sizeBytes);
-    if (copy) batch = batch.slice();
+    if (copy && batch.length >= ARENA_MAX_BATCH_BYTES) batch = batch.slice();
     if (i === 0) alter?.(batch);
     const result = log.append(batch, header);
     if (result.errorCode !== ErrorCode.NONE) return failed(index, result.errorCode);

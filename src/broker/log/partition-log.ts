@@ -1,8 +1,9 @@
 /**
- * One partition's log, in memory: record batches stored as received (at most one copy each,
- * see apis/produce.ts), with broker-assigned base offsets, a time index, retention by size
- * and age, compaction for compacted topics (compaction.ts), idempotent-producer checks, and
- * wake-ups for fetches long-polling on new data.
+ * One partition's log, in memory: record batches stored as received (copied once into
+ * reused memory, batch-arena.ts; large ones kept as apis/produce.ts hands them over), with
+ * broker-assigned base offsets, a time index, retention by size and age, compaction for
+ * compacted topics (compaction.ts), idempotent-producer checks, and wake-ups for fetches
+ * long-polling on new data.
  */
 import { ErrorCode } from "../../kafka/protocol/errors.ts";
 import {
@@ -10,6 +11,7 @@ import {
   MAX_TIMESTAMP_AT,
   setBatchBaseOffset,
 } from "../../kafka/protocol/record-batch.ts";
+import { ARENA_MAX_BATCH_BYTES, type ArenaChunk, ArenaCursor, BatchArena } from "./batch-arena.ts";
 import { compactBatches, recordSpans } from "./compaction.ts";
 import { ProducerSequences } from "./producer-sequences.ts";
 
@@ -23,6 +25,8 @@ export interface StoredBatch {
   /** Broker clock at append; age retention uses it so client clocks cannot expire fresh data. */
   appendTimeMs: number;
   bytes: Uint8Array;
+  /** The arena chunk holding `bytes`, released when the batch is dropped. */
+  chunk: ArenaChunk | undefined;
 }
 
 /** Outcome of an append: the offset of the batch's first record, or an error code. */
@@ -84,6 +88,7 @@ export class PartitionLog {
   /** Batches appended since the last compaction, and batches that compaction kept. */
   private dirtyBatches = 0;
   private cleanBatches = 0;
+  private readonly memory: ArenaCursor;
 
   constructor(
     topic: string,
@@ -91,7 +96,9 @@ export class PartitionLog {
     limits: RetentionLimits = {},
     now = Date.now,
     policy: CleanupPolicy = { compact: false },
+    arena: BatchArena = new BatchArena(),
   ) {
+    this.memory = new ArenaCursor(arena);
     this.topic = topic;
     this.partition = partition;
     this.limits = limits;
@@ -105,9 +112,10 @@ export class PartitionLog {
   }
 
   /**
-   * Appends a checked batch that the log may keep (the caller hands over ownership of
-   * `batch`); rewrites its base offset. A retried idempotent batch is not appended again:
-   * the answer is its original offset.
+   * Appends a checked batch and rewrites its base offset in the stored copy. A batch under
+   * ARENA_MAX_BATCH_BYTES is copied into the log's arena memory (the caller keeps `batch`);
+   * a larger one is kept as it is (the caller hands it over). A retried idempotent batch is
+   * not appended again: the answer is its original offset.
    */
   append(batch: Uint8Array, header: BatchHeader): AppendResult {
     const verdict = this.sequences.check(header);
@@ -115,8 +123,11 @@ export class PartitionLog {
     if (verdict.kind === "duplicate") {
       return { errorCode: ErrorCode.NONE, baseOffset: verdict.baseOffset };
     }
+    let bytes = batch;
+    let chunk: ArenaChunk | undefined;
+    if (batch.length < ARENA_MAX_BATCH_BYTES) ({ bytes, chunk } = this.memory.copy(batch));
     const baseOffset = this.highWatermark;
-    setBatchBaseOffset(batch, baseOffset);
+    setBatchBaseOffset(bytes, baseOffset);
     const previous = this.batches[this.batches.length - 1];
     const timeIndex =
       previous !== undefined && this.batchCount > 0
@@ -128,10 +139,11 @@ export class PartitionLog {
       maxTimestamp: header.maxTimestamp,
       timeIndex,
       appendTimeMs: this.now(),
-      bytes: batch,
+      bytes,
+      chunk,
     });
     this.highWatermark = baseOffset + header.lastOffsetDelta + 1;
-    this.sizeBytes += batch.length;
+    this.sizeBytes += bytes.length;
     this.sequences.record(header, baseOffset);
     this.enforceRetention();
     if (this.compacted && ++this.dirtyBatches >= Math.max(MIN_DIRTY_BATCHES, this.cleanBatches)) {
@@ -207,12 +219,32 @@ export class PartitionLog {
     let timeIndex = Number.NEGATIVE_INFINITY;
     live.forEach((batch, i) => {
       const bytes = compacted[i];
+      if (bytes !== batch.bytes && batch.chunk !== undefined) {
+        this.memory.release(batch.chunk, batch.bytes.length);
+      }
       if (bytes === null || bytes === undefined) return;
       const maxTimestamp = bytes === batch.bytes ? batch.maxTimestamp : batchMaxTimestamp(bytes);
       timeIndex = Math.max(timeIndex, maxTimestamp);
-      kept.push({ ...batch, maxTimestamp, timeIndex, bytes });
+      const chunk = bytes === batch.bytes ? batch.chunk : undefined;
+      kept.push({ ...batch, maxTimestamp, timeIndex, bytes, chunk });
       sizeBytes += bytes.length;
     });
+    // Survivors move into the current chunk when theirs is mostly empty or they were
+    // rewritten (a fresh array), so the chunks compaction thinned out are freed whole.
+    for (const batch of kept) {
+      const from = batch.chunk;
+      if (
+        from === undefined
+          ? batch.bytes.length >= ARENA_MAX_BATCH_BYTES
+          : !this.memory.isSparse(from)
+      ) {
+        continue;
+      }
+      const moved = this.memory.copy(batch.bytes);
+      if (from !== undefined) this.memory.release(from, batch.bytes.length);
+      batch.bytes = moved.bytes;
+      batch.chunk = moved.chunk;
+    }
     this.batches = kept;
     this.head = 0;
     this.sizeBytes = sizeBytes;
@@ -264,6 +296,7 @@ export class PartitionLog {
   private dropHead(): void {
     const first = this.batches[this.head] as StoredBatch;
     this.sizeBytes -= first.bytes.length;
+    if (first.chunk !== undefined) this.memory.release(first.chunk, first.bytes.length);
     // Release the bytes now; the slot itself is reclaimed by the next compaction.
     this.batches[this.head] = undefined;
     this.head++;

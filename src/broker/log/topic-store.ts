@@ -2,6 +2,7 @@
  * The broker's topics: name → partition logs. All in memory; deleting a topic closes its
  * logs so fetches waiting on them answer at once.
  */
+import { BatchArena } from "./batch-arena.ts";
 import { type CleanupPolicy, PartitionLog, type RetentionLimits } from "./partition-log.ts";
 
 /** A topic and its partition logs (index = partition id). */
@@ -32,6 +33,8 @@ export class TopicStore {
   private readonly topics = new Map<string, Topic>();
   private readonly limits: RetentionLimits;
   private readonly now: () => number;
+  /** The memory every partition's batches are copied into (batch-arena.ts). */
+  readonly arena = new BatchArena();
 
   constructor(limits: RetentionLimits = {}, now = Date.now) {
     this.limits = limits;
@@ -51,7 +54,7 @@ export class TopicStore {
   create(name: string, partitionCount: number, policy: CleanupPolicy = { compact: false }): Topic {
     const partitions: PartitionLog[] = [];
     for (let i = 0; i < partitionCount; i++) {
-      partitions.push(new PartitionLog(name, i, this.limits, this.now, policy));
+      partitions.push(new PartitionLog(name, i, this.limits, this.now, policy, this.arena));
     }
     const topic = { name, partitions, policy };
     this.topics.set(name, topic);
@@ -63,7 +66,9 @@ export class TopicStore {
     const topic = this.topics.get(name);
     if (topic === undefined) return;
     for (let i = topic.partitions.length; i < partitionCount; i++) {
-      topic.partitions.push(new PartitionLog(name, i, this.limits, this.now, topic.policy));
+      topic.partitions.push(
+        new PartitionLog(name, i, this.limits, this.now, topic.policy, this.arena),
+      );
     }
   }
 
