@@ -116,6 +116,23 @@ describe("BatchArena through PartitionLog", () => {
     expect(arena.freeBytes).toBe(16 * 1024);
   });
 
+  it("holds back a chunk pinned after it was freed, within the same macrotask", async () => {
+    const arena = new BatchArena();
+    const a = newLog(arena, { retentionBytes: 1 });
+    const sent = batchOf(10_000, 1);
+    append(a, sent);
+    const answer = readAll(a); // read first...
+    append(a, batchOf(10_000, 2)); // ...the batch goes and its chunk is freed...
+    const pinned = arena.pinSegments(answer); // ...then the answer is handed to its socket
+    await setImmediate();
+    expect(arena.freeBytes).toBe(0);
+    expectStored(answer[0], sent, 0);
+    arena.unpin(pinned ?? []);
+    expect(arena.freeBytes).toBe(0); // not before the macrotask is over
+    await setImmediate();
+    expect(arena.freeBytes).toBe(16 * 1024);
+  });
+
   it("frees chunks that compaction emptied", async () => {
     const arena = new BatchArena();
     const log = new PartitionLog("k", 0, {}, Date.now, { compact: true }, arena);

@@ -131,8 +131,8 @@ export class BatchArena {
 
   private toPool(chunk: ArenaChunk): void {
     chunk.settling = false;
-    // Pinned again after it was freed cannot happen (no batch of it is left to read), but
-    // a chunk that somehow is stays out of the pool: only the GC reclaims it then.
+    // Pinned since it was freed (an answer read before its last batch went, handed to the
+    // connection later in the same chain of microtasks): its unpin settles it again.
     if (chunk.pins !== 0 || !chunk.freed) return;
     const size = chunk.bytes.length;
     if (this.pooledBytes + size > Math.max(MIN_POOL_LIMIT_BYTES, this.inUseBytes)) return;
