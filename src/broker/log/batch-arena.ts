@@ -32,20 +32,22 @@ export class ArenaChunk {
   readonly bytes: Uint8Array;
   /** Bytes handed out so far. */
   used = 0;
-  /** Batches stored in it and not yet dropped, and their bytes. */
-  live = 0;
+  /** Bytes of the batches stored in it and not yet dropped (a batch is never empty). */
   liveBytes = 0;
   /** Responses being written that refer to it. */
   pins = 0;
   /** Its partition has moved on to a later chunk. */
   sealed = false;
-  /** Sealed and empty: waiting for its pins to go and a macrotask to pass, then reusable. */
-  freed = false;
   /** Queued to enter the pool at the next macrotask. */
   settling = false;
 
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
+  }
+
+  /** Sealed and empty: waiting for its pins to go and a macrotask to pass, then reusable. */
+  get freed(): boolean {
+    return this.sealed && this.liveBytes === 0;
   }
 }
 
@@ -69,10 +71,8 @@ export class BatchArena {
     if (reused !== undefined) {
       this.pooledBytes -= size;
       reused.used = 0;
-      reused.live = 0;
       reused.liveBytes = 0;
       reused.sealed = false;
-      reused.freed = false;
       return reused;
     }
     const chunk = new ArenaChunk(size);
@@ -82,7 +82,6 @@ export class BatchArena {
 
   /** A chunk's last batch was dropped, or an empty chunk was sealed. */
   free(chunk: ArenaChunk): void {
-    chunk.freed = true;
     this.inUseBytes -= chunk.bytes.length;
     if (chunk.pins === 0) this.settle(chunk);
   }
@@ -168,7 +167,6 @@ export class ArenaCursor {
     const bytes = chunk.bytes.subarray(at, at + batch.length);
     bytes.set(batch);
     chunk.used = at + batch.length;
-    chunk.live++;
     chunk.liveBytes += batch.length;
     return { bytes, chunk };
   }
@@ -176,7 +174,7 @@ export class ArenaCursor {
   /** A batch of `size` bytes stored by `copy` in `chunk` was dropped. */
   release(chunk: ArenaChunk, size: number): void {
     chunk.liveBytes -= size;
-    if (--chunk.live === 0 && chunk.sealed) this.arena.free(chunk);
+    if (chunk.freed) this.arena.free(chunk);
   }
 
   /**
@@ -189,6 +187,6 @@ export class ArenaCursor {
 
   private seal(chunk: ArenaChunk): void {
     chunk.sealed = true;
-    if (chunk.live === 0) this.arena.free(chunk);
+    if (chunk.freed) this.arena.free(chunk);
   }
 }
