@@ -17,7 +17,6 @@ import type { Reader } from "../../kafka/protocol/wire.ts";
 import type { ApiHandler } from "../api.ts";
 import type { FaultState } from "../broker-faults.ts";
 import type { BrokerState } from "../broker-state.ts";
-import { ARENA_MAX_BATCH_BYTES } from "../log/batch-arena.ts";
 import type { PartitionLog } from "../log/partition-log.ts";
 
 interface PartitionResult {
@@ -70,7 +69,7 @@ function appendRecords(
   records: Uint8Array,
   alter: ((batch: Uint8Array) => void) | undefined,
   maxBatchBytes: number,
-  copy: boolean,
+  owned: boolean,
 ): PartitionResult {
   const headers: BatchHeader[] = [];
   const starts: number[] = [];
@@ -93,13 +92,11 @@ function appendRecords(
   for (let i = 0; i < headers.length; i++) {
     const header = headers[i] as BatchHeader;
     const start = starts[i] as number;
-    // The log copies a batch under ARENA_MAX_BATCH_BYTES into its own memory; a larger one
-    // it keeps, and must not pin a socket chunk's other bytes with it: one of a request that
-    // shares its array is copied out (the one copy), one of a request alone in it is kept.
-    let batch = records.subarray(start, start + header.sizeBytes);
-    if (copy && batch.length >= ARENA_MAX_BATCH_BYTES) batch = batch.slice();
+    // The log copies what it must (PartitionLog.append): a large batch of a request alone
+    // in its array it may keep; one of a request sharing a socket chunk it copies out.
+    const batch = records.subarray(start, start + header.sizeBytes);
     if (i === 0) alter?.(batch);
-    const result = log.append(batch, header);
+    const result = log.append(batch, header, owned);
     if (result.errorCode !== ErrorCode.NONE) return failed(index, result.errorCode);
     if (i === 0) firstOffset = result.baseOffset;
   }
@@ -126,7 +123,7 @@ export function createProduceHandler(state: BrokerState, faults?: FaultState): A
       // Parse the whole request before appending anything: a truncated request must not
       // leave half of its partitions written.
       const topics = req.array(readTopic);
-      const copy = !ownsItsArray(req.buf);
+      const owned = ownsItsArray(req.buf);
       const injected = ctx.injectedError;
       const validAcks = acks === 0 || acks === 1 || acks === -1;
       const results: TopicResult[] = topics.map((topic) => ({
@@ -145,7 +142,7 @@ export function createProduceHandler(state: BrokerState, faults?: FaultState): A
             records,
             faults?.takeBatchAlter(topic.name),
             state.maxMessageBytes,
-            copy,
+            owned,
           );
         }),
       }));

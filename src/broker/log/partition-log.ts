@@ -112,12 +112,13 @@ export class PartitionLog {
   }
 
   /**
-   * Appends a checked batch and rewrites its base offset in the stored copy. A batch under
-   * ARENA_MAX_BATCH_BYTES is copied into the log's arena memory (the caller keeps `batch`);
-   * a larger one is kept as it is (the caller hands it over). A retried idempotent batch is
-   * not appended again: the answer is its original offset.
+   * Appends a checked batch and rewrites its base offset in what is stored. A batch under
+   * ARENA_MAX_BATCH_BYTES is copied into the log's arena memory; a larger one is kept as it
+   * is when `owned` (the caller hands it over, e.g. a view of a request alone in its array),
+   * else copied out so the log pins nothing else of `batch`'s array. A retried idempotent
+   * batch is not appended again: the answer is its original offset.
    */
-  append(batch: Uint8Array, header: BatchHeader): AppendResult {
+  append(batch: Uint8Array, header: BatchHeader, owned = true): AppendResult {
     const verdict = this.sequences.check(header);
     if (verdict.kind === "error") return { errorCode: verdict.errorCode, baseOffset: -1 };
     if (verdict.kind === "duplicate") {
@@ -126,6 +127,7 @@ export class PartitionLog {
     let bytes = batch;
     let chunk: ArenaChunk | undefined;
     if (batch.length < ARENA_MAX_BATCH_BYTES) ({ bytes, chunk } = this.memory.copy(batch));
+    else if (!owned) bytes = batch.slice();
     const baseOffset = this.highWatermark;
     setBatchBaseOffset(bytes, baseOffset);
     const previous = this.batches[this.batches.length - 1];
