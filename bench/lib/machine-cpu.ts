@@ -34,6 +34,30 @@ export function parseProcStat(line: string): ProcCpu | undefined {
   return { pid, ppid, ticks };
 }
 
+/** A process's own CPU time so far (every thread) and its minor page faults. */
+export interface ProcessUsage {
+  userS: number;
+  systemS: number;
+  minorFaults: number;
+}
+
+/** ProcessUsage of `pid` from /proc/<pid>/stat; undefined when it cannot be read. */
+export function processUsage(pid: number): ProcessUsage | undefined {
+  let line: string;
+  try {
+    line = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // After "(comm) ": state (1st), … minflt (8th), … utime (12th), stime (13th).
+  const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
+  return {
+    minorFaults: Number(fields[7]),
+    userS: Number(fields[11]) / ticksPerSecond,
+    systemS: Number(fields[12]) / ticksPerSecond,
+  };
+}
+
 /**
  * Ticks of `root` and every process below it. A child reaped meanwhile has moved its ticks
  * into its parent's (cutime/cstime), so the sum does not drop when one exits.

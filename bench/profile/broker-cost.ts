@@ -9,13 +9,13 @@
  *     [--duration-ms 5000] [--rounds 3] [--retention-ms N]
  */
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
+import { processUsage } from "../lib/machine-cpu.ts";
 import { type LoadRunResult, scenarios } from "../lib/scenarios.ts";
 
 const args = parseArgs();
@@ -34,16 +34,6 @@ interface BrokerReading {
   minorFaults: number;
   received: number;
   sent: number;
-}
-
-function procStat(pid: number) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return {
-    minorFaults: Number(fields[7]),
-    userS: Number(fields[11]) / 100,
-    systemS: Number(fields[12]) / 100,
-  };
 }
 
 /** Bytes received and sent so far over the established connections to `port`. */
@@ -68,7 +58,9 @@ function socketBytes(port: number): Promise<{ received: number; sent: number }> 
 }
 
 async function read(pid: number, port: number): Promise<BrokerReading> {
-  return { ...procStat(pid), ...(await socketBytes(port)) };
+  const usage = processUsage(pid);
+  if (!usage) throw new Error(`cannot read /proc/${pid}/stat (the broker's)`);
+  return { ...usage, ...(await socketBytes(port)) };
 }
 
 const topics = ["echo-requests", "echo-responses", "bench-floor-requests", "bench-floor-responses"];

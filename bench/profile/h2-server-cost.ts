@@ -18,13 +18,14 @@
  *   npx bun bench/profile/h2-server-cost.ts [--concurrency 64] [--duration-s 5] [--rounds 3]
  */
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { fileURLToPath } from "node:url";
 import { HpackDecoder, HpackEncoder } from "../../src/h2/hpack.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { parseH2loadOutput } from "../lib/h2load.ts";
+import { processUsage } from "../lib/machine-cpu.ts";
 
 const args = parseArgs();
 const serve = args.get("serve");
@@ -48,10 +49,9 @@ async function measure(): Promise<void> {
   writeFileSync(body, grpcFrame(echoRequestBytes(echoTextOfSize(100))));
   const connections = Math.min(4, concurrency);
   const streams = Math.max(1, Math.round(concurrency / connections));
-  const clockTicks = 100; // USER_HZ on Linux
   const cpuSeconds = (pid: number) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+    const usage = processUsage(pid);
+    return usage ? usage.userS + usage.systemS : Number.NaN;
   };
   const results: Record<string, { callsPerS: number; usPerCall: number }[]> = {
     node: [],

@@ -25,7 +25,7 @@ import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
-import { parseCpuTicks } from "../lib/machine-cpu.ts";
+import { parseCpuTicks, processUsage } from "../lib/machine-cpu.ts";
 import { type LoadRunResult, type Scenario, scenarios } from "../lib/scenarios.ts";
 
 const args = parseArgs();
@@ -42,13 +42,8 @@ const ticksPerSecond = 100;
 
 /** CPU seconds (user + system, all threads) of a process, from /proc/<pid>/stat. */
 function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-  } catch {
-    return Number.NaN;
-  }
+  const usage = processUsage(pid);
+  return usage ? usage.userS + usage.systemS : Number.NaN;
 }
 
 /** Busy and idle CPU time of the whole machine so far, in ticks. */

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load } from "../lib/h2load.ts";
+import { processUsage } from "../lib/machine-cpu.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const argv = process.argv.slice(2);
@@ -40,12 +41,8 @@ async function benchProcess(script: string, args: string[]) {
 
 /** CPU ticks (1/100 s) a process used so far. */
 function ticks(pid: number): number {
-  try {
-    const fields = (readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1] ?? "").split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
+  const usage = processUsage(pid);
+  return usage ? Math.round((usage.userS + usage.systemS) * 100) : 0;
 }
 
 function childrenOf(pid: number): number[] {
