@@ -22,7 +22,8 @@ if (Object.keys(trees).length < 1 || Object.values(trees).some((d) => !d)) {
   throw new Error("--trees name=dir,name=dir is required");
 }
 
-type Point = { callsPerS: number; p50: number; p99: number };
+/** `cpuUs`: the gateway's CPU per call (north and west), µs, from stages.ts's busy share. */
+type Point = { callsPerS: number; p50: number; p99: number; cpuUs: number };
 const results = new Map<string, Point[]>();
 
 function runStages(dir: string): Promise<string> {
@@ -40,11 +41,13 @@ for (let round = 0; round < rounds; round++) {
   for (const [name, dir] of Object.entries(trees) as [string, string][]) {
     const out = await runStages(dir);
     for (const m of out.matchAll(
-      /^c=(\d+): (\d+) calls\/s, h2load p50 +([\d.]+) p99 +([\d.]+)/gm,
+      /^c=(\d+): (\d+) calls\/s, h2load p50 +([\d.]+) p99 +([\d.]+).*\n.*gateway (\d+)%/gm,
     )) {
       const key = `${name} c=${m[1]}`;
       const list = results.get(key) ?? [];
-      list.push({ callsPerS: Number(m[2]), p50: Number(m[3]), p99: Number(m[4]) });
+      const callsPerS = Number(m[2]);
+      const cpuUs = ((Number(m[5]) / 100) * 1e6) / callsPerS;
+      list.push({ callsPerS, p50: Number(m[3]), p99: Number(m[4]), cpuUs });
       results.set(key, list);
     }
     process.stderr.write(`round ${round + 1} ${name} done\n`);
@@ -56,7 +59,8 @@ for (const [key, points] of [...results].sort()) {
   const calls = points.map((p) => p.callsPerS);
   const p50 = points.map((p) => p.p50);
   const p99 = points.map((p) => p.p99);
+  const cpu = points.map((p) => p.cpuUs);
   console.log(
-    `${key.padEnd(14)} calls/s median ${median(calls)} best ${Math.max(...calls)} | p50 median ${median(p50)} best ${Math.min(...p50)} | p99 median ${median(p99)}  (${calls.join(" ")})`,
+    `${key.padEnd(14)} calls/s median ${median(calls)} best ${Math.max(...calls)} | p50 median ${median(p50)} best ${Math.min(...p50)} | p99 median ${median(p99)} | gateway CPU µs/call median ${median(cpu).toFixed(1)}  (${calls.join(" ")})`,
   );
 }

@@ -16,13 +16,14 @@ import { grpcPrefix } from "../grpc/framing.ts";
 import { flagEndStream, h2Errors } from "../h2/frames.ts";
 import type { HeaderField } from "../h2/hpack.ts";
 import { ServerSession, type ServerStream } from "../h2/server-session.ts";
+import type { TurnGatheredStream } from "../runtime/http2-batching.ts";
 import { http2WindowSettings } from "../runtime/http2-windows.ts";
 import type { GuardedConnection, StreamWatch } from "./connection-guard.ts";
 
 type Listener = (this: OwnCallStream, ...args: never[]) => void;
 
 /** A native call's stream on the gateway's own session, shaped as the call expects. */
-export class OwnCallStream {
+export class OwnCallStream implements TurnGatheredStream {
   readonly session: ServerSession;
   readonly id: number;
   readableEnded = false;
@@ -47,6 +48,8 @@ export class OwnCallStream {
   /** The 5-byte gRPC head `lastData` leaves after, when it is one message (see `endMessage`). */
   private lastPrefix: Uint8Array | undefined;
   private finishedSent = false;
+  /** The session writes each turn's frames together (see sendTrailersSoon). */
+  readonly framesGatheredPerTurn = true;
 
   constructor(session: ServerSession, inner: ServerStream) {
     this.session = session;

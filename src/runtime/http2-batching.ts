@@ -54,8 +54,34 @@ function sendQueuedTrailers(): void {
   }
 }
 
-/** Sends `trailers` on `stream` (from its 'wantTrailers' event) with the turn's others. */
+/**
+ * A stream whose session writes every frame queued in a turn together (the gateway's own
+ * HTTP/2 session, src/h2/server-session.ts): its trailers need no queue of their own.
+ */
+export interface TurnGatheredStream {
+  readonly framesGatheredPerTurn: true;
+}
+
+function gathersFrames(stream: object): boolean {
+  return (stream as Partial<TurnGatheredStream>).framesGatheredPerTurn === true;
+}
+
+/**
+ * Sends `trailers` on `stream` (from its 'wantTrailers' event) with the turn's others. On a
+ * stream of the gateway's own session they are queued at once: a microtask later, they would
+ * miss the session's flush that the response's HEADERS already asked for, and a unary answer
+ * would leave in two socket writes (HEADERS, then DATA with the trailers) instead of one.
+ */
 export function sendTrailersSoon(stream: ServerHttp2Stream, trailers: OutgoingHttpHeaders): void {
+  if (gathersFrames(stream)) {
+    if (stream.destroyed || stream.closed) return;
+    try {
+      stream.sendTrailers(trailers);
+    } catch {
+      stream.close(0x2); // INTERNAL_ERROR
+    }
+    return;
+  }
   trailerQueue.push({ stream, trailers });
   // A microtask: after every stream ended in this turn asked, before the turn's flush.
   if (trailerQueue.length === 1) queueMicrotask(sendQueuedTrailers);

@@ -1,4 +1,5 @@
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
@@ -485,3 +486,34 @@ function compressedFrame(): Uint8Array {
   out[0] = 1;
   return out;
 }
+
+describe("echo server over the gateway's own HTTP/2 session", () => {
+  let echo: EchoServer;
+  let session: http2.ClientHttp2Session;
+  beforeAll(async () => {
+    echo = await startEchoServer({ http2: "own" });
+    session = http2.connect(`http://127.0.0.1:${echo.port}`);
+  });
+  afterAll(async () => {
+    session.close();
+    await echo.close();
+  });
+
+  it("sends a unary answer (headers, message, trailers) in one socket write", async () => {
+    const frame = (text: string) => grpcFrame(echoRequest(text));
+    await rawCall(session, "UnaryEcho", [frame("warm")]);
+    const write = vi.spyOn(net.Socket.prototype, "write");
+    let writes: number[];
+    try {
+      const reply = await rawCall(session, "UnaryEcho", [frame("one write")]);
+      expect(reply).toMatchObject({ grpcStatus: "0", messages: ["one write"] });
+      writes = write.mock.calls
+        .filter((_, i) => (write.mock.contexts[i] as net.Socket).localPort === echo.port)
+        .map(([chunk]) => (chunk as Uint8Array).length);
+    } finally {
+      write.mockRestore();
+    }
+    // Before: HEADERS in one write, DATA and the trailers in another.
+    expect(writes).toHaveLength(1);
+  });
+});

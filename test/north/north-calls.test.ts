@@ -5,9 +5,10 @@
  */
 import { createHash } from "node:crypto";
 import http2 from "node:http2";
+import * as net from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { EchoRequestSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { grpcFrame } from "../../src/grpc/framing.ts";
 import {
@@ -186,6 +187,23 @@ describe("north calls", () => {
     expect(id).toMatch(
       new RegExp(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}-${digest}$`),
     );
+  });
+
+  test("unary.rpc: the answer (headers, message, trailers) leaves north in one socket write", async () => {
+    expect((await fx.client.unaryEcho({ message: "warm" })).message).toBe("warm");
+    const port = fx.north.ports[0];
+    const write = vi.spyOn(net.Socket.prototype, "write");
+    let writes: number[];
+    try {
+      expect((await fx.client.unaryEcho({ message: "one write" })).message).toBe("one write");
+      writes = write.mock.calls
+        .filter((_, i) => (write.mock.contexts[i] as net.Socket).localPort === port)
+        .map(([chunk]) => (chunk as Uint8Array).length);
+    } finally {
+      write.mockRestore();
+    }
+    // Before: the HEADERS frame in one write, DATA and the trailers in another.
+    expect(writes).toHaveLength(1);
   });
 
   test("unary.rpc.error", async () => {
