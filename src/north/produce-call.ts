@@ -40,7 +40,7 @@ import type {
 import type { NorthCallStats, NorthMetrics } from "../ops/gateway-metrics.ts";
 import type { Logger, LogLevel } from "../ops/logger.ts";
 import { type CallSpan, type CallTracer, traceparentOf, withTraceparent } from "../ops/tracing.ts";
-import { callDeadlines, type Expiring } from "./deadline-queue.ts";
+import { callDeadlines, type Expiring } from "../runtime/deadline-queue.ts";
 import {
   connectErrorFromProduce,
   connectErrorFromReader,

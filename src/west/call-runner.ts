@@ -315,7 +315,8 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
     const seconds = (performance.now() - call.startedAt) / 1000;
     call.stats?.finished(code, seconds, Math.max(0, result.attempts - 1));
     call.span?.end(code, message ?? "");
-    const fields = {
+    // The line's fields are made only for a line that is written (most calls log none).
+    const fields = () => ({
       correlationId: call.id,
       service: call.parsed.service,
       method: call.parsed.method,
@@ -325,11 +326,11 @@ export function createCallRunner(opts: CallRunnerOptions): CallRunner {
       attempts: result.attempts,
       ...(call.attempt > 1 ? { previousAttempts: call.attempt - 1 } : {}),
       replyRecords: call.replyCount,
-    };
+    });
     if (code === Code.Unavailable && result.attempts > 0 && !call.answered) {
-      logger.error("upstream unreachable", { ...fields, upstream: call.route.with.authority });
+      logger.error("upstream unreachable", { ...fields(), upstream: call.route.with.authority });
     } else if (logger.enabled(opts.callLogLevel)) {
-      logger[opts.callLogLevel]("west call", fields);
+      logger[opts.callLogLevel]("west call", fields());
     }
   };
 

@@ -3,7 +3,7 @@ import { createSecureServer, createServer } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EchoRequestSchema, EchoResponseSchema } from "../../gen/grpc/examples/echo/echo_pb.ts";
 import { createSelfSignedCertificate } from "../config/self-signed.ts";
 import { grpcFrame } from "../grpc/framing.ts";
@@ -202,6 +202,50 @@ describe("callUpstream", () => {
       expect(replies).toEqual([`/${service}/UnaryEcho`]);
     } finally {
       tlsPool.close();
+      server.close();
+    }
+  });
+
+  it("ends calls to an upstream that never answers at their own deadlines", async () => {
+    // The server takes every request and says nothing: only west's deadline ends the call.
+    const server = createServer();
+    const resets: number[] = [];
+    server.on("stream", (stream) => {
+      stream.on("data", () => {});
+      stream.on("close", () => resets.push(stream.rstCode));
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const localPool = createUpstreamPool();
+    const transport = localPool.transportFor({
+      scheme: "http",
+      authority: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    });
+    const started = Date.now();
+    const attempt = (timeoutMs: number) =>
+      callUpstream({
+        transport,
+        service,
+        method: "UnaryEcho",
+        metadata: [],
+        deadlineMs: started + timeoutMs,
+        signal: new AbortController().signal,
+        requests: () => fromList([echoBytes("anyone?")]),
+        retry: { initialBackoffMs: 20, maxBackoffMs: 200 },
+        onMessage: () => {},
+      }).then((result) => ({ result, afterMs: Date.now() - started }));
+    try {
+      // Later deadline first: each call ends at its own time, not at the earliest one's.
+      const [late, early] = await Promise.all([attempt(700), attempt(250)]);
+      expect(early.result).toMatchObject({ code: Code.DeadlineExceeded, attempts: 1 });
+      expect(late.result).toMatchObject({ code: Code.DeadlineExceeded, attempts: 1 });
+      expect(early.afterMs).toBeGreaterThanOrEqual(240);
+      expect(early.afterMs).toBeLessThan(650);
+      expect(late.afterMs).toBeGreaterThanOrEqual(690);
+      // Each stream was reset (CANCEL), so the upstream hears that the caller gave up.
+      await vi.waitFor(() => expect(resets).toEqual([8, 8]));
+    } finally {
+      localPool.close();
       server.close();
     }
   });

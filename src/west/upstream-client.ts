@@ -14,7 +14,7 @@
  */
 import { gunzipSync } from "node:zlib";
 import { Code } from "@connectrpc/connect";
-import { formatGrpcTimeout, timerDelayMs } from "../grpc/deadline.ts";
+import { formatGrpcTimeout } from "../grpc/deadline.ts";
 import {
   FrameTooLargeError,
   GrpcFrameReader,
@@ -26,6 +26,7 @@ import { reservedRequestHeaders } from "../grpc/metadata.ts";
 import { statusFromTrailer } from "../grpc/status.ts";
 import { type ClientStream, type ClientStreamHandler, h2Errors } from "../h2/client-session.ts";
 import type { HeaderField } from "../h2/hpack.ts";
+import { createDeadlineQueue, type Expiring } from "../runtime/deadline-queue.ts";
 import { ResponseFields } from "./response-fields.ts";
 import type { UpstreamTransport } from "./upstream-pool.ts";
 import { codeFromHttpStatus, codeFromResetCode, statusFromStreamError } from "./upstream-status.ts";
@@ -218,13 +219,21 @@ interface AttemptOutcome {
   answered: boolean;
 }
 
+/**
+ * The deadlines of every upstream attempt in this process, on one timer: an attempt holds two
+ * numbers instead of a timer of its own, which cost a timer set and cleared per call.
+ */
+const attemptDeadlines = createDeadlineQueue();
+
 /** One HTTP/2 stream to the upstream, from request headers to status. */
-class UpstreamAttempt implements ClientStreamHandler {
+class UpstreamAttempt implements ClientStreamHandler, Expiring {
   readonly done: Promise<AttemptOutcome>;
   private readonly call: UpstreamCall;
   private resolve!: (outcome: AttemptOutcome) => void;
   private stream: ClientStream | undefined;
-  private readonly timer: ReturnType<typeof setTimeout>;
+  /** Its place in `attemptDeadlines` (deadline-queue.ts). */
+  dueMs = 0;
+  queueIndex = -1;
   private readonly onAbort = () => this.cancel(Code.Canceled, "the operation was aborted");
   private finished = false;
   private header: ResponseFields | undefined;
@@ -240,11 +249,7 @@ class UpstreamAttempt implements ClientStreamHandler {
     this.done = new Promise((resolve) => {
       this.resolve = resolve;
     });
-    // Clamped: a timer asked for more than about 24.8 days fires at once.
-    this.timer = setTimeout(
-      () => this.cancel(Code.DeadlineExceeded, "deadline exceeded"),
-      timerDelayMs(timeoutMs),
-    );
+    attemptDeadlines.add(this, timeoutMs);
     call.signal.addEventListener("abort", this.onAbort, { once: true });
     let stream: ClientStream;
     try {
@@ -261,6 +266,11 @@ class UpstreamAttempt implements ClientStreamHandler {
       return;
     }
     void this.writeRequests(stream);
+  }
+
+  /** The attempt's deadline passed (from `attemptDeadlines`). */
+  expire(): void {
+    this.cancel(Code.DeadlineExceeded, "deadline exceeded");
   }
 
   /** A header block: the response's headers, then its trailers. */
@@ -491,7 +501,7 @@ class UpstreamAttempt implements ClientStreamHandler {
   private finish(result: AttemptOutcome["result"], unreachable: boolean): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.timer);
+    attemptDeadlines.remove(this);
     this.call.signal.removeEventListener("abort", this.onAbort);
     // Resets the stream unless both sides ended it (the request may still be going out).
     this.stream?.reset(h2Errors.cancel);
