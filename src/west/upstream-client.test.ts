@@ -240,8 +240,9 @@ describe("callUpstream", () => {
       expect(early.result).toMatchObject({ code: Code.DeadlineExceeded, attempts: 1 });
       expect(late.result).toMatchObject({ code: Code.DeadlineExceeded, attempts: 1 });
       expect(early.afterMs).toBeGreaterThanOrEqual(240);
-      expect(early.afterMs).toBeLessThan(650);
       expect(late.afterMs).toBeGreaterThanOrEqual(690);
+      // Apart by about the deadlines' difference (450 ms), however loaded the machine.
+      expect(late.afterMs - early.afterMs).toBeGreaterThan(200);
       // Each stream was reset (CANCEL), so the upstream hears that the caller gave up.
       await vi.waitFor(() => expect(resets).toEqual([8, 8]));
     } finally {
