@@ -203,10 +203,10 @@ function writeRecords(w: Writer, records: readonly OutgoingRecord[], byReference
     const value = record.value;
     const valueLength = value === null ? -1 : valueBytes(value);
     const size = head.offset + varintBytes(valueLength) + Math.max(valueLength, 0) + tail.offset;
-    w.varint(size).raw(head.ownBytes()).varint(valueLength);
+    w.varint(size).rawFrom(head).varint(valueLength);
     if (value instanceof Uint8Array) appendValue(w, value, byReference);
     else if (value !== null) for (const part of value) appendValue(w, part, byReference);
-    w.raw(tail.ownBytes());
+    w.rawFrom(tail);
   }
 }
 

@@ -42,6 +42,23 @@ describe("Writer", () => {
     expect(r.raw(4096)).toEqual(large);
   });
 
+  it("appends another writer's own bytes, short or long, into a buffer that grows", () => {
+    for (const n of [0, 1, 63, 64, 65, 300]) {
+      const part = new Writer(4);
+      for (let i = 0; i < n; i++) part.int8((i * 37 + 5) % 128);
+      // Written by reference into `part`: not among its own bytes, so not appended.
+      part.rawRef(new Uint8Array(2048));
+      const w = new Writer(2);
+      w.int8(-1).rawFrom(part).int8(-2);
+      const bytes = w.bytesView();
+      expect(bytes.length).toBe(n + 2);
+      expect([...bytes.subarray(1, n + 1)]).toEqual(
+        Array.from({ length: n }, (_, i) => (i * 37 + 5) % 128),
+      );
+      expect([bytes[0], bytes[n + 1]]).toEqual([255, 254]);
+    }
+  });
+
   it("writes strings as UTF-8 with their byte length, ASCII or not, short or long", () => {
     const texts = [
       "topic-1",

@@ -443,6 +443,21 @@ export class Writer {
     return out;
   }
 
+  /**
+   * Appends what `other` wrote into its own buffer (not its `rawRef` bytes), copied byte by
+   * byte when short: a view of it for `raw` would cost an allocation per call.
+   */
+  rawFrom(other: Writer): this {
+    const n = other.offset;
+    const at = this.ensure(n);
+    const from = other.buf;
+    if (n <= 64) {
+      const to = this.buf;
+      for (let i = 0; i < n; i++) to[at + i] = from[i] as number;
+    } else this.buf.set(from.subarray(0, n), at);
+    return this;
+  }
+
   /** A view of the own buffer as written so far (positions as `offset`; `rawRef` bytes not in it). */
   ownBytes(): Uint8Array {
     return this.buf.subarray(0, this.offset);
