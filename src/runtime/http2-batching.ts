@@ -43,14 +43,16 @@ let trailerQueue: PendingTrailers[] = [];
 function sendQueuedTrailers(): void {
   const pending = trailerQueue;
   trailerQueue = [];
-  for (const { stream, trailers } of pending) {
-    // Reset by the client meanwhile: nothing to finish.
-    if (stream.destroyed || stream.closed) continue;
-    try {
-      stream.sendTrailers(trailers);
-    } catch {
-      stream.close(0x2); // INTERNAL_ERROR
-    }
+  for (const { stream, trailers } of pending) sendTrailersNow(stream, trailers);
+}
+
+function sendTrailersNow(stream: ServerHttp2Stream, trailers: OutgoingHttpHeaders): void {
+  // Reset by the client meanwhile: nothing to finish.
+  if (stream.destroyed || stream.closed) return;
+  try {
+    stream.sendTrailers(trailers);
+  } catch {
+    stream.close(0x2); // INTERNAL_ERROR
   }
 }
 
@@ -74,12 +76,7 @@ function gathersFrames(stream: object): boolean {
  */
 export function sendTrailersSoon(stream: ServerHttp2Stream, trailers: OutgoingHttpHeaders): void {
   if (gathersFrames(stream)) {
-    if (stream.destroyed || stream.closed) return;
-    try {
-      stream.sendTrailers(trailers);
-    } catch {
-      stream.close(0x2); // INTERNAL_ERROR
-    }
+    sendTrailersNow(stream, trailers);
     return;
   }
   trailerQueue.push({ stream, trailers });
