@@ -58,6 +58,12 @@ export function processUsage(pid: number): ProcessUsage | undefined {
   };
 }
 
+/** CPU seconds (user + system, every thread) `pid` used so far; NaN when it cannot be read. */
+export function processCpuSeconds(pid: number): number {
+  const usage = processUsage(pid);
+  return usage ? usage.userS + usage.systemS : Number.NaN;
+}
+
 /**
  * Ticks of `root` and every process below it. A child reaped meanwhile has moved its ticks
  * into its parent's (cutime/cstime), so the sum does not drop when one exits.

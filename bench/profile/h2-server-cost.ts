@@ -25,7 +25,7 @@ import { HpackDecoder, HpackEncoder } from "../../src/h2/hpack.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { parseH2loadOutput } from "../lib/h2load.ts";
-import { processUsage } from "../lib/machine-cpu.ts";
+import { processCpuSeconds as cpuSeconds } from "../lib/machine-cpu.ts";
 
 const args = parseArgs();
 const serve = args.get("serve");
@@ -49,10 +49,6 @@ async function measure(): Promise<void> {
   writeFileSync(body, grpcFrame(echoRequestBytes(echoTextOfSize(100))));
   const connections = Math.min(4, concurrency);
   const streams = Math.max(1, Math.round(concurrency / connections));
-  const cpuSeconds = (pid: number) => {
-    const usage = processUsage(pid);
-    return usage ? usage.userS + usage.systemS : Number.NaN;
-  };
   const results: Record<string, { callsPerS: number; usPerCall: number }[]> = {
     node: [],
     session: [],

@@ -25,7 +25,7 @@ import { spawnChild } from "../lib/child.ts";
 import { parseArgs } from "../lib/child-channel.ts";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load, unaryEchoRun } from "../lib/h2load.ts";
-import { parseCpuTicks, processUsage } from "../lib/machine-cpu.ts";
+import { processCpuSeconds as cpuSeconds, parseCpuTicks } from "../lib/machine-cpu.ts";
 import { type LoadRunResult, type Scenario, scenarios } from "../lib/scenarios.ts";
 
 const args = parseArgs();
@@ -39,12 +39,6 @@ const streaming: Scenario | undefined = scenarios.find(
 );
 if (scenarioId !== "unary" && !streaming) throw new Error(`--scenario ${scenarioId}: unknown`);
 const ticksPerSecond = 100;
-
-/** CPU seconds (user + system, all threads) of a process, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const usage = processUsage(pid);
-  return usage ? usage.userS + usage.systemS : Number.NaN;
-}
 
 /** Busy and idle CPU time of the whole machine so far, in ticks. */
 function machineTicks(): { busy: number; idle: number } {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { echoRequestBytes, echoTextOfSize, grpcFrame } from "../lib/echo-payload.ts";
 import { runH2load } from "../lib/h2load.ts";
-import { processUsage } from "../lib/machine-cpu.ts";
+import { processCpuSeconds } from "../lib/machine-cpu.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const argv = process.argv.slice(2);
@@ -39,10 +39,10 @@ async function benchProcess(script: string, args: string[]) {
   return { child, ready };
 }
 
-/** CPU ticks (1/100 s) a process used so far. */
-function ticks(pid: number): number {
-  const usage = processUsage(pid);
-  return usage ? Math.round((usage.userS + usage.systemS) * 100) : 0;
+/** CPU seconds a process used so far; 0 for one that is gone. */
+function cpuSeconds(pid: number): number {
+  const seconds = processCpuSeconds(pid);
+  return Number.isNaN(seconds) ? 0 : seconds;
 }
 
 function childrenOf(pid: number): number[] {
@@ -128,18 +128,19 @@ try {
       };
       const used = () =>
         Object.fromEntries(
-          Object.entries(groups).map(([k, pids]) => [k, pids.reduce((s, p) => s + ticks(p), 0)]),
+          Object.entries(groups).map(([k, pids]) => [
+            k,
+            pids.reduce((s, p) => s + cpuSeconds(p), 0),
+          ]),
         );
       const before = used();
       const result = await runH2load({ ...run, durationMs });
       const after = used();
       const per1k = (k: string) =>
-        ((((after[k] ?? 0) - (before[k] ?? 0)) / 100 / result.calls) * 1000).toFixed(3);
-      const cores = (
-        ((after.gateway ?? 0) - (before.gateway ?? 0)) /
-        100 /
-        (durationMs / 1000)
-      ).toFixed(2);
+        ((((after[k] ?? 0) - (before[k] ?? 0)) / result.calls) * 1000).toFixed(3);
+      const cores = (((after.gateway ?? 0) - (before.gateway ?? 0)) / (durationMs / 1000)).toFixed(
+        2,
+      );
       console.log(
         `${setting.padEnd(8)} ${Math.round((result.calls / durationMs) * 1000)} calls/s; CPU s per 1k calls: gateway ${per1k("gateway")} (${cores} cores), broker ${per1k("broker")}, echo ${per1k("echo")}`,
       );
