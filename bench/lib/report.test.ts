@@ -121,6 +121,28 @@ describe("scenario rows", () => {
     expect(text).toContain("native floor via own client");
   });
 
+  it("show the CPU a call costs along the whole path, gateway against native floor", () => {
+    const withCpu = structuredClone(results);
+    const point = withCpu.scenarios[0]?.points[0];
+    if (!point?.gateway || !point.native) throw new Error("fixture without a point");
+    withCpu.scenarios[0] = {
+      ...withCpu.scenarios[0],
+      id: "unary-100b",
+    } as (typeof withCpu.scenarios)[0];
+    Object.assign(point.gateway, {
+      cpuSecondsPer1kCalls: 0.055,
+      brokerCpuSecondsPer1kCalls: 0.01,
+      upstreamCpuSecondsPer1kCalls: 0.008,
+    });
+    Object.assign(point.native, { cpuSecondsPer1kCalls: 0.02, brokerCpuSecondsPer1kCalls: 0.005 });
+    // 0.6 × 2,000 native calls/s × 73 µs: 0.09 cores.
+    expect(renderMarkdown(withCpu)).toContain(
+      "| 73 µs (55 / 10 / 8) / 25 µs (20 / 5) / 0.34× / 0.09 |",
+    );
+    // Without the unary point there is nothing to compare: no row rather than a wrong one.
+    expect(renderMarkdown(results)).not.toContain("along the whole path");
+  });
+
   it("show the cores other work took in the gateway's and the floor's windows", () => {
     expect(renderText(results)).toContain("others g/f");
     expect(renderMarkdown(results)).toMatch(/\| 0\.05\/0\.90 \|$/m);

@@ -115,6 +115,7 @@ function resourceRows(results: BenchResults): Row[] {
       `${num(g.readyMs, 0)} ms (${num(g.secondReadyMs, 0)} ms); in-process ${num(g.readyInProcessMs, 0)} ms`,
     ],
     ["gateway CPU per 1,000 calls (unary 100 B, c=64)", `${num(g.cpuSecondsPer1kCalls, 3)} s`],
+    ...pathCpuRows(results),
     [
       "gateway RSS at start / fresh gateway idle (after GC)",
       `${bytes(g.startupRssBytes)} / ${bytes(g.idleRssBytes)}`,
@@ -132,6 +133,35 @@ function resourceRows(results: BenchResults): Row[] {
       `north's memory per pending call at ${m.pendingCalls} pending (JS heap part) / bare http2 stream / ratio`,
       `${bytes(m.northBytesPerCall)} (${bytes(m.northHeapBytesPerCall)}) / ${bytes(m.http2StreamBytes)} / ${num(m.northToHttp2StreamRatio, 2)}×; north RSS ${bytes(m.northIdleRssBytes)} → ${bytes(m.northPendingRssBytes)}, north + west ${bytes(m.gatewayBytesPerCall)}, opened in ${num(m.openMs, 0)} ms, ${m.heldAtUpstream ?? "n/a"} held at the upstream, ${m.answeredEarly ?? "n/a"} answered early`,
     ]),
+  ];
+}
+
+/**
+ * The CPU a call costs along its whole path, at unary 100 B c=64: the gateway's processes,
+ * the broker and the upstream against the native floor's requester, responder and broker;
+ * and the cores the gateway's path would need to make 0.6× the native floor's calls/s (the
+ * issue's target) at its own CPU per call: above the machine's cores, no scheduling reaches it.
+ */
+function pathCpuRows(results: BenchResults): Row[] {
+  const point = results.scenarios
+    .find((s) => s.id === "unary-100b")
+    ?.points.find((p) => p.concurrency === 64);
+  const us = (seconds: number | undefined) => (seconds ?? 0) * 1000;
+  const gateway = point?.gateway;
+  const native = point?.native;
+  if (!gateway?.cpuSecondsPer1kCalls || !native?.cpuSecondsPer1kCalls) return [];
+  const g = [
+    gateway.cpuSecondsPer1kCalls,
+    gateway.brokerCpuSecondsPer1kCalls,
+    gateway.upstreamCpuSecondsPer1kCalls,
+  ].map(us);
+  const n = [native.cpuSecondsPer1kCalls, native.brokerCpuSecondsPer1kCalls].map(us);
+  const total = (parts: number[]) => parts.reduce((a, b) => a + b, 0);
+  return [
+    [
+      "CPU per call along the whole path, unary 100 B c=64: gateway (north + west / broker / upstream) / native floor (requester + responder / broker) / native ÷ gateway / cores the gateway's path needs for 0.6× the native floor's calls/s",
+      `${num(total(g), 0)} µs (${g.map((v) => num(v, 0)).join(" / ")}) / ${num(total(n), 0)} µs (${n.map((v) => num(v, 0)).join(" / ")}) / ${num(total(n) / total(g), 2)}× / ${num((0.6 * native.callsPerS * total(g)) / 1e6, 2)}`,
+    ],
   ];
 }
 
