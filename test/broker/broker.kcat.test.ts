@@ -6,6 +6,9 @@
 import { execFile } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../../src/broker/broker.ts";
+import { KafkaCluster } from "../../src/kafka/client/kafka-cluster.ts";
+import { testSettings, writeTo } from "../../src/kafka/client/wire-test-kit.ts";
+import { crc32cUsesWebAssembly, WASM_MIN_BYTES } from "../../src/kafka/protocol/crc32c.ts";
 
 const KCAT_TIMEOUT_MS = 20_000;
 
@@ -196,5 +199,43 @@ describe("kcat against the embedded broker", () => {
     ]);
     const fromEnd = await consumeToEnd(topic, "end");
     expect(fromEnd).toEqual([]);
+  });
+});
+
+describe("kcat checks the CRC-32C of the gateway client's batches", () => {
+  // The broker checks every batch with the gateway's own CRC-32C code: only a client that
+  // computes it its own way tells whether that code is right. librdkafka does when asked
+  // (check.crcs); a batch that fails is reported and not delivered.
+  it("reads a long batch (summed in WebAssembly) and a short one whole, with no CRC error", async () => {
+    expect(crc32cUsesWebAssembly).toBe(true);
+    const topic = "kcat-checksums";
+    broker.createTopic(topic, 1);
+    const writer = new KafkaCluster(testSettings(broker.bootstrap));
+    try {
+      const long = [
+        "x".repeat(10_240),
+        ...Array.from({ length: 40 }, (_, i) => `record ${i} `.repeat(8)),
+      ];
+      expect(long.join("").length).toBeGreaterThan(2 * WASM_MIN_BYTES);
+      await writeTo(writer, topic, 0, long);
+      await writeTo(writer, topic, 0, ["short"]);
+      const { stdout, stderr } = await kcat([
+        "-b",
+        broker.bootstrap,
+        "-C",
+        "-t",
+        topic,
+        "-X",
+        "check.crcs=true",
+        "-J",
+        "-o",
+        "beginning",
+        "-e",
+      ]);
+      expect(stderr).not.toMatch(/crc/i);
+      expect(parseJsonLines(stdout).map((r) => r.payload)).toEqual([...long, "short"]);
+    } finally {
+      writer.close();
+    }
   });
 });
