@@ -103,7 +103,14 @@ describe("edge streams on node with GATEWAY_NORTH_HTTP2=node", () => {
     const client = await connectRawHttp2(port);
     await client.waitFor((f) => f.type === frameType.settings);
     for (let i = 0; i < 12; i++) client.headers(1 + 2 * i, grpcRequestHeaders(bidi));
-    await client.waitFor((f) => f.type === frameType.goaway);
+    // Node sends GOAWAY and closes the socket at once: with the client's HEADERS still unread
+    // there, the kernel answers with a reset that can drop the GOAWAY before the client reads
+    // it (seen once in CI, on a loaded machine). Either way the connection has ended.
+    await client
+      .waitFor((f) => f.type === frameType.goaway)
+      .catch((error: unknown) => {
+        if (!client.isClosed) throw error;
+      });
     expect(client.resets().get(17)).toBeUndefined();
     client.close();
   });
