@@ -1,6 +1,6 @@
 /**
- * One timer for the deadlines of every pending call: a min-heap of due times, with the
- * runtime's timer armed for the earliest only. A pending call then holds two numbers instead
+ * One timer for the deadlines of every pending call (north's calls, west's upstream
+ * attempts): a min-heap of due times, with the runtime's timer armed for the earliest only. A pending call then holds two numbers instead
  * of a timer object and its argument list (about half a KiB per call under Bun, where calls
  * waiting on Kafka are what north's memory is made of). Calls usually share a timeout, so a
  * new call rarely moves the earliest deadline and re-arms the timer.
@@ -149,5 +149,5 @@ function rethrowLater(error: unknown): void {
   }, 0);
 }
 
-/** The queue every north call in this process shares. */
+/** The queue every call in this process shares: north's calls and west's upstream attempts. */
 export const callDeadlines = createDeadlineQueue();

@@ -26,7 +26,7 @@ import { reservedRequestHeaders } from "../grpc/metadata.ts";
 import { statusFromTrailer } from "../grpc/status.ts";
 import { type ClientStream, type ClientStreamHandler, h2Errors } from "../h2/client-session.ts";
 import type { HeaderField } from "../h2/hpack.ts";
-import { createDeadlineQueue, type Expiring } from "../runtime/deadline-queue.ts";
+import { callDeadlines, type Expiring } from "../runtime/deadline-queue.ts";
 import { ResponseFields } from "./response-fields.ts";
 import type { UpstreamTransport } from "./upstream-pool.ts";
 import { codeFromHttpStatus, codeFromResetCode, statusFromStreamError } from "./upstream-status.ts";
@@ -219,19 +219,13 @@ interface AttemptOutcome {
   answered: boolean;
 }
 
-/**
- * The deadlines of every upstream attempt in this process, on one timer: an attempt holds two
- * numbers instead of a timer of its own, which cost a timer set and cleared per call.
- */
-const attemptDeadlines = createDeadlineQueue();
-
 /** One HTTP/2 stream to the upstream, from request headers to status. */
 class UpstreamAttempt implements ClientStreamHandler, Expiring {
   readonly done: Promise<AttemptOutcome>;
   private readonly call: UpstreamCall;
   private resolve!: (outcome: AttemptOutcome) => void;
   private stream: ClientStream | undefined;
-  /** Its place in `attemptDeadlines` (deadline-queue.ts). */
+  /** Its place in `callDeadlines` (deadline-queue.ts). */
   dueMs = 0;
   queueIndex = -1;
   private readonly onAbort = () => this.cancel(Code.Canceled, "the operation was aborted");
@@ -249,7 +243,8 @@ class UpstreamAttempt implements ClientStreamHandler, Expiring {
     this.done = new Promise((resolve) => {
       this.resolve = resolve;
     });
-    attemptDeadlines.add(this, timeoutMs);
+    // On the process's one deadline heap: two numbers instead of a timer set and cleared per call.
+    callDeadlines.add(this, timeoutMs);
     call.signal.addEventListener("abort", this.onAbort, { once: true });
     let stream: ClientStream;
     try {
@@ -268,7 +263,7 @@ class UpstreamAttempt implements ClientStreamHandler, Expiring {
     void this.writeRequests(stream);
   }
 
-  /** The attempt's deadline passed (from `attemptDeadlines`). */
+  /** The attempt's deadline passed (from `callDeadlines`). */
   expire(): void {
     this.cancel(Code.DeadlineExceeded, "deadline exceeded");
   }
@@ -501,7 +496,7 @@ class UpstreamAttempt implements ClientStreamHandler, Expiring {
   private finish(result: AttemptOutcome["result"], unreachable: boolean): void {
     if (this.finished) return;
     this.finished = true;
-    attemptDeadlines.remove(this);
+    callDeadlines.remove(this);
     this.call.signal.removeEventListener("abort", this.onAbort);
     // Resets the stream unless both sides ended it (the request may still be going out).
     this.stream?.reset(h2Errors.cancel);
