@@ -142,6 +142,8 @@ function pendingTopics(i: number): { requests: string; replies: string } {
 }
 
 const sides = ["direct", "floor", "native", "gateway"] as const;
+/** The broker's age limit while pending calls are held (see measurePendingMemory). */
+const pendingRetentionMs = 30_000;
 
 type EchoStats = ProcessStats & { calls: Record<string, number> };
 type GatewayReady = { port: number; readyInProcessMs: number };
@@ -997,6 +999,11 @@ async function main(): Promise<number> {
       // memory the load left behind: a fresh gateway starts for each count (the first gives
       // a second start-to-ready sample).
       gatewayFigures.pendingMemory = [];
+      // West may read a pending call's request up to 15 s after north wrote it: the broker's
+      // age limit, short while load runs (bench/processes/broker.ts), must not drop it first.
+      if (options.pendingCalls.length > 0) {
+        await harness.broker?.request("retention", { ms: pendingRetentionMs });
+      }
       for (const [i, calls] of options.pendingCalls.entries()) {
         await harness.startGateway(pendingTopics(i));
         if (!harness.gateway) break;

@@ -22,6 +22,9 @@ const broker = spawnChild<{ bootstrap: string }>("broker", "processes/broker.ts"
   "3",
   "--topics",
   "echo-requests,echo-responses",
+  // As the bench's pending-call phase (its load default, 5 s, is shorter).
+  "--retention-ms",
+  "30000",
 ]);
 const echo = spawnChild<{ port: number }>("echo", "processes/echo.ts", []);
 const pending = spawnChild<object>("pending-client", "processes/pending-client.ts", []);

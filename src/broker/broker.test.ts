@@ -481,6 +481,25 @@ describe("ListOffsets and retention", () => {
       readListOffsetsV5(await c.request(ApiKey.ListOffsets, 5, listOffsetsBody("l", -2))).offset;
     await expect.poll(earliest, { timeout: 5000 }).toBe(1);
   });
+
+  it("takes a new age limit while running, and none again", async () => {
+    await setUp();
+    broker.createTopic("r", 1);
+    const c = await client();
+    const produce = () =>
+      c.request(ApiKey.Produce, 7, produceBody("r", 0, encodeRecordBatch([{ value: text("v") }])));
+    const earliest = async () =>
+      readListOffsetsV5(await c.request(ApiKey.ListOffsets, 5, listOffsetsBody("r", -2))).offset;
+    await produce();
+    expect(() => broker.setRetentionMs(0)).toThrow(/positive integer/);
+    broker.setRetentionMs(50);
+    await expect.poll(earliest, { timeout: 5000 }).toBe(1);
+    // No limit: a batch older than the old limit stays.
+    broker.setRetentionMs(undefined);
+    await produce();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await earliest()).toBe(1);
+  });
 });
 
 describe("batch size limit", () => {

@@ -21,6 +21,7 @@ import { type BrokerFaults, FaultState } from "./broker-faults.ts";
 import { type BrokerState, createTopicLogged } from "./broker-state.ts";
 import { createDispatcher } from "./dispatcher.ts";
 import { createGroupCoordinator } from "./group-coordinator.ts";
+import type { RetentionLimits } from "./log/partition-log.ts";
 import { TopicStore, validateTopicName } from "./log/topic-store.ts";
 
 /** How to run the broker; every field is optional. */
@@ -78,6 +79,12 @@ export interface Broker {
   compact(): void;
   /** Adds partitions to a topic until it has `partitions` (tests); never removes any. */
   growTopic(name: string, partitions: number): void;
+  /**
+   * Changes the per-partition age limit of every topic (`undefined`: none), as
+   * `retentionMs` at start; the next check applies it (the bench shortens it while load
+   * runs, see bench/processes/broker.ts).
+   */
+  setRetentionMs(ms: number | undefined): void;
 }
 
 /** Age retention is checked this often at most (and at least once per quarter limit). */
@@ -115,10 +122,12 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   if (!Number.isInteger(defaultPartitions) || defaultPartitions < 1) {
     throw new RangeError(`defaultPartitions must be a positive integer, got ${defaultPartitions}`);
   }
-  const topics = new TopicStore({
+  // One object every partition log reads its limits from, so setRetentionMs reaches them all.
+  const limits: RetentionLimits = {
     retentionBytes: options.retentionBytes,
     retentionMs: options.retentionMs,
-  });
+  };
+  const topics = new TopicStore(limits);
   const state: BrokerState = {
     topics,
     defaultPartitions,
@@ -205,14 +214,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   }
 
   let retentionTimer: ReturnType<typeof setInterval> | undefined;
-  if (options.retentionMs !== undefined) {
+  const checkRetention = (retentionMs: number | undefined) => {
+    clearInterval(retentionTimer);
+    retentionTimer = undefined;
+    if (retentionMs === undefined) return;
     const every = Math.min(
       MAX_RETENTION_CHECK_MS,
-      Math.max(MIN_RETENTION_CHECK_MS, options.retentionMs / 4),
+      Math.max(MIN_RETENTION_CHECK_MS, retentionMs / 4),
     );
     retentionTimer = setInterval(() => topics.enforceRetention(), every);
     retentionTimer.unref();
-  }
+  };
+  checkRetention(options.retentionMs);
 
   let closing: Promise<void> | undefined;
   return {
@@ -237,6 +250,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       if (topics.get(name) === undefined) throw new Error(`no topic ${name}`);
       topics.grow(name, partitions);
       log(`topic ${name} grown to ${partitions} partitions`);
+    },
+    setRetentionMs(ms) {
+      if (ms !== undefined && !(Number.isInteger(ms) && ms >= 1)) {
+        throw new RangeError(`retention must be a positive integer of milliseconds, got ${ms}`);
+      }
+      limits.retentionMs = ms;
+      checkRetention(ms);
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
