@@ -256,7 +256,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         throw new RangeError(`retention must be a positive integer of milliseconds, got ${ms}`);
       }
       limits.retentionMs = ms;
-      checkRetention(ms);
+      // A closed broker keeps no timer.
+      if (closing === undefined) checkRetention(ms);
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
