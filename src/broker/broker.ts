@@ -214,7 +214,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   }
 
   let retentionTimer: ReturnType<typeof setInterval> | undefined;
-  const checkRetention = (retentionMs: number | undefined) => {
+  const armRetentionCheck = (retentionMs: number | undefined) => {
     clearInterval(retentionTimer);
     retentionTimer = undefined;
     if (retentionMs === undefined) return;
@@ -225,7 +225,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     retentionTimer = setInterval(() => topics.enforceRetention(), every);
     retentionTimer.unref();
   };
-  checkRetention(options.retentionMs);
+  armRetentionCheck(options.retentionMs);
 
   let closing: Promise<void> | undefined;
   return {
@@ -257,7 +257,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       }
       limits.retentionMs = ms;
       // A closed broker keeps no timer.
-      if (closing === undefined) checkRetention(ms);
+      if (closing === undefined) armRetentionCheck(ms);
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

@@ -1,9 +1,10 @@
 /**
  * One timer for the deadlines of every pending call (north's calls, west's upstream
- * attempts): a min-heap of due times, with the runtime's timer armed for the earliest only. A pending call then holds two numbers instead
- * of a timer object and its argument list (about half a KiB per call under Bun, where calls
- * waiting on Kafka are what north's memory is made of). Calls usually share a timeout, so a
- * new call rarely moves the earliest deadline and re-arms the timer.
+ * attempts): a min-heap of due times, with the runtime's timer armed for the earliest only.
+ * A pending call then holds two numbers instead of a timer object and its argument list
+ * (about half a KiB per call under Bun, where calls waiting on Kafka are what north's memory
+ * is made of). Calls usually share a timeout, so a new call rarely moves the earliest
+ * deadline and re-arms the timer.
  */
 
 /** Something with a deadline in the queue; its two fields belong to the queue. */
