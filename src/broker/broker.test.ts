@@ -482,6 +482,15 @@ describe("ListOffsets and retention", () => {
     await expect.poll(earliest, { timeout: 5000 }).toBe(1);
   });
 
+  it("refuses a retention limit that is not a positive integer at start", async () => {
+    await expect(startBroker({ retentionMs: 0 })).rejects.toThrow(
+      /retentionMs must be a positive integer of milliseconds, got 0/,
+    );
+    await expect(startBroker({ retentionBytes: 1.5 })).rejects.toThrow(
+      /retentionBytes must be a positive integer of bytes, got 1.5/,
+    );
+  });
+
   it("takes a new age limit while running, and none again", async () => {
     await setUp();
     broker.createTopic("r", 1);

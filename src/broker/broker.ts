@@ -114,6 +114,13 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
+/** A retention limit is absent or a positive integer (0 would drop every batch as it arrives). */
+function checkRetention(name: string, unit: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+    throw new RangeError(`${name} must be a positive integer of ${unit}, got ${value}`);
+  }
+}
+
 /** Starts a broker listening on `host:port`; resolves once it accepts connections. */
 export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   const host = options.host ?? "127.0.0.1";
@@ -122,6 +129,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   if (!Number.isInteger(defaultPartitions) || defaultPartitions < 1) {
     throw new RangeError(`defaultPartitions must be a positive integer, got ${defaultPartitions}`);
   }
+  checkRetention("retentionBytes", "bytes", options.retentionBytes);
+  checkRetention("retentionMs", "milliseconds", options.retentionMs);
   // One object every partition log reads its limits from, so setRetentionMs reaches them all.
   const limits: RetentionLimits = {
     retentionBytes: options.retentionBytes,
@@ -252,9 +261,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       log(`topic ${name} grown to ${partitions} partitions`);
     },
     setRetentionMs(ms) {
-      if (ms !== undefined && !(Number.isInteger(ms) && ms >= 1)) {
-        throw new RangeError(`retention must be a positive integer of milliseconds, got ${ms}`);
-      }
+      checkRetention("retention", "milliseconds", ms);
       limits.retentionMs = ms;
       // A closed broker keeps no timer.
       if (closing === undefined) armRetentionCheck(ms);
