@@ -76,6 +76,22 @@ interface Options {
   loadProcesses: number;
   /** raw: gRPC on raw node:http2 streams (the default); connect: the Connect client. */
   streamingClient: "raw" | "connect";
+  /**
+   * West's idempotency store (docs/idempotency.md): kafka, the changelog (the default, as
+   * deployed); memory, none, to see in one run what the changelog costs.
+   */
+  idempotencyStore: "kafka" | "memory";
+}
+
+/** How the gateway ran, for the report's header. */
+function gatewayShape(options: Options): string {
+  const processes =
+    options.deployment === "split"
+      ? "north + west (1 process each)"
+      : "north and west in 1 process";
+  return options.idempotencyStore === "memory"
+    ? `${processes}, west without its changelog (idempotency store: memory)`
+    : processes;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -96,6 +112,10 @@ function parseOptions(argv: string[]): Options {
     .map(Number);
   if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) {
     throw new Error("--concurrency wants positive integers, e.g. 1,16,64");
+  }
+  const store = value("idempotency-store") ?? "kafka";
+  if (store !== "kafka" && store !== "memory") {
+    throw new Error(`--idempotency-store wants kafka or memory, got ${store}`);
   }
   const pending = value("pending-calls");
   if (pending?.split(",").some((n) => !Number.isInteger(Number(n)) || Number(n) < 1)) {
@@ -120,6 +140,7 @@ function parseOptions(argv: string[]): Options {
     connectionsMax: 4,
     loadProcesses: Math.max(1, Math.min(2, os.cpus().length)),
     streamingClient: value("streaming-client") === "connect" ? "connect" : "raw",
+    idempotencyStore: store,
   };
 }
 
@@ -327,6 +348,8 @@ class Harness {
       own.replies,
       "--deployment",
       this.options.deployment,
+      "--idempotency-store",
+      this.options.idempotencyStore,
       // A consumer group of its own too: the last gateway's west may be stopped before it
       // leaves its group, and a shared group would wait out its session first.
       "--name",
@@ -1075,10 +1098,7 @@ async function main(): Promise<number> {
       streaming: `${clientName(options.streamingClient)} (${options.loadProcesses} processes)`,
       floor: "kafkajs requester + kafkajs responder (1 process each)",
       native: "requester + responder on the gateway's own Kafka client (1 process each)",
-      gateway:
-        options.deployment === "split"
-          ? "north + west (1 process each)"
-          : "north and west in 1 process",
+      gateway: gatewayShape(options),
     },
     settings: {
       concurrencies: options.concurrencies,
@@ -1091,6 +1111,7 @@ async function main(): Promise<number> {
       settleMs: options.settleMs,
       allocatorPurgeDelay,
       allocatorPurgeHoles,
+      idempotencyStore: options.idempotencyStore,
     },
     unaryC64RatioToFloor: unary64?.gatewayToFloorCallsRatio ?? null,
     unaryC1P50AddedMs: pointAt("unary-100b", 1)?.gatewayP50AddedMs ?? null,

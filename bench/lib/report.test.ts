@@ -141,6 +141,12 @@ describe("scenario rows", () => {
     );
     // Without the unary point there is nothing to compare: no row rather than a wrong one.
     expect(renderMarkdown(results)).not.toContain("along the whole path");
+    // Nor without one of the path's parts (it would count as 0 µs).
+    const noUpstream = structuredClone(withCpu);
+    const bare = noUpstream.scenarios[0]?.points[0]?.gateway;
+    if (bare)
+      delete (bare as { upstreamCpuSecondsPer1kCalls?: number }).upstreamCpuSecondsPer1kCalls;
+    expect(renderMarkdown(noUpstream)).not.toContain("along the whole path");
   });
 
   it("show the cores other work took in the gateway's and the floor's windows", () => {

@@ -146,16 +146,21 @@ function pathCpuRows(results: BenchResults): Row[] {
   const point = results.scenarios
     .find((s) => s.id === "unary-100b")
     ?.points.find((p) => p.concurrency === 64);
-  const us = (seconds: number | undefined) => (seconds ?? 0) * 1000;
   const gateway = point?.gateway;
   const native = point?.native;
-  if (!gateway?.cpuSecondsPer1kCalls || !native?.cpuSecondsPer1kCalls) return [];
-  const g = [
+  if (!gateway || !native) return [];
+  const gParts = [
     gateway.cpuSecondsPer1kCalls,
     gateway.brokerCpuSecondsPer1kCalls,
     gateway.upstreamCpuSecondsPer1kCalls,
-  ].map(us);
-  const n = [native.cpuSecondsPer1kCalls, native.brokerCpuSecondsPer1kCalls].map(us);
+  ];
+  const nParts = [native.cpuSecondsPer1kCalls, native.brokerCpuSecondsPer1kCalls];
+  // A part not measured would make its side's path look cheaper: no row rather than a wrong one.
+  const measured = (parts: (number | null | undefined)[]): parts is number[] =>
+    parts.every((v) => typeof v === "number" && v > 0);
+  if (!measured(gParts) || !measured(nParts)) return [];
+  const g = gParts.map((seconds) => seconds * 1000);
+  const n = nParts.map((seconds) => seconds * 1000);
   const total = (parts: number[]) => parts.reduce((a, b) => a + b, 0);
   return [
     [

@@ -160,6 +160,8 @@ export interface BenchResults {
     allocatorPurgeHoles?: string;
     /** Unmeasured run per side at c=64 before each scenario (absent in older results). */
     settleMs?: number;
+    /** West's idempotency store (absent in older results: kafka, the changelog). */
+    idempotencyStore?: "kafka" | "memory";
   };
   unaryC64RatioToFloor: number | null;
   unaryC1P50AddedMs: number | null;
