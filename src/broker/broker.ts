@@ -114,10 +114,14 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
-/** A retention limit is absent or a positive integer (0 would drop every batch as it arrives). */
-function checkRetention(name: string, unit: string, value: number | undefined): void {
+/**
+ * Throws unless `value` is a positive integer (or absent): partition counts, and retention
+ * limits, where 0 would drop every batch as it arrives. `unit` names what it counts.
+ */
+function checkPositiveInteger(name: string, value: number | undefined, unit?: string): void {
   if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
-    throw new RangeError(`${name} must be a positive integer of ${unit}, got ${value}`);
+    const what = unit === undefined ? "a positive integer" : `a positive integer of ${unit}`;
+    throw new RangeError(`${name} must be ${what}, got ${value}`);
   }
 }
 
@@ -126,11 +130,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? (() => {});
   const defaultPartitions = options.defaultPartitions ?? 1;
-  if (!Number.isInteger(defaultPartitions) || defaultPartitions < 1) {
-    throw new RangeError(`defaultPartitions must be a positive integer, got ${defaultPartitions}`);
-  }
-  checkRetention("retentionBytes", "bytes", options.retentionBytes);
-  checkRetention("retentionMs", "milliseconds", options.retentionMs);
+  checkPositiveInteger("defaultPartitions", defaultPartitions);
+  checkPositiveInteger("retentionBytes", options.retentionBytes, "bytes");
+  checkPositiveInteger("retentionMs", options.retentionMs, "milliseconds");
   // One object every partition log reads its limits from, so setRetentionMs reaches them all.
   const limits: RetentionLimits = {
     retentionBytes: options.retentionBytes,
@@ -245,9 +247,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     createTopic(name, partitions, options) {
       const illegal = validateTopicName(name);
       if (illegal !== null) throw new Error(illegal);
-      if (!Number.isInteger(partitions) || partitions < 1) {
-        throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
-      }
+      checkPositiveInteger("partitions", partitions);
       if (topics.get(name) === undefined) {
         createTopicLogged(state, name, partitions, { compact: options?.compact === true });
       }
@@ -261,7 +261,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       log(`topic ${name} grown to ${partitions} partitions`);
     },
     setRetentionMs(ms) {
-      checkRetention("retention", "milliseconds", ms);
+      checkPositiveInteger("retention", ms, "milliseconds");
       limits.retentionMs = ms;
       // A closed broker keeps no timer.
       if (closing === undefined) armRetentionCheck(ms);
